@@ -1,0 +1,1 @@
+"""The detector catalogue: pure computations over a window and a reference."""

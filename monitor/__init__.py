@@ -1,0 +1,1 @@
+"""The core service: settings, model registry, prediction-log store, ingestion, client."""
