@@ -1,0 +1,144 @@
+"""The DuckDB database file: one connection, a write lock, transactions and migrations.
+
+DuckDB allows one writing process per file. Inside the process, reads run concurrently on
+cursors while writes are serialised by ``write_lock`` so multi-statement writes (dedup then
+insert) are atomic with respect to each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from monitor.errors import StoreLocked
+
+MIGRATIONS: list[str] = [
+    # 1: metadata
+    """
+    CREATE TABLE models(
+        id INTEGER PRIMARY KEY, name VARCHAR NOT NULL UNIQUE, task VARCHAR NOT NULL,
+        schema_version INTEGER NOT NULL, spec JSON NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
+    CREATE TABLE model_schemas(
+        model_id INTEGER NOT NULL, version INTEGER NOT NULL, spec JSON NOT NULL, changes JSON,
+        created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (model_id, version));
+    CREATE TABLE model_versions(
+        model_id INTEGER NOT NULL, version VARCHAR NOT NULL, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
+        first_ingested_at TIMESTAMPTZ, rows BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (model_id, version));
+    CREATE TABLE sealed_files(
+        path VARCHAR PRIMARY KEY, model_id INTEGER NOT NULL, date DATE NOT NULL, rows BIGINT NOT NULL,
+        min_ts TIMESTAMPTZ NOT NULL, max_ts TIMESTAMPTZ NOT NULL, bytes BIGINT NOT NULL, sha256 VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL);
+    CREATE TABLE label_events(
+        model_id INTEGER NOT NULL, prediction_id VARCHAR NOT NULL, label VARCHAR, previous_label VARCHAR,
+        timestamp TIMESTAMPTZ, received_at TIMESTAMPTZ NOT NULL, source VARCHAR, annotator VARCHAR);
+    CREATE TABLE api_keys(
+        id VARCHAR PRIMARY KEY, name VARCHAR, scope VARCHAR NOT NULL, hash VARCHAR NOT NULL UNIQUE,
+        created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ);
+    CREATE SEQUENCE audit_ids;
+    CREATE TABLE audit_log(
+        id BIGINT PRIMARY KEY DEFAULT nextval('audit_ids'), "at" TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL,
+        action VARCHAR NOT NULL, target VARCHAR, details JSON);
+    """,
+]
+
+
+class Database:
+    """Owns the DuckDB connection for one data directory."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        checkpoint_threshold: str = "1GB",
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "checkpoint_threshold": checkpoint_threshold,
+            "preserve_insertion_order": False,
+        }
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = threads
+        try:
+            self._con = duckdb.connect(str(path), config=config)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"the data directory {path.parent} is in use by another loopwatch process "
+                    f"(usually a running server): {exc}"
+                ) from exc
+            raise
+        # Partition dates and windows are UTC whatever the host's zone (ICU loads after connect).
+        self._con.execute("SET GLOBAL TimeZone = 'UTC'").fetchall()
+        self.path = path
+        self.write_lock = threading.RLock()
+        self._migrate()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection for the calling thread; DuckDB cursors are cheap and share the database."""
+        return self._con.cursor()
+
+    def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        finally:
+            cur.close()
+
+    def query_one(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic write: everything inside commits together or not at all."""
+        with self.write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK").fetchall()
+                cur.close()
+                raise
+            cur.execute("COMMIT").fetchall()
+            cur.close()
+
+    def checkpoint(self) -> None:
+        with self.write_lock:
+            self.query("CHECKPOINT")
+
+    def close(self) -> None:
+        with self.write_lock:
+            try:
+                self._con.execute("CHECKPOINT").fetchall()
+            finally:
+                self._con.close()
+
+    def _migrate(self) -> None:
+        with self.write_lock:
+            self._con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)"
+            ).fetchall()
+            done = {r[0] for r in self._con.execute("SELECT version FROM schema_migrations").fetchall()}
+            for number, sql in enumerate(MIGRATIONS, start=1):
+                if number in done:
+                    continue
+                self._con.execute("BEGIN TRANSACTION").fetchall()
+                try:
+                    for statement in [s for s in sql.split(";") if s.strip()]:
+                        self._con.execute(statement).fetchall()
+                    self._con.execute("INSERT INTO schema_migrations VALUES (?, now())", [number]).fetchall()
+                except BaseException:
+                    self._con.execute("ROLLBACK").fetchall()
+                    raise
+                self._con.execute("COMMIT").fetchall()

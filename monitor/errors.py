@@ -1,0 +1,91 @@
+"""Domain errors. The API maps each to an HTTP status; the CLI prints its message.
+
+Every error a user can cause says what was wrong, where (row, field) and why, so a model
+server's log line is enough to fix the bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FieldError:
+    """One problem with one field of one row (row is ``None`` for whole-batch problems)."""
+
+    field: str
+    reason: str
+    row: int | None = None
+    prediction_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        if self.row is not None:
+            out["row"] = self.row
+        if self.prediction_id is not None:
+            out["prediction_id"] = self.prediction_id
+        return out
+
+
+@dataclass
+class LoopwatchError(Exception):
+    """Base of all errors a caller can act on."""
+
+    message: str
+    errors: list[FieldError] = field(default_factory=list)
+    status: int = 400
+    code: str = "bad_request"
+
+    def __str__(self) -> str:
+        if not self.errors:
+            return self.message
+        shown = "; ".join(_describe(e) for e in self.errors[:5])
+        more = f" (+{len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        return f"{self.message}: {shown}{more}"
+
+
+def _describe(err: FieldError) -> str:
+    where = f"row {err.row} " if err.row is not None else ""
+    return f"{where}field {err.field!r}: {err.reason}"
+
+
+class InvalidInput(LoopwatchError):
+    """The request is well-formed but its content is invalid (422)."""
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message, errors or [], 422, "invalid_input")
+
+
+class MalformedBody(LoopwatchError):
+    """The body cannot be parsed at all (400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 400, "malformed_body")
+
+
+class NotFound(LoopwatchError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 404, "not_found")
+
+
+class Conflict(LoopwatchError):
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message, errors or [], 409, "conflict")
+
+
+class PayloadTooLarge(LoopwatchError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 413, "payload_too_large")
+
+
+class UnsupportedMediaType(LoopwatchError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 415, "unsupported_media_type")
+
+
+class StoreLocked(LoopwatchError):
+    """Another process (usually a running server) holds the DuckDB file."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 409, "store_locked")

@@ -1,0 +1,207 @@
+"""The model registry: registered models, their schema versions and the model versions seen.
+
+Each model gets its own prediction and label tables named by its numeric id, so no user
+string ever becomes a table name.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from monitor.clock import Clock, utcnow
+from monitor.db import Database
+from monitor.errors import Conflict, FieldError, NotFound
+from monitor.names import model_name_problem, quote_ident
+from monitor.schema import ModelSchema, schema_changes
+
+RegisterOutcome = Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    id: int
+    name: str
+    schema: ModelSchema
+    schema_version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def predictions_table(self) -> str:
+        return f"predictions_{self.id}"
+
+    @property
+    def labels_table(self) -> str:
+        return f"labels_{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.schema.model_dump(exclude_none=True),
+            "schema_version": self.schema_version,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    model: RegisteredModel
+    outcome: RegisterOutcome
+    changes: list[str]
+
+
+class Registry:
+    def __init__(self, db: Database, now: Clock = utcnow) -> None:
+        self._db = db
+        self._now = now
+        self._cache: dict[str, RegisteredModel] = {}
+        self._lock = threading.Lock()
+
+    def register(self, spec: ModelSchema) -> RegisterResult:
+        """Create a model, or evolve its schema compatibly (refusing incompatible changes)."""
+        with self._db.transaction() as cur:
+            row = cur.execute("SELECT id, spec, schema_version FROM models WHERE name = ?", [spec.name]).fetchall()
+            now = self._now()
+            if not row:
+                model_id = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM models").fetchall()[0][0]
+                cur.execute(
+                    "INSERT INTO models VALUES (?, ?, ?, 1, ?, ?, ?)",
+                    [model_id, spec.name, spec.task, spec.model_dump_json(), now, now],
+                ).fetchall()
+                cur.execute(
+                    "INSERT INTO model_schemas VALUES (?, 1, ?, ?, ?)",
+                    [model_id, spec.model_dump_json(), json.dumps(["created"]), now],
+                ).fetchall()
+                columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in spec.sql_columns())
+                cur.execute(f"CREATE TABLE predictions_{model_id} ({columns})").fetchall()
+                label_type = "VARCHAR" if spec.is_classifier else "DOUBLE"
+                cur.execute(
+                    f"CREATE TABLE labels_{model_id} (prediction_id VARCHAR PRIMARY KEY, label {label_type} NOT NULL, "
+                    "timestamp TIMESTAMPTZ NOT NULL, received_at TIMESTAMPTZ NOT NULL, source VARCHAR, annotator VARCHAR)"
+                ).fetchall()
+                outcome: RegisterOutcome = "created"
+                changes = ["created"]
+                version = 1
+            else:
+                model_id, old_json, version = row[0]
+                old = ModelSchema.model_validate_json(old_json)
+                ok, refused = schema_changes(old, spec)
+                if refused:
+                    raise Conflict(
+                        f"schema change for model '{spec.name}' refused",
+                        [FieldError(field="schema", reason=r) for r in refused],
+                    )
+                if not ok:
+                    return RegisterResult(self._load(cur, spec.name), "unchanged", [])
+                version += 1
+                existing = {
+                    c
+                    for (c,) in cur.execute(
+                        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [f"predictions_{model_id}"]
+                    ).fetchall()
+                }
+                for column, sql_type in spec.sql_columns():
+                    if column not in existing:
+                        cur.execute(
+                            f"ALTER TABLE predictions_{model_id} ADD COLUMN {quote_ident(column)} "
+                            f"{sql_type.replace(' NOT NULL', '')}"
+                        ).fetchall()
+                cur.execute(
+                    "UPDATE models SET spec = ?, schema_version = ?, updated_at = ? WHERE id = ?",
+                    [spec.model_dump_json(), version, now, model_id],
+                ).fetchall()
+                cur.execute(
+                    "INSERT INTO model_schemas VALUES (?, ?, ?, ?, ?)",
+                    [model_id, version, spec.model_dump_json(), json.dumps(ok), now],
+                ).fetchall()
+                outcome = "updated"
+                changes = ok
+            model = self._load(cur, spec.name)
+        with self._lock:
+            self._cache[spec.name] = model
+        return RegisterResult(model, outcome, changes)
+
+    def get(self, name: str) -> RegisteredModel:
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        if model_name_problem(name):
+            raise NotFound(f"model '{name}' is not registered (and is not a valid model name)")
+        cur = self._db.cursor()
+        try:
+            model = self._load(cur, name)
+        finally:
+            cur.close()
+        with self._lock:
+            self._cache[name] = model
+        return model
+
+    def list(self) -> list[RegisteredModel]:
+        names = [r[0] for r in self._db.query("SELECT name FROM models ORDER BY name")]
+        return [self.get(n) for n in names]
+
+    def schema_history(self, name: str) -> list[dict[str, Any]]:
+        model = self.get(name)
+        rows = self._db.query(
+            "SELECT version, changes, created_at FROM model_schemas WHERE model_id = ? ORDER BY version", [model.id]
+        )
+        return [{"version": v, "changes": json.loads(c or "[]"), "created_at": t.isoformat()} for v, c, t in rows]
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """The model versions seen in ingested predictions, oldest first."""
+        model = self.get(name)
+        rows = self._db.query(
+            "SELECT version, first_seen, last_seen, first_ingested_at, rows FROM model_versions "
+            "WHERE model_id = ? ORDER BY first_seen, version",
+            [model.id],
+        )
+        return [
+            {
+                "version": v,
+                "first_seen": f.isoformat(),
+                "last_seen": last.isoformat(),
+                "first_ingested_at": fi.isoformat(),
+                "rows": n,
+            }
+            for v, f, last, fi, n in rows
+        ]
+
+    @staticmethod
+    def record_versions(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, rows: pa.Table, now: datetime) -> None:
+        """Within an ingest transaction: note each model version's first/last time and row count."""
+        if rows.num_rows == 0:
+            return
+        agg = rows.group_by("model_version").aggregate(
+            [("timestamp", "min"), ("timestamp", "max"), ("prediction_id", "count")]
+        )
+        for version, lo, hi, n in zip(
+            agg.column("model_version").to_pylist(),
+            agg.column("timestamp_min").to_pylist(),
+            agg.column("timestamp_max").to_pylist(),
+            pc.cast(agg.column("prediction_id_count"), pa.int64()).to_pylist(),
+            strict=True,
+        ):
+            cur.execute(
+                "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, version) DO UPDATE SET "
+                "first_seen = least(model_versions.first_seen, excluded.first_seen), "
+                "last_seen = greatest(model_versions.last_seen, excluded.last_seen), "
+                "rows = model_versions.rows + excluded.rows",
+                [model.id, version, lo, hi, now, n],
+            ).fetchall()
+
+    def _load(self, cur: duckdb.DuckDBPyConnection, name: str) -> RegisteredModel:
+        rows = cur.execute(
+            "SELECT id, name, spec, schema_version, created_at, updated_at FROM models WHERE name = ?", [name]
+        ).fetchall()
+        if not rows:
+            raise NotFound(f"model '{name}' is not registered; register it with POST /v1/models")
+        model_id, model_name, spec, version, created, updated = rows[0]
+        return RegisteredModel(model_id, model_name, ModelSchema.model_validate_json(spec), version, created, updated)

@@ -1,0 +1,43 @@
+"""The core service for one data directory: database, registry, store, keys and audit log.
+
+Both the HTTP app and the CLI (when no server holds the data directory) build one of these.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from monitor.audit import AuditLog
+from monitor.clock import Clock, utcnow
+from monitor.db import Database
+from monitor.keys import KeyStore
+from monitor.registry import Registry
+from monitor.settings import Settings
+from monitor.store import PredictionStore
+
+
+class Loopwatch:
+    def __init__(self, settings: Settings, now: Clock = utcnow) -> None:
+        self.settings = settings
+        self.now = now
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(
+            settings.db_path,
+            checkpoint_threshold=settings.checkpoint_threshold,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+        )
+        self.registry = Registry(self.db, now)
+        self.store = PredictionStore(
+            self.db,
+            self.registry,
+            settings.sealed_dir,
+            now=now,
+            max_future=timedelta(seconds=settings.max_future_seconds),
+            hot_days=settings.hot_days,
+        )
+        self.keys = KeyStore(self.db, now)
+        self.audit = AuditLog(self.db, now)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,112 @@
+"""Service settings: environment (``LOOPWATCH_*``) first, then an optional YAML config file.
+
+One data directory holds everything (DuckDB file, sealed Parquet, datasets), so backing up
+or moving an installation is copying one folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("loopwatch-data")
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with; names match ``LOOPWATCH_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOPWATCH_", extra="forbid", populate_by_name=True)
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+
+    # Ingestion limits.
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_future_seconds: int = Field(default=24 * 3600, ge=0)  # a timestamp further ahead is refused
+    max_batch_rows: int = Field(default=1_000_000, ge=1)
+
+    # Store tuning. A large checkpoint threshold keeps DuckDB from checkpointing inside ingest
+    # requests (measured: 296k → 880k rows/s); the WAL still makes every commit durable.
+    duckdb_memory_limit: str | None = None
+    duckdb_threads: int | None = None
+    checkpoint_threshold: str = "1GB"
+    hot_days: int = Field(default=2, ge=0)  # whole days kept in DuckDB before sealing to Parquet
+    seal_interval_seconds: int = Field(default=3600, ge=1)
+
+    # Integrations (later issues use these).
+    slack_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LOOPWATCH_SLACK_TOKEN", "SLACK_BOT_TOKEN", "slack_token")
+    )
+    slack_channel: str | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    label_studio_url: str | None = None
+    label_studio_token: SecretStr | None = None
+
+    log_level: str = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "loopwatch.duckdb"
+
+    @property
+    def sealed_dir(self) -> Path:
+        return self.data_dir / "sealed"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (CLI flags) beat the environment, which beats the config file.
+        return init_settings, env_settings, _YamlFileSource(settings_cls)
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``LOOPWATCH_CONFIG`` (set by ``--config``), if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("LOOPWATCH_CONFIG")
+        if not path:
+            return {}
+        return load_config_file(Path(path))
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML config file whose keys are setting names (``data_dir``, ``port`` …)."""
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ValueError(f"config file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(content, dict):
+        raise ValueError(f"config file {path} must hold a mapping of setting names to values")
+    return {str(k).lower().removeprefix("loopwatch_"): v for k, v in content.items()}
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from flags (``overrides``), the environment and the config file."""
+    if config is not None:
+        os.environ["LOOPWATCH_CONFIG"] = str(config)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

@@ -1,0 +1,512 @@
+"""The prediction-log store: a DuckDB hot table per model plus sealed hive-partitioned Parquet.
+
+Writes: a validated batch is deduplicated against stored predictions in the batch's own time
+span (a resent record carries its original timestamp, and zone maps / the sealed-file catalog
+keep that lookup independent of history length), then inserted in one transaction. DuckDB's
+WAL makes the commit durable before we acknowledge.
+
+Reads: every query spans the hot table and the sealed files whose day overlaps the window,
+so callers never know where a row lives.
+
+Sealing moves whole past days out of DuckDB into ``sealed/model=NAME/date=YYYY-MM-DD/``:
+write a temp file, fsync, rename, fsync the directory, then record the file and delete the
+rows in one transaction. A crash at any point leaves either the rows in DuckDB or a recorded
+file, never both and never neither (unrecorded files are removed at start-up).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from monitor.clock import Clock, utcnow
+from monitor.db import Database
+from monitor.errors import InvalidInput
+from monitor.names import quote_ident
+from monitor.registry import RegisteredModel, Registry
+from monitor.validation import (
+    dedupe_batch,
+    latest_label_per_id,
+    normalize_labels,
+    normalize_predictions,
+)
+
+log = logging.getLogger(__name__)
+
+FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int
+    accepted: int
+    duplicates: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    received: int
+    applied: int
+    unchanged: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SealedFile:
+    path: str
+    model: str
+    date: date
+    rows: int
+    sha256: str
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class PredictionStore:
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        sealed_dir: Path,
+        *,
+        now: Clock = utcnow,
+        max_future: timedelta = timedelta(days=1),
+        hot_days: int = 2,
+    ) -> None:
+        self._db = db
+        self._registry = registry
+        self._sealed_dir = sealed_dir
+        self._now = now
+        self._max_future = max_future
+        self._hot_days = hot_days
+        self._file_columns: dict[str, set[str]] = {}
+        self._file_lock = threading.Lock()
+        self._remove_unrecorded_files()
+
+    # ---------------------------------------------------------------------------------------
+    # Writes
+    # ---------------------------------------------------------------------------------------
+
+    def ingest_predictions(self, model_name: str, table: pa.Table, *, row_offset: int = 0) -> IngestResult:
+        """Validate and durably store one batch; all-or-nothing, idempotent on prediction_id."""
+        model = self._registry.get(model_name)
+        received = table.num_rows
+        if received == 0:
+            return IngestResult(0, 0, 0)
+        now = self._now()
+        rows = normalize_predictions(table, model.schema, now=now, max_future=self._max_future, row_offset=row_offset)
+        rows, _ = dedupe_batch(rows)
+        lo, hi = (v.as_py() for v in pc.min_max(rows.column("timestamp")).values())
+        with self._db.transaction() as cur:
+            cur.register("incoming", rows)
+            try:
+                existing_sql, params = self._ids_in_span_sql(model, lo, hi)
+                new_rows = cur.sql(
+                    f"SELECT b.* FROM incoming b ANTI JOIN ({existing_sql}) e USING (prediction_id)", params=params
+                ).to_arrow_table()
+            finally:
+                cur.unregister("incoming")
+            if new_rows.num_rows:
+                cur.register("new_rows", new_rows)
+                try:
+                    cur.execute(f"INSERT INTO {model.predictions_table} BY NAME SELECT * FROM new_rows").fetchall()
+                finally:
+                    cur.unregister("new_rows")
+                Registry.record_versions(cur, model, new_rows, now)
+        accepted = new_rows.num_rows
+        return IngestResult(received, accepted, received - accepted)
+
+    def ingest_labels(
+        self, model_name: str, table: pa.Table, *, source: str = "api", row_offset: int = 0
+    ) -> LabelResult:
+        """Store ground truth by prediction_id. A newer label replaces the older (by label
+        timestamp); every change is kept in ``label_events``. Labels may precede their predictions."""
+        model = self._registry.get(model_name)
+        received = table.num_rows
+        if received == 0:
+            return LabelResult(0, 0, 0)
+        now = self._now()
+        labels = normalize_labels(
+            table, model.schema, now=now, max_future=self._max_future, source=source, row_offset=row_offset
+        )
+        labels = latest_label_per_id(labels)
+        with self._db.transaction() as cur:
+            cur.register("incoming_labels", labels)
+            try:
+                changed = cur.sql(
+                    f"SELECT i.*, l.label AS previous_label FROM incoming_labels i "
+                    f"LEFT JOIN {model.labels_table} l USING (prediction_id) "
+                    "WHERE l.prediction_id IS NULL OR (i.timestamp >= l.timestamp AND "
+                    "(i.label IS DISTINCT FROM l.label OR i.annotator IS DISTINCT FROM l.annotator "
+                    " OR i.source IS DISTINCT FROM l.source))"
+                ).to_arrow_table()
+            finally:
+                cur.unregister("incoming_labels")
+            if changed.num_rows:
+                cur.register("changed_labels", changed)
+                try:
+                    cur.execute(
+                        f"INSERT INTO {model.labels_table} SELECT prediction_id, label, timestamp, received_at, source, "
+                        "annotator FROM changed_labels ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, "
+                        "timestamp = excluded.timestamp, received_at = excluded.received_at, source = excluded.source, "
+                        "annotator = excluded.annotator"
+                    ).fetchall()
+                    cur.execute(
+                        "INSERT INTO label_events SELECT ?, prediction_id, CAST(label AS VARCHAR), "
+                        "CAST(previous_label AS VARCHAR), timestamp, received_at, source, annotator FROM changed_labels",
+                        [model.id],
+                    ).fetchall()
+                finally:
+                    cur.unregister("changed_labels")
+        return LabelResult(received, changed.num_rows, received - changed.num_rows)
+
+    # ---------------------------------------------------------------------------------------
+    # Reads
+    # ---------------------------------------------------------------------------------------
+
+    def scan(
+        self,
+        model_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        columns: list[str] | None = None,
+        model_version: str | None = None,
+        segments: dict[str, str] | None = None,
+        with_labels: bool = True,
+    ) -> pa.Table:
+        """All predictions in ``[start, end)`` (hot and sealed), with their labels if any."""
+        model = self._registry.get(model_name)
+        sql, params = self._window_sql(model, start, end, columns, model_version, segments, with_labels)
+        cur = self._db.cursor()
+        try:
+            return cur.sql(sql + " ORDER BY p.timestamp, p.prediction_id", params=params).to_arrow_table()
+        finally:
+            cur.close()
+
+    def page(
+        self,
+        model_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        limit: int = 1000,
+        cursor: str | None = None,
+        model_version: str | None = None,
+        segments: dict[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of rows ordered by (timestamp, prediction_id), and the cursor of the next page."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        model = self._registry.get(model_name)
+        sql, params = self._window_sql(model, start, end, None, model_version, segments, True)
+        if cursor:
+            after_ts, after_id = _decode_cursor(cursor)
+            sql += " AND (p.timestamp > $after_ts OR (p.timestamp = $after_ts AND p.prediction_id > $after_id))"
+            params.update(after_ts=after_ts, after_id=after_id)
+        sql += " ORDER BY p.timestamp, p.prediction_id LIMIT $limit"
+        params["limit"] = limit + 1
+        cur = self._db.cursor()
+        try:
+            table = cur.sql(sql, params=params).to_arrow_table()
+        finally:
+            cur.close()
+        rows = table.to_pylist()
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = _encode_cursor(last["timestamp"], last["prediction_id"])
+        return [_jsonable(r) for r in rows], next_cursor
+
+    def stats(self, model_name: str, start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
+        """Prediction and label counts, label coverage and per-version counts for a window."""
+        model = self._registry.get(model_name)
+        sql, params = self._window_sql(model, start, end, ["model_version"], None, None, True)
+        cur = self._db.cursor()
+        try:
+            rows = cur.execute(
+                f"SELECT model_version, count(*), count(label), min(timestamp), max(timestamp) FROM ({sql}) "
+                "GROUP BY model_version ORDER BY min(timestamp)",
+                params,
+            ).fetchall()
+            total_labels = cur.execute(f"SELECT count(*) FROM {model.labels_table}").fetchall()[0][0]
+        finally:
+            cur.close()
+        predictions = sum(r[1] for r in rows)
+        labels = sum(r[2] for r in rows)
+        out: dict[str, Any] = {
+            "model": model.name,
+            "start": start.isoformat() if start else None,
+            "end": end.isoformat() if end else None,
+            "predictions": predictions,
+            "labels": labels,
+            "label_coverage": (labels / predictions) if predictions else None,
+            "first_timestamp": min((r[3] for r in rows), default=None),
+            "last_timestamp": max((r[4] for r in rows), default=None),
+            "by_version": [
+                {"model_version": v, "predictions": n, "labels": m, "label_coverage": m / n if n else None}
+                for v, n, m, _, _ in rows
+            ],
+        }
+        if start is None and end is None:
+            # Labels whose prediction has not arrived (yet): kept, and joined once it does.
+            out["labels_without_prediction"] = total_labels - labels
+        for key in ("first_timestamp", "last_timestamp"):
+            if out[key] is not None:
+                out[key] = out[key].isoformat()
+        return out
+
+    def label_history(self, model_name: str, prediction_id: str) -> list[dict[str, Any]]:
+        model = self._registry.get(model_name)
+        rows = self._db.query(
+            "SELECT label, previous_label, timestamp, received_at, source, annotator FROM label_events "
+            "WHERE model_id = ? AND prediction_id = ? ORDER BY received_at, timestamp",
+            [model.id, prediction_id],
+        )
+        keys = ("label", "previous_label", "timestamp", "received_at", "source", "annotator")
+        return [_jsonable(dict(zip(keys, r, strict=True))) for r in rows]
+
+    # ---------------------------------------------------------------------------------------
+    # Sealing
+    # ---------------------------------------------------------------------------------------
+
+    def seal(self, before: datetime | None = None) -> list[SealedFile]:
+        """Move whole days older than ``before`` (default: today minus ``hot_days``) to Parquet."""
+        if before is None:
+            today = self._now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            before = today - timedelta(days=self._hot_days)
+        sealed: list[SealedFile] = []
+        for model in self._registry.list():
+            days = [
+                d
+                for (d,) in self._db.query(
+                    f"SELECT DISTINCT CAST(timestamp AS DATE) FROM {model.predictions_table} WHERE timestamp < ? ORDER BY 1",
+                    [before],
+                )
+            ]
+            for day in days:
+                sealed_file = self._seal_day(model, day)
+                if sealed_file:
+                    sealed.append(sealed_file)
+        return sealed
+
+    def _seal_day(self, model: RegisteredModel, day: date) -> SealedFile | None:
+        lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        hi = lo + timedelta(days=1)
+        part_dir = self._sealed_dir / f"model={model.name}" / f"date={day.isoformat()}"
+        part_dir.mkdir(parents=True, exist_ok=True)
+        final = part_dir / f"part-{uuid.uuid4().hex}.parquet"
+        tmp = final.with_name(final.name + ".tmp")
+        with self._db.transaction() as cur:  # holds the write lock: no ingest can slip in between
+            rows = cur.execute(
+                f"SELECT count(*), min(timestamp), max(timestamp) FROM {model.predictions_table} "
+                "WHERE timestamp >= ? AND timestamp < ?",
+                [lo, hi],
+            ).fetchall()[0]
+            if rows[0] == 0:
+                return None
+            literal = str(tmp).replace("'", "''")
+            cur.execute(
+                f"COPY (SELECT * FROM {model.predictions_table} WHERE timestamp >= $lo AND timestamp < $hi "
+                f"ORDER BY timestamp) TO '{literal}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
+                {"lo": lo, "hi": hi},
+            ).fetchall()
+            _fsync_path(tmp)
+            os.replace(tmp, final)
+            _fsync_path(part_dir)
+            digest = _sha256(final)
+            cur.execute(
+                "INSERT INTO sealed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    str(final.relative_to(self._sealed_dir)),
+                    model.id,
+                    day,
+                    rows[0],
+                    rows[1],
+                    rows[2],
+                    final.stat().st_size,
+                    digest,
+                    self._now(),
+                ],
+            ).fetchall()
+            cur.execute(
+                f"DELETE FROM {model.predictions_table} WHERE timestamp >= ? AND timestamp < ?", [lo, hi]
+            ).fetchall()
+        log.info("sealed %s rows of %s for %s into %s", rows[0], model.name, day, final)
+        return SealedFile(str(final), model.name, day, rows[0], digest)
+
+    def sealed_files(self, model_name: str) -> list[dict[str, Any]]:
+        model = self._registry.get(model_name)
+        rows = self._db.query(
+            "SELECT path, date, rows, min_ts, max_ts, bytes, sha256 FROM sealed_files WHERE model_id = ? ORDER BY date, path",
+            [model.id],
+        )
+        keys = ("path", "date", "rows", "min_timestamp", "max_timestamp", "bytes", "sha256")
+        return [_jsonable(dict(zip(keys, r, strict=True))) for r in rows]
+
+    def _remove_unrecorded_files(self) -> None:
+        """Start-up recovery: a file written but not recorded (crash mid-seal) is garbage."""
+        if not self._sealed_dir.exists():
+            return
+        recorded = {r[0] for r in self._db.query("SELECT path FROM sealed_files")}
+        for path in self._sealed_dir.rglob("*"):
+            if not path.is_file():
+                continue
+            rel = str(path.relative_to(self._sealed_dir))
+            if path.name.endswith(".tmp") or (path.suffix == ".parquet" and rel not in recorded):
+                log.warning("removing unrecorded sealed file %s (left by an interrupted seal)", path)
+                path.unlink()
+
+    # ---------------------------------------------------------------------------------------
+    # SQL building (identifiers come from the registry; every value is a bound parameter)
+    # ---------------------------------------------------------------------------------------
+
+    def _files_overlapping(self, model: RegisteredModel, lo: datetime, hi: datetime) -> list[str]:
+        rows = self._db.query(
+            "SELECT path FROM sealed_files WHERE model_id = ? AND max_ts >= ? AND min_ts <= ? ORDER BY path",
+            [model.id, lo, hi],
+        )
+        return [str(self._sealed_dir / r[0]) for r in rows]
+
+    def _columns_in(self, files: list[str]) -> set[str]:
+        found: set[str] = set()
+        for path in files:
+            cols = self._file_columns.get(path)
+            if cols is None:
+                cols = set(pq.read_schema(path).names)
+                with self._file_lock:
+                    self._file_columns[path] = cols
+            found |= cols
+        return found
+
+    def _ids_in_span_sql(self, model: RegisteredModel, lo: datetime, hi: datetime) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {"lo": lo, "hi": hi}
+        sql = f"SELECT prediction_id FROM {model.predictions_table} WHERE timestamp BETWEEN $lo AND $hi"
+        files = self._files_overlapping(model, lo, hi)
+        if files:
+            params["files"] = files
+            sql += " UNION ALL SELECT prediction_id FROM read_parquet($files) WHERE timestamp BETWEEN $lo AND $hi"
+        return sql, params
+
+    def _window_sql(
+        self,
+        model: RegisteredModel,
+        start: datetime | None,
+        end: datetime | None,
+        columns: list[str] | None,
+        model_version: str | None,
+        segments: dict[str, str] | None,
+        with_labels: bool,
+    ) -> tuple[str, dict[str, Any]]:
+        schema_cols = [f.name for f in model.schema.arrow_schema()]
+        wanted = list(columns) if columns else schema_cols
+        for base in ("prediction_id", "timestamp"):
+            if base not in wanted:
+                wanted.insert(0, base)
+        unknown = [c for c in wanted if c not in schema_cols]
+        if unknown:
+            raise InvalidInput(f"unknown columns {unknown}; model '{model.name}' has {schema_cols}")
+        segments = segments or {}
+        for seg in segments:
+            if seg not in model.schema.segments:
+                raise InvalidInput(
+                    f"unknown segment {seg!r}; model '{model.name}' segments are {model.schema.segments}"
+                )
+        lo = start or FAR_PAST
+        hi = end or FAR_FUTURE
+        params: dict[str, Any] = {"lo": lo, "hi": hi}
+        where = ["timestamp >= $lo", "timestamp < $hi"]
+        if model_version is not None:
+            where.append("model_version = $mv")
+            params["mv"] = model_version
+        for i, (seg, value) in enumerate(sorted(segments.items())):
+            where.append(f"{quote_ident(seg)} = $seg{i}")
+            params[f"seg{i}"] = value
+        cond = " AND ".join(where)
+        select_hot = ", ".join(quote_ident(c) for c in wanted)
+        parts = [f"SELECT {select_hot} FROM {model.predictions_table} WHERE {cond}"]
+        files = self._files_overlapping(model, lo, hi)
+        if files:
+            present = self._columns_in(files)
+            types = dict(model.schema.sql_columns())
+            select_files = ", ".join(
+                quote_ident(c)
+                if c in present
+                else f"CAST(NULL AS {types[c].replace(' NOT NULL', '')}) AS {quote_ident(c)}"
+                for c in wanted
+            )
+            params["files"] = files
+            parts.append(f"SELECT {select_files} FROM read_parquet($files, union_by_name = true) WHERE {cond}")
+        source = " UNION ALL ".join(parts)
+        if with_labels:
+            sql = (
+                f"SELECT p.*, l.label AS label, l.timestamp AS label_timestamp FROM ({source}) p "
+                f"LEFT JOIN {model.labels_table} l USING (prediction_id) WHERE TRUE"
+            )
+        else:
+            sql = f"SELECT p.* FROM ({source}) p WHERE TRUE"
+        return sql, params
+
+
+def _encode_cursor(ts: datetime, prediction_id: str) -> str:
+    raw = orjson.dumps([ts.isoformat(), prediction_id])
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        ts, pid = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        return datetime.fromisoformat(ts), str(pid)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidInput("cursor is not valid; pass the next_cursor from the previous page") from exc
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, date):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+__all__ = ["IngestResult", "LabelResult", "PredictionStore", "SealedFile"]
