@@ -1,0 +1,85 @@
+"""The composition root: ``create_app()`` builds the service and mounts every router.
+
+Later capabilities (scheduler, alert pipeline, labeling, dashboards) are assembled here too,
+so the core packages never import what sits above them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.metrics import Metrics
+from api.routes import health, keys, models, predictions
+from api.version import VERSION
+from monitor.clock import Clock, utcnow
+from monitor.service import Loopwatch
+from monitor.settings import Settings
+
+log = logging.getLogger("loopwatch")
+
+
+class Maintenance:
+    """Background upkeep: seal past days into Parquet on an interval."""
+
+    def __init__(self, service: Loopwatch, interval_seconds: int) -> None:
+        self._service = service
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loopwatch-maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._service.store.seal()
+            except Exception:  # keep the service up; the next round retries
+                log.exception("sealing failed; will retry in %ss", self._interval)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    now: Clock = utcnow,
+    cli_token_hash: str | None = None,
+    background: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = Loopwatch(settings, now)
+        app.state.service = service
+        maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
+        if maintenance:
+            maintenance.start()
+        try:
+            yield
+        finally:
+            if maintenance:
+                maintenance.stop()
+            service.close()
+
+    app = FastAPI(
+        title="loopwatch",
+        version=VERSION,
+        description="ML observability and feedback loop. Send `Authorization: Bearer KEY` on every call but /healthz.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = Metrics()
+    app.state.cli_token_hash = cli_token_hash
+    install_error_handlers(app)
+    for router in (health.router, models.router, predictions.router, keys.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,253 @@
+"""The ``loopwatch`` command line.
+
+Commands that change state work whether or not a server holds the data directory: they open
+the store directly when it is free, and otherwise go through the running server's API.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.local import open_backend, remove_runtime, write_runtime
+from monitor.errors import LoopwatchError
+from monitor.formats import file_row_count, iter_file_batches
+from monitor.schema import ModelSchema
+from monitor.settings import Settings, load_settings
+
+app = typer.Typer(help="loopwatch: ML observability and feedback loop.", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+
+console = Console(stderr=True)
+out = Console()
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./loopwatch-data).")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML config file with setting names as keys.")]
+
+
+def _settings(data_dir: Path | None = None, config: Path | None = None, **extra: Any) -> Settings:
+    try:
+        return load_settings(config, data_dir=data_dir, **extra)
+    except (ValidationError, ValueError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: LoopwatchError) -> None:
+    console.print(f"[red]error:[/red] {exc.message}")
+    for err in exc.errors[:20]:
+        where = f"row {err.row}: " if err.row is not None else ""
+        console.print(f"  {where}{err.field}: {err.reason}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    config: ConfigFile = None,
+    json_logs: Annotated[bool, typer.Option("--json-logs/--plain-logs")] = True,
+) -> None:
+    """Run the API, the store and background jobs in one process."""
+    settings = _settings(data_dir, config, host=host, port=port)
+    _run_server(settings, json_logs=json_logs)
+
+
+def _run_server(settings: Settings, *, json_logs: bool = True) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from api.logs import configure_logging
+
+    configure_logging(settings.log_level, json_logs)
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    token_hash = write_runtime(settings.data_dir, f"http://{_client_host(settings.host)}:{settings.port}")
+    try:
+        uvicorn.run(
+            create_app(settings, cli_token_hash=token_hash),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        remove_runtime(settings.data_dir)
+    logging.getLogger("loopwatch").info("stopped (%s)", url)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[str, typer.Option(help="ingest | read | admin")],
+    name: Annotated[str | None, typer.Option(help="A label for the key, e.g. the service using it.")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    settings = _settings(data_dir, config)
+    try:
+        with open_backend(settings) as backend:
+            created = backend.create_key(scope, name)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(f"created key {created['id']} with scope {created['scope']}; it is shown only once:")
+    out.print(created["key"], highlight=False, soft_wrap=True)
+
+
+@models_app.command("register")
+def models_register(
+    file: Annotated[Path, typer.Argument(help="Model YAML or JSON (name, task, classes, features, segments).")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Register a model, or add features/segments to it (a new schema version)."""
+    settings = _settings(data_dir, config)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        console.print(f"[red]error:[/red] cannot read {file}: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        spec = ModelSchema.model_validate(raw)
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] {file} is not a valid model:")
+        for err in exc.errors():
+            console.print(f"  {'.'.join(str(p) for p in err['loc']) or '(model)'}: {err['msg']}")
+        raise typer.Exit(1) from None
+    try:
+        with open_backend(settings) as backend:
+            result = backend.register_model(spec)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(f"model {result['name']}: {result['outcome']} (schema version {result['schema_version']})")
+    for change in result.get("changes", []):
+        console.print(f"  {change}")
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="Parquet, CSV or JSONL file.", exists=True, dir_okay=False)],
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    labels: Annotated[bool, typer.Option("--labels", help="The file holds labels, not predictions.")] = False,
+    batch_rows: Annotated[int, typer.Option(help="Rows per batch.")] = 50_000,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Load a file of predictions (or labels) with a progress bar. Safe to re-run: resent rows
+    are recognised and not duplicated."""
+    settings = _settings(data_dir, config)
+    kind = "labels" if labels else "predictions"
+    totals = {"received": 0, "accepted": 0, "duplicates": 0, "applied": 0, "unchanged": 0}
+    total_rows = file_row_count(file)
+    try:
+        with (
+            open_backend(settings) as backend,
+            Progress(
+                TextColumn(f"[bold]{kind}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            ) as progress,
+        ):
+            task = progress.add_task("ingest", total=total_rows)
+            offset = 0
+            for batch in iter_file_batches(file, batch_rows):
+                try:
+                    result = backend.ingest(model, batch, kind)
+                except LoopwatchError as exc:
+                    for err in exc.errors:  # rows are numbered within the file, not the batch
+                        if err.row is not None and err.row < offset:
+                            err.row += offset
+                    exc.message = f"{exc.message} (batch starting at file row {offset}; earlier batches were stored)"
+                    raise
+                for key, value in result.items():
+                    totals[key] = totals.get(key, 0) + value
+                offset += batch.num_rows
+                progress.update(task, advance=batch.num_rows)
+    except LoopwatchError as exc:
+        _fail(exc)
+    if labels:
+        console.print(f"{totals['received']} labels read, {totals['applied']} applied, {totals['unchanged']} unchanged")
+    else:
+        console.print(
+            f"{totals['received']} rows read, {totals['accepted']} stored, {totals['duplicates']} already present"
+        )
+
+
+@app.command()
+def seal(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Move past days from DuckDB into sealed Parquet now (the server also does this hourly)."""
+    from monitor.service import Loopwatch
+
+    settings = _settings(data_dir, config)
+    try:
+        service = Loopwatch(settings)
+    except LoopwatchError as exc:
+        _fail(exc)
+    try:
+        for sealed in service.store.seal():
+            console.print(f"sealed {sealed.rows} rows of {sealed.model} for {sealed.date} → {sealed.path}")
+    finally:
+        service.close()
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server after loading.")] = True,
+) -> None:
+    """Load two demo models with two weeks of traffic and delayed labels, print an API key, serve."""
+    from api.demo import load_demo
+    from monitor.clock import utcnow
+    from monitor.service import Loopwatch
+
+    settings = _settings(data_dir, None, port=port)
+    try:
+        service = Loopwatch(settings)
+    except LoopwatchError as exc:
+        _fail(exc)
+    try:
+        console.print(f"loading demo data into {settings.data_dir} …")
+        loaded = load_demo(service, utcnow())
+        for model, counts in loaded.items():
+            console.print(f"  {model}: {counts['predictions']} new predictions, {counts['labels']} new labels")
+        key, plaintext = service.keys.create("admin", "demo")
+        service.audit.record("cli", "key.created", key.id, {"scope": "admin", "name": "demo"})
+    finally:
+        service.close()
+    base = f"http://{_client_host(settings.host)}:{settings.port}"
+    console.print("")
+    console.print(f"[bold]loopwatch demo[/bold] at {base}")
+    console.print(f"  API docs:  {base}/docs")
+    console.print(f"  admin API key (shown once): [bold]{plaintext}[/bold]")
+    console.print(f"  try: curl -H 'Authorization: Bearer {plaintext}' {base}/v1/models/sleep-apnea/stats", soft_wrap=True)
+    if serve_after:
+        _run_server(settings, json_logs=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main"]

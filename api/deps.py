@@ -1,0 +1,72 @@
+"""FastAPI dependencies: the service, the metrics, and API-key authentication with scopes."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import ApiError
+from api.metrics import Metrics
+from monitor.keys import Scope, hash_key, scope_allows
+from monitor.service import Loopwatch
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `loopwatch keys create --scope read|ingest|admin`")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key id (or ``local-cli``) and its scope."""
+
+    id: str
+    scope: str
+
+
+def get_service(request: Request) -> Loopwatch:
+    return request.app.state.service
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "an API key is required: send 'Authorization: Bearer KEY' (create one with `loopwatch keys create`)",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    token = credentials.credentials
+    cli_hash: str | None = getattr(request.app.state, "cli_token_hash", None)
+    if cli_hash and hmac.compare_digest(hash_key(token), cli_hash):
+        return Principal("local-cli", "admin")
+    key = request.app.state.service.keys.verify(token)
+    if key is None:
+        raise ApiError(401, "unauthorized", "the API key is not valid or was revoked", {"WWW-Authenticate": "Bearer"})
+    return Principal(key.id, key.scope)
+
+
+def require(scope: Scope):
+    """A dependency that admits keys with ``scope`` (or ``admin``)."""
+
+    def dependency(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Principal:
+        principal = _authenticate(request, credentials)
+        if not scope_allows(principal.scope, scope):
+            raise ApiError(403, "forbidden", f"this endpoint needs a key with scope '{scope}' (or 'admin')")
+        return principal
+
+    return dependency
+
+
+ServiceDep = Annotated[Loopwatch, Depends(get_service)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ReadKey = Annotated[Principal, Depends(require("read"))]
+IngestKey = Annotated[Principal, Depends(require("ingest"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]

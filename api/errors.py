@@ -1,0 +1,71 @@
+"""One error envelope for every failure: ``{"error": {"code", "message", "errors": [...]}}``.
+
+Bad input always gets a 4xx that says which row, which field and why; anything unexpected is
+logged with its traceback and answered with a 500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from monitor.errors import LoopwatchError
+
+log = logging.getLogger("loopwatch.api")
+
+
+def error_body(code: str, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    return {"error": body}
+
+
+class ApiError(Exception):
+    """An HTTP error raised by the API layer itself (auth, limits)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoopwatchError)
+    async def _domain(_: Request, exc: LoopwatchError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, [e.to_dict() for e in exc.errors]), status_code=exc.status
+        )
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+            errors.append({"field": ".".join(loc) or "(body)", "reason": err.get("msg", "invalid")})
+        return JSONResponse(error_body("invalid_input", "request is not valid", errors), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal_error", "internal error; the server log has the details"), status_code=500
+        )

@@ -1,0 +1,162 @@
+"""How the CLI reaches the data: directly, or through the server that holds the data directory.
+
+DuckDB allows one writing process per file. A running server writes ``server.json`` (its URL)
+and a random per-run token (``.cli-token``, mode 0600) into the data directory; CLI commands
+that find the store locked use them to go through the server's API. Whoever can read the data
+directory already owns the data, so the token grants nothing new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import pyarrow as pa
+
+from monitor.errors import LoopwatchError, StoreLocked
+from monitor.formats import ARROW_STREAM, table_to_arrow_stream
+from monitor.keys import hash_key
+from monitor.schema import ModelSchema
+from monitor.service import Loopwatch
+from monitor.settings import Settings
+
+RUNTIME_FILE = "server.json"
+TOKEN_FILE = ".cli-token"
+
+
+def write_runtime(data_dir: Path, url: str) -> str:
+    """Record the running server for CLI commands; returns the token's hash for the app."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = "lwcli_" + secrets.token_urlsafe(32)
+    token_path = data_dir / TOKEN_FILE
+    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    (data_dir / RUNTIME_FILE).write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    return hash_key(token)
+
+
+def remove_runtime(data_dir: Path) -> None:
+    for name in (RUNTIME_FILE, TOKEN_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / name).unlink()
+
+
+def running_server(data_dir: Path) -> tuple[str, str] | None:
+    """(url, token) of a live server holding ``data_dir``, or ``None``."""
+    try:
+        info = json.loads((data_dir / RUNTIME_FILE).read_text())
+        token = (data_dir / TOKEN_FILE).read_text().strip()
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    try:
+        ok = httpx.get(f"{info['url']}/healthz", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return (info["url"], token) if ok else None
+
+
+class Backend(Protocol):
+    def register_model(self, spec: ModelSchema) -> dict[str, Any]: ...
+    def create_key(self, scope: str, name: str | None) -> dict[str, Any]: ...
+    def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]: ...
+    def stats(self, model: str) -> dict[str, Any]: ...
+
+
+@dataclass
+class DirectBackend:
+    service: Loopwatch
+
+    def register_model(self, spec: ModelSchema) -> dict[str, Any]:
+        result = self.service.registry.register(spec)
+        if result.outcome != "unchanged":
+            self.service.audit.record("cli", f"model.{result.outcome}", spec.name, {"changes": result.changes})
+        return {**result.model.to_dict(), "outcome": result.outcome, "changes": result.changes}
+
+    def create_key(self, scope: str, name: str | None) -> dict[str, Any]:
+        key, plaintext = self.service.keys.create(scope, name)
+        self.service.audit.record("cli", "key.created", key.id, {"scope": scope, "name": name})
+        return {"id": key.id, "scope": key.scope, "name": key.name, "key": plaintext}
+
+    def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]:
+        if kind == "labels":
+            return self.service.store.ingest_labels(model, table).to_dict()
+        return self.service.store.ingest_predictions(model, table).to_dict()
+
+    def stats(self, model: str) -> dict[str, Any]:
+        return self.service.store.stats(model)
+
+
+@dataclass
+class RemoteBackend:
+    url: str
+    token: str
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=httpx.Timeout(300.0)
+        )
+
+    def _check(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                err = response.json()["error"]
+            except (ValueError, KeyError):
+                raise LoopwatchError(f"server answered {response.status_code}: {response.text[:500]}") from None
+            from monitor.errors import FieldError
+
+            raise LoopwatchError(
+                err.get("message", "request failed"),
+                [FieldError(e.get("field", "?"), e.get("reason", "?"), e.get("row")) for e in err.get("errors", [])],
+                response.status_code,
+                err.get("code", "error"),
+            )
+        return response.json()
+
+    def register_model(self, spec: ModelSchema) -> dict[str, Any]:
+        return self._check(self.client.post("/v1/models", json=spec.model_dump(exclude_none=True)))
+
+    def create_key(self, scope: str, name: str | None) -> dict[str, Any]:
+        return self._check(self.client.post("/v1/keys", json={"scope": scope, "name": name}))
+
+    def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]:
+        path = f"/v1/models/{model}/{'labels' if kind == 'labels' else 'predictions'}"
+        body = table_to_arrow_stream(table)
+        return self._check(self.client.post(path, content=body, headers={"Content-Type": ARROW_STREAM}))
+
+    def stats(self, model: str) -> dict[str, Any]:
+        return self._check(self.client.get(f"/v1/models/{model}/stats"))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@contextlib.contextmanager
+def open_backend(settings: Settings) -> Iterator[Backend]:
+    """The store itself if free, else the running server that holds it."""
+    try:
+        service = Loopwatch(settings)
+    except StoreLocked:
+        server = running_server(settings.data_dir)
+        if server is None:
+            raise StoreLocked(
+                f"the data directory {settings.data_dir} is locked by another process and no running "
+                "loopwatch server was found for it; stop that process or point --data-dir elsewhere"
+            ) from None
+        remote = RemoteBackend(*server)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    try:
+        yield DirectBackend(service)
+    finally:
+        service.close()

@@ -1,0 +1,27 @@
+"""Prometheus metrics for the service itself (one registry per app, so tests stay isolated)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.ingested_rows = Counter(
+            "loopwatch_ingested_rows", "Prediction rows stored", ["model", "format"], registry=self.registry
+        )
+        self.duplicate_rows = Counter(
+            "loopwatch_duplicate_rows", "Prediction rows dropped as resends", ["model"], registry=self.registry
+        )
+        self.rejected_batches = Counter(
+            "loopwatch_rejected_batches", "Batches refused as invalid", ["model", "kind"], registry=self.registry
+        )
+        self.labels = Counter("loopwatch_label_rows", "Label rows applied", ["model"], registry=self.registry)
+        self.ingest_seconds = Histogram(
+            "loopwatch_ingest_seconds",
+            "Time from body received to durable acknowledgement",
+            ["format"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )

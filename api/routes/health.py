@@ -1,0 +1,29 @@
+"""Operations endpoints: liveness (open), readiness and Prometheus metrics (need a key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import MetricsDep, ReadKey, ServiceDep
+from api.version import VERSION
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Open (no key), so load balancers can probe it."""
+    return {"status": "ok", "version": VERSION}
+
+
+@router.get("/readyz")
+def readyz(service: ServiceDep, _: ReadKey) -> dict[str, str]:
+    """Readiness: the store answers a query."""
+    service.db.query("SELECT 1")
+    return {"status": "ready"}
+
+
+@router.get("/metrics")
+def metrics(metrics: MetricsDep, _: ReadKey) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

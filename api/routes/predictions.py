@@ -1,0 +1,141 @@
+"""Prediction and label ingestion (JSON, Arrow IPC, Parquet), window stats and paged rows."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.body import read_limited_body
+from api.deps import IngestKey, MetricsDep, ReadKey, ServiceDep
+from api.params import parse_segments, parse_window
+from monitor.errors import LoopwatchError, PayloadTooLarge
+from monitor.formats import body_kind, parse_json, read_arrow_stream, read_parquet_bytes
+from monitor.service import Loopwatch
+from monitor.validation import label_records_to_table, records_to_table
+
+router = APIRouter(prefix="/v1/models/{model}", tags=["predictions"])
+
+
+class IngestPublic(BaseModel):
+    received: int
+    accepted: int
+    duplicates: int
+
+
+class LabelsPublic(BaseModel):
+    received: int
+    applied: int
+    unchanged: int
+
+
+class PredictionPage(BaseModel):
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _decode(kind: str, body: bytes, to_table: Any) -> pa.Table:
+    if kind == "json":
+        return to_table(parse_json(body))
+    if kind == "arrow":
+        return read_arrow_stream(body)
+    return read_parquet_bytes(body)
+
+
+def _check_rows(service: Loopwatch, table: pa.Table) -> None:
+    if table.num_rows > service.settings.max_batch_rows:
+        raise PayloadTooLarge(
+            f"batch of {table.num_rows} rows exceeds the limit of {service.settings.max_batch_rows}; send smaller batches"
+        )
+
+
+@router.post("/predictions", response_model=IngestPublic)
+async def ingest_predictions(
+    model: str, request: Request, service: ServiceDep, metrics: MetricsDep, _: IngestKey
+) -> dict[str, int]:
+    """Store a batch of predictions: a JSON list of records, an Arrow IPC stream
+    (`application/vnd.apache.arrow.stream`) or a Parquet file (`application/x-parquet`).
+    All-or-nothing; re-sending a batch never duplicates rows; a 200 means the rows are durable."""
+    registered = service.registry.get(model)  # 404 before reading a large body
+    kind = body_kind(request.headers.get("content-type"))
+    body = await read_limited_body(request, service.settings.max_body_bytes)
+    started = time.perf_counter()
+
+    def work() -> dict[str, int]:
+        table = _decode(kind, body, lambda records: records_to_table(records, registered.schema))
+        _check_rows(service, table)
+        return service.store.ingest_predictions(model, table).to_dict()
+
+    try:
+        result = await run_in_threadpool(work)
+    except LoopwatchError as exc:
+        metrics.rejected_batches.labels(model, "predictions").inc()
+        raise exc from None
+    metrics.ingest_seconds.labels(kind).observe(time.perf_counter() - started)
+    metrics.ingested_rows.labels(model, kind).inc(result["accepted"])
+    metrics.duplicate_rows.labels(model).inc(result["duplicates"])
+    return result
+
+
+@router.post("/labels", response_model=LabelsPublic)
+async def ingest_labels(
+    model: str, request: Request, service: ServiceDep, metrics: MetricsDep, _: IngestKey
+) -> dict[str, int]:
+    """Store ground truth by `prediction_id` (`{prediction_id, label, timestamp?}` records, or
+    Arrow/Parquet with those columns). Labels may arrive before their predictions; a newer label
+    replaces an older one and the change is kept on record."""
+    service.registry.get(model)
+    kind = body_kind(request.headers.get("content-type"))
+    body = await read_limited_body(request, service.settings.max_body_bytes)
+
+    def work() -> dict[str, int]:
+        table = _decode(kind, body, label_records_to_table)
+        _check_rows(service, table)
+        return service.store.ingest_labels(model, table).to_dict()
+
+    try:
+        result = await run_in_threadpool(work)
+    except LoopwatchError as exc:
+        metrics.rejected_batches.labels(model, "labels").inc()
+        raise exc from None
+    metrics.labels.labels(model).inc(result["applied"])
+    return result
+
+
+@router.get("/stats")
+def stats(
+    model: str, service: ServiceDep, _: ReadKey, start: str | None = None, end: str | None = None
+) -> dict[str, Any]:
+    """Prediction and label counts and label coverage for a window (all time without bounds)."""
+    lo, hi = parse_window(start, end)
+    return service.store.stats(model, lo, hi)
+
+
+@router.get("/predictions", response_model=PredictionPage)
+def list_predictions(
+    model: str,
+    service: ServiceDep,
+    _: ReadKey,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: str | None = None,
+    model_version: str | None = None,
+    segment: Annotated[list[str] | None, Query(description="name:value, repeatable")] = None,
+) -> dict[str, Any]:
+    """Rows in a window ordered by time, with their labels; follow `next_cursor` for more."""
+    lo, hi = parse_window(start, end)
+    rows, next_cursor = service.store.page(
+        model, lo, hi, limit=limit, cursor=cursor, model_version=model_version, segments=parse_segments(segment)
+    )
+    return {"rows": rows, "next_cursor": next_cursor}
+
+
+@router.get("/labels/{prediction_id}/history")
+def label_history(model: str, prediction_id: str, service: ServiceDep, _: ReadKey) -> list[dict[str, Any]]:
+    """Every label change for one prediction: value, previous value, source, annotator, time."""
+    return service.store.label_history(model, prediction_id)

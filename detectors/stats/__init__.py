@@ -1,0 +1,1 @@
+"""Statistics shared by the detectors: column summaries, distances, tests, intervals, FDR."""

@@ -1,0 +1,112 @@
+"""Reading prediction/label batches from bytes (HTTP bodies) and files (the CLI).
+
+All readers return Arrow tables in the flat layout; nested ``features``/``segments`` structs
+are flattened later by validation, so every format gets the same checks.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from monitor.errors import MalformedBody, UnsupportedMediaType
+
+JSON = "application/json"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+PARQUET_TYPES = ("application/x-parquet", "application/vnd.apache.parquet", "application/parquet")
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or JSON).split(";")[0].strip().lower()
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON (no NaN/Infinity literals); non-UTF-8 bytes are refused."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"body is not valid UTF-8 JSON: {exc}") from exc
+
+
+def read_arrow_stream(body: bytes) -> pa.Table:
+    try:
+        return ipc.open_stream(pa.py_buffer(body)).read_all()
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise MalformedBody(f"body is not a valid Arrow IPC stream: {exc}") from exc
+
+
+def read_parquet_bytes(body: bytes) -> pa.Table:
+    try:
+        return pq.read_table(io.BytesIO(body))
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise MalformedBody(f"body is not a valid Parquet file: {exc}") from exc
+
+
+def body_kind(content_type: str | None) -> str:
+    kind = media_type(content_type)
+    if kind in (JSON, "text/json"):
+        return "json"
+    if kind == ARROW_STREAM:
+        return "arrow"
+    if kind in PARQUET_TYPES:
+        return "parquet"
+    raise UnsupportedMediaType(
+        f"content type {kind!r} is not supported; send {JSON}, {ARROW_STREAM} or {PARQUET_TYPES[0]}"
+    )
+
+
+def table_to_arrow_stream(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def iter_file_batches(path: Path, batch_rows: int = 50_000) -> Iterator[pa.Table]:
+    """Stream a Parquet, CSV or JSONL file in batches of about ``batch_rows`` rows."""
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            yield pa.Table.from_batches([batch])
+    elif suffix in (".csv", ".csv.gz"):
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20))
+        yield from _rebatch((pa.Table.from_batches([b]) for b in reader), batch_rows)
+    elif suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
+        table = pajson.read_json(path)
+        for start in range(0, table.num_rows, batch_rows):
+            yield table.slice(start, batch_rows)
+    elif suffix == ".arrow" or suffix == ".arrows":
+        with ipc.open_stream(pa.memory_map(str(path))) as reader:
+            yield from _rebatch((pa.Table.from_batches([b]) for b in reader), batch_rows)
+    else:
+        raise MalformedBody(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .jsonl")
+
+
+def file_row_count(path: Path) -> int | None:
+    """Rows in a file if cheap to know (Parquet metadata), for the progress bar."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
+
+
+def _rebatch(tables: Iterator[pa.Table], batch_rows: int) -> Iterator[pa.Table]:
+    pending: list[pa.Table] = []
+    size = 0
+    for table in tables:
+        pending.append(table)
+        size += table.num_rows
+        if size >= batch_rows:
+            yield pa.concat_tables(pending)
+            pending, size = [], 0
+    if pending:
+        yield pa.concat_tables(pending)
