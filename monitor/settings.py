@@ -7,6 +7,7 @@ or moving an installation is copying one folder.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("loopwatch-data")
+_config_path: ContextVar[Path | None] = ContextVar("loopwatch_config_path", default=None)
 
 
 class Settings(BaseSettings):
@@ -79,13 +81,13 @@ class Settings(BaseSettings):
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):
-    """Reads the file named by ``LOOPWATCH_CONFIG`` (set by ``--config``), if any."""
+    """Reads the file given to ``--config`` (or named by ``LOOPWATCH_CONFIG``), if any."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("LOOPWATCH_CONFIG")
+        path = _config_path.get() or os.environ.get("LOOPWATCH_CONFIG")
         if not path:
             return {}
         return load_config_file(Path(path))
@@ -106,7 +108,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from flags (``overrides``), the environment and the config file."""
-    if config is not None:
-        os.environ["LOOPWATCH_CONFIG"] = str(config)
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    token = _config_path.set(config)
+    try:
+        return Settings(**clean)
+    finally:
+        _config_path.reset(token)

@@ -292,7 +292,12 @@ def infer_array(values: list[Any], field: str, sink: ErrorSink, expect: Expect =
         arr = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         arr = None
-    if arr is not None and _compatible(arr.type, expect):
+    # Arrow reads [1.5, true] as doubles: booleans in a number column must be caught explicitly.
+    if (
+        arr is not None
+        and _compatible(arr.type, expect)
+        and not (expect == "number" and bool in set(map(type, values)))
+    ):
         return arr
     bad = 0
     for row, value in enumerate(values):

@@ -1,0 +1,38 @@
+"""Settings come from flags, then LOOPWATCH_* environment, then the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.settings import load_settings
+
+
+def test_environment_overrides_config_file_and_flags_override_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Precedence: explicit flag > environment > config file > default."""
+    config = tmp_path / "loopwatch.yaml"
+    config.write_text("port: 9000\nhot_days: 5\ndata_dir: /tmp/from-file\n")
+    monkeypatch.setenv("LOOPWATCH_PORT", "9100")
+    settings = load_settings(config)
+    assert settings.port == 9100 and settings.hot_days == 5 and settings.data_dir == Path("/tmp/from-file")
+    assert load_settings(config, port=9200).port == 9200
+
+
+def test_slack_token_falls_back_to_slack_bot_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOOPWATCH_SLACK_TOKEN falls back to SLACK_BOT_TOKEN, and is never shown in repr."""
+    monkeypatch.delenv("LOOPWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    settings = load_settings()
+    assert settings.slack_token is not None and settings.slack_token.get_secret_value() == "xoxb-secret"
+    assert "xoxb-secret" not in repr(settings)
+
+
+def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A config file that is not a mapping is refused with its path in the message."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("- just\n- a list\n")
+    with pytest.raises(ValueError, match="bad.yaml"):
+        load_settings(config)
