@@ -234,7 +234,9 @@ def demo(
     console.print(f"[bold]loopwatch demo[/bold] at {base}")
     console.print(f"  API docs:  {base}/docs")
     console.print(f"  admin API key (shown once): [bold]{plaintext}[/bold]")
-    console.print(f"  try: curl -H 'Authorization: Bearer {plaintext}' {base}/v1/models/sleep-apnea/stats", soft_wrap=True)
+    console.print(
+        f"  try: curl -H 'Authorization: Bearer {plaintext}' {base}/v1/models/sleep-apnea/stats", soft_wrap=True
+    )
     if serve_after:
         _run_server(settings, json_logs=False)
 

@@ -42,6 +42,7 @@ import orjson
 log = logging.getLogger("loopwatch.client")
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 @dataclass
@@ -250,7 +251,11 @@ class PredictionLogger:
                     continue
             ok = True
             for channel in batches:
-                delay = self._send(channel)
+                try:
+                    delay = self._send(channel)
+                except Exception as exc:  # the sender must never die; treat as transient
+                    self._note_error(f"unexpected error while sending: {exc!r}")
+                    delay = 0.0
                 if delay is not None:
                     ok = False
                     backoff = delay if delay > 0 else min(self._max_backoff, max(0.2, backoff * 2 or 0.2))
@@ -264,8 +269,12 @@ class PredictionLogger:
         """Send the channel's in-flight batch. None = done; a number = retry after that delay
         (0 means "use exponential backoff")."""
         batch = channel.in_flight
+        body = self._serialize(channel)
+        if body is None:
+            return None
+        batch = channel.in_flight
         try:
-            response = self._http.post(channel.path, content=orjson.dumps(batch, option=orjson.OPT_SERIALIZE_NUMPY))
+            response = self._http.post(channel.path, content=body)
         except httpx.HTTPError as exc:
             self.stats.retries += 1
             self._note_error(f"cannot reach loopwatch: {exc.__class__.__name__}: {exc}")
@@ -310,6 +319,24 @@ class PredictionLogger:
             channel.in_flight = []
         self._note_error(f"loopwatch refused a batch of {len(batch)} ({status}): {response.text[:300]}")
         return None
+
+    def _serialize(self, channel: _Channel) -> bytes | None:
+        """JSON for the in-flight batch; records that cannot be serialised are dropped and counted."""
+        try:
+            return orjson.dumps(channel.in_flight, option=_DUMP_OPTIONS)
+        except TypeError:
+            pass
+        keep = []
+        for record in channel.in_flight:
+            try:
+                orjson.dumps(record, option=_DUMP_OPTIONS)
+                keep.append(record)
+            except TypeError as exc:
+                self.stats.rejected += 1
+                self._note_error(f"dropped prediction {record.get('prediction_id')!r}: not JSON-serialisable ({exc})")
+        with self._cond:
+            channel.in_flight = keep
+        return orjson.dumps(keep, option=_DUMP_OPTIONS) if keep else None
 
     def _note_error(self, message: str) -> None:
         self.stats.last_error = message

@@ -34,5 +34,5 @@ def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
     """A config file that is not a mapping is refused with its path in the message."""
     config = tmp_path / "bad.yaml"
     config.write_text("- just\n- a list\n")
-    with pytest.raises(ValueError, match="bad.yaml"):
+    with pytest.raises(ValueError, match=r"bad\.yaml"):
         load_settings(config)
