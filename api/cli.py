@@ -164,14 +164,18 @@ def ingest(
         ):
             task = progress.add_task("ingest", total=total_rows)
             offset = 0
-            for batch in iter_file_batches(file, batch_rows):
+            strings = backend.model_schema(model).string_columns()
+            for batch in iter_file_batches(file, batch_rows, strings):
                 try:
                     result = backend.ingest(model, batch, kind)
                 except LoopwatchError as exc:
                     for err in exc.errors:  # rows are numbered within the file, not the batch
-                        if err.row is not None and err.row < offset:
+                        if err.row is not None:
                             err.row += offset
-                    exc.message = f"{exc.message} (batch starting at file row {offset}; earlier batches were stored)"
+                    if offset:
+                        exc.message = (
+                            f"{exc.message} (in the batch starting at file row {offset}; rows before it were stored)"
+                        )
                     raise
                 for key, value in result.items():
                     totals[key] = totals.get(key, 0) + value

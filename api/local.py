@@ -64,6 +64,7 @@ def running_server(data_dir: Path) -> tuple[str, str] | None:
 
 
 class Backend(Protocol):
+    def model_schema(self, name: str) -> ModelSchema: ...
     def register_model(self, spec: ModelSchema) -> dict[str, Any]: ...
     def create_key(self, scope: str, name: str | None) -> dict[str, Any]: ...
     def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]: ...
@@ -73,6 +74,9 @@ class Backend(Protocol):
 @dataclass
 class DirectBackend:
     service: Loopwatch
+
+    def model_schema(self, name: str) -> ModelSchema:
+        return self.service.registry.get(name).schema
 
     def register_model(self, spec: ModelSchema) -> dict[str, Any]:
         result = self.service.registry.register(spec)
@@ -119,6 +123,11 @@ class RemoteBackend:
                 err.get("code", "error"),
             )
         return response.json()
+
+    def model_schema(self, name: str) -> ModelSchema:
+        detail = self._check(self.client.get(f"/v1/models/{name}"))
+        fields = set(ModelSchema.model_fields)
+        return ModelSchema.model_validate({k: v for k, v in detail.items() if k in fields})
 
     def register_model(self, spec: ModelSchema) -> dict[str, Any]:
         return self._check(self.client.post("/v1/models", json=spec.model_dump(exclude_none=True)))

@@ -71,18 +71,33 @@ def table_to_arrow_stream(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def iter_file_batches(path: Path, batch_rows: int = 50_000) -> Iterator[pa.Table]:
-    """Stream a Parquet, CSV or JSONL file in batches of about ``batch_rows`` rows."""
+def iter_file_batches(
+    path: Path, batch_rows: int = 50_000, string_columns: set[str] | None = None
+) -> Iterator[pa.Table]:
+    """Stream a Parquet, CSV or JSONL file in batches of about ``batch_rows`` rows.
+
+    Text formats carry no types: ``string_columns`` (from the model schema) are read as text, so
+    a firmware "3.10" is not turned into the number 3.1.
+    """
+    strings = {name: pa.string() for name in string_columns or ()}
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         pf = pq.ParquetFile(path)
         for batch in pf.iter_batches(batch_size=batch_rows):
             yield pa.Table.from_batches([batch])
     elif suffix in (".csv", ".csv.gz"):
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20))
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=8 << 20),
+            convert_options=pacsv.ConvertOptions(column_types=strings),
+        )
         yield from _rebatch((pa.Table.from_batches([b]) for b in reader), batch_rows)
     elif suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
-        table = pajson.read_json(path)
+        header = _first_json_keys(path)
+        explicit = pa.schema([pa.field(n, t) for n, t in strings.items() if n in header])
+        table = pajson.read_json(
+            path, parse_options=pajson.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")
+        )
         for start in range(0, table.num_rows, batch_rows):
             yield table.slice(start, batch_rows)
     elif suffix == ".arrow" or suffix == ".arrows":
@@ -90,6 +105,19 @@ def iter_file_batches(path: Path, batch_rows: int = 50_000) -> Iterator[pa.Table
             yield from _rebatch((pa.Table.from_batches([b]) for b in reader), batch_rows)
     else:
         raise MalformedBody(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .jsonl")
+
+
+def _first_json_keys(path: Path) -> set[str]:
+    opener = __import__("gzip").open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    first = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise MalformedBody(f"{path}: first line is not JSON: {exc}") from exc
+                return set(first) if isinstance(first, dict) else set()
+    return set()
 
 
 def file_row_count(path: Path) -> int | None:

@@ -137,6 +137,14 @@ class ModelSchema(BaseModel):
         fields.append(pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False))
         return pa.schema(fields)
 
+    def string_columns(self) -> set[str]:
+        """Flat columns stored as text: what untyped files (CSV/JSONL) must read as strings."""
+        text = {"prediction_id", "model_version", "label", *self.segments}
+        text |= {f for f, kind in self.features.items() if kind in ("categorical", "text")}
+        if self.is_classifier:
+            text.add("prediction")
+        return text
+
     def sql_columns(self) -> list[tuple[str, str]]:
         """(column, DuckDB type) pairs, in storage order."""
         out = [("prediction_id", "VARCHAR NOT NULL"), ("timestamp", "TIMESTAMPTZ NOT NULL")]
