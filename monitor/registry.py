@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from monitor.clock import Clock, utcnow
 from monitor.db import Database
@@ -175,27 +173,21 @@ class Registry:
         ]
 
     @staticmethod
-    def record_versions(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, rows: pa.Table, now: datetime) -> None:
-        """Within an ingest transaction: note each model version's first/last time and row count."""
-        if rows.num_rows == 0:
-            return
-        agg = rows.group_by("model_version").aggregate(
-            [("timestamp", "min"), ("timestamp", "max"), ("prediction_id", "count")]
-        )
-        for version, lo, hi, n in zip(
-            agg.column("model_version").to_pylist(),
-            agg.column("timestamp_min").to_pylist(),
-            agg.column("timestamp_max").to_pylist(),
-            pc.cast(agg.column("prediction_id_count"), pa.int64()).to_pylist(),
-            strict=True,
-        ):
-            cur.execute(
-                "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, version) DO UPDATE SET "
-                "first_seen = least(model_versions.first_seen, excluded.first_seen), "
-                "last_seen = greatest(model_versions.last_seen, excluded.last_seen), "
-                "rows = model_versions.rows + excluded.rows",
-                [model.id, version, lo, hi, now, n],
-            ).fetchall()
+    def record_versions(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, relation: str, now: datetime) -> None:
+        """Within an ingest transaction: note each model version's first/last time and row count.
+
+        ``relation`` names a registered/temp relation holding the rows just stored.
+        """
+        if relation not in ("incoming", "inserted"):
+            raise ValueError(f"unexpected relation {relation!r}")
+        cur.execute(
+            "INSERT INTO model_versions SELECT $model_id, model_version, min(timestamp), max(timestamp), $now, count(*) "
+            f"FROM {relation} GROUP BY model_version ON CONFLICT (model_id, version) DO UPDATE SET "
+            "first_seen = least(model_versions.first_seen, excluded.first_seen), "
+            "last_seen = greatest(model_versions.last_seen, excluded.last_seen), "
+            "rows = model_versions.rows + excluded.rows",
+            {"model_id": model.id, "now": now},
+        ).fetchall()
 
     def _load(self, cur: duckdb.DuckDBPyConnection, name: str) -> RegisteredModel:
         rows = cur.execute(

@@ -114,6 +114,7 @@ class PredictionStore:
         self._max_future = max_future
         self._hot_days = hot_days
         self._file_columns: dict[str, set[str]] = {}
+        self._last_ingest_at = FAR_PAST
         self._file_lock = threading.Lock()
         self._remove_unrecorded_files()
 
@@ -132,22 +133,38 @@ class PredictionStore:
         rows, _ = dedupe_batch(rows)
         lo, hi = (v.as_py() for v in pc.min_max(rows.column("timestamp")).values())
         with self._db.transaction() as cur:
+            # Each batch gets a distinct, increasing ingest stamp (identifies the batch's rows).
+            stamp = max(now, self._last_ingest_at + timedelta(microseconds=1))
+            self._last_ingest_at = stamp
+            if stamp != now:
+                rows = rows.set_column(
+                    rows.schema.get_field_index("ingested_at"),
+                    "ingested_at",
+                    pa.array([stamp] * rows.num_rows, rows.schema.field("ingested_at").type),
+                )
+                now = stamp
             cur.register("incoming", rows)
             try:
                 existing_sql, params = self._ids_in_span_sql(model, lo, hi)
-                new_rows = cur.sql(
-                    f"SELECT b.* FROM incoming b ANTI JOIN ({existing_sql}) e USING (prediction_id)", params=params
-                ).to_arrow_table()
+                new_rows_sql = f"SELECT b.* FROM incoming b ANTI JOIN ({existing_sql}) e USING (prediction_id)"
+                accepted = cur.execute(
+                    f"INSERT INTO {model.predictions_table} BY NAME {new_rows_sql}", params
+                ).fetchall()[0][0]
+                if accepted:
+                    # Usually every row is new and the versions come from the batch itself; with
+                    # resends among them, from the rows just inserted (same anti-join, pre-insert view
+                    # is gone, so select this batch's rows by id from the table).
+                    source = "incoming" if accepted == rows.num_rows else "inserted"
+                    if source == "inserted":
+                        cur.execute(
+                            f"CREATE OR REPLACE TEMP TABLE inserted AS SELECT t.model_version, t.timestamp "
+                            f"FROM {model.predictions_table} t SEMI JOIN incoming b USING (prediction_id) "
+                            "WHERE t.ingested_at = $now AND t.timestamp BETWEEN $lo AND $hi",
+                            {"now": now, "lo": lo, "hi": hi},
+                        ).fetchall()
+                    Registry.record_versions(cur, model, source, now)
             finally:
                 cur.unregister("incoming")
-            if new_rows.num_rows:
-                cur.register("new_rows", new_rows)
-                try:
-                    cur.execute(f"INSERT INTO {model.predictions_table} BY NAME SELECT * FROM new_rows").fetchall()
-                finally:
-                    cur.unregister("new_rows")
-                Registry.record_versions(cur, model, new_rows, now)
-        accepted = new_rows.num_rows
         return IngestResult(received, accepted, received - accepted)
 
     def ingest_labels(

@@ -332,6 +332,9 @@ def _json_type(kind: type) -> str:
     return {float: "number", str: "string", bool: "boolean", dict: "object", list: "array"}.get(kind, kind.__name__)
 
 
+_MISSING = object()
+_EMPTY: dict[str, Any] = {}
+
 RECORD_KEYS = frozenset(
     {
         "prediction_id",
@@ -360,7 +363,7 @@ def records_to_table(records: Any, schema: ModelSchema) -> pa.Table:
         if type(record) is not dict:
             sink.add("(record)", f"expected an object, got {_json_type(type(record))}", row)
     sink.raise_if_any("batch")
-    unknown = set().union(*(r.keys() for r in records)) - RECORD_KEYS if records else set()
+    unknown = set().union(*map(dict.keys, records)) - RECORD_KEYS if records else set()
     for key in sorted(unknown):
         row = next(i for i, r in enumerate(records) if key in r)
         sink.add(key, f"unknown field; a record has {sorted(RECORD_KEYS)}", row)
@@ -409,18 +412,26 @@ def _nested_columns(
             sink.add(key, f"must be an object of name → value, got {_json_type(type(obj))}", row)
     if sink.errors:
         return
-    present = [o for o in objs if o]
-    seen = set().union(*(o.keys() for o in present)) if present else set()
-    for name in sorted(seen - set(allowed)):
-        row = next(i for i, o in enumerate(objs) if o and name in o)
-        noun = "feature" if key == "features" else "segment"
-        sink.add(f"{key}.{name}", f"unknown {noun}; the model's {key} are {list(allowed)} (register it first)", row)
+    objs = [o if o is not None else _EMPTY for o in objs]
+    total_keys = sum(map(len, objs))
+    known_keys = 0
     for name, expect in allowed.items():
-        if name in seen:
-            values = [o.get(name) if o else None for o in objs]
-            arr = infer_array(values, f"{key}.{name}", sink, expect)
-            if arr is not None:
-                columns[name] = arr
+        values = [o.get(name, _MISSING) for o in objs]
+        missing = values.count(_MISSING)
+        if missing == len(values):
+            continue
+        known_keys += len(values) - missing
+        if missing:
+            values = [None if v is _MISSING else v for v in values]
+        arr = infer_array(values, f"{key}.{name}", sink, expect)
+        if arr is not None:
+            columns[name] = arr
+    if total_keys != known_keys:  # some record has a key the schema does not know: find it
+        seen = set().union(*(o.keys() for o in objs))
+        for name in sorted(seen - set(allowed)):
+            row = next(i for i, o in enumerate(objs) if name in o)
+            noun = "feature" if key == "features" else "segment"
+            sink.add(f"{key}.{name}", f"unknown {noun}; the model's {key} are {list(allowed)} (register it first)", row)
 
 
 def _probabilities_from_json(value: Any, schema: ModelSchema, row: int, sink: ErrorSink) -> list[float] | None:
