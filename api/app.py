@@ -18,8 +18,10 @@ from api.metrics import Metrics
 from api.routes import health, keys, models, predictions
 from api.version import VERSION
 from monitor.clock import Clock, utcnow
+from monitor.decoding import make_pool
 from monitor.service import Loopwatch
 from monitor.settings import Settings
+from monitor.validation import warm_up
 
 log = logging.getLogger("loopwatch")
 
@@ -61,6 +63,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Loopwatch(settings, now)
         app.state.service = service
+        warm_up()
+        app.state.json_pool = make_pool(settings.json_workers)
         maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
         if maintenance:
             maintenance.start()
@@ -69,6 +73,8 @@ def create_app(
         finally:
             if maintenance:
                 maintenance.stop()
+            if app.state.json_pool is not None:
+                app.state.json_pool.shutdown(wait=True, cancel_futures=True)
             service.close()
 
     app = FastAPI(
@@ -79,6 +85,8 @@ def create_app(
     )
     app.state.metrics = Metrics()
     app.state.cli_token_hash = cli_token_hash
+    app.state.json_pool = None
+    app.state.json_inflight = 0
     install_error_handlers(app)
     for router in (health.router, models.router, predictions.router, keys.router):
         app.include_router(router)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_future_seconds: int = Field(default=24 * 3600, ge=0)  # a timestamp further ahead is refused
     max_batch_rows: int = Field(default=1_000_000, ge=1)
+    # JSON bodies above this size are decoded in worker processes (the GIL limits one process
+    # to one core); 0 workers decodes everything in the server process.
+    json_workers: int = Field(default=2, ge=0, le=64)
+    json_worker_min_bytes: int = Field(default=256 * 1024, ge=0)
+    json_offload: Literal["auto", "always", "never"] = "auto"  # auto: only while another decode runs
 
     # Store tuning. A large checkpoint threshold keeps DuckDB from checkpointing inside ingest
     # requests (measured: 296k → 880k rows/s); the WAL still makes every commit durable.

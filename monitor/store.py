@@ -125,24 +125,32 @@ class PredictionStore:
     def ingest_predictions(self, model_name: str, table: pa.Table, *, row_offset: int = 0) -> IngestResult:
         """Validate and durably store one batch; all-or-nothing, idempotent on prediction_id."""
         model = self._registry.get(model_name)
-        received = table.num_rows
+        if table.num_rows == 0:
+            return IngestResult(0, 0, 0)
+        rows = normalize_predictions(
+            table, model.schema, now=self._now(), max_future=self._max_future, row_offset=row_offset
+        )
+        return self.store_normalized(model_name, rows)
+
+    def store_normalized(self, model_name: str, rows: pa.Table) -> IngestResult:
+        """Store rows already in the model's canonical layout (from :func:`normalize_predictions`)."""
+        model = self._registry.get(model_name)
+        received = rows.num_rows
         if received == 0:
             return IngestResult(0, 0, 0)
         now = self._now()
-        rows = normalize_predictions(table, model.schema, now=now, max_future=self._max_future, row_offset=row_offset)
         rows, _ = dedupe_batch(rows)
         lo, hi = (v.as_py() for v in pc.min_max(rows.column("timestamp")).values())
         with self._db.transaction() as cur:
             # Each batch gets a distinct, increasing ingest stamp (identifies the batch's rows).
-            stamp = max(now, self._last_ingest_at + timedelta(microseconds=1))
-            self._last_ingest_at = stamp
-            if stamp != now:
-                rows = rows.set_column(
-                    rows.schema.get_field_index("ingested_at"),
-                    "ingested_at",
-                    pa.array([stamp] * rows.num_rows, rows.schema.field("ingested_at").type),
-                )
-                now = stamp
+            now = max(now, self._last_ingest_at + timedelta(microseconds=1))
+            self._last_ingest_at = now
+            stamp_type = rows.schema.field("ingested_at").type
+            rows = rows.set_column(
+                rows.schema.get_field_index("ingested_at"),
+                "ingested_at",
+                pa.repeat(pa.scalar(now, stamp_type), rows.num_rows),
+            )
             cur.register("incoming", rows)
             try:
                 existing_sql, params = self._ids_in_span_sql(model, lo, hi)

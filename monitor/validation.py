@@ -9,6 +9,7 @@ refused whole — nothing is written.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,20 @@ EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 UNVERSIONED = "unversioned"
 TS_TYPE = pa.timestamp("us", tz="UTC")
 PROBABILITY_SUM_TOLERANCE = 0.01
+
+
+class _LazyIds:
+    """prediction_ids of JSON records, extracted only if an error needs to name one."""
+
+    def __init__(self, records: list[Any]) -> None:
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, row: int) -> Any:
+        record = self._records[row]
+        return record.get("prediction_id") if isinstance(record, dict) else None
 
 
 class ErrorSink:
@@ -83,7 +98,10 @@ def _describe_value(value: Any) -> str:
 
 
 def _combine(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    """One contiguous array; a single-chunk column is used as is (combine_chunks would copy it)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr
 
 
 def to_float(arr: pa.Array, field: str, sink: ErrorSink, *, finite: bool = True) -> pa.Array | None:
@@ -358,13 +376,14 @@ def records_to_table(records: Any, schema: ModelSchema) -> pa.Table:
             "body must be a JSON list of prediction records",
             [FieldError(field="(body)", reason=f"expected a list, got {_json_type(type(records))}")],
         )
-    sink = ErrorSink(ids=[r.get("prediction_id") if isinstance(r, dict) else None for r in records])
-    for row, record in enumerate(records):
-        if type(record) is not dict:
-            sink.add("(record)", f"expected an object, got {_json_type(type(record))}", row)
-    sink.raise_if_any("batch")
-    unknown = set().union(*map(dict.keys, records)) - RECORD_KEYS if records else set()
-    for key in sorted(unknown):
+    sink = ErrorSink(ids=_LazyIds(records))
+    if set(map(type, records)) - {dict}:
+        for row, record in enumerate(records):
+            if type(record) is not dict:
+                sink.add("(record)", f"expected an object, got {_json_type(type(record))}", row)
+        sink.raise_if_any("batch")
+    keys_seen = set().union(*map(dict.keys, records)) if records else set()
+    for key in sorted(keys_seen - RECORD_KEYS):
         row = next(i for i, r in enumerate(records) if key in r)
         sink.add(key, f"unknown field; a record has {sorted(RECORD_KEYS)}", row)
     columns: dict[str, pa.Array] = {}
@@ -376,19 +395,24 @@ def records_to_table(records: Any, schema: ModelSchema) -> pa.Table:
         "score": "number",
         "latency_ms": "number",
     }
-    for key, expect in expects.items():
-        if key in ("model_version", "score", "latency_ms") and not any(key in r for r in records):
-            continue
-        arr = infer_array([r.get(key) for r in records], key, sink, expect)
+    wanted = [k for k in expects if k in keys_seen or k in ("prediction_id", "timestamp", "prediction")]
+    try:  # fast path: every record has every wanted key
+        transposed = list(zip(*map(operator.itemgetter(*wanted), records), strict=True)) if records else []
+        values_by_key = dict(zip(wanted, transposed, strict=True)) if transposed else {}
+    except KeyError:
+        values_by_key = {}
+    for key in wanted:
+        values = list(values_by_key[key]) if key in values_by_key else [r.get(key) for r in records]
+        arr = infer_array(values, key, sink, expects[key])
         if arr is not None:
             columns[key] = arr
     kinds = {"numeric": "number", "categorical": "string", "text": "string", "boolean": "boolean"}
     _nested_columns(records, "features", {f: kinds[k] for f, k in schema.features.items()}, columns, sink)
     _nested_columns(records, "segments", dict.fromkeys(schema.segments, "string"), columns, sink)
-    if any("probabilities" in r for r in records):
+    if "probabilities" in keys_seen:
         probs = [_probabilities_from_json(r.get("probabilities"), schema, row, sink) for row, r in enumerate(records)]
         columns["probabilities"] = pa.array(probs, pa.list_(pa.float64()))
-    if any("embedding" in r for r in records):
+    if "embedding" in keys_seen:
         emb = [r.get("embedding") for r in records]
         for row, vec in enumerate(emb):
             if vec is not None and (not isinstance(vec, list) or not all(_is_number(x) for x in vec)):
@@ -407,13 +431,28 @@ def _nested_columns(
     records: list[dict[str, Any]], key: str, allowed: dict[str, Expect], columns: dict[str, pa.Array], sink: ErrorSink
 ) -> None:
     objs = [r.get(key) for r in records]
-    for row, obj in enumerate(objs):
-        if obj is not None and type(obj) is not dict:
-            sink.add(key, f"must be an object of name → value, got {_json_type(type(obj))}", row)
-    if sink.errors:
+    if set(map(type, objs)) - {dict, type(None)}:
+        for row, obj in enumerate(objs):
+            if obj is not None and type(obj) is not dict:
+                sink.add(key, f"must be an object of name → value, got {_json_type(type(obj))}", row)
         return
     objs = [o if o is not None else _EMPTY for o in objs]
     total_keys = sum(map(len, objs))
+    names = list(allowed)
+    if names and total_keys == len(objs) * len(names):
+        # Fast path (the usual case: every record carries exactly the schema's names): one C call
+        # per record fetches all values, zip transposes rows into columns.
+        try:
+            rows = list(map(operator.itemgetter(*names), objs))
+        except KeyError:
+            rows = None
+        if rows is not None:
+            transposed = zip(*rows, strict=True) if len(names) > 1 else (rows,)
+            for name, values in zip(names, transposed, strict=True):
+                arr = infer_array(list(values), f"{key}.{name}", sink, allowed[name])
+                if arr is not None:
+                    columns[name] = arr
+            return
     known_keys = 0
     for name, expect in allowed.items():
         values = [o.get(name, _MISSING) for o in objs]
@@ -802,3 +841,29 @@ def finite_or_none(value: float | None) -> float | None:
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def warm_up() -> None:
+    """Run every converter once so the first real request does not pay for imports and kernel setup."""
+    spec = ModelSchema(
+        name="warm-up",
+        task="multiclass",
+        classes=["a", "b"],
+        features={"n": "numeric", "c": "categorical", "b": "boolean", "t": "text"},
+        segments=["s"],
+    )
+    now = datetime.now(UTC)
+    record = {
+        "prediction_id": "w",
+        "timestamp": now.isoformat(),
+        "model_version": "1",
+        "features": {"n": 1.0, "c": "x", "b": True, "t": "y"},
+        "prediction": "a",
+        "probabilities": [0.5, 0.5],
+        "latency_ms": 1.0,
+        "segments": {"s": "z"},
+    }
+    table = normalize_predictions(records_to_table([record], spec), spec, now=now, max_future=timedelta(days=1))
+    dedupe_batch(table)
+    labels = label_records_to_table([{"prediction_id": "w", "label": "a"}])
+    latest_label_per_id(normalize_labels(labels, spec, now=now, max_future=timedelta(days=1)))

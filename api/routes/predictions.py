@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.body import read_limited_body
 from api.deps import IngestKey, MetricsDep, ReadKey, ServiceDep
 from api.params import parse_segments, parse_window
+from monitor.decoding import decode_json_predictions, unpack
 from monitor.errors import LoopwatchError, PayloadTooLarge
 from monitor.formats import body_kind, parse_json, read_arrow_stream, read_parquet_bytes
 from monitor.service import Loopwatch
@@ -64,17 +66,47 @@ async def ingest_predictions(
     kind = body_kind(request.headers.get("content-type"))
     body = await read_limited_body(request, service.settings.max_body_bytes)
     started = time.perf_counter()
+    pool = request.app.state.json_pool
+    settings = service.settings
+
+    def store(rows: pa.Table) -> dict[str, int]:
+        _check_rows(service, rows)
+        return service.store.store_normalized(model, rows).to_dict()
 
     def work() -> dict[str, int]:
         table = _decode(kind, body, lambda records: records_to_table(records, registered.schema))
         _check_rows(service, table)
         return service.store.ingest_predictions(model, table).to_dict()
 
+    state = request.app.state
+    # Decode in this process while it is free; hand large JSON bodies to the worker pool only
+    # when another JSON batch is already being decoded here (the GIL would serialise them).
+    offload = (
+        kind == "json"
+        and pool is not None
+        and len(body) >= settings.json_worker_min_bytes
+        and settings.json_offload != "never"
+        and (settings.json_offload == "always" or state.json_inflight > 0)
+    )
+    state.json_inflight += kind == "json"
     try:
-        result = await run_in_threadpool(work)
+        if offload:
+            decoded = await asyncio.get_running_loop().run_in_executor(
+                pool,
+                decode_json_predictions,
+                body,
+                registered.schema.model_dump_json(),
+                service.now(),
+                float(settings.max_future_seconds),
+            )
+            result = await run_in_threadpool(lambda: store(unpack(decoded)))
+        else:
+            result = await run_in_threadpool(work)
     except LoopwatchError as exc:
         metrics.rejected_batches.labels(model, "predictions").inc()
         raise exc from None
+    finally:
+        state.json_inflight -= kind == "json"
     metrics.ingest_seconds.labels(kind).observe(time.perf_counter() - started)
     metrics.ingested_rows.labels(model, kind).inc(result["accepted"])
     metrics.duplicate_rows.labels(model).inc(result["duplicates"])

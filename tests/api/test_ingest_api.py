@@ -188,3 +188,32 @@ def test_paged_rows_include_labels(api: Api) -> None:
     assert len(rest["rows"]) == 2 and rest["next_cursor"] is None
     labelled = [r for r in page["rows"] + rest["rows"] if r["label"]]
     assert [r["prediction_id"] for r in labelled] == ["p-0"]
+
+
+def test_json_decoded_in_worker_processes_behaves_the_same(tmp_path) -> None:
+    """Large JSON bodies decoded in the worker pool store the same rows and report the same
+    row-level errors as in-process decoding."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from monitor.settings import Settings
+    from tests.conftest import BRAKING
+
+    settings = Settings(data_dir=tmp_path / "data", json_offload="always", json_worker_min_bytes=0, json_workers=1)
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        _, key = app.state.service.keys.create("admin")
+        headers = {"Authorization": f"Bearer {key}"}
+        client.post("/v1/models", json=BRAKING, headers=headers).raise_for_status()
+        ok = client.post(PREDICTIONS, json=[braking_record(i) for i in range(50)], headers=headers)
+        assert ok.status_code == 200 and ok.json()["accepted"] == 50
+        bad = client.post(PREDICTIONS, json=[braking_record(100), braking_record(101, score=7)], headers=headers)
+        assert bad.status_code == 422
+        assert bad.json()["error"]["errors"][0] | {"reason": ""} == {
+            "row": 1,
+            "field": "score",
+            "reason": "",
+            "prediction_id": "p-101",
+        }
+        rows = client.get(PREDICTIONS, params={"limit": 100}, headers=headers).json()["rows"]
+        assert len(rows) == 50 and rows[0]["road_type"] in ("urban", "highway")

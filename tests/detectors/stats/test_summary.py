@@ -1,0 +1,39 @@
+"""Column cleaning and summaries: missing values handled the way Evidently handles them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from detectors.stats.columns import numeric_values, value_counts
+from detectors.stats.summary import CategoricalSummary, NumericSummary
+
+
+def test_numeric_values_drop_null_nan_and_inf() -> None:
+    """Nulls, NaN and ±inf are dropped and counted as missing (Evidently: replace inf → NaN, dropna)."""
+    values, missing = numeric_values(pa.chunked_array([[1.0, None, float("nan")], [float("inf"), 2.0]]))
+    assert values.tolist() == [1.0, 2.0] and missing == 3
+
+
+def test_value_counts_on_dictionary_and_plain_strings_agree() -> None:
+    """Dictionary-encoded and plain string columns give the same counts; nulls are missing, not a category."""
+    plain = pa.chunked_array([["a", "b", None, "a"], ["c", "a"]])
+    encoded = pa.chunked_array([c.dictionary_encode() for c in plain.chunks])
+    for col in (plain, encoded):
+        keys, counts, missing = value_counts(col)
+        assert dict(zip(keys, counts.tolist(), strict=True)) == {"a": 3, "b": 1, "c": 1} and missing == 1
+
+
+def test_numeric_summary_facts() -> None:
+    """Sorted values, population std (like np.std), distinct count and small-value counts."""
+    s = NumericSummary.from_values(np.array([3.0, 1.0, 2.0, 2.0, np.nan]))
+    assert s.sorted_values.tolist() == [1.0, 2.0, 2.0, 3.0]
+    assert s.std == np.std([3.0, 1.0, 2.0, 2.0]) and s.n_unique == 3 and s.n_missing == 1
+    assert s.counts() == {1.0: 1, 2.0: 2, 3.0: 1}
+    assert NumericSummary.from_values(np.arange(100.0)).distinct(5) is None
+
+
+def test_empty_summaries() -> None:
+    """An all-null column summarises to n == 0 rather than raising."""
+    assert NumericSummary.from_values(pa.nulls(5, pa.float64())).n == 0
+    assert CategoricalSummary.from_values(pa.nulls(5, pa.string())).n == 0
