@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import health, keys, models, predictions
+from api.routes import health, keys, models, predictions, session
 from api.version import VERSION
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
@@ -82,12 +82,15 @@ def create_app(
         version=VERSION,
         description="ML observability and feedback loop. Send `Authorization: Bearer KEY` on every call but /healthz.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.routes.session behind auth, from bundled assets
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.metrics = Metrics()
     app.state.cli_token_hash = cli_token_hash
     app.state.json_pool = None
     app.state.json_inflight = 0
     install_error_handlers(app)
-    for router in (health.router, models.router, predictions.router, keys.router):
+    for router in (health.router, session.router, models.router, predictions.router, keys.router):
         app.include_router(router)
     return app

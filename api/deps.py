@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import ApiError
+from api.errors import ApiError, LoginRequired
 from api.metrics import Metrics
 from monitor.keys import Scope, hash_key, scope_allows
 from monitor.service import Loopwatch
@@ -33,7 +33,30 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+SESSION_COOKIE = "lw_session"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _same_origin(request: Request) -> bool:
+    """Cookie-authenticated writes must come from our own pages (CSRF defence with SameSite)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        return False
+    from urllib.parse import urlsplit
+
+    return urlsplit(origin).netloc == request.headers.get("host")
+
+
 def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    if credentials is None:
+        token = request.cookies.get(SESSION_COOKIE)
+        session = request.app.state.service.sessions.get(token) if token else None
+        if session is not None:
+            if request.method in UNSAFE_METHODS and not _same_origin(request):
+                raise ApiError(403, "forbidden", "cross-site request refused; use an API key for scripted calls")
+            return Principal(session.key_id, session.scope)
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ApiError(
             401,

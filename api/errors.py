@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.errors import LoopwatchError
@@ -37,12 +38,24 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class LoginRequired(Exception):
+    """A browser asked for a page without a session: send it to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoopwatchError)
     async def _domain(_: Request, exc: LoopwatchError) -> JSONResponse:
         return JSONResponse(
             error_body(exc.code, exc.message, [e.to_dict() for e in exc.errors]), status_code=exc.status
         )
+
+    @app.exception_handler(LoginRequired)
+    async def _login(_: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='')}", status_code=303)
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:

@@ -45,6 +45,12 @@ MIGRATIONS: list[str] = [
         id BIGINT PRIMARY KEY DEFAULT nextval('audit_ids'), "at" TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL,
         action VARCHAR NOT NULL, target VARCHAR, details JSON);
     """,
+    # 2: browser sessions (sign in with an API key; the cookie carries a random session token)
+    """
+    CREATE TABLE sessions(
+        token_hash VARCHAR PRIMARY KEY, key_id VARCHAR NOT NULL, scope VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+    """,
 ]
 
 

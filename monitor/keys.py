@@ -44,7 +44,7 @@ class KeyStore:
     def __init__(self, db: Database, now: Clock = utcnow) -> None:
         self._db = db
         self._now = now
-        self._cache: dict[str, ApiKey | None] = {}
+        self._cache: dict[str, ApiKey] = {}
         self._lock = threading.Lock()
 
     def create(self, scope: str, name: str | None = None) -> tuple[ApiKey, str]:
@@ -71,8 +71,9 @@ class KeyStore:
             "SELECT id, name, scope, created_at, revoked_at FROM api_keys WHERE hash = ?", [digest]
         )
         key = ApiKey(*row) if row and row[4] is None else None
-        with self._lock:
-            self._cache[digest] = key
+        if key is not None:  # only hits are cached: random bogus keys must not grow memory
+            with self._lock:
+                self._cache[digest] = key
         return key
 
     def list(self) -> list[ApiKey]:

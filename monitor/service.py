@@ -12,6 +12,7 @@ from monitor.clock import Clock, utcnow
 from monitor.db import Database
 from monitor.keys import KeyStore
 from monitor.registry import Registry
+from monitor.sessions import SessionStore
 from monitor.settings import Settings
 from monitor.store import PredictionStore
 
@@ -38,6 +39,7 @@ class Loopwatch:
         )
         self.keys = KeyStore(self.db, now)
         self.audit = AuditLog(self.db, now)
+        self.sessions = SessionStore(self.db, now)
 
     def close(self) -> None:
         self.db.close()

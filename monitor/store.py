@@ -296,8 +296,8 @@ class PredictionStore:
         labels = sum(r[2] for r in rows)
         out: dict[str, Any] = {
             "model": model.name,
-            "start": start.isoformat() if start else None,
-            "end": end.isoformat() if end else None,
+            "start": start,
+            "end": end,
             "predictions": predictions,
             "labels": labels,
             "label_coverage": (labels / predictions) if predictions else None,
@@ -311,10 +311,7 @@ class PredictionStore:
         if start is None and end is None:
             # Labels whose prediction has not arrived (yet): kept, and joined once it does.
             out["labels_without_prediction"] = total_labels - labels
-        for key in ("first_timestamp", "last_timestamp"):
-            if out[key] is not None:
-                out[key] = out[key].isoformat()
-        return out
+        return _jsonable(out)
 
     def label_history(self, model_name: str, prediction_id: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)

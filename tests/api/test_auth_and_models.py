@@ -19,6 +19,9 @@ def test_only_healthz_is_open(api: Api) -> None:
         ("GET", "/v1/models/harsh-braking/stats"),
         ("GET", "/v1/models/harsh-braking/predictions"),
         ("POST", "/v1/keys"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+        ("GET", "/assets/swagger/swagger-ui.css"),
     ]:
         response = api.client.request(method, path)
         assert response.status_code == 401, (method, path)

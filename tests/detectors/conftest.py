@@ -61,8 +61,9 @@ def make_window(
     road = rng.choice(["urban", "rural", "highway"], n, p=[0.5, 0.3, 0.2])
     cols: dict[str, pa.Array] = {
         "prediction_id": pa.array([f"p{seed}-{i}" for i in range(n)], pa.string()),
-        "timestamp": pa.array([START + timedelta(seconds=int(i * 3600 / max(n, 1))) for i in range(n)],
-                              pa.timestamp("us", tz="UTC")),
+        "timestamp": pa.array(
+            [START + timedelta(seconds=int(i * 3600 / max(n, 1))) for i in range(n)], pa.timestamp("us", tz="UTC")
+        ),
         "model_version": pa.array([versions[i * len(versions) // max(n, 1)] for i in range(n)], pa.string()),
         "speed": pa.array(speed, pa.float64()),
         "road": pa.array(road, pa.string()),

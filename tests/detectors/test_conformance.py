@@ -25,10 +25,12 @@ JUDGED = (Status.OK, Status.WARNING, Status.CRITICAL)
 
 def _all_null(table: pa.Table) -> pa.Table:
     keep = {"prediction_id", "timestamp", "model_version", "firmware"}
-    return pa.table({
-        name: col if name in keep else pa.nulls(table.num_rows, col.type)
-        for name, col in zip(table.column_names, table.columns, strict=True)
-    })
+    return pa.table(
+        {
+            name: col if name in keep else pa.nulls(table.num_rows, col.type)
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
 
 
 def _constant(table: pa.Table) -> pa.Table:
@@ -74,8 +76,11 @@ def test_table_detectors_survive_degenerate_windows(name: str, task: str) -> Non
         again = detector.run(window, reference, config, context())
         assert [f.to_dict() for f in findings] == [f.to_dict() for f in again], f"{case}: not deterministic"
         if case in ("empty", "one_row"):
-            assert all(f.status not in (Status.WARNING, Status.CRITICAL) for f in findings
-                       if f.segment is None and name != "data_quality"), case
+            assert all(
+                f.status not in (Status.WARNING, Status.CRITICAL)
+                for f in findings
+                if f.segment is None and name != "data_quality"
+            ), case
 
 
 @pytest.mark.parametrize("name", TABLE_DETECTORS)
@@ -119,7 +124,13 @@ def test_freshness_conforms() -> None:
 def test_every_detector_is_registered_with_a_doc_example() -> None:
     """The catalogue lists every detector, each with a docstring example and a config type."""
     assert set(DETECTORS) == {
-        "data_drift", "prediction_drift", "label_drift", "performance", "latency", "data_quality", "volume",
+        "data_drift",
+        "prediction_drift",
+        "label_drift",
+        "performance",
+        "latency",
+        "data_quality",
+        "volume",
         "freshness",
     }
     for name, cls in DETECTORS.items():

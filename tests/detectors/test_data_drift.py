@@ -98,7 +98,9 @@ def test_evidently_method_selection_by_reference_size_and_kind() -> None:
     methods = {f.column: f.metric for f in detector.run(make_window(BINARY, 500, 2), big, None, context()) if f.column}
     assert methods == {"speed": "wasserstein", "road": "jensenshannon", "night": "jensenshannon", "note": "wasserstein"}
     small = detector.prepare_reference(make_window(BINARY, 800, 1), BINARY)
-    methods = {f.column: f.metric for f in detector.run(make_window(BINARY, 500, 2), small, None, context()) if f.column}
+    methods = {
+        f.column: f.metric for f in detector.run(make_window(BINARY, 500, 2), small, None, context()) if f.column
+    }
     assert methods == {"speed": "ks", "road": "chisquare", "night": "z", "note": "ks"}
 
 
@@ -123,7 +125,9 @@ def test_new_categories_and_constant_columns_are_explicit() -> None:
     ref = pa.table({"road": ["urban"] * 1500 + ["rural"] * 1500, "k": [1.0] * 3000})
     cur = pa.table({"road": ["urban"] * 400 + ["gravel"] * 600, "k": [1.0] * 1000})
     detector = DataDrift()
-    by_col = {f.column: f for f in detector.run(cur, detector.prepare_reference(ref, spec), None, context()) if f.column}
+    by_col = {
+        f.column: f for f in detector.run(cur, detector.prepare_reference(ref, spec), None, context()) if f.column
+    }
     assert by_col["road"].status is Status.CRITICAL
     assert by_col["road"].details["new_categories"] == ["gravel"]
     assert by_col["k"].value == 0.0 and by_col["k"].status is Status.OK
@@ -137,3 +141,15 @@ def test_reference_statistics_are_reused_not_recomputed() -> None:
     for seed in range(3):
         detector.run(make_window(BINARY, 300, seed + 10), ref, None, context())
     assert {k: {c: s.n for c, s in v.items()} for k, v in ref.summaries.items()} == before
+
+
+def test_per_column_method_must_fit_the_column_kind() -> None:
+    """Forcing a numeric-only method on a categorical feature is rejected when the reference is prepared."""
+    detector = DataDrift()
+    config = detector.config({"methods": {"road": "wasserstein"}})
+    with pytest.raises(ValueError, match="does not apply"):
+        detector.prepare_reference(make_window(BINARY, 200, 1), BINARY, config)
+    config = detector.config({"methods": {"speed": "psi"}, "threshold": 0.2})
+    ref = detector.prepare_reference(make_window(BINARY, 2000, 1), BINARY, config)
+    speed = next(f for f in detector.run(make_window(BINARY, 500, 2), ref, config, context()) if f.column == "speed")
+    assert (speed.metric, speed.threshold) == ("psi", 0.2)

@@ -15,15 +15,27 @@ from detectors.base import parse_config, segment_slices
 
 
 def _finding(**kw: object) -> Finding:
-    base = dict(detector="data_drift", model="m", window_start=datetime(2026, 1, 1, tzinfo=UTC),
-                window_end=datetime(2026, 1, 1, 1, tzinfo=UTC), metric="wasserstein", status="critical")
+    base = dict(
+        detector="data_drift",
+        model="m",
+        window_start=datetime(2026, 1, 1, tzinfo=UTC),
+        window_end=datetime(2026, 1, 1, 1, tzinfo=UTC),
+        metric="wasserstein",
+        status="critical",
+    )
     return Finding(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_finding_is_json_ready_and_round_trips() -> None:
     """numpy scalars become numbers, NaN becomes null, inf a string; from_dict(to_dict()) is identity."""
-    f = _finding(value=np.float64(0.3), p_value=float("nan"), segment={"firmware": "3.2"}, column="speed",
-                 details={"hist": np.array([1, 2]), "stat": float("inf")}, n_current=np.int64(5))
+    f = _finding(
+        value=np.float64(0.3),
+        p_value=float("nan"),
+        segment={"firmware": "3.2"},
+        column="speed",
+        details={"hist": np.array([1, 2]), "stat": float("inf")},
+        n_current=np.int64(5),
+    )
     d = f.to_dict()
     assert d["value"] == 0.3 and d["p_value"] is None and d["status"] == "critical"
     assert d["details"] == {"hist": [1, 2], "stat": "inf"} and d["window_start"] == "2026-01-01T00:00:00+00:00"
@@ -44,8 +56,16 @@ def test_finding_is_frozen_and_status_validated() -> None:
 
 def test_model_spec_from_registry_json_and_validation() -> None:
     """The registry's model JSON builds a spec; binary defaults the positive class; bad specs fail."""
-    spec = ModelSpec.from_dict({"name": "m", "task": "binary", "classes": ["no", "yes"],
-                                "features": {"a": "numeric"}, "segments": ["region"], "owner": "ignored"})
+    spec = ModelSpec.from_dict(
+        {
+            "name": "m",
+            "task": "binary",
+            "classes": ["no", "yes"],
+            "features": {"a": "numeric"},
+            "segments": ["region"],
+            "owner": "ignored",
+        }
+    )
     assert spec.task is Task.BINARY and spec.positive_class == "yes" and spec.features_of("numeric") == ["a"]
     with pytest.raises(ValueError):
         ModelSpec(task="binary", classes=("a", "b", "c"))

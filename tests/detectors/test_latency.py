@@ -45,7 +45,10 @@ def test_small_rise_and_noise_do_not_page() -> None:
         assert all(f.status is not Status.CRITICAL for f in found)
     trials = 60
     alarms = sum(
-        any(f.status is Status.CRITICAL for f in detector.run(make_window(REGRESSION, 300, 100 + s), ref, None, context()))
+        any(
+            f.status is Status.CRITICAL
+            for f in detector.run(make_window(REGRESSION, 300, 100 + s), ref, None, context())
+        )
         for s in range(trials)
     )
     assert wilson(alarms, trials)[0] <= 0.05
@@ -55,9 +58,11 @@ def test_flags_the_version_where_the_regression_began() -> None:
     """A rollout v1 → v2 → v3 where v2 is slow: the finding names v2 and lists every version."""
     detector = Latency()
     ref = detector.prepare_reference(make_window(REGRESSION, 20000, 1), REGRESSION)
-    parts = [make_window(REGRESSION, 800, 2, versions=("v1",)),
-             make_window(REGRESSION, 800, 3, versions=("v2",), latency_scale=1.5),
-             make_window(REGRESSION, 800, 4, versions=("v3",), latency_scale=1.5)]
+    parts = [
+        make_window(REGRESSION, 800, 2, versions=("v1",)),
+        make_window(REGRESSION, 800, 3, versions=("v2",), latency_scale=1.5),
+        make_window(REGRESSION, 800, 4, versions=("v3",), latency_scale=1.5),
+    ]
     f = _p95(detector.run(pa.concat_tables(parts), ref, None, context()))
     assert f.status is Status.CRITICAL
     assert f.model_version == "v2" and f.details["regression_began_at_version"] == "v2"

@@ -112,8 +112,9 @@ def test_segments_need_their_own_minimum() -> None:
     detector = Performance()
     config = detector.config({"segments": ["firmware"], "min_segment_rows": 500})
     ref = detector.prepare_reference(make_window(BINARY, 20000, 1), BINARY, config)
-    window = pa.concat_tables([make_window(BINARY, 2000, 2, firmware=("3.1",)),
-                               make_window(BINARY, 100, 3, fn_rate=0.9, firmware=("3.2",))])
+    window = pa.concat_tables(
+        [make_window(BINARY, 2000, 2, firmware=("3.1",)), make_window(BINARY, 100, 3, fn_rate=0.9, firmware=("3.2",))]
+    )
     findings = detector.run(window, ref, config, context())
     small = [f for f in findings if f.segment == {"firmware": "3.2"}]
     assert small and {f.status for f in small} == {Status.INSUFFICIENT_DATA}

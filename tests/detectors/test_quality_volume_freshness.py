@@ -68,8 +68,12 @@ def test_volume_drop_and_spike_against_same_hour_history() -> None:
 def test_volume_per_segment_including_a_silent_segment() -> None:
     """Per-segment counts are judged on their own history; a segment that vanished is reported as a drop."""
     detector = Volume()
-    history = detector.prepare_reference(VolumeCounts(
-        total=[2000] * 5, by_segment={"firmware": {"3.1": [1000] * 5, "3.2": [1000, 990, 1010, 1005, 995]}}), BINARY)
+    history = detector.prepare_reference(
+        VolumeCounts(
+            total=[2000] * 5, by_segment={"firmware": {"3.1": [1000] * 5, "3.2": [1000, 990, 1010, 1005, 995]}}
+        ),
+        BINARY,
+    )
     findings = detector.run(VolumeCounts(total=1000, by_segment={"firmware": {"3.1": 1000}}), history, None, context())
     by_seg = {str(f.segment): f.status for f in findings}
     assert by_seg["{'firmware': '3.2'}"] is Status.CRITICAL
@@ -84,7 +88,9 @@ def test_freshness_uses_window_end_as_now() -> None:
     stale = detector.run(LastSeen(end - timedelta(minutes=45)), ref, None, context())
     assert stale[0].status is Status.NO_DATA and stale[0].value == 45.0
     fresh = detector.run(LastSeen(end - timedelta(minutes=10), {"firmware": {"3.2": None}}), ref, None, context())
-    assert fresh[0].status is Status.OK and fresh[1].status is Status.NO_DATA and fresh[1].segment == {"firmware": "3.2"}
+    assert (
+        fresh[0].status is Status.OK and fresh[1].status is Status.NO_DATA and fresh[1].segment == {"firmware": "3.2"}
+    )
     custom = detector.run(LastSeen(end - timedelta(minutes=45)), ref, {"max_silence_minutes": 60}, context())
     assert custom[0].status is Status.OK
 

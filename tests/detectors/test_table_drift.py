@@ -37,19 +37,22 @@ def _tables(n_ref: int, n_cur: int, seed: int) -> tuple[pa.Table, pa.Table]:
         with_nan = rng.normal(0, 1, n)
         with_nan[rng.random(n) < 0.1] = np.nan
         cats = ["a", "b", "c", "d"] + (["new"] if shifted else [])
-        return pa.table({
-            "normal": rng.normal(0.3 * s, 1, n),
-            "unchanged": rng.normal(0, 1, n),
-            "with_nan": with_nan + 0.05 * s,
-            "discrete": rng.choice([0.0, 1.0, 2.0, 3.0], n, p=[0.4, 0.3, 0.2, 0.1] if not shifted else
-                                   [0.3, 0.3, 0.2, 0.2]),
-            "binary_float": rng.choice([0.0, 1.0], n, p=[0.7, 0.3] if not shifted else [0.6, 0.4]),
-            "int_low": rng.integers(0, 6, n),
-            "int_high": rng.integers(0, 500, n) + (20 if shifted else 0),
-            "category": rng.choice(cats, n),
-            "flag": rng.random(n) < (0.5 if not shifted else 0.42),
-            "constant": np.full(n, 2.5),
-        })
+        return pa.table(
+            {
+                "normal": rng.normal(0.3 * s, 1, n),
+                "unchanged": rng.normal(0, 1, n),
+                "with_nan": with_nan + 0.05 * s,
+                "discrete": rng.choice(
+                    [0.0, 1.0, 2.0, 3.0], n, p=[0.4, 0.3, 0.2, 0.1] if not shifted else [0.3, 0.3, 0.2, 0.2]
+                ),
+                "binary_float": rng.choice([0.0, 1.0], n, p=[0.7, 0.3] if not shifted else [0.6, 0.4]),
+                "int_low": rng.integers(0, 6, n),
+                "int_high": rng.integers(0, 500, n) + (20 if shifted else 0),
+                "category": rng.choice(cats, n),
+                "flag": rng.random(n) < (0.5 if not shifted else 0.42),
+                "constant": np.full(n, 2.5),
+            }
+        )
 
     return side(n_ref, False), side(n_cur, True)
 
@@ -67,8 +70,10 @@ def _evidently(reference: pa.Table, current: pa.Table) -> dict[str, dict[str, An
         cfg = m["config"]
         if cfg["type"].endswith("ValueDrift"):
             out[cfg["column"]] = {
-                "method": EVIDENTLY_METHODS[cfg["method"]], "score": m["value"],
-                "threshold": cfg["threshold"], "drifted": status[m["id"]] == "FAIL",
+                "method": EVIDENTLY_METHODS[cfg["method"]],
+                "score": m["value"],
+                "threshold": cfg["threshold"],
+                "drifted": status[m["id"]] == "FAIL",
             }
         elif cfg["type"].endswith("DriftedColumnsCount"):
             out["__share__"] = m["value"]
@@ -105,18 +110,27 @@ def test_output_shape_is_exactly_the_documented_json() -> None:
 
 def test_kind_inference_follows_evidently() -> None:
     """float→numeric; int ≤10 distinct→categorical; mostly-unique strings→text (skipped); bool→categorical."""
-    t = pa.table({
-        "f": [0.5, 1.5] * 50,
-        "i_low": list(range(10)) * 10,
-        "i_high": list(range(100)),
-        "s": ["x", "y"] * 50,
-        "ids": [f"id{i}" for i in range(100)],
-        "b": [True, False] * 50,
-        "ts": pa.array([0] * 100, pa.timestamp("us")),
-    })
+    t = pa.table(
+        {
+            "f": [0.5, 1.5] * 50,
+            "i_low": list(range(10)) * 10,
+            "i_high": list(range(100)),
+            "s": ["x", "y"] * 50,
+            "ids": [f"id{i}" for i in range(100)],
+            "b": [True, False] * 50,
+            "ts": pa.array([0] * 100, pa.timestamp("us")),
+        }
+    )
     kinds = {name: infer_kind(t.column(name)) for name in t.column_names}
-    assert kinds == {"f": "numeric", "i_low": "categorical", "i_high": "numeric", "s": "categorical",
-                     "ids": "text", "b": "categorical", "ts": "unsupported"}
+    assert kinds == {
+        "f": "numeric",
+        "i_low": "categorical",
+        "i_high": "numeric",
+        "s": "categorical",
+        "ids": "text",
+        "b": "categorical",
+        "ts": "unsupported",
+    }
     out = compare_tables(t, t)
     assert [c["column"] for c in out["columns"]] == ["f", "i_low", "i_high", "s", "b"]
 
@@ -168,6 +182,7 @@ def test_module_cli_prints_json_and_sets_exit_code(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["dataset_drift"] is True
     table = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert "wasserstein" in table.stdout and "dataset drift: yes" in table.stdout
-    bad = subprocess.run([*cmd[:3], str(tmp_path / "missing.parquet"), cmd[4]], capture_output=True, text=True,
-                         cwd=ROOT)
+    bad = subprocess.run(
+        [*cmd[:3], str(tmp_path / "missing.parquet"), cmd[4]], capture_output=True, text=True, cwd=ROOT
+    )
     assert bad.returncode == 2 and "error" in bad.stderr

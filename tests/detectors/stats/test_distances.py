@@ -48,5 +48,6 @@ def test_psi_and_tvd_known_values() -> None:
     """PSI and TVD on hand-computed cases; both are 0 for identical distributions."""
     assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
     assert psi(np.array([0.2, 0.8]), np.array([0.4, 0.6])) == pytest.approx(
-        (0.2 - 0.4) * np.log(0.5) + (0.8 - 0.6) * np.log(0.8 / 0.6))
+        (0.2 - 0.4) * np.log(0.5) + (0.8 - 0.6) * np.log(0.8 / 0.6)
+    )
     assert total_variation(np.array([1, 3]), np.array([3, 1])) == 0.5

@@ -64,7 +64,8 @@ def test_categorical_methods_match_evidently(method: str) -> None:
         ref, cur = ref[ref != "c"], cur[np.isin(cur, ["a", "b"])]
     score, drifted = _evidently(method, ref, cur, ColumnType.Categorical)
     out = METHODS[method].compute(
-        CategoricalSummary.from_values(pa.array(ref)), CategoricalSummary.from_values(pa.array(cur)))
+        CategoricalSummary.from_values(pa.array(ref)), CategoricalSummary.from_values(pa.array(cur))
+    )
     assert out.score == pytest.approx(score, rel=1e-9, abs=1e-300)
     assert METHODS[method].is_drift(out.score, METHODS[method].default_threshold) == drifted
 
@@ -74,7 +75,9 @@ def test_boolean_z_test_matches_evidently() -> None:
     rng = np.random.default_rng(3)
     ref, cur = rng.random(500) < 0.5, rng.random(400) < 0.6
     score, _ = _evidently("z", ref, cur, ColumnType.Categorical)
-    out = METHODS["z"].compute(CategoricalSummary.from_values(pa.array(ref)), CategoricalSummary.from_values(pa.array(cur)))
+    out = METHODS["z"].compute(
+        CategoricalSummary.from_values(pa.array(ref)), CategoricalSummary.from_values(pa.array(cur))
+    )
     assert out.score == pytest.approx(score, rel=1e-12)
 
 

@@ -37,3 +37,17 @@ def test_empty_summaries() -> None:
     """An all-null column summarises to n == 0 rather than raising."""
     assert NumericSummary.from_values(pa.nulls(5, pa.float64())).n == 0
     assert CategoricalSummary.from_values(pa.nulls(5, pa.string())).n == 0
+
+
+def test_sorted_quantile_equals_numpy() -> None:
+    """The O(1) quantile on sorted values equals np.quantile's default (linear) method."""
+    from detectors.stats.summary import sorted_quantile
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 101, 1000):
+        x = np.sort(rng.normal(size=n))
+        for q in (0.0, 0.05, 0.5, 0.95, 0.99, 1.0):
+            assert (
+                sorted_quantile(x, q) == np.float64(np.quantile(x, q)).item()
+                or abs(sorted_quantile(x, q) - np.quantile(x, q)) < 1e-12
+            )
