@@ -439,7 +439,7 @@ def _nested_columns(
     objs = [o if o is not None else _EMPTY for o in objs]
     total_keys = sum(map(len, objs))
     names = list(allowed)
-    if names and total_keys == len(objs) * len(names):
+    if names and objs and total_keys == len(objs) * len(names):
         # Fast path (the usual case: every record carries exactly the schema's names): one C call
         # per record fetches all values, zip transposes rows into columns.
         try:

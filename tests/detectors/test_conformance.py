@@ -163,3 +163,9 @@ def test_nan_and_inf_features_do_not_crash() -> None:
     for name in TABLE_DETECTORS:
         detector = get_detector(name)
         _check(detector.run(window, detector.prepare_reference(make_window(BINARY, 600, 0), BINARY), None, context()))
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_every_config_accepts_the_monitor_segments_list(name: str) -> None:
+    """The scheduler can pass the monitor's `segments:` list to any detector's config."""
+    assert get_detector(name).config({"segments": ["firmware"]}) is not None

@@ -186,3 +186,17 @@ def test_module_cli_prints_json_and_sets_exit_code(tmp_path: Path) -> None:
         [*cmd[:3], str(tmp_path / "missing.parquet"), cmd[4]], capture_output=True, text=True, cwd=ROOT
     )
     assert bad.returncode == 2 and "error" in bad.stderr
+
+
+def test_cli_path_stays_lean(tmp_path: Path) -> None:
+    """The default drift path never imports pandas or scipy (each costs ~0.3–1 s of process start)."""
+    reference, current = _tables(3000, 2000, seed=4)
+    pq.write_table(reference, tmp_path / "ref.parquet")
+    pq.write_table(current, tmp_path / "cur.parquet")
+    script = (
+        "import sys; from detectors.__main__ import main; "
+        f"main([{str(tmp_path / 'ref.parquet')!r}, {str(tmp_path / 'cur.parquet')!r}, '--format', 'json']); "
+        "sys.stderr.write(repr(sorted(m for m in ('pandas', 'scipy') if m in sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.stderr.strip().endswith("[]"), proc.stderr

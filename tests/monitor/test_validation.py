@@ -158,3 +158,8 @@ def test_error_list_is_capped() -> None:
     with pytest.raises(InvalidInput) as err:
         _normalize_records(records)
     assert len(err.value.errors) == 50 and "500 errors" in err.value.message
+
+
+def test_empty_batch_is_an_empty_table() -> None:
+    """An empty JSON list converts to an empty table (found by the fuzz test: it was a 500)."""
+    assert records_to_table([], SPEC).num_rows == 0

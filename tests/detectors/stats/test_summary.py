@@ -51,3 +51,22 @@ def test_sorted_quantile_equals_numpy() -> None:
                 sorted_quantile(x, q) == np.float64(np.quantile(x, q)).item()
                 or abs(sorted_quantile(x, q) - np.quantile(x, q)) < 1e-12
             )
+
+
+def test_to_numpy_reads_buffers_like_pyarrow() -> None:
+    """Buffer-level conversion equals pyarrow's to_numpy for floats, ints, bools, nulls and sliced arrays."""
+    from detectors.stats.columns import to_numpy
+
+    cases = [
+        pa.array([1.5, None, 3.0]),
+        pa.array([1, 2, 3], pa.int32()),
+        pa.array([1, None, 3], pa.uint8()),
+        pa.array([True, False, None, True]),
+        pa.array([True, False, True, True, False, True, False, False, True]).slice(3, 5),
+        pa.array([0.5, 1.5, 2.5, 3.5]).slice(1, 2),
+        pa.nulls(3),
+        pa.chunked_array([[1.0, 2.0], [3.0]]),
+    ]
+    for arr in cases:
+        expected = np.asarray(arr.to_pandas(), dtype=np.float64) if arr.null_count else np.asarray(arr)
+        np.testing.assert_array_equal(to_numpy(arr).astype(np.float64), expected.astype(np.float64))
