@@ -7,15 +7,29 @@ from fastapi import Request
 from monitor.errors import PayloadTooLarge
 
 
-async def read_limited_body(request: Request, limit: int) -> bytes:
+async def read_limited_body(request: Request, limit: int) -> bytes | bytearray:
+    """The body, at most ``limit`` bytes. With a Content-Length the buffer is allocated once and
+    filled in place (bulk Arrow bodies are tens of MB: no chunk list, no join copy)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {int(declared)} bytes exceeds the limit of {limit} bytes; send smaller batches")
+    size = int(declared) if declared and declared.isdigit() else None
+    if size is not None and size > limit:
+        raise PayloadTooLarge(f"body of {size} bytes exceeds the limit of {limit} bytes; send smaller batches")
+    if size is not None:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        filled = 0
+        async for chunk in request.stream():
+            end = filled + len(chunk)
+            if end > size:
+                raise PayloadTooLarge("body is longer than its Content-Length")
+            view[filled:end] = chunk
+            filled = end
+        return buffer if filled == size else buffer[:filled]
     chunks: list[bytes] = []
-    size = 0
+    total = 0
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        total += len(chunk)
+        if total > limit:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes; send smaller batches")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -45,12 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", choices=("json", "table"), default="table")
     args = parser.parse_args(argv)
 
-    from detectors.table_drift import compare_tables, read_table
+    from detectors.table_drift import compare_tables, open_table
 
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     try:
-        reference = read_table(args.reference, columns)
-        current = read_table(args.current, columns)
+        reference = open_table(args.reference)
+        current = open_table(args.current)
         result = compare_tables(reference, current, columns, args.method, threshold=args.threshold)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

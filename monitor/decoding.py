@@ -27,7 +27,9 @@ DecodeResult = tuple[str, Any]
 _schemas: dict[str, ModelSchema] = {}
 
 
-def decode_json_predictions(body: bytes, schema_json: str, now: datetime, max_future_seconds: float) -> DecodeResult:
+def decode_json_predictions(
+    body: bytes | bytearray, schema_json: str, now: datetime, max_future_seconds: float
+) -> DecodeResult:
     """Parse + validate a JSON batch: ("ok", Arrow IPC bytes) or ("error", error fields)."""
     schema = _schemas.get(schema_json)
     if schema is None:

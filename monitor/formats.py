@@ -29,7 +29,7 @@ def media_type(content_type: str | None) -> str:
     return (content_type or JSON).split(";")[0].strip().lower()
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes | bytearray) -> Any:
     """Strict JSON (no NaN/Infinity literals); non-UTF-8 bytes are refused."""
     try:
         return orjson.loads(body)
@@ -37,14 +37,14 @@ def parse_json(body: bytes) -> Any:
         raise MalformedBody(f"body is not valid UTF-8 JSON: {exc}") from exc
 
 
-def read_arrow_stream(body: bytes) -> pa.Table:
+def read_arrow_stream(body: bytes | bytearray) -> pa.Table:
     try:
         return ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise MalformedBody(f"body is not a valid Arrow IPC stream: {exc}") from exc
 
 
-def read_parquet_bytes(body: bytes) -> pa.Table:
+def read_parquet_bytes(body: bytes | bytearray) -> pa.Table:
     try:
         return pq.read_table(io.BytesIO(body))
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:

@@ -15,6 +15,7 @@ edges (O(bins · log n)) instead of a pass over the data.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,7 @@ def binned_shares(
         )
         ref = histogram_sorted(reference.sorted_values, edges) / reference.n
         cur = histogram_sorted(current.sorted_values, edges) / current.n
-        labels: list[Any] = [[float(a), float(b)] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        labels: list[Any] = [[float(a), float(b)] for a, b in itertools.pairwise(edges)]
     else:
         labels, ref, cur = _value_shares(reference, current)
     if fill_zeroes:

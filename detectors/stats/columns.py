@@ -18,6 +18,62 @@ import pyarrow.compute as pc
 ArrayLike = pa.Array | pa.ChunkedArray | np.ndarray | Sequence[Any]
 
 
+def _bits(buffer: pa.Buffer, offset: int, length: int) -> np.ndarray:
+    """Arrow's little-endian bitmap as a bool array."""
+    raw = np.frombuffer(buffer, dtype=np.uint8)
+    return np.unpackbits(raw, bitorder="little")[offset : offset + length].astype(bool)
+
+
+def _numpy_dtype(t: pa.DataType) -> np.dtype | None:
+    if pa.types.is_floating(t):
+        return np.dtype(f"float{t.bit_width}")
+    if pa.types.is_signed_integer(t):
+        return np.dtype(f"int{t.bit_width}")
+    if pa.types.is_unsigned_integer(t):
+        return np.dtype(f"uint{t.bit_width}")
+    return None
+
+
+def _chunk_to_numpy(chunk: pa.Array) -> np.ndarray:
+    length, offset = len(chunk), chunk.offset
+    t = chunk.type
+    if pa.types.is_null(t):
+        return np.full(length, np.nan)
+    buffers = chunk.buffers()
+    if pa.types.is_boolean(t):
+        values: np.ndarray = _bits(buffers[1], offset, length) if length else np.zeros(0, bool)
+    else:
+        dtype = _numpy_dtype(t)
+        if dtype is None:
+            return _chunk_to_numpy(chunk.cast(pa.float64()))
+        values = np.frombuffer(buffers[1], dtype=dtype, count=offset + length)[offset:] if length else (
+            np.zeros(0, dtype))
+    if chunk.null_count == 0:
+        return values
+    out = values.astype(np.float64)
+    out[~_bits(buffers[0], offset, length)] = np.nan
+    return out
+
+
+def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Numeric or boolean Arrow data as numpy, zero-copy when there is one chunk and no nulls.
+
+    Nulls become NaN (so integer/boolean data with nulls comes back as float64). This reads
+    Arrow buffers directly: ``pyarrow``'s own ``to_numpy`` goes through its pandas shim and
+    imports pandas (~0.3 s of start-up for the ``loopwatch drift`` command).
+    """
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    parts = [_chunk_to_numpy(c) for c in chunks if len(c)]
+    if not parts:
+        dtype = _numpy_dtype(values.type)
+        return np.zeros(0, dtype if dtype is not None and values.null_count == 0 else np.float64)
+    if len(parts) == 1:
+        return parts[0]
+    if len({p.dtype for p in parts}) > 1:
+        parts = [p.astype(np.float64) for p in parts]
+    return np.concatenate(parts)
+
+
 def as_chunked(values: ArrayLike) -> pa.ChunkedArray:
     """Wrap any supported input as a ``pa.ChunkedArray``."""
     if isinstance(values, pa.ChunkedArray):
@@ -40,14 +96,9 @@ def numeric_values(values: ArrayLike) -> tuple[np.ndarray, int]:
         col = as_chunked(values)
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
-        if not pa.types.is_floating(col.type):
+        if not pa.types.is_floating(col.type) or col.type != pa.float64():
             col = col.cast(pa.float64())
-        elif col.type != pa.float64():
-            col = col.cast(pa.float64())
-        if col.num_chunks == 1 and col.null_count == 0:
-            arr = col.chunk(0).to_numpy(zero_copy_only=False)
-        else:
-            arr = col.to_numpy()  # nulls become NaN for floats
+        arr = to_numpy(col)  # nulls become NaN
     finite = np.isfinite(arr)
     if finite.all():
         return arr, 0
@@ -81,9 +132,11 @@ def value_counts(values: ArrayLike) -> tuple[list[Any], np.ndarray, int]:
         for chunk in col.chunks:
             if len(chunk) == 0:
                 continue
-            indices = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            raw = to_numpy(chunk.indices)
+            if raw.dtype.kind == "f":  # null indices came back as NaN
+                raw = raw[~np.isnan(raw)]
             dictionary = chunk.dictionary.to_pylist()
-            counts = np.bincount(indices[indices >= 0], minlength=len(dictionary))
+            counts = np.bincount(raw.astype(np.int64), minlength=len(dictionary))
             for key, count in zip(dictionary, counts.tolist(), strict=True):
                 if count and key is not None:
                     totals[key] = totals.get(key, 0) + count

@@ -21,6 +21,26 @@ from detectors.stats.columns import ArrayLike, numeric_values, value_counts
 SMALL_UNIQUE_LIMIT = 20
 
 
+def sorted_quantile(sorted_values: np.ndarray, q: float) -> float:
+    """``np.quantile(values, q)`` (linear method) for already sorted values, in O(1).
+
+    ``np.quantile`` partitions and copies its input on every call, which dominated the cost
+    of a drift run's dashboard details; on sorted data the answer is two lookups.
+
+    >>> sorted_quantile(np.array([1.0, 2.0, 4.0]), 0.75)
+    3.0
+    """
+    n = int(sorted_values.size)
+    if n == 0:
+        return float("nan")
+    pos = q * (n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    a, b = float(sorted_values[lo]), float(sorted_values[hi])
+    return a + (b - a) * frac if frac else a
+
+
 @dataclass(frozen=True, eq=False)
 class NumericSummary:
     """Sorted finite values of a numeric column plus the cheap facts derived from them."""
@@ -47,10 +67,8 @@ class NumericSummary:
         return float(self.sorted_values[-1]) if self.n else float("nan")
 
     def quantile(self, q: float) -> float:
-        """Linear-interpolated quantile (numpy's default) from the sorted values."""
-        if not self.n:
-            return float("nan")
-        return float(np.quantile(self.sorted_values, q))
+        """Linear-interpolated quantile (numpy's default method) from the sorted values."""
+        return sorted_quantile(self.sorted_values, q)
 
     @classmethod
     def from_values(cls, values: ArrayLike, *, assume_sorted: bool = False) -> NumericSummary:

@@ -1,0 +1,245 @@
+"""Shared machinery of the three drift detectors (data, prediction, label drift).
+
+They differ only in *which* columns they watch; everything else is here: per-segment
+reference summaries computed once, minimum sample sizes, Evidently-compatible method
+choice, Benjamini–Hochberg across all p-value tests of a run, and the findings.
+
+Status rule: ``critical`` when the column drifted (for p-value tests: after BH
+adjustment when ``fdr`` is on), ``warning`` when only the raw p-value crossed the
+threshold (suggestive, not established), ``ok`` otherwise, ``insufficient_data`` when
+either side has fewer than the minimum non-missing values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from detectors.base import Segment, SegmentKey, min_rows_for, segment_key, segment_slices
+from detectors.column_drift import ColumnDrift, compare_summaries
+from detectors.context import RunContext
+from detectors.finding import Finding, Status
+from detectors.spec import ModelSpec
+from detectors.stats.columns import text_lengths
+from detectors.stats.fdr import benjamini_hochberg
+from detectors.stats.methods import get_method
+from detectors.stats.summary import Summary, summarize
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Parameters shared by the drift detectors (all optional).
+
+    ``method``/``threshold`` apply to every column (where the method fits the column kind);
+    ``methods``/``thresholds`` override per column. ``fdr`` applies Benjamini–Hochberg to
+    all p-value tests of one run (columns × segments); raw p-values are reported too.
+    """
+
+    columns: tuple[str, ...] | None = None
+    method: str | None = None
+    methods: Mapping[str, str] = field(default_factory=dict)
+    threshold: float | None = None
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    segments: tuple[str, ...] = ()
+    min_rows: int = 30
+    min_segment_rows: int = 100
+    fdr: bool = True
+    details: bool = True
+
+    def __post_init__(self) -> None:
+        for name in [self.method, *self.methods.values()]:
+            if name is not None:
+                get_method(name)
+        if self.min_rows < 1 or self.min_segment_rows < 1:
+            raise ValueError("min_rows and min_segment_rows must be at least 1")
+
+
+@dataclass(frozen=True)
+class WatchedColumn:
+    """A column to watch: the kind its values are compared as, and an optional transform."""
+
+    name: str
+    kind: str  # "numeric" | "categorical"
+    transform: str | None = None  # "text_length" for free-text features
+
+
+@dataclass(frozen=True, eq=False)
+class DriftReference:
+    """Cached reference statistics: one summary per (segment value, column)."""
+
+    spec: ModelSpec
+    columns: tuple[WatchedColumn, ...]
+    summaries: dict[SegmentKey, dict[str, Summary]]
+    rows: dict[SegmentKey, int]
+    segments: tuple[str, ...]
+
+
+def _values(table: pa.Table, column: WatchedColumn) -> pa.ChunkedArray:
+    values = table.column(column.name)
+    if column.transform == "text_length":
+        return text_lengths(values)
+    return values
+
+
+def prepare_drift_reference(
+    table: pa.Table, spec: ModelSpec, columns: list[WatchedColumn], config: DriftConfig
+) -> DriftReference:
+    """Summarise every watched column of the reference, overall and per segment value.
+
+    A per-column method that cannot apply to the column's kind is a configuration error
+    and raises here, when the monitor is set up, rather than at every scheduled run.
+    """
+    for c in columns:
+        if c.name in config.methods and c.kind not in get_method(config.methods[c.name]).kinds:
+            raise ValueError(f"drift method {config.methods[c.name]!r} does not apply to {c.kind} column {c.name!r}")
+    summaries: dict[SegmentKey, dict[str, Summary]] = {}
+    rows: dict[SegmentKey, int] = {}
+    for segment, part in segment_slices(table, config.segments):
+        key = segment_key(segment)
+        rows[key] = part.num_rows
+        summaries[key] = {
+            c.name: summarize(_values(part, c), c.kind) for c in columns if c.name in part.column_names
+        }
+    return DriftReference(spec, tuple(columns), summaries, rows, tuple(config.segments))
+
+
+@dataclass
+class _Pending:
+    segment: Segment
+    column: WatchedColumn
+    result: ColumnDrift | None
+    reason: str | None = None
+    n_current: int = 0
+    n_reference: int = 0
+
+
+def run_drift(
+    detector: str,
+    current: pa.Table,
+    reference: DriftReference,
+    config: DriftConfig,
+    context: RunContext,
+) -> list[Finding]:
+    """Compare every watched column in every segment slice; BH-adjust; build findings."""
+    pending: list[_Pending] = []
+    for segment, part in segment_slices(current, reference.segments):
+        key = segment_key(segment)
+        minimum = min_rows_for(segment, config.min_rows, config.min_segment_rows)
+        ref_columns = reference.summaries.get(key)
+        for column in reference.columns:
+            if column.name not in part.column_names:
+                pending.append(_Pending(segment, column, None, "column missing from the current window"))
+                continue
+            cur = summarize(_values(part, column), column.kind)
+            ref = ref_columns.get(column.name) if ref_columns is not None else None
+            if ref is None:
+                reason = "segment value absent from the reference" if ref_columns is None else (
+                    "column missing from the reference")
+                pending.append(_Pending(segment, column, None, reason, cur.n))
+                continue
+            if cur.n < minimum or ref.n < minimum:
+                side = "current" if cur.n < minimum else "reference"
+                pending.append(_Pending(
+                    segment, column, None,
+                    f"{side} window has fewer than {minimum} non-missing values", cur.n, ref.n,
+                ))
+                continue
+            result = compare_summaries(
+                column.name, column.kind, ref, cur,
+                method=config.methods.get(column.name, config.method) if _fits(config, column) else None,
+                threshold=config.thresholds.get(column.name, config.threshold),
+                with_details=config.details,
+            )
+            pending.append(_Pending(segment, column, result, None, cur.n, ref.n))
+    adjusted = _adjust(pending, config.fdr)
+    return [_finding(detector, p, adjusted.get(i), config, context) for i, p in enumerate(pending)]
+
+
+def _fits(config: DriftConfig, column: WatchedColumn) -> bool:
+    """A run-wide ``method`` only applies to columns of a kind it supports."""
+    name = config.methods.get(column.name, config.method)
+    if name is None:
+        return False
+    if column.name in config.methods:
+        return True
+    return column.kind in get_method(name).kinds
+
+
+def _adjust(pending: list[_Pending], fdr: bool) -> dict[int, float]:
+    indices = [i for i, p in enumerate(pending) if p.result is not None and p.result.p_value is not None]
+    if not fdr or not indices:
+        return {}
+    raw = [pending[i].result.p_value for i in indices]  # type: ignore[union-attr]
+    return dict(zip(indices, benjamini_hochberg(raw), strict=True))
+
+
+def _finding(
+    detector: str, p: _Pending, adjusted: float | None, config: DriftConfig, context: RunContext
+) -> Finding:
+    column = p.column
+    common: dict[str, Any] = {"segment": p.segment, "column": column.name}
+    if p.result is None:
+        return context.finding(
+            detector, metric="drift", status=Status.INSUFFICIENT_DATA, n_current=p.n_current,
+            n_reference=p.n_reference, details={"reason": p.reason, "kind": column.kind}, **common,
+        )
+    r = p.result
+    method = get_method(r.method)
+    raw_drift = r.drifted
+    if r.score is None:
+        status = Status.INSUFFICIENT_DATA
+    elif adjusted is not None:
+        confirmed = method.is_drift(adjusted, r.threshold)
+        status = Status.CRITICAL if confirmed else (Status.WARNING if raw_drift else Status.OK)
+    else:
+        status = Status.CRITICAL if raw_drift else Status.OK
+    details = {
+        "kind": column.kind,
+        "method": r.method,
+        "method_display_name": method.display_name,
+        "score_is_p_value": method.uses_p_value,
+        "missing_current": r.missing_current,
+        "missing_reference": r.missing_reference,
+        **({"transform": column.transform} if column.transform else {}),
+        **({"reason": r.reason} if r.reason else {}),
+        **r.details,
+    }
+    return context.finding(
+        detector, metric=r.method, status=status, value=r.score, threshold=r.threshold,
+        p_value=r.p_value, p_value_adjusted=adjusted, effect_size=r.effect_size,
+        n_current=r.n_current, n_reference=r.n_reference, details=details, **common,
+    )
+
+
+def share_findings(
+    detector: str, findings: list[Finding], drift_share: float, context: RunContext
+) -> list[Finding]:
+    """Dataset-level verdict per segment: share of judged columns that drifted (Evidently's rule)."""
+    by_segment: dict[SegmentKey, list[Finding]] = {}
+    segments: dict[SegmentKey, Segment] = {}
+    for f in findings:
+        key = segment_key(f.segment)
+        by_segment.setdefault(key, []).append(f)
+        segments[key] = f.segment
+    out = []
+    for key, group in by_segment.items():
+        judged = [f for f in group if f.status in (Status.OK, Status.WARNING, Status.CRITICAL)]
+        drifted = [f.column for f in judged if f.status is Status.CRITICAL]
+        if not judged:
+            out.append(context.finding(
+                detector, metric="share_drifted_columns", status=Status.INSUFFICIENT_DATA,
+                segment=segments[key], threshold=drift_share, details={"reason": "no column could be judged"},
+            ))
+            continue
+        share = len(drifted) / len(judged)
+        out.append(context.finding(
+            detector, metric="share_drifted_columns",
+            status=Status.CRITICAL if share >= drift_share else Status.OK,
+            segment=segments[key], value=share, threshold=drift_share,
+            n_current=max(f.n_current for f in judged), n_reference=max(f.n_reference for f in judged),
+            details={"drifted_columns": drifted, "columns_judged": len(judged)},
+        ))
+    return out
