@@ -40,7 +40,7 @@ class PredictionPage(BaseModel):
     next_cursor: str | None
 
 
-def _decode(kind: str, body: bytes, to_table: Any) -> pa.Table:
+def _decode(kind: str, body: bytes | bytearray, to_table: Any) -> pa.Table:
     if kind == "json":
         return to_table(parse_json(body))
     if kind == "arrow":
