@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import health, keys, models, predictions, session
+from api.routes import health, keys, models, predictions, reports, session
 from api.version import VERSION
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
@@ -91,6 +91,6 @@ def create_app(
     app.state.json_pool = None
     app.state.json_inflight = 0
     install_error_handlers(app)
-    for router in (health.router, session.router, models.router, predictions.router, keys.router):
+    for router in (health.router, session.router, models.router, predictions.router, reports.router, keys.router):
         app.include_router(router)
     return app

@@ -9,19 +9,18 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.local import open_backend, remove_runtime, write_runtime
 from monitor.errors import LoopwatchError
-from monitor.formats import file_row_count, iter_file_batches
-from monitor.schema import ModelSchema
-from monitor.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
+
+# Heavy modules (pyarrow, duckdb, the app) are imported inside the commands that need them, so
+# quick commands — `loopwatch drift` above all, which CI runs per check — start fast.
 
 app = typer.Typer(help="loopwatch: ML observability and feedback loop.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -37,6 +36,10 @@ ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML config f
 
 
 def _settings(data_dir: Path | None = None, config: Path | None = None, **extra: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from monitor.settings import load_settings
+
     try:
         return load_settings(config, data_dir=data_dir, **extra)
     except (ValidationError, ValueError) as exc:
@@ -69,6 +72,7 @@ def _run_server(settings: Settings, *, json_logs: bool = True) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.local import remove_runtime, write_runtime
     from api.logs import configure_logging
 
     configure_logging(settings.log_level, json_logs)
@@ -100,6 +104,8 @@ def keys_create(
     config: ConfigFile = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
+    from api.local import open_backend
+
     settings = _settings(data_dir, config)
     try:
         with open_backend(settings) as backend:
@@ -117,6 +123,12 @@ def models_register(
     config: ConfigFile = None,
 ) -> None:
     """Register a model, or add features/segments to it (a new schema version)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from api.local import open_backend
+    from monitor.schema import ModelSchema
+
     settings = _settings(data_dir, config)
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -151,6 +163,11 @@ def ingest(
 ) -> None:
     """Load a file of predictions (or labels) with a progress bar. Safe to re-run: resent rows
     are recognised and not duplicated."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from api.local import open_backend
+    from monitor.formats import file_row_count, iter_file_batches
+
     settings = _settings(data_dir, config)
     kind = "labels" if labels else "predictions"
     totals = {"received": 0, "accepted": 0, "duplicates": 0, "applied": 0, "unchanged": 0}
@@ -189,6 +206,133 @@ def ingest(
         console.print(
             f"{totals['received']} rows read, {totals['accepted']} stored, {totals['duplicates']} already present"
         )
+
+
+@app.command()
+def drift(
+    reference: Annotated[Path, typer.Argument(help="Reference Parquet or CSV file.")],
+    current: Annotated[Path, typer.Argument(help="Current Parquet or CSV file.")],
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all supported).")] = None,
+    method: Annotated[str | None, typer.Option(help="Force a method: wasserstein, ks, psi, jensenshannon, ...")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Override the method's threshold.")] = None,
+    format: Annotated[str, typer.Option("--format", help="json | table")] = "table",
+) -> None:
+    """Column drift between two files, no server needed; Evidently's default methods and verdicts.
+    Exit status: 0 no dataset drift, 1 dataset drift, 2 bad input."""
+    from detectors.__main__ import main as drift_main
+
+    if format not in ("json", "table"):
+        console.print("[red]error:[/red] --format must be json or table")
+        raise typer.Exit(2)
+    argv = [str(reference), str(current), "--format", format]
+    if columns:
+        argv += ["--columns", columns]
+    if method:
+        argv += ["--method", method]
+    if threshold is not None:
+        argv += ["--threshold", str(threshold)]
+    raise typer.Exit(drift_main(argv))
+
+
+@app.command()
+def report(
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
+    reference: Annotated[Path | None, typer.Argument(help="Reference Parquet/CSV (file mode).")] = None,
+    current: Annotated[Path | None, typer.Argument(help="Current Parquet/CSV (file mode).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (store mode).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Current window start (store mode).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Current window end (store mode).")] = None,
+    reference_start: Annotated[str | None, typer.Option("--reference-from", help="Reference window start.")] = None,
+    reference_end: Annotated[str | None, typer.Option("--reference-to", help="Reference window end.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Sample each side down to this many rows.")] = 100_000,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Evidently's HTML data-drift report: for two files, or for a model's window vs a reference
+    window from the store (through the running server if one holds the data directory)."""
+    from dashboards.evidently_report import ReportContext, build_report
+
+    if reference is not None and current is not None:
+        from detectors.table_drift import read_table
+
+        try:
+            ref_table, cur_table = read_table(str(reference)), read_table(str(current))
+            document = build_report(
+                ref_table,
+                cur_table,
+                ReportContext("loopwatch drift report", str(current), str(reference)),
+                max_rows=max_rows,
+            )
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    elif model and start and end and reference_start and reference_end:
+        document = _store_report(
+            _settings(data_dir, config), model, start, end, reference_start, reference_end, max_rows
+        )
+    else:
+        console.print(
+            "[red]error:[/red] give REFERENCE CURRENT files, or --model with --from/--to and "
+            "--reference-from/--reference-to"
+        )
+        raise typer.Exit(2)
+    output.write_text(document, encoding="utf-8")
+    console.print(f"wrote {output} ({len(document) / 1e6:.1f} MB)")
+
+
+def _store_report(
+    settings: Settings, model: str, start: str, end: str, reference_start: str, reference_end: str, max_rows: int
+) -> str:
+    import httpx
+
+    from api.local import RemoteBackend, running_server
+    from monitor.errors import StoreLocked
+
+    params = {
+        "start": start,
+        "end": end,
+        "reference_start": reference_start,
+        "reference_end": reference_end,
+        "max_rows": max_rows,
+    }
+    from monitor.clock import parse_time
+    from monitor.service import Loopwatch
+
+    try:
+        windows = ((parse_time(start), parse_time(end)), (parse_time(reference_start), parse_time(reference_end)))
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        service = Loopwatch(settings)
+    except StoreLocked:
+        server = running_server(settings.data_dir)
+        if server is None:
+            console.print(f"[red]error:[/red] {settings.data_dir} is locked and no running server was found")
+            raise typer.Exit(1) from None
+        remote = RemoteBackend(*server)
+        try:
+            response = remote.client.get(f"/v1/models/{model}/report", params=params, timeout=httpx.Timeout(600.0))
+        finally:
+            remote.close()
+    else:
+        from dashboards.evidently_report import window_report
+
+        try:
+            return window_report(service, model, windows[0], windows[1], max_rows=max_rows)
+        except LoopwatchError as exc:
+            _fail(exc)
+        finally:
+            service.close()
+    if response.status_code != 200:
+        try:
+            err = response.json()["error"]
+            detail = "; ".join(f"{e['field']}: {e['reason']}" for e in err.get("errors", []))
+            console.print(f"[red]error:[/red] {err['message']}{' — ' + detail if detail else ''}")
+        except (ValueError, KeyError):
+            console.print(f"[red]error:[/red] server answered {response.status_code}")
+        raise typer.Exit(1)
+    return response.text
 
 
 @app.command()

@@ -104,3 +104,24 @@ def test_cli_goes_through_a_running_server(tmp_path: Path, server_factory) -> No
     model.write_text(yaml.safe_dump({**BRAKING, "name": "lane-keeping"}))
     code, out = _invoke("models", "register", str(model), "--data-dir", str(server.data_dir))
     assert code == 0 and "created" in out, out
+
+
+def test_drift_command_json_and_exit_codes(tmp_path: Path) -> None:
+    """`loopwatch drift REF CUR --format json` prints the documented shape; exit 1 on dataset
+    drift, 0 without, 2 for a missing file."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ref = pa.table({"a": rng.normal(size=3000), "b": rng.normal(size=3000)})
+    same = pa.table({"a": rng.normal(size=3000), "b": rng.normal(size=3000)})
+    shifted = pa.table({"a": rng.normal(2, 1, 3000), "b": rng.normal(2, 1, 3000)})
+    for name, table in (("ref", ref), ("same", same), ("shifted", shifted)):
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    code, out = _invoke("drift", str(tmp_path / "ref.parquet"), str(tmp_path / "shifted.parquet"), "--format", "json")
+    result = json.loads(out)
+    assert code == 1 and result["dataset_drift"] is True and result["drifted_columns"] == 2
+    assert set(result["columns"][0]) == {"column", "kind", "method", "score", "threshold", "drifted"}
+    code, out = _invoke("drift", str(tmp_path / "ref.parquet"), str(tmp_path / "same.parquet"))
+    assert code == 0 and "dataset drift: no" in out
+    code, _ = _invoke("drift", str(tmp_path / "ref.parquet"), str(tmp_path / "missing.parquet"))
+    assert code == 2
