@@ -26,6 +26,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+	$(PY) bench/drift_vs_evidently.py
+	$(PY) bench/window_scan.py
 
 serve: $(STAMP)
 	$(VENV)/bin/loopwatch serve

@@ -313,6 +313,63 @@ class PredictionStore:
             out["labels_without_prediction"] = total_labels - labels
         return _jsonable(out)
 
+    def counts(
+        self, model_name: str, start: datetime, end: datetime, segments: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Rows in ``[start, end)``, overall and per value of each segment column (for volume checks)."""
+        model = self._registry.get(model_name)
+        segments = segments or []
+        sql, params = self._window_sql(model, start, end, list(segments) or ["model_version"], None, None, False)
+        cur = self._db.cursor()
+        try:
+            total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+            by_segment: dict[str, dict[str, int]] = {}
+            for seg in segments:
+                col = quote_ident(seg)
+                rows = cur.execute(f"SELECT {col}, count(*) FROM ({sql}) GROUP BY {col}", params).fetchall()
+                by_segment[seg] = {str(v): n for v, n in rows if v is not None}
+        finally:
+            cur.close()
+        return {"total": total, "by_segment": by_segment}
+
+    def last_seen(
+        self,
+        model_name: str,
+        segments: list[str] | None = None,
+        *,
+        before: datetime | None = None,
+        lookback: timedelta = timedelta(days=2),
+    ) -> dict[str, Any]:
+        """The newest prediction time before ``before`` (default: now), overall and per segment value.
+
+        Looks back ``lookback`` for per-segment times; overall it falls back to the sealed-file
+        catalog, so a model silent for weeks still reports when it was last seen."""
+        model = self._registry.get(model_name)
+        before = before or self._now()
+        segments = segments or []
+        sql, params = self._window_sql(model, before - lookback, before, ["timestamp", *segments], None, None, False)
+        cur = self._db.cursor()
+        try:
+            at = cur.execute(f"SELECT max(timestamp) FROM ({sql})", params).fetchall()[0][0]
+            if at is None:
+                at = cur.execute(
+                    f"SELECT max(timestamp) FROM {model.predictions_table} WHERE timestamp < ?", [before]
+                ).fetchall()[0][0]
+                sealed = cur.execute(
+                    "SELECT max(max_ts) FROM sealed_files WHERE model_id = ? AND min_ts < ?", [model.id, before]
+                ).fetchall()[0][0]
+                if sealed is not None and sealed >= before:  # a file spanning `before`: read it exactly
+                    sealed = None
+                at = max((t for t in (at, sealed) if t is not None), default=None)
+            by_segment: dict[str, dict[str, datetime]] = {}
+            for seg in segments:
+                col = quote_ident(seg)
+                rows = cur.execute(f"SELECT {col}, max(timestamp) FROM ({sql}) GROUP BY {col}", params).fetchall()
+                by_segment[seg] = {str(v): t for v, t in rows if v is not None}
+        finally:
+            cur.close()
+        return {"at": at, "by_segment": by_segment}
+
     def label_history(self, model_name: str, prediction_id: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)
         rows = self._db.query(
