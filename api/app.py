@@ -15,10 +15,11 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import health, keys, models, predictions, reports, session
+from api.routes import health, keys, models, monitors, predictions, reports, session
 from api.version import VERSION
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
+from monitor.scheduling import MonitorScheduler
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.validation import warm_up
@@ -66,11 +67,17 @@ def create_app(
         warm_up()
         app.state.json_pool = make_pool(settings.json_workers)
         maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
+        scheduler = MonitorScheduler(service.runner, service.monitors, now=now) if background else None
+        app.state.scheduler = scheduler
         if maintenance:
             maintenance.start()
+        if scheduler:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler:
+                scheduler.shutdown()
             if maintenance:
                 maintenance.stop()
             if app.state.json_pool is not None:
@@ -90,7 +97,16 @@ def create_app(
     app.state.cli_token_hash = cli_token_hash
     app.state.json_pool = None
     app.state.json_inflight = 0
+    app.state.scheduler = None
     install_error_handlers(app)
-    for router in (health.router, session.router, models.router, predictions.router, reports.router, keys.router):
+    for router in (
+        health.router,
+        session.router,
+        models.router,
+        predictions.router,
+        monitors.router,
+        reports.router,
+        keys.router,
+    ):
         app.include_router(router)
     return app

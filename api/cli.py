@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 app = typer.Typer(help="loopwatch: ML observability and feedback loop.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+monitors_app = typer.Typer(help="Monitors: declare, list, run now.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(monitors_app, name="monitors")
 
 console = Console(stderr=True)
 out = Console()
@@ -206,6 +208,114 @@ def ingest(
         console.print(
             f"{totals['received']} rows read, {totals['accepted']} stored, {totals['duplicates']} already present"
         )
+
+
+@monitors_app.command("apply")
+def monitors_apply(
+    file: Annotated[Path, typer.Argument(help="YAML with `model:` and `monitors:` (see README).")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create or replace the monitors declared in a YAML file."""
+    import yaml
+
+    from api.local import open_backend
+
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        console.print(f"[red]error:[/red] cannot read {file}: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), str) or not isinstance(raw.get("monitors"), list):
+        console.print(f"[red]error:[/red] {file} must have `model: NAME` and a `monitors:` list")
+        raise typer.Exit(2)
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            result = backend.save_monitors(raw["model"], raw["monitors"])
+    except LoopwatchError as exc:
+        _fail(exc)
+    for item in result["monitors"]:
+        schedule = (item.get("every") and f"every {item['every']}") or f"cron {item.get('cron')}"
+        console.print(f"monitor {raw['model']}/{item['name']}: {item['detector']}, {schedule}, window {item['window']}")
+
+
+@monitors_app.command("list")
+def monitors_list(
+    model: Annotated[str, typer.Option(help="Model name.")], data_dir: DataDir = None, config: ConfigFile = None
+) -> None:
+    """The monitors of a model."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            items = backend.list_monitors(model)
+    except LoopwatchError as exc:
+        _fail(exc)
+    for item in items:
+        schedule = (item.get("every") and f"every {item['every']}") or f"cron {item.get('cron')}"
+        out.print(f"{item['name']}\t{item['detector']}\t{schedule}\twindow {item['window']}\t{item['severity']}")
+
+
+@monitors_app.command("run")
+def monitors_run(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    monitor: Annotated[list[str] | None, typer.Option(help="Monitor(s) to run (default: all).")] = None,
+    at: Annotated[str | None, typer.Option(help="Window end, ISO-8601 (default: now).")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Run monitors once now (their findings go through alerting like a scheduled run)."""
+    import json as jsonlib
+
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            names = monitor or [m["name"] for m in backend.list_monitors(model)]
+            if not names:
+                console.print(f"model {model} has no monitors; add some with `loopwatch monitors apply`")
+                raise typer.Exit(1)
+            failed = False
+            for name in names:
+                result = backend.run_monitor(model, name, at)
+                bad = [f for f in result.get("findings", []) if f["status"] in ("critical", "no_data")]
+                failed |= result["status"] == "failed"
+                line = f"{name}: {result['status']}, {len(result.get('findings', []))} findings, {len(bad)} bad"
+                console.print(line + (f" — {result['error']}" if result.get("error") else ""))
+                for finding in bad[:10]:
+                    where = finding.get("column") or finding["metric"]
+                    seg = f" [{jsonlib.dumps(finding['segment'])}]" if finding.get("segment") else ""
+                    console.print(f"  {finding['status']}: {where} {finding['metric']} = {finding['value']}{seg}")
+    except LoopwatchError as exc:
+        _fail(exc)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    start: Annotated[str, typer.Option("--from", help="Range start, ISO-8601.")],
+    end: Annotated[str, typer.Option("--to", help="Range end, ISO-8601.")],
+    monitor: Annotated[list[str] | None, typer.Option(help="Monitor(s) to replay (default: all).")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Replay monitors over history (e.g. after changing a threshold). Findings are recorded but
+    nobody is paged."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            result = backend.backfill(model, start, end, monitor)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(
+        f"{result['runs']} runs ({result['failed']} failed), {result['findings']} findings, "
+        f"{result['bad_findings']} critical/no-data"
+    )
+    for error in result.get("errors", []):
+        console.print(f"  error: {error}")
 
 
 @app.command()

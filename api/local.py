@@ -69,6 +69,10 @@ class Backend(Protocol):
     def create_key(self, scope: str, name: str | None) -> dict[str, Any]: ...
     def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]: ...
     def stats(self, model: str) -> dict[str, Any]: ...
+    def save_monitors(self, model: str, monitors: list[Any]) -> dict[str, Any]: ...
+    def list_monitors(self, model: str) -> list[dict[str, Any]]: ...
+    def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]: ...
+    def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -96,6 +100,43 @@ class DirectBackend:
 
     def stats(self, model: str) -> dict[str, Any]:
         return self.service.store.stats(model)
+
+    def save_monitors(self, model: str, monitors: list[Any]) -> dict[str, Any]:
+        from monitor.monitors import monitor_summary, parse_monitor
+
+        specs = [parse_monitor(item, i) for i, item in enumerate(monitors)]
+        saved = []
+        for spec in specs:
+            _, created = self.service.monitors.save(model, spec)
+            self.service.audit.record("cli", "monitor.saved", f"{model}/{spec.name}", {"created": created})
+            saved.append(monitor_summary(model, spec))
+        return {"monitors": saved}
+
+    def list_monitors(self, model: str) -> list[dict[str, Any]]:
+        from monitor.monitors import monitor_summary
+
+        return [monitor_summary(m, s) for m, s in self.service.monitors.list(model)]
+
+    def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]:
+        from api.routes.monitors import _outcome
+        from monitor.clock import parse_time
+
+        outcome = self.service.runner.run(model, name, window_end=parse_time(at) if at else None, mode="manual")
+        self.service.audit.record("cli", "monitor.run", f"{model}/{name}", {"at": at})
+        return _outcome(outcome)
+
+    def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]:
+        from monitor.clock import parse_time
+
+        outcomes = self.service.runner.backfill(model, parse_time(start), parse_time(end), monitors)
+        self.service.audit.record("cli", "monitor.backfill", model, {"from": start, "to": end})
+        return {
+            "runs": len(outcomes),
+            "failed": sum(1 for o in outcomes if o.error),
+            "findings": sum(len(o.findings) for o in outcomes),
+            "bad_findings": sum(1 for o in outcomes for f in o.findings if f.status.value in ("critical", "no_data")),
+            "errors": sorted({o.error for o in outcomes if o.error})[:10],
+        }
 
 
 @dataclass
@@ -142,6 +183,19 @@ class RemoteBackend:
 
     def stats(self, model: str) -> dict[str, Any]:
         return self._check(self.client.get(f"/v1/models/{model}/stats"))
+
+    def save_monitors(self, model: str, monitors: list[Any]) -> dict[str, Any]:
+        return self._check(self.client.post(f"/v1/models/{model}/monitors", json=monitors))
+
+    def list_monitors(self, model: str) -> list[dict[str, Any]]:
+        return self._check(self.client.get(f"/v1/models/{model}/monitors"))
+
+    def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]:
+        return self._check(self.client.post(f"/v1/models/{model}/monitors/{name}/run", json={"at": at}))
+
+    def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]:
+        body = {"from": start, "to": end, "monitors": monitors}
+        return self._check(self.client.post(f"/v1/models/{model}/backfill", json=body, timeout=3600))
 
     def close(self) -> None:
         self.client.close()

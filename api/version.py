@@ -1,10 +1,5 @@
-"""The running code's version (recorded with every detector run for reproducibility)."""
+"""Re-export of the code version (defined in the core so runs can record it)."""
 
-from __future__ import annotations
+from monitor.version import VERSION
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    VERSION = version("loopwatch")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    VERSION = "0.0.0+source"
+__all__ = ["VERSION"]

@@ -51,6 +51,26 @@ MIGRATIONS: list[str] = [
         token_hash VARCHAR PRIMARY KEY, key_id VARCHAR NOT NULL, scope VARCHAR NOT NULL,
         created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
     """,
+    # 3: monitors, their runs and findings
+    """
+    CREATE TABLE monitors(
+        model_id INTEGER NOT NULL, name VARCHAR NOT NULL, spec JSON NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, next_run_at TIMESTAMPTZ,
+        PRIMARY KEY (model_id, name));
+    CREATE TABLE runs(
+        id VARCHAR PRIMARY KEY, model_id INTEGER NOT NULL, monitor VARCHAR NOT NULL, detector VARCHAR NOT NULL,
+        mode VARCHAR NOT NULL, window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ NOT NULL,
+        status VARCHAR NOT NULL, attempt INTEGER NOT NULL, started_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ, duration_ms DOUBLE, config_hash VARCHAR, data_fingerprint VARCHAR,
+        code_version VARCHAR, reference VARCHAR, rows BIGINT, findings INTEGER, error VARCHAR);
+    CREATE TABLE findings(
+        id VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, model_id INTEGER NOT NULL, monitor VARCHAR NOT NULL,
+        detector VARCHAR NOT NULL, mode VARCHAR NOT NULL, window_start TIMESTAMPTZ NOT NULL,
+        window_end TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, metric VARCHAR NOT NULL, column_name VARCHAR,
+        segment JSON, model_version VARCHAR, value DOUBLE, threshold DOUBLE, p_value DOUBLE,
+        p_value_adjusted DOUBLE, effect_size DOUBLE, n_current BIGINT, n_reference BIGINT, reference VARCHAR,
+        details JSON, created_at TIMESTAMPTZ NOT NULL);
+    """,
 ]
 
 

@@ -12,13 +12,15 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from detectors import Finding, LastSeen, ModelSpec, RunContext, VolumeCounts, config_fingerprint, get_detector
 from monitor.references import ReferenceCache, ReferenceSpec, ResolvedReference, load_dataset, resolve_reference
-from monitor.service import Loopwatch
+
+if TYPE_CHECKING:
+    from monitor.service import Loopwatch
 
 
 @dataclass(frozen=True)

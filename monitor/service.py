@@ -10,11 +10,16 @@ from datetime import timedelta
 from monitor.audit import AuditLog
 from monitor.clock import Clock, utcnow
 from monitor.db import Database
+from monitor.evaluation import Evaluator
 from monitor.keys import KeyStore
+from monitor.monitors import MonitorStore
 from monitor.registry import Registry
+from monitor.runs import RunStore
+from monitor.scheduling import MonitorRunner
 from monitor.sessions import SessionStore
 from monitor.settings import Settings
 from monitor.store import PredictionStore
+from monitor.version import VERSION
 
 
 class Loopwatch:
@@ -40,6 +45,10 @@ class Loopwatch:
         self.keys = KeyStore(self.db, now)
         self.audit = AuditLog(self.db, now)
         self.sessions = SessionStore(self.db, now)
+        self.monitors = MonitorStore(self.db, self.registry, now)
+        self.runs = RunStore(self.db, self.registry, VERSION, now)
+        self.evaluator = Evaluator(self)
+        self.runner = MonitorRunner(self.evaluator, self.runs, self.monitors, now)
 
     def close(self) -> None:
         self.db.close()

@@ -73,6 +73,8 @@ TRANSIENT_ERRORS: frozenset[str] = frozenset(
 )
 #: Transient codes after which Slack says the operation may partly have succeeded.
 AMBIGUOUS_ERRORS: frozenset[str] = frozenset({"internal_error", "fatal_error", "request_timeout"})
+# How slack-sdk reports a body that is not JSON (it puts this text in place of the error code).
+_NON_JSON = "Received a response in a non-JSON format"
 
 _HINTS: dict[str, str] = {
     "invalid_auth": "the bot token is not valid; check LOOPWATCH_SLACK_TOKEN",
@@ -152,33 +154,32 @@ def from_api_error(exc: SlackApiError, *, method: str, channel: str | None, retr
     response = exc.response
     status = int(getattr(response, "status_code", 0) or 0)
     data = response.data if isinstance(getattr(response, "data", None), Mapping) else {}
-    code = str(data.get("error") or f"http_{status}")
+    raw_error = str(data.get("error") or "")
+    non_json = raw_error.startswith(_NON_JSON)
+    code = "bad_response" if non_json else (raw_error or f"http_{status}")
     where = _where(method, channel)
     hint = _HINTS.get(code, "")
     if status == 429 or code in ("ratelimited", "rate_limited"):
         delay = retry_after_seconds(getattr(response, "headers", None))
         return TransientSlackError(
-            f"{where} failed: rate limited (Retry-After {delay:g}s) after {retries} retries",
+            f"{where} failed: rate limited, Retry-After {delay:g}s (gave up after at most {retries} retries)",
             method=method,
             channel=channel,
             error="ratelimited",
             status=status,
             retry_after=delay,
         )
-    if status >= 500 or code in TRANSIENT_ERRORS:
+    if status >= 500 or code in TRANSIENT_ERRORS or (non_json and status == 200):
         return TransientSlackError(
-            f"{where} failed: {code} (HTTP {status}) after {retries} retries; Slack is having trouble",
+            f"{where} failed: {code}, HTTP {status} (gave up after at most {retries} retries); Slack is having trouble",
             method=method,
             channel=channel,
             error=code,
             status=status,
             maybe_delivered=code in AMBIGUOUS_ERRORS,
         )
-    if status == 200 and not data.get("error") and not isinstance(response.data, Mapping):
-        # Not JSON at all: a proxy or captive portal answered instead of Slack.
-        return TransientSlackError(
-            f"{where} failed: the answer was not Slack's JSON", method=method, channel=channel, error="bad_response"
-        )
+    if non_json:
+        hint = f"HTTP {status} that is not Slack's JSON; check LOOPWATCH_SLACK_API_URL"
     suffix = f": {hint}" if hint else ("" if code in PERMANENT_ERRORS else "; unrecognised Slack error, not retried")
     return PermanentSlackError(
         f"{where} failed: {code}{suffix}{_details(data)}", method=method, channel=channel, error=code, status=status

@@ -1,0 +1,226 @@
+"""Monitor definitions: which detector runs on which model, how often, over which window,
+against which reference, and where its alerts go (in the spirit of Prometheus rules).
+
+A definition is validated completely when it is saved — detector name, detector parameters
+(typos included), segments, reference, schedule — so a bad monitor is refused with a clear
+error instead of failing at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from detectors import DETECTORS, get_detector
+from monitor.clock import Clock, utcnow
+from monitor.db import Database
+from monitor.errors import FieldError, InvalidInput, NotFound
+from monitor.names import MODEL_NAME
+from monitor.references import ReferenceSpec, parse_duration
+from monitor.registry import Registry
+
+Severity = Literal["info", "warning", "critical"]
+DetectorName = Literal[
+    "data_drift", "prediction_drift", "label_drift", "performance", "latency", "data_quality", "volume", "freshness"
+]
+NO_REFERENCE = frozenset({"volume", "freshness"})  # these compare with history / a silence limit
+
+
+class RouteSpec(BaseModel):
+    """Where a monitor's alerts go and how they are grouped and repeated (Alertmanager's timers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slack_channel: str | None = None
+    runbook: str | None = Field(default=None, max_length=2000)
+    owner: str | None = Field(default=None, max_length=200)
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+
+    @field_validator("group_wait", "group_interval", "repeat_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("runbook")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("runbook must be an http(s) URL")
+        return value
+
+
+class MonitorSpec(BaseModel):
+    """One monitor, as written in YAML (``for`` is the YAML key for consecutive bad windows)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    detector: DetectorName
+    every: str | None = None
+    cron: str | None = None
+    window: str = "1h"
+    reference: ReferenceSpec | None = None
+    segments: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    for_: int = Field(default=1, alias="for", ge=1, le=100)
+    severity: Severity = "warning"
+    fire_on: list[Literal["critical", "warning", "no_data"]] = Field(default_factory=lambda: ["critical", "no_data"])
+    route: RouteSpec = Field(default_factory=RouteSpec)
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ValueError("must be 1-64 characters: lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("every", "window")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"cron {value!r} is not valid: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorSpec:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of every (e.g. 15m) or cron (e.g. '*/15 * * * *')")
+        if self.reference is None and self.detector not in NO_REFERENCE:
+            raise ValueError(
+                f"detector {self.detector} needs a reference (window, trailing, dataset or previous_version)"
+            )
+        try:
+            params = {k: v for k, v in self.params.items() if k != "history_days"}
+            get_detector(self.detector).config({**params, "segments": self.segments})
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"params: {exc}") from None
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+class MonitorFile(BaseModel):
+    """A YAML file of monitors for one model (``loopwatch monitors apply``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    monitors: list[MonitorSpec]
+
+
+def parse_monitor(data: Any, index: int | None = None) -> MonitorSpec:
+    """Validate one monitor, turning pydantic's errors into field errors that name the monitor."""
+    try:
+        return MonitorSpec.model_validate(data)
+    except ValidationError as exc:
+        name = data.get("name") if isinstance(data, dict) else None
+        where = f"monitors[{index}]" if index is not None else "monitor"
+        errors = [
+            FieldError(
+                field=".".join([where, *(str(p) for p in e["loc"])]), reason=e["msg"].removeprefix("Value error, ")
+            )
+            for e in exc.errors()
+        ]
+        raise InvalidInput(f"monitor {name or index or ''} is not valid".replace("  ", " "), errors) from None
+
+
+class MonitorStore:
+    """Monitors per model in the database; the scheduler reads them from here at start-up."""
+
+    def __init__(self, db: Database, registry: Registry, now: Clock = utcnow) -> None:
+        self._db = db
+        self._registry = registry
+        self._now = now
+
+    def save(self, model: str, spec: MonitorSpec) -> tuple[MonitorSpec, bool]:
+        """Create or replace a monitor; returns (spec, created)."""
+        registered = self._registry.get(model)
+        unknown = [s for s in spec.segments if s not in registered.schema.segments]
+        if unknown:
+            raise InvalidInput(
+                f"monitor {spec.name} is not valid",
+                [
+                    FieldError(
+                        field="segments",
+                        reason=f"{unknown} are not segments of model {model} ({registered.schema.segments})",
+                    )
+                ],
+            )
+        now = self._now()
+        with self._db.transaction() as cur:
+            existed = cur.execute(
+                "SELECT 1 FROM monitors WHERE model_id = ? AND name = ?", [registered.id, spec.name]
+            ).fetchall()
+            cur.execute(
+                "INSERT INTO monitors VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (model_id, name) DO UPDATE SET "
+                "spec = excluded.spec, updated_at = excluded.updated_at",
+                [registered.id, spec.name, spec.to_json(), now, now],
+            ).fetchall()
+        return spec, not existed
+
+    def get(self, model: str, name: str) -> MonitorSpec:
+        registered = self._registry.get(model)
+        row = self._db.query_one("SELECT spec FROM monitors WHERE model_id = ? AND name = ?", [registered.id, name])
+        if row is None:
+            raise NotFound(f"model {model} has no monitor {name!r}")
+        return MonitorSpec.model_validate_json(row[0])
+
+    def list(self, model: str | None = None) -> list[tuple[str, MonitorSpec]]:
+        sql = "SELECT m.name, x.spec FROM monitors x JOIN models m ON m.id = x.model_id"
+        params: list[Any] = []
+        if model is not None:
+            sql += " WHERE m.name = ?"
+            params.append(model)
+            self._registry.get(model)
+        rows = self._db.query(sql + " ORDER BY m.name, x.name", params)
+        return [(m, MonitorSpec.model_validate_json(spec)) for m, spec in rows]
+
+    def delete(self, model: str, name: str) -> None:
+        registered = self._registry.get(model)
+        with self._db.transaction() as cur:
+            gone = cur.execute(
+                "DELETE FROM monitors WHERE model_id = ? AND name = ? RETURNING name", [registered.id, name]
+            ).fetchall()
+        if not gone:
+            raise NotFound(f"model {model} has no monitor {name!r}")
+
+    def next_run(self, model: str, name: str) -> datetime | None:
+        registered = self._registry.get(model)
+        row = self._db.query_one(
+            "SELECT next_run_at FROM monitors WHERE model_id = ? AND name = ?", [registered.id, name]
+        )
+        return row[0] if row else None
+
+    def set_next_run(self, model: str, name: str, at: datetime | None) -> None:
+        """Persisted so a restarted scheduler knows a run was missed (and runs it once)."""
+        registered = self._registry.get(model)
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE monitors SET next_run_at = ? WHERE model_id = ? AND name = ?", [at, registered.id, name]
+            ).fetchall()
+
+
+def monitor_summary(model: str, spec: MonitorSpec) -> dict[str, Any]:
+    return {"model": model, **json.loads(spec.to_json())}
+
+
+__all__ = ["DETECTORS", "MonitorFile", "MonitorSpec", "MonitorStore", "RouteSpec", "parse_monitor"]

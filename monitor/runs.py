@@ -1,0 +1,265 @@
+"""The record of every detector run and the findings it produced.
+
+Each run keeps its window, config hash, data fingerprint, code version, duration and
+reference, so any alert can be traced to exactly what was computed and reproduced later —
+which users in regulated settings (medical devices) must be able to do.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from detectors import Finding
+from monitor.clock import Clock, utcnow
+from monitor.db import Database
+from monitor.errors import NotFound
+from monitor.registry import Registry
+
+RunMode = Literal["scheduled", "manual", "backfill", "retry"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    model: str
+    monitor: str
+    detector: str
+    mode: str
+    window_start: datetime
+    window_end: datetime
+    attempt: int
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+class RunStore:
+    def __init__(self, db: Database, registry: Registry, code_version: str, now: Clock = utcnow) -> None:
+        self._db = db
+        self._registry = registry
+        self._code_version = code_version
+        self._now = now
+
+    def start(
+        self,
+        model: str,
+        monitor: str,
+        detector: str,
+        mode: RunMode,
+        window: tuple[datetime, datetime],
+        attempt: int = 1,
+    ) -> RunRecord:
+        registered = self._registry.get(model)
+        run = RunRecord(uuid.uuid4().hex, model, monitor, detector, mode, window[0], window[1], attempt)
+        with self._db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO runs (id, model_id, monitor, detector, mode, window_start, window_end, status, attempt, "
+                "started_at, code_version) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                [
+                    run.id,
+                    registered.id,
+                    monitor,
+                    detector,
+                    mode,
+                    window[0],
+                    window[1],
+                    attempt,
+                    self._now(),
+                    self._code_version,
+                ],
+            ).fetchall()
+        return run
+
+    def succeed(
+        self,
+        run: RunRecord,
+        findings: list[Finding],
+        *,
+        duration_ms: float,
+        config_hash: str,
+        data_fingerprint: str,
+        reference: str | None,
+        rows: int,
+    ) -> None:
+        registered = self._registry.get(run.model)
+        now = self._now()
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET status = 'succeeded', finished_at = ?, duration_ms = ?, config_hash = ?, "
+                "data_fingerprint = ?, reference = ?, rows = ?, findings = ? WHERE id = ?",
+                [now, duration_ms, config_hash, data_fingerprint, reference, rows, len(findings), run.id],
+            ).fetchall()
+            for finding in findings:
+                cur.execute(
+                    "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        uuid.uuid4().hex,
+                        run.id,
+                        registered.id,
+                        run.monitor,
+                        finding.detector,
+                        run.mode,
+                        finding.window_start,
+                        finding.window_end,
+                        finding.status.value,
+                        finding.metric,
+                        finding.column,
+                        json.dumps(finding.segment) if finding.segment else None,
+                        finding.model_version,
+                        finding.value,
+                        finding.threshold,
+                        finding.p_value,
+                        finding.p_value_adjusted,
+                        finding.effect_size,
+                        finding.n_current,
+                        finding.n_reference,
+                        finding.reference,
+                        json.dumps(finding.details),
+                        now,
+                    ],
+                ).fetchall()
+
+    def fail(self, run: RunRecord, error: str, *, duration_ms: float) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?, duration_ms = ?, error = ? WHERE id = ?",
+                [self._now(), duration_ms, error[:4000], run.id],
+            ).fetchall()
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        rows = self._db.query(
+            "SELECT r.id, m.name, r.monitor, r.detector, r.mode, r.window_start, r.window_end, r.status, r.attempt, "
+            "r.started_at, r.finished_at, r.duration_ms, r.config_hash, r.data_fingerprint, r.code_version, "
+            "r.reference, r.rows, r.findings, r.error FROM runs r JOIN models m ON m.id = r.model_id WHERE r.id = ?",
+            [run_id],
+        )
+        if not rows:
+            raise NotFound(f"no run with id {run_id!r}")
+        keys = (
+            "id",
+            "model",
+            "monitor",
+            "detector",
+            "mode",
+            "window_start",
+            "window_end",
+            "status",
+            "attempt",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "config_hash",
+            "data_fingerprint",
+            "code_version",
+            "reference",
+            "rows",
+            "findings_count",
+            "error",
+        )
+        out = dict(zip(keys, rows[0], strict=True))
+        for key in ("window_start", "window_end", "started_at", "finished_at"):
+            out[key] = _iso(out[key])
+        out["findings"] = self.findings(out["model"], run_id=run_id, limit=10_000)
+        return out
+
+    def runs(self, model: str, monitor: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        registered = self._registry.get(model)
+        sql = (
+            "SELECT id, monitor, detector, mode, window_start, window_end, status, attempt, duration_ms, rows, "
+            "findings, error FROM runs WHERE model_id = ?"
+        )
+        params: list[Any] = [registered.id]
+        if monitor:
+            sql += " AND monitor = ?"
+            params.append(monitor)
+        keys = (
+            "id",
+            "monitor",
+            "detector",
+            "mode",
+            "window_start",
+            "window_end",
+            "status",
+            "attempt",
+            "duration_ms",
+            "rows",
+            "findings",
+            "error",
+        )
+        rows = self._db.query(sql + " ORDER BY window_end DESC, started_at DESC LIMIT ?", [*params, limit])
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row, strict=True))
+            item["window_start"], item["window_end"] = _iso(item["window_start"]), _iso(item["window_end"])
+            out.append(item)
+        return out
+
+    def findings(
+        self,
+        model: str,
+        *,
+        run_id: str | None = None,
+        monitor: str | None = None,
+        status: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_backfill: bool = True,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        registered = self._registry.get(model)
+        where = ["model_id = ?"]
+        params: list[Any] = [registered.id]
+        for column, value in (("run_id", run_id), ("monitor", monitor), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if start is not None:
+            where.append("window_end > ?")
+            params.append(start)
+        if end is not None:
+            where.append("window_start < ?")
+            params.append(end)
+        if not include_backfill:
+            where.append("mode <> 'backfill'")
+        rows = self._db.query(
+            "SELECT id, run_id, monitor, detector, mode, window_start, window_end, status, metric, column_name, segment, "
+            "model_version, value, threshold, p_value, p_value_adjusted, effect_size, n_current, n_reference, "
+            f"reference, details FROM findings WHERE {' AND '.join(where)} ORDER BY window_end DESC, id LIMIT ?",
+            [*params, limit],
+        )
+        keys = (
+            "id",
+            "run_id",
+            "monitor",
+            "detector",
+            "mode",
+            "window_start",
+            "window_end",
+            "status",
+            "metric",
+            "column",
+            "segment",
+            "model_version",
+            "value",
+            "threshold",
+            "p_value",
+            "p_value_adjusted",
+            "effect_size",
+            "n_current",
+            "n_reference",
+            "reference",
+            "details",
+        )
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row, strict=True))
+            item["window_start"], item["window_end"] = _iso(item["window_start"]), _iso(item["window_end"])
+            item["segment"] = json.loads(item["segment"]) if item["segment"] else None
+            item["details"] = json.loads(item["details"]) if item["details"] else {}
+            out.append(item)
+        return out

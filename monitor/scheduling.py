@@ -1,0 +1,247 @@
+"""Running monitors: once on demand, over history (backfill), and on their schedules.
+
+* ``MonitorRunner.run`` evaluates one monitor for one window, records the run and its
+  findings, and publishes the outcome to subscribers (the alert pipeline, labeling) — except
+  for backfills, which are recorded but never page anyone.
+* ``MonitorScheduler`` (APScheduler) fires due monitors. The next run time of every monitor
+  is persisted, so after downtime a missed run executes once — coalesced, never N times — and
+  schedules survive restarts. One run per monitor at a time; a failed run is retried with
+  backoff and never stops the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from detectors import Finding
+from monitor.clock import Clock, utcnow
+from monitor.evaluation import Evaluator
+from monitor.monitors import MonitorSpec, MonitorStore
+from monitor.references import parse_duration
+from monitor.runs import RunMode, RunRecord, RunStore
+
+log = logging.getLogger("loopwatch.scheduler")
+
+MAX_BACKFILL_WINDOWS = 10_000
+
+
+@dataclass
+class RunOutcome:
+    run: RunRecord
+    monitor: MonitorSpec
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    reference: str | None = None
+
+
+Subscriber = Callable[[RunOutcome], None]
+
+
+class MonitorRunner:
+    def __init__(self, evaluator: Evaluator, runs: RunStore, monitors: MonitorStore, now: Clock = utcnow) -> None:
+        self._evaluator = evaluator
+        self._runs = runs
+        self._monitors = monitors
+        self._now = now
+        self._subscribers: list[Subscriber] = []
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Called with every non-backfill outcome (the composition root wires alerts and labeling)."""
+        self._subscribers.append(subscriber)
+
+    def _lock(self, model: str, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((model, name), threading.Lock())
+
+    def run(
+        self,
+        model: str,
+        name: str,
+        *,
+        window_end: datetime | None = None,
+        mode: RunMode = "manual",
+        attempt: int = 1,
+        wait: bool = True,
+    ) -> RunOutcome | None:
+        """Evaluate ``name`` for the window ending at ``window_end`` (default: now).
+        Returns ``None`` only if ``wait`` is False and a run of this monitor is in progress."""
+        spec = self._monitors.get(model, name)
+        end = (window_end or self._now()).astimezone(UTC)
+        start = end - parse_duration(spec.window)
+        lock = self._lock(model, name)
+        if not lock.acquire(blocking=wait):
+            log.info("monitor %s/%s is still running; skipping this firing", model, name)
+            return None
+        try:
+            outcome = self._execute(model, spec, (start, end), mode, attempt)
+        finally:
+            lock.release()
+        if mode != "backfill":
+            for subscriber in self._subscribers:
+                try:
+                    subscriber(outcome)
+                except Exception:  # one broken subscriber must not hide findings from the others
+                    log.exception("finding subscriber %r failed for run %s", subscriber, outcome.run.id)
+        return outcome
+
+    def _execute(
+        self, model: str, spec: MonitorSpec, window: tuple[datetime, datetime], mode: RunMode, attempt: int
+    ) -> RunOutcome:
+        run = self._runs.start(model, spec.name, spec.detector, mode, window, attempt)
+        started = time.perf_counter()
+        try:
+            evaluation = self._evaluator.evaluate(
+                model, spec.detector, spec.params, window, spec.reference, spec.segments
+            )
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("run %s of %s/%s failed: %s", run.id, model, spec.name, error)
+            self._runs.fail(run, error, duration_ms=(time.perf_counter() - started) * 1000)
+            return RunOutcome(run, spec, error=error)
+        reference = evaluation.reference.description if evaluation.reference else None
+        self._runs.succeed(
+            run,
+            evaluation.findings,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            config_hash=evaluation.config_hash,
+            data_fingerprint=evaluation.data_fingerprint,
+            reference=reference,
+            rows=evaluation.rows,
+        )
+        return RunOutcome(run, spec, evaluation.findings, reference=reference)
+
+    def backfill(
+        self, model: str, start: datetime, end: datetime, monitors: list[str] | None = None
+    ) -> list[RunOutcome]:
+        """Replay every scheduled window ending in ``(start, end]`` — recorded, never paging."""
+        outcomes: list[RunOutcome] = []
+        for name, spec in [(s.name, s) for _, s in self._monitors.list(model)]:
+            if monitors and name not in monitors:
+                continue
+            for window_end in schedule_points(spec, start, end):
+                outcome = self.run(model, name, window_end=window_end, mode="backfill")
+                if outcome is not None:
+                    outcomes.append(outcome)
+        return outcomes
+
+
+def trigger_for(spec: MonitorSpec) -> IntervalTrigger | CronTrigger:
+    if spec.cron:
+        return CronTrigger.from_crontab(spec.cron, timezone=UTC)
+    return IntervalTrigger(
+        seconds=parse_duration(spec.every or "1h").total_seconds(),
+        timezone=UTC,
+        start_date=datetime(2000, 1, 1, tzinfo=UTC),
+    )
+
+
+def schedule_points(spec: MonitorSpec, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The window ends a schedule produces in ``(start, end]`` (interval schedules align to the epoch
+    of 2000-01-01, so backfills and live runs judge the same windows)."""
+    trigger = trigger_for(spec)
+    previous = None
+    current = start
+    for _ in range(MAX_BACKFILL_WINDOWS):
+        fire = trigger.get_next_fire_time(previous, current)
+        if fire is None or fire > end:
+            return
+        if fire > start:
+            yield fire
+        previous, current = fire, fire + timedelta(microseconds=1)
+    raise ValueError(f"backfill of more than {MAX_BACKFILL_WINDOWS} windows; narrow the range")
+
+
+class MonitorScheduler:
+    def __init__(
+        self,
+        runner: MonitorRunner,
+        monitors: MonitorStore,
+        *,
+        now: Clock = utcnow,
+        retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0),
+    ) -> None:
+        self._runner = runner
+        self._monitors = monitors
+        self._now = now
+        self._retry_delays = retry_delays
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> None:
+        for model, spec in self._monitors.list():
+            if spec.enabled:
+                self.schedule(model, spec)
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    def schedule(self, model: str, spec: MonitorSpec) -> datetime | None:
+        """(Re)schedule a monitor; a persisted next run in the past means a run was missed: run it now, once."""
+        job_id = f"{model}/{spec.name}"
+        if not spec.enabled:
+            self.unschedule(model, spec.name)
+            return None
+        trigger = trigger_for(spec)
+        now = self._now()
+        persisted = self._monitors.next_run(model, spec.name)
+        upcoming = trigger.get_next_fire_time(None, now)
+        next_time = now if persisted is not None and persisted <= now else upcoming
+        self._scheduler.add_job(
+            self._fire,
+            trigger,
+            id=job_id,
+            args=[model, spec.name],
+            replace_existing=True,
+            next_run_time=next_time,
+            name=job_id,
+        )
+        self._monitors.set_next_run(model, spec.name, next_time)
+        return next_time
+
+    def unschedule(self, model: str, name: str) -> None:
+        job_id = f"{model}/{name}"
+        if self._scheduler.get_job(job_id):
+            self._scheduler.remove_job(job_id)
+
+    def jobs(self) -> list[dict[str, str | None]]:
+        return [
+            {"id": j.id, "next_run_at": j.next_run_time.isoformat() if j.next_run_time else None}
+            for j in self._scheduler.get_jobs()
+        ]
+
+    def _fire(self, model: str, name: str, window_end: datetime | None = None, attempt: int = 1) -> None:
+        try:
+            mode: RunMode = "scheduled" if attempt == 1 else "retry"
+            end = window_end or self._now().replace(microsecond=0)
+            outcome = self._runner.run(model, name, window_end=end, mode=mode, attempt=attempt, wait=False)
+            job = self._scheduler.get_job(f"{model}/{name}")
+            if job is not None:
+                self._monitors.set_next_run(model, name, job.next_run_time)
+            if outcome is not None and outcome.error and attempt <= len(self._retry_delays):
+                delay = self._retry_delays[attempt - 1]
+                self._scheduler.add_job(
+                    self._fire,
+                    DateTrigger(self._now() + timedelta(seconds=delay)),
+                    args=[model, name, end, attempt + 1],
+                    id=f"{model}/{name}/retry/{end.isoformat()}",
+                    replace_existing=True,
+                )
+                log.info("run of %s/%s failed; retry %d in %.0fs", model, name, attempt, delay)
+        except Exception:  # never let a monitor take the scheduler down
+            log.exception("scheduled run of %s/%s crashed", model, name)

@@ -1,0 +1,154 @@
+"""Monitor definitions are validated completely when saved, and the runner records every run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.errors import InvalidInput
+from monitor.monitors import MonitorSpec, parse_monitor
+from monitor.scheduling import MonitorScheduler, RunOutcome, schedule_points
+from monitor.schema import ModelSchema
+from monitor.service import Loopwatch
+from tests.monitor.test_evaluation import NOW, _load
+
+MODEL = "harsh-braking"
+REF = {"kind": "trailing", "length": "1d"}
+DRIFT = {"name": "feature-drift", "detector": "data_drift", "every": "15m", "window": "1h", "reference": REF}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"detector": "magic"}, "detector", "Input should be"),
+        ({"params": {"treshold": 0.2}}, "monitor", "unknown parameter"),
+        ({"cron": "*/5 * * * *"}, "monitor", "exactly one of every"),
+        ({"every": None}, "monitor", "exactly one of every"),
+        ({"every": None, "cron": "every tuesday"}, "cron", "not valid"),
+        ({"reference": None}, "monitor", "needs a reference"),
+        ({"window": "an hour"}, "window", "duration"),
+        ({"route": {"runbook": "javascript:alert(1)"}}, "route.runbook", "http"),
+        ({"name": "Feature Drift"}, "name", "lowercase"),
+        ({"for": 0}, "for", "greater than or equal"),
+    ],
+)
+def test_invalid_monitors_are_refused_naming_the_field(change: dict, field: str, reason: str) -> None:
+    """Typos in detector names, parameters, schedules and routes are refused at save time."""
+    with pytest.raises(InvalidInput) as err:
+        parse_monitor({**DRIFT, **change}, 0)
+    errors = [e.to_dict() for e in err.value.errors]
+    assert any(e["field"].endswith(field) or field == "monitor" for e in errors), errors
+    assert any(reason in e["reason"] for e in errors), errors
+
+
+def test_unknown_segment_is_refused(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """Monitors may only segment by the model's segment columns."""
+    with pytest.raises(InvalidInput, match="not valid") as err:
+        service.monitors.save(MODEL, MonitorSpec.model_validate({**DRIFT, "segments": ["planet"]}))
+    assert "planet" in err.value.errors[0].reason
+
+
+def test_interval_schedules_align_for_backfill() -> None:
+    """Every-15m monitors judge windows ending on :00/:15/:30/:45, live and in backfill alike."""
+    spec = MonitorSpec.model_validate(DRIFT)
+    start = datetime(2026, 11, 20, 10, 7, tzinfo=UTC)
+    points = list(schedule_points(spec, start, start + timedelta(hours=1)))
+    assert [p.minute for p in points] == [15, 30, 45, 0]
+
+
+def test_run_is_recorded_with_reproducibility_fields(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """A run stores window, config hash, data fingerprint, code version, duration and its findings."""
+    _load(service, NOW - timedelta(days=1, hours=2), 24, 100, seed=1)
+    _load(service, NOW - timedelta(hours=1), 1, 1000, speed=60, seed=2)
+    service.monitors.save(MODEL, MonitorSpec.model_validate(DRIFT))
+    outcome = service.runner.run(MODEL, "feature-drift", window_end=NOW)
+    assert outcome is not None and outcome.error is None
+    record = service.runs.get(outcome.run.id)
+    assert record["status"] == "succeeded" and record["config_hash"] and record["code_version"]
+    assert record["data_fingerprint"].startswith("1000:") and record["window_end"].startswith(
+        NOW.strftime("%Y-%m-%dT%H")
+    )
+    assert any(f["column"] == "speed_kmh" and f["status"] == "critical" for f in record["findings"])
+
+
+def test_failing_run_is_recorded_and_later_runs_still_work(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """A run that cannot be computed is marked failed with the reason; the monitor keeps working."""
+    spec = MonitorSpec.model_validate(
+        {**DRIFT, "name": "vs-previous", "detector": "latency", "reference": {"kind": "previous_version"}}
+    )
+    service.monitors.save(MODEL, spec)
+    _load(service, NOW - timedelta(hours=1), 1, 100, seed=3)
+    outcome = service.runner.run(MODEL, "vs-previous", window_end=NOW)
+    assert outcome is not None and outcome.error and "previous" in outcome.error
+    assert service.runs.get(outcome.run.id)["status"] == "failed"
+    _load(service, NOW - timedelta(minutes=50), 1, 500, version="2.0", latency=40, seed=4)
+    second = service.runner.run(MODEL, "vs-previous", window_end=NOW)
+    assert second is not None and second.error is None
+
+
+def test_backfill_records_without_paging_and_subscribers_see_live_runs(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """Backfill runs are recorded (mode backfill) and never reach subscribers; a failing subscriber
+    does not stop the others."""
+    _load(service, NOW - timedelta(days=1, hours=3), 27, 100, seed=5)
+    service.monitors.save(MODEL, MonitorSpec.model_validate({**DRIFT, "every": "1h"}))
+    seen: list[RunOutcome] = []
+    service.runner.subscribe(lambda outcome: 1 / 0)
+    service.runner.subscribe(seen.append)
+    outcomes = service.runner.backfill(MODEL, NOW - timedelta(hours=3), NOW)
+    assert len(outcomes) == 3 and not seen
+    assert {f["mode"] for f in service.runs.findings(MODEL)} == {"backfill"}
+    service.runner.run(MODEL, "feature-drift", window_end=NOW)
+    assert len(seen) == 1
+
+
+def test_one_run_per_monitor_at_a_time(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """A firing while the same monitor runs is skipped, not queued behind it."""
+    service.monitors.save(MODEL, MonitorSpec.model_validate({**DRIFT, "detector": "freshness", "reference": None}))
+    lock = service.runner._lock(MODEL, "feature-drift")
+    with lock:
+        assert service.runner.run(MODEL, "feature-drift", wait=False) is None
+
+
+def test_missed_run_after_downtime_runs_once(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """A monitor whose persisted next run is long past runs exactly once at start-up (coalesced),
+    then waits for its next slot."""
+    spec = MonitorSpec.model_validate({**DRIFT, "detector": "freshness", "reference": None, "every": "1h"})
+    service.monitors.save(MODEL, spec)
+    service.monitors.set_next_run(MODEL, spec.name, datetime.now(UTC) - timedelta(hours=30))
+    scheduler = MonitorScheduler(service.runner, service.monitors)
+    done = threading.Event()
+    service.runner.subscribe(lambda outcome: done.set())
+    scheduler.start()
+    try:
+        assert done.wait(10)
+        time.sleep(1.0)  # a second, non-coalesced run would show up here
+    finally:
+        scheduler.shutdown()
+    assert len(service.runs.runs(MODEL)) == 1
+    next_run = service.monitors.next_run(MODEL, spec.name)
+    assert next_run is not None and next_run > datetime.now(UTC)
+
+
+def test_failed_scheduled_run_is_retried(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """A failed scheduled run is retried after a delay, as a new attempt of the same window."""
+    spec = MonitorSpec.model_validate(
+        {**DRIFT, "name": "broken", "detector": "latency", "every": "1h", "reference": {"kind": "previous_version"}}
+    )
+    service.monitors.save(MODEL, spec)
+    service.monitors.set_next_run(MODEL, "broken", datetime.now(UTC) - timedelta(minutes=5))
+    scheduler = MonitorScheduler(service.runner, service.monitors, retry_delays=(0.2,))
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(service.runs.runs(MODEL)) < 2:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown()
+    runs = service.runs.runs(MODEL)
+    assert [r["attempt"] for r in sorted(runs, key=lambda r: r["attempt"])] == [1, 2]
+    assert {r["window_end"] for r in runs} == {runs[0]["window_end"]}
