@@ -145,10 +145,13 @@ class Database:
 
     def close(self) -> None:
         with self.write_lock:
+            if self._con is None:
+                return
             try:
                 self._con.execute("CHECKPOINT").fetchall()
             finally:
                 self._con.close()
+                self._con = None  # type: ignore[assignment]  # let the binding object go even if we linger
 
     def _migrate(self) -> None:
         with self.write_lock:

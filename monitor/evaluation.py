@@ -20,7 +20,8 @@ from detectors import Finding, LastSeen, ModelSpec, RunContext, VolumeCounts, co
 from monitor.references import ReferenceCache, ReferenceSpec, ResolvedReference, load_dataset, resolve_reference
 
 if TYPE_CHECKING:
-    from monitor.service import Loopwatch
+    from monitor.registry import Registry
+    from monitor.store import PredictionStore
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,16 @@ def data_fingerprint(table: pa.Table) -> str:
 
 
 class Evaluator:
-    def __init__(self, service: Loopwatch, cache: ReferenceCache | None = None) -> None:
-        self._service = service
-        self.cache = cache or ReferenceCache()
+    """Holds the store and registry (not the whole service: no reference cycle keeps a closed
+    DuckDB connection alive)."""
 
-    @property
-    def references_dir(self) -> Path:
-        return self._service.settings.data_dir / "references"
+    def __init__(
+        self, store: PredictionStore, registry: Registry, references_dir: Path, cache: ReferenceCache | None = None
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self.references_dir = references_dir
+        self.cache = cache or ReferenceCache()
 
     def evaluate(
         self,
@@ -65,7 +69,7 @@ class Evaluator:
         reference: ReferenceSpec | None,
         segments: list[str] | None = None,
     ) -> Evaluation:
-        registered = self._service.registry.get(model)
+        registered = self._registry.get(model)
         spec = ModelSpec.from_dict(registered.schema.model_dump())
         detector = get_detector(detector_name)
         params = dict(params)
@@ -73,7 +77,7 @@ class Evaluator:
         config = detector.config({**params, "segments": list(segments or [])})
         config_hash = config_fingerprint(config)
         start, end = window
-        store = self._service.store
+        store = self._store
 
         if detector.input_kind == "last_seen":
             current: Any = self._last_seen(model, segments or [], end)
@@ -110,7 +114,7 @@ class Evaluator:
                 reference,
                 window_start=start,
                 references_dir=self.references_dir,
-                versions=self._service.registry.versions(model),
+                versions=self._registry.versions(model),
                 current_version=current_version,
             )
             if reference is not None
@@ -139,10 +143,10 @@ class Evaluator:
         if resolved.kind == "dataset":
             assert resolved.path is not None
             return load_dataset(resolved.path)
-        return self._service.store.scan(model, resolved.start, resolved.end, model_version=resolved.model_version)
+        return self._store.scan(model, resolved.start, resolved.end, model_version=resolved.model_version)
 
     def _last_seen(self, model: str, segments: list[str], before: datetime) -> LastSeen:
-        seen = self._service.store.last_seen(model, segments, before=before)
+        seen = self._store.last_seen(model, segments, before=before)
         return LastSeen(at=seen["at"], by_segment=seen["by_segment"])
 
 

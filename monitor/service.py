@@ -47,7 +47,7 @@ class Loopwatch:
         self.sessions = SessionStore(self.db, now)
         self.monitors = MonitorStore(self.db, self.registry, now)
         self.runs = RunStore(self.db, self.registry, VERSION, now)
-        self.evaluator = Evaluator(self)
+        self.evaluator = Evaluator(self.store, self.registry, settings.data_dir / "references")
         self.runner = MonitorRunner(self.evaluator, self.runs, self.monitors, now)
 
     def close(self) -> None:

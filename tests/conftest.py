@@ -166,3 +166,11 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for server in servers:
         server.stop()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Free DuckDB objects held in reference cycles before interpreter exit, where DuckDB's
+    binding layer (nanobind) would otherwise print leak warnings after pytest's summary."""
+    import gc
+
+    gc.collect()

@@ -157,9 +157,7 @@ class SlackChannel:
                 metadata=_metadata(notice),
             ),
         )
-        posted = PostedMessage(channel=str(data.get("channel") or notice.channel), ts=str(data["ts"]))
-        self._remember_id(notice.channel, posted.channel)
-        return posted
+        return PostedMessage(channel=str(data.get("channel") or notice.channel), ts=str(data["ts"]))
 
     def update(self, channel: str, ts: str, notice: AlertNotice) -> None:
         """``chat.update`` of the main message to show ack/silence state or the resolution."""
@@ -201,23 +199,50 @@ class SlackChannel:
             ) from None
 
     def _remember_id(self, name: str, channel_id: str) -> None:
+        """Learn that ``name`` is ``channel_id`` so both share one pacing budget from now on.
+
+        Called while the ``name`` lock is held, so a caller queued on that lock sees the alias
+        when it gets the lock and moves over to the id's lock (see :meth:`_paced`).
+        """
+        if not channel_id or name == channel_id:
+            return
         with self._state_lock:
-            if name != channel_id:
-                self._ids[name] = channel_id
-                # Pacing state follows the id, so "#ml-oncall" and "C0…" share one budget.
-                if name in self._last_sent:
-                    self._last_sent[channel_id] = max(self._last_sent.pop(name), self._last_sent.get(channel_id, 0.0))
+            self._ids[name] = channel_id
+            last = self._last_sent.pop(name, None)
+            if last is not None:
+                self._last_sent[channel_id] = max(last, self._last_sent.get(channel_id, last))
 
     def _resolve(self, channel: str) -> str:
         with self._state_lock:
             return self._ids.get(channel, channel)
 
-    @contextmanager
-    def _paced(self, key: str) -> Iterator[None]:
-        """Serialise calls to one channel and space them ``min_interval`` apart."""
+    def _lock_for(self, key: str) -> threading.Lock:
         with self._state_lock:
-            lock = self._channel_locks.setdefault(key, threading.Lock())
-        with lock:
+            return self._channel_locks.setdefault(key, threading.Lock())
+
+    def _acquire(self, channel: str) -> tuple[str, threading.Lock]:
+        """Take the lock of the channel's final key (name or id) and return both.
+
+        A name becomes an alias of an id at most once (ids never change), so one re-check after
+        taking the lock is enough: a caller queued behind the post that taught us the id moves
+        over to the id's lock.
+        """
+        key = self._resolve(channel)
+        lock = self._lock_for(key)
+        lock.acquire()
+        resolved = self._resolve(channel)
+        if resolved == key:
+            return key, lock
+        lock.release()
+        lock = self._lock_for(resolved)
+        lock.acquire()
+        return resolved, lock
+
+    @contextmanager
+    def _paced(self, channel: str) -> Iterator[str]:
+        """Serialise calls to one channel and start them ``min_interval`` apart; yields the key to send to."""
+        key, lock = self._acquire(channel)
+        try:
             with self._state_lock:
                 last = self._last_sent.get(key)
             if last is not None:
@@ -226,17 +251,21 @@ class SlackChannel:
                     self._sleep(wait)
             with self._state_lock:
                 self._last_sent[key] = self._now()
-            yield
+            yield key
+        finally:
+            lock.release()
 
     def _call(self, method: str, channel: str | None, send: Callable[[str], Any]) -> dict[str, Any]:
         """Run one Web API call (paced per channel) and turn every failure into a SlackError."""
-        target = self._resolve(channel) if channel else ""
         try:
             if channel:
-                with self._paced(target):
+                with self._paced(channel) as target:
                     response = send(target)
+                    returned = response.data.get("channel") if isinstance(response.data, dict) else None
+                    if isinstance(returned, str):
+                        self._remember_id(channel, returned)
             else:
-                response = send(target)
+                response = send("")
         except SlackApiError as exc:
             error: SlackError = from_api_error(exc, method=method, channel=channel, retries=self._max_retries)
         except (SlackRequestError, OSError, http.client.HTTPException) as exc:

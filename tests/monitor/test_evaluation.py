@@ -60,7 +60,7 @@ def test_data_drift_finds_the_shifted_feature_and_reuses_reference_stats(
     _load(service, ref_start, 24, 200, seed=1)
     _load(service, NOW - timedelta(hours=2), 1, 2000, speed=58.0, seed=2)
     _load(service, NOW - timedelta(hours=1), 1, 2000, seed=3)
-    evaluator = Evaluator(service)
+    evaluator = Evaluator(service.store, service.registry, service.settings.data_dir / "references")
     reference = ReferenceSpec(kind="window", start=ref_start, end=ref_start + timedelta(days=1))
     first = evaluator.evaluate(MODEL, "data_drift", {}, (NOW - timedelta(hours=2), NOW - timedelta(hours=1)), reference)
     critical = {f.column for f in first.findings if f.status == "critical" and f.column}
@@ -76,7 +76,7 @@ def test_latency_against_previous_version(service: Loopwatch, braking_model: Mod
     """A slower new version is flagged against the previous version's latency."""
     _load(service, NOW - timedelta(days=1), 12, 300, version="1.0", latency=20, seed=4)
     _load(service, NOW - timedelta(hours=2), 2, 1500, version="2.0", latency=30, seed=5)
-    evaluation = Evaluator(service).evaluate(
+    evaluation = Evaluator(service.store, service.registry, service.settings.data_dir / "references").evaluate(
         MODEL, "latency", {}, (NOW - timedelta(hours=2), NOW), ReferenceSpec(kind="previous_version")
     )
     assert evaluation.reference is not None and evaluation.reference.model_version == "1.0"
@@ -88,7 +88,7 @@ def test_volume_drop_and_freshness(service: Loopwatch, braking_model: ModelSchem
     for day in range(1, 6):
         _load(service, NOW - timedelta(days=day, hours=1), 1, 400, seed=10 + day, prefix=f"v{day}")
     _load(service, NOW - timedelta(hours=1), 1, 40, seed=20, prefix="now")
-    evaluator = Evaluator(service)
+    evaluator = Evaluator(service.store, service.registry, service.settings.data_dir / "references")
     volume = evaluator.evaluate(MODEL, "volume", {"history_days": 5}, (NOW - timedelta(hours=1), NOW), None)
     assert any(f.status == "critical" for f in volume.findings) and volume.rows == 40
     later = NOW + timedelta(hours=3)
@@ -104,7 +104,7 @@ def test_dataset_reference(service: Loopwatch, braking_model: ModelSchema) -> No
     (service.settings.data_dir / "references").mkdir()
     pq.write_table(reference_rows, service.settings.data_dir / "references" / "training.parquet")
     _load(service, NOW - timedelta(hours=1), 1, 1000, speed=70, seed=31)
-    evaluation = Evaluator(service).evaluate(
+    evaluation = Evaluator(service.store, service.registry, service.settings.data_dir / "references").evaluate(
         MODEL, "data_drift", {}, (NOW - timedelta(hours=1), NOW), ReferenceSpec(kind="dataset", path="training.parquet")
     )
     assert evaluation.reference is not None and evaluation.reference.description == "dataset training.parquet"
