@@ -15,8 +15,10 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import health, keys, models, monitors, predictions, reports, session
+from api.routes import alerts, health, keys, models, monitors, predictions, reports, session
 from api.version import VERSION
+from monitor.alerting.pipeline import Dispatcher, build_pipeline
+from monitor.alerting.slack import NoticeChannel, channel_from_settings
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
 from monitor.scheduling import MonitorScheduler
@@ -57,6 +59,7 @@ def create_app(
     now: Clock = utcnow,
     cli_token_hash: str | None = None,
     background: bool = True,
+    channel: NoticeChannel | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
 
@@ -67,6 +70,12 @@ def create_app(
         warm_up()
         app.state.json_pool = make_pool(settings.json_workers)
         maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
+        pipeline = build_pipeline(service, channel or channel_from_settings(settings), now)
+        service.runner.subscribe(pipeline.on_run)
+        app.state.alerts = pipeline
+        dispatcher = Dispatcher(pipeline) if background else None
+        if dispatcher:
+            dispatcher.start()
         scheduler = MonitorScheduler(service.runner, service.monitors, now=now) if background else None
         app.state.scheduler = scheduler
         if maintenance:
@@ -78,6 +87,8 @@ def create_app(
         finally:
             if scheduler:
                 scheduler.shutdown()
+            if dispatcher:
+                dispatcher.stop()
             if maintenance:
                 maintenance.stop()
             if app.state.json_pool is not None:
@@ -105,6 +116,7 @@ def create_app(
         models.router,
         predictions.router,
         monitors.router,
+        alerts.router,
         reports.router,
         keys.router,
     ):

@@ -71,6 +71,29 @@ MIGRATIONS: list[str] = [
         p_value_adjusted DOUBLE, effect_size DOUBLE, n_current BIGINT, n_reference BIGINT, reference VARCHAR,
         details JSON, created_at TIMESTAMPTZ NOT NULL);
     """,
+    # 4: alerts (one row per episode of a fingerprint), their timeline, silences, notification outbox
+    """
+    CREATE TABLE alerts(
+        id VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, model_id INTEGER NOT NULL, monitor VARCHAR NOT NULL,
+        detector VARCHAR NOT NULL, metric VARCHAR NOT NULL, column_name VARCHAR, segment JSON,
+        severity VARCHAR NOT NULL, state VARCHAR NOT NULL, consecutive INTEGER NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL, fired_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ,
+        last_window_start TIMESTAMPTZ, last_window_end TIMESTAMPTZ, value DOUBLE, threshold DOUBLE,
+        model_version VARCHAR, what_changed VARCHAR, finding_status VARCHAR, last_run_id VARCHAR, route JSON,
+        acked_by VARCHAR, acked_at TIMESTAMPTZ, slack_channel VARCHAR, slack_ts VARCHAR, notify_error VARCHAR,
+        repeats INTEGER NOT NULL DEFAULT 0, last_notified_at TIMESTAMPTZ, updated_at TIMESTAMPTZ NOT NULL);
+    CREATE TABLE alert_events(
+        alert_id VARCHAR NOT NULL, at TIMESTAMPTZ NOT NULL, event VARCHAR NOT NULL, actor VARCHAR, details JSON);
+    CREATE TABLE silences(
+        id VARCHAR PRIMARY KEY, matchers JSON NOT NULL, starts_at TIMESTAMPTZ NOT NULL, ends_at TIMESTAMPTZ NOT NULL,
+        created_by VARCHAR NOT NULL, comment VARCHAR, created_at TIMESTAMPTZ NOT NULL, expired_at TIMESTAMPTZ);
+    CREATE TABLE outbox(
+        id VARCHAR PRIMARY KEY, dedup_key VARCHAR NOT NULL UNIQUE, alert_id VARCHAR NOT NULL,
+        group_key VARCHAR NOT NULL, kind VARCHAR NOT NULL, channel VARCHAR NOT NULL, payload JSON NOT NULL,
+        status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before TIMESTAMPTZ NOT NULL,
+        next_attempt_at TIMESTAMPTZ NOT NULL, last_error VARCHAR, slack_ts VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL, sent_at TIMESTAMPTZ);
+    """,
 ]
 
 

@@ -1,0 +1,94 @@
+"""Human words for findings: an alert's title and its one-line "what changed".
+
+The line is what on-call reads first, so it names the metric, the before → after values
+(with the confidence interval when the detector computed one), the segment and the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PERCENT_METRICS = frozenset(
+    {
+        "fpr",
+        "fnr",
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "null_rate",
+        "out_of_range_rate",
+        "unseen_category_rate",
+        "share_drifted_columns",
+    }
+)
+NAMES = {
+    "fpr": "FP rate",
+    "fnr": "FN rate",
+    "p50": "p50 latency",
+    "p95": "p95 latency",
+    "p99": "p99 latency",
+    "roc_auc": "ROC-AUC",
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "rows": "volume",
+    "minutes_since_last": "silence",
+}
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return "n/a"
+    base = metric.split(":")[0]
+    if base in PERCENT_METRICS:
+        return f"{value * 100:.1f}%"
+    if base in ("p50", "p95", "p99"):
+        return f"{value:.0f} ms" if value >= 10 else f"{value:.2f} ms"
+    return f"{value:.3g}"
+
+
+def _segment(segment: dict[str, Any] | None) -> str:
+    if not segment:
+        return ""
+    return " on " + ", ".join(f"{k} {v}" for k, v in segment.items())
+
+
+def title(finding: dict[str, Any]) -> str:
+    metric = finding["metric"]
+    subject = finding.get("column") or NAMES.get(metric.split(":")[0], metric)
+    kind = {
+        "data_drift": "drift",
+        "prediction_drift": "prediction drift",
+        "label_drift": "label drift",
+        "performance": "regression",
+        "latency": "regression",
+        "data_quality": "data quality",
+        "volume": "volume change",
+        "freshness": "no data",
+        "run_error": "run failed",
+    }.get(finding["detector"], "alert")
+    if finding["detector"] == "freshness":
+        return f"{finding['model']}: no data{_segment(finding.get('segment'))}"
+    return f"{finding['model']}: {subject} {kind}{_segment(finding.get('segment'))}"
+
+
+def what_changed(finding: dict[str, Any]) -> str:
+    """e.g. "FN rate 4.7% → 24.0% (95% CI 21.4–26.7%) on firmware 3.2 vs trailing 7d"."""
+    metric = finding["metric"]
+    details = finding.get("details") or {}
+    name = NAMES.get(metric.split(":")[0], metric)
+    if finding.get("column"):
+        name = f"{finding['column']} {details.get('method_display_name') or metric}"
+    value = _fmt(finding.get("value"), metric)
+    reference = details.get("reference_value")
+    line = f"{name} {_fmt(reference, metric)} → {value}" if reference is not None else f"{name} {value}"
+    ci = details.get("current_ci")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
+        level = round(float(details.get("confidence", 0.95)) * 100)
+        line += f" ({level}% CI {_fmt(ci[0], metric).rstrip('%')}–{_fmt(ci[1], metric)})"
+    elif reference is None and finding.get("threshold") is not None:
+        line += f" (threshold {_fmt(finding['threshold'], metric)})"
+    line += _segment(finding.get("segment"))
+    if finding.get("reference"):
+        line += f" vs {finding['reference']}"
+    return line
