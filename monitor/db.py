@@ -83,7 +83,7 @@ MIGRATIONS: list[str] = [
         acked_by VARCHAR, acked_at TIMESTAMPTZ, slack_channel VARCHAR, slack_ts VARCHAR, notify_error VARCHAR,
         repeats INTEGER NOT NULL DEFAULT 0, last_notified_at TIMESTAMPTZ, updated_at TIMESTAMPTZ NOT NULL);
     CREATE TABLE alert_events(
-        alert_id VARCHAR NOT NULL, at TIMESTAMPTZ NOT NULL, event VARCHAR NOT NULL, actor VARCHAR, details JSON);
+        alert_id VARCHAR NOT NULL, occurred_at TIMESTAMPTZ NOT NULL, event VARCHAR NOT NULL, actor VARCHAR, details JSON);
     CREATE TABLE silences(
         id VARCHAR PRIMARY KEY, matchers JSON NOT NULL, starts_at TIMESTAMPTZ NOT NULL, ends_at TIMESTAMPTZ NOT NULL,
         created_by VARCHAR NOT NULL, comment VARCHAR, created_at TIMESTAMPTZ NOT NULL, expired_at TIMESTAMPTZ);

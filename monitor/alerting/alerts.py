@@ -254,7 +254,8 @@ class AlertStore:
 
     def events(self, alert_id: str) -> list[dict[str, Any]]:
         rows = self._db.query(
-            "SELECT at, event, actor, details FROM alert_events WHERE alert_id = ? ORDER BY at, event", [alert_id]
+            "SELECT occurred_at, event, actor, details FROM alert_events WHERE alert_id = ? ORDER BY occurred_at, event",
+            [alert_id],
         )
         return [
             {"at": _iso(at), "event": ev, "actor": actor, "details": json.loads(d or "{}")} for at, ev, actor, d in rows

@@ -198,7 +198,12 @@ class AlertPipeline:
                 if kind == "update":
                     self.outbox.mark_sent(row["id"], None)
                     return "sent"
-                posted = self.channel.post(notice)
+                post_message = getattr(self.channel, "post_message", None)
+                if post_message is not None:  # Slack: keep the channel *id* (chat.update needs it after restarts)
+                    message = post_message(notice)
+                    posted, channel = message.ts, message.channel
+                else:
+                    posted = self.channel.post(notice)
                 self.alerts.set_delivery(alert["id"], channel=channel, ts=posted, error=None, notified=True)
                 self.outbox.mark_sent(row["id"], posted)
                 return "sent"

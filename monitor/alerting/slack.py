@@ -157,7 +157,7 @@ class SlackChannel:
                 metadata=_metadata(notice),
             ),
         )
-        return PostedMessage(channel=str(data.get("channel") or notice.channel), ts=str(data["ts"]))
+        return PostedMessage(channel=str(data.get("channel") or notice.channel), ts=_ts(data, notice.channel))
 
     def update(self, channel: str, ts: str, notice: AlertNotice) -> None:
         """``chat.update`` of the main message to show ack/silence state or the resolution."""
@@ -178,7 +178,7 @@ class SlackChannel:
                 channel=channel_id, thread_ts=thread_ts, **message, unfurl_links=False, unfurl_media=False
             ),
         )
-        return str(data["ts"])
+        return _ts(data, channel)
 
     def check(self) -> dict[str, Any]:
         """``auth.test``: confirms the token at start-up; returns the bot's team/user names."""
@@ -192,7 +192,7 @@ class SlackChannel:
             return build(notice)
         except ValueError as exc:
             raise PermanentSlackError(
-                f"Slack {method} to {notice.channel}: cannot build the message for alert {notice.alert_id}: {exc}",
+                f"Slack {method} to {notice.channel}: cannot build the message for alert {notice.alert_id[:80]}: {exc}",
                 method=method,
                 channel=notice.channel,
                 error="bad_message",
@@ -277,6 +277,20 @@ class SlackChannel:
         level = logging.WARNING if isinstance(error, TransientSlackError) else logging.ERROR
         self._log.log(level, "%s", error)
         raise error from None
+
+
+def _ts(data: dict[str, Any], channel: str) -> str:
+    """The posted message's ``ts``; an ``ok`` answer without one was not Slack's (a proxy?)."""
+    ts = data.get("ts")
+    if not isinstance(ts, str) or not ts:
+        raise TransientSlackError(
+            f"Slack chat.postMessage to {channel}: answer was ok but had no ts; it may have been posted",
+            method="chat.postMessage",
+            channel=channel,
+            error="bad_response",
+            maybe_delivered=True,
+        )
+    return ts
 
 
 def _metadata(notice: AlertNotice) -> dict[str, Any]:
