@@ -21,7 +21,7 @@ from monitor.alerting.pipeline import Dispatcher, build_pipeline
 from monitor.alerting.slack import NoticeChannel, channel_from_settings
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
-from monitor.scheduling import MonitorScheduler
+from monitor.scheduling import MonitorScheduler, RunOutcome
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.validation import warm_up
@@ -72,6 +72,16 @@ def create_app(
         maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
         pipeline = build_pipeline(service, channel or channel_from_settings(settings), now)
         service.runner.subscribe(pipeline.on_run)
+        metrics: Metrics = app.state.metrics
+
+        def count_run(outcome: RunOutcome) -> None:
+            status = "failed" if outcome.error else "succeeded"
+            metrics.detector_runs.labels(outcome.run.model, outcome.monitor.detector, status).inc()
+            metrics.detector_seconds.labels(outcome.monitor.detector).observe(outcome.duration_s)
+
+        service.runner.subscribe(count_run)
+        metrics.outbox_depth.set_function(pipeline.outbox.depth)
+        pipeline.on_delivery = lambda result: metrics.notifications.labels(result).inc()
         app.state.alerts = pipeline
         dispatcher = Dispatcher(pipeline) if background else None
         if dispatcher:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -18,6 +18,23 @@ class Metrics:
             "loopwatch_rejected_batches", "Batches refused as invalid", ["model", "kind"], registry=self.registry
         )
         self.labels = Counter("loopwatch_label_rows", "Label rows applied", ["model"], registry=self.registry)
+        self.detector_runs = Counter(
+            "loopwatch_detector_runs",
+            "Monitor runs by outcome",
+            ["model", "detector", "status"],
+            registry=self.registry,
+        )
+        self.detector_seconds = Histogram(
+            "loopwatch_detector_run_seconds",
+            "Monitor run duration",
+            ["detector"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.notifications = Counter(
+            "loopwatch_alert_notifications", "Alert notifications by result", ["result"], registry=self.registry
+        )
+        self.outbox_depth = Gauge("loopwatch_outbox_depth", "Notifications waiting to be sent", registry=self.registry)
         self.ingest_seconds = Histogram(
             "loopwatch_ingest_seconds",
             "Time from body received to durable acknowledgement",

@@ -42,6 +42,7 @@ class RunOutcome:
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
     reference: str | None = None
+    duration_s: float = 0.0
 
 
 Subscriber = Callable[[RunOutcome], None]
@@ -108,8 +109,9 @@ class MonitorRunner:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("run %s of %s/%s failed: %s", run.id, model, spec.name, error)
-            self._runs.fail(run, error, duration_ms=(time.perf_counter() - started) * 1000)
-            return RunOutcome(run, spec, error=error)
+            elapsed = time.perf_counter() - started
+            self._runs.fail(run, error, duration_ms=elapsed * 1000)
+            return RunOutcome(run, spec, error=error, duration_s=elapsed)
         reference = evaluation.reference.description if evaluation.reference else None
         self._runs.succeed(
             run,
@@ -120,7 +122,7 @@ class MonitorRunner:
             reference=reference,
             rows=evaluation.rows,
         )
-        return RunOutcome(run, spec, evaluation.findings, reference=reference)
+        return RunOutcome(run, spec, evaluation.findings, reference=reference, duration_s=elapsed)
 
     def backfill(
         self, model: str, start: datetime, end: datetime, monitors: list[str] | None = None

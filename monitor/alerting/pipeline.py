@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ class AlertPipeline:
         self.channel = channel
         self.config = config
         self._now = now
+        self.on_delivery: Callable[[str], None] | None = None  # metrics hook: sent | retry | failed
 
     # -- stage 1: state ----------------------------------------------------------------------
 
@@ -237,7 +239,10 @@ class AlertPipeline:
         self.plan_repeats()
         counts = {"sent": 0, "retry": 0, "failed": 0}
         for row in self.outbox.due(self._now()):
-            counts[self.deliver(row)] += 1
+            result = self.deliver(row)
+            counts[result] += 1
+            if self.on_delivery is not None:
+                self.on_delivery(result)
         return counts
 
 
