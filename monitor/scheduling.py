@@ -113,10 +113,11 @@ class MonitorRunner:
             self._runs.fail(run, error, duration_ms=elapsed * 1000)
             return RunOutcome(run, spec, error=error, duration_s=elapsed)
         reference = evaluation.reference.description if evaluation.reference else None
+        elapsed = time.perf_counter() - started
         self._runs.succeed(
             run,
             evaluation.findings,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=elapsed * 1000,
             config_hash=evaluation.config_hash,
             data_fingerprint=evaluation.data_fingerprint,
             reference=reference,
