@@ -86,7 +86,16 @@ def create_app(
         dispatcher = Dispatcher(pipeline) if background else None
         if dispatcher:
             dispatcher.start()
-        scheduler = MonitorScheduler(service.runner, service.monitors, now=now) if background else None
+        scheduler = (
+            MonitorScheduler(
+                service.runner,
+                service.monitors,
+                now=now,
+                label_counter=lambda m, lo, hi: service.store.stats(m, lo, hi)["labels"],
+            )
+            if background
+            else None
+        )
         app.state.scheduler = scheduler
         if maintenance:
             maintenance.start()

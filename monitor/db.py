@@ -94,6 +94,10 @@ MIGRATIONS: list[str] = [
         next_attempt_at TIMESTAMPTZ NOT NULL, last_error VARCHAR, slack_ts VARCHAR,
         created_at TIMESTAMPTZ NOT NULL, sent_at TIMESTAMPTZ);
     """,
+    # 5: labels seen by a run (late labels trigger re-judging of past windows)
+    """
+    ALTER TABLE runs ADD COLUMN labels BIGINT;
+    """,
 ]
 
 

@@ -34,6 +34,7 @@ class Evaluation:
     data_fingerprint: str
     config_hash: str
     details: dict[str, Any] = field(default_factory=dict)
+    labels: int = 0
 
 
 def data_fingerprint(table: pa.Table) -> str:

@@ -73,6 +73,7 @@ class MonitorSpec(BaseModel):
     fire_on: list[Literal["critical", "warning", "no_data"]] = Field(default_factory=lambda: ["critical", "no_data"])
     route: RouteSpec = Field(default_factory=RouteSpec)
     enabled: bool = True
+    rejudge: str | None = None  # e.g. 3d: re-judge past windows this recent when late labels arrive
 
     @field_validator("name")
     @classmethod
@@ -81,7 +82,7 @@ class MonitorSpec(BaseModel):
             raise ValueError("must be 1-64 characters: lowercase letters, digits, '-' or '_'")
         return value
 
-    @field_validator("every", "window")
+    @field_validator("every", "window", "rejudge")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:

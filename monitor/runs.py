@@ -19,7 +19,7 @@ from monitor.db import Database
 from monitor.errors import NotFound
 from monitor.registry import Registry
 
-RunMode = Literal["scheduled", "manual", "backfill", "retry"]
+RunMode = Literal["scheduled", "manual", "backfill", "retry", "rejudge"]
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,15 @@ class RunStore:
         data_fingerprint: str,
         reference: str | None,
         rows: int,
+        labels: int = 0,
     ) -> None:
         registered = self._registry.get(run.model)
         now = self._now()
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE runs SET status = 'succeeded', finished_at = ?, duration_ms = ?, config_hash = ?, "
-                "data_fingerprint = ?, reference = ?, rows = ?, findings = ? WHERE id = ?",
-                [now, duration_ms, config_hash, data_fingerprint, reference, rows, len(findings), run.id],
+                "data_fingerprint = ?, reference = ?, rows = ?, findings = ?, labels = ? WHERE id = ?",
+                [now, duration_ms, config_hash, data_fingerprint, reference, rows, len(findings), labels, run.id],
             ).fetchall()
             for finding in findings:
                 cur.execute(
@@ -123,6 +124,16 @@ class RunStore:
                         now,
                     ],
                 ).fetchall()
+
+    def labels_judged(self, model: str, monitor: str, window_end: datetime) -> int | None:
+        """Labels the latest successful run of this window saw (None: never judged)."""
+        registered = self._registry.get(model)
+        row = self._db.query_one(
+            "SELECT labels FROM runs WHERE model_id = ? AND monitor = ? AND window_end = ? AND status = 'succeeded' "
+            "AND mode <> 'backfill' ORDER BY started_at DESC LIMIT 1",
+            [registered.id, monitor, window_end],
+        )
+        return None if row is None else int(row[0] or 0)
 
     def fail(self, run: RunRecord, error: str, *, duration_ms: float) -> None:
         with self._db.transaction() as cur:

@@ -122,8 +122,26 @@ class MonitorRunner:
             data_fingerprint=evaluation.data_fingerprint,
             reference=reference,
             rows=evaluation.rows,
+            labels=evaluation.labels,
         )
         return RunOutcome(run, spec, evaluation.findings, reference=reference, duration_s=elapsed)
+
+    def rejudge(self, model: str, name: str, now: datetime, label_counter: Callable[[datetime, datetime], int]) -> int:
+        """Re-run past windows (within the monitor's ``rejudge`` horizon) whose labels changed
+        since they were judged: delayed labels make yesterday's FN rate knowable today."""
+        spec = self._monitors.get(model, name)
+        if not spec.rejudge:
+            return 0
+        length = parse_duration(spec.window)
+        rerun = 0
+        for window_end in schedule_points(spec, now - parse_duration(spec.rejudge), now - timedelta(microseconds=1)):
+            judged = self._runs.labels_judged(model, name, window_end)
+            if judged is None:
+                continue  # never judged live (e.g. before the monitor existed): backfill covers that
+            changed = label_counter(window_end - length, window_end) != judged
+            if changed and self.run(model, name, window_end=window_end, mode="rejudge") is not None:
+                rerun += 1
+        return rerun
 
     def backfill(
         self, model: str, start: datetime, end: datetime, monitors: list[str] | None = None
@@ -174,7 +192,9 @@ class MonitorScheduler:
         *,
         now: Clock = utcnow,
         retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0),
+        label_counter: Callable[[str, datetime, datetime], int] | None = None,
     ) -> None:
+        self._label_counter = label_counter
         self._runner = runner
         self._monitors = monitors
         self._now = now
@@ -233,6 +253,9 @@ class MonitorScheduler:
             mode: RunMode = "scheduled" if attempt == 1 else "retry"
             end = window_end or self._now().replace(microsecond=0)
             outcome = self._runner.run(model, name, window_end=end, mode=mode, attempt=attempt, wait=False)
+            if outcome is not None and attempt == 1 and self._label_counter is not None:
+                counter = self._label_counter
+                self._runner.rejudge(model, name, end, lambda lo, hi: counter(model, lo, hi))
             job = self._scheduler.get_job(f"{model}/{name}")
             if job is not None:
                 self._monitors.set_next_run(model, name, job.next_run_time)

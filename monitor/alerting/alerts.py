@@ -130,6 +130,8 @@ class AlertStore:
                 current = dict(zip(COLUMNS, rows[0], strict=True)) if rows else None
                 if bad is None:
                     continue
+                if current is not None and current["last_window_end"] and run.window_end < current["last_window_end"]:
+                    continue  # a re-judged older window must not move an alert backwards in time
                 if bad:
                     line = f"run failed: {outcome.error}" if data["detector"] == "run_error" else what_changed(data)
                     if current is None:
