@@ -112,8 +112,10 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    env: dict[str, str] | None = None
+
     def start(self, timeout: float = 30) -> None:
-        env = {**os.environ, "LOOPWATCH_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "LOOPWATCH_LOG_LEVEL": "WARNING", **(self.env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
             cwd=REPO,

@@ -159,12 +159,23 @@ def test_windows_are_rejudged_when_late_labels_arrive(service: Loopwatch, brakin
     unchanged one is not; an open alert never moves back to an older window."""
     import pyarrow as pa
 
-    spec = MonitorSpec.model_validate({**DRIFT, "name": "perf", "detector": "performance", "every": "1h",
-                                       "window": "1h", "rejudge": "3h", "params": {"min_coverage": 0.0}})
+    spec = MonitorSpec.model_validate(
+        {
+            **DRIFT,
+            "name": "perf",
+            "detector": "performance",
+            "every": "1h",
+            "window": "1h",
+            "rejudge": "3h",
+            "params": {"min_coverage": 0.0},
+        }
+    )
     service.monitors.save(MODEL, spec)
     rows = _load(service, NOW - timedelta(days=1, hours=3), 27, 100, seed=7)
-    service.store.ingest_labels(MODEL, pa.table({"prediction_id": rows.column("prediction_id")[:1500],
-                                                 "label": rows.column("prediction")[:1500]}))
+    service.store.ingest_labels(
+        MODEL,
+        pa.table({"prediction_id": rows.column("prediction_id")[:1500], "label": rows.column("prediction")[:1500]}),
+    )
     for hours_ago in (2, 1):
         service.runner.run(MODEL, "perf", window_end=NOW - timedelta(hours=hours_ago), mode="scheduled")
 
@@ -172,8 +183,11 @@ def test_windows_are_rejudged_when_late_labels_arrive(service: Loopwatch, brakin
         return service.store.stats(MODEL, lo, hi)["labels"]
 
     assert service.runner.rejudge(MODEL, "perf", NOW, counter) == 0  # nothing changed
-    late = [pid for pid, ts in zip(rows.column("prediction_id").to_pylist(), rows.column("timestamp").to_pylist(),
-                                   strict=True) if NOW - timedelta(hours=2) <= ts < NOW - timedelta(hours=1)]
+    late = [
+        pid
+        for pid, ts in zip(rows.column("prediction_id").to_pylist(), rows.column("timestamp").to_pylist(), strict=True)
+        if NOW - timedelta(hours=2) <= ts < NOW - timedelta(hours=1)
+    ]
     service.store.ingest_labels(MODEL, pa.table({"prediction_id": late, "label": ["brake"] * len(late)}))
     assert service.runner.rejudge(MODEL, "perf", NOW, counter) == 1
     modes = [r["mode"] for r in service.runs.runs(MODEL, "perf")]
