@@ -10,13 +10,15 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import alerts, health, keys, models, monitors, predictions, reports, session
+from api.routes import alerts, health, keys, labeling, models, monitors, predictions, reports, session
 from api.version import VERSION
+from labeling.queue import LabelingQueue, RouteRequest
 from monitor.alerting.pipeline import Dispatcher, build_pipeline
 from monitor.alerting.slack import NoticeChannel, channel_from_settings
 from monitor.clock import Clock, utcnow
@@ -53,6 +55,17 @@ class Maintenance:
                 log.exception("sealing failed; will retry in %ss", self._interval)
 
 
+def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: str) -> dict[str, Any]:
+    """The Slack "Send samples to labeling" button: pick the strategy that fits the alert."""
+    alert = pipeline.alerts.get(alert_id)
+    strategy = {"data_drift": "drift_region", "prediction_drift": "uncertainty", "performance": "errors"}.get(
+        alert["detector"], "uncertainty"
+    )
+    if strategy == "drift_region" and not alert["column"]:
+        strategy = "uncertainty"
+    return queue.route(RouteRequest(model=alert["model"], strategy=strategy, alert_id=alert_id, requested_by=actor))
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -83,6 +96,9 @@ def create_app(
         metrics.outbox_depth.set_function(pipeline.outbox.depth)
         pipeline.on_delivery = lambda result: metrics.notifications.labels(result).inc()
         app.state.alerts = pipeline
+        queue = LabelingQueue(service, now)
+        app.state.labeling_queue = queue
+        app.state.route_samples = lambda alert_id, actor: route_for_alert(queue, pipeline, alert_id, actor)
         dispatcher = Dispatcher(pipeline) if background else None
         if dispatcher:
             dispatcher.start()
@@ -136,6 +152,7 @@ def create_app(
         predictions.router,
         monitors.router,
         alerts.router,
+        labeling.router,
         reports.router,
         keys.router,
     ):

@@ -98,6 +98,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN labels BIGINT;
     """,
+    # 6: the labeling queue: every routed prediction, why, and what came back
+    """
+    CREATE TABLE routed_samples(
+        model_id INTEGER NOT NULL, prediction_id VARCHAR NOT NULL, strategy VARCHAR NOT NULL, reason VARCHAR,
+        priority DOUBLE, finding_id VARCHAR, alert_id VARCHAR, routed_at TIMESTAMPTZ NOT NULL,
+        routed_by VARCHAR NOT NULL, status VARCHAR NOT NULL, project_id BIGINT, task_id BIGINT,
+        pushed_at TIMESTAMPTZ, push_error VARCHAR, annotated_at TIMESTAMPTZ, label VARCHAR, agreement DOUBLE,
+        annotations JSON, needs_review BOOLEAN, PRIMARY KEY (model_id, prediction_id));
+    """,
 ]
 
 

@@ -1,0 +1,249 @@
+"""The labeling queue: what was routed to annotators, why, when, and what came back.
+
+loopwatch owns this state (Label Studio is the annotators' tool): a prediction is never routed
+twice (primary key), every routed sample records its strategy, reason, finding and alert, and
+budgets cap how many samples per model per day reach annotators.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from labeling.routing import (
+    STRATEGIES,
+    Selected,
+    collapse_near_duplicates,
+    drift_region,
+    errors,
+    long_tail,
+    pick,
+    random_order,
+    seed_for,
+    uncertainty,
+)
+from monitor.clock import Clock, utcnow
+from monitor.errors import FieldError, InvalidInput
+from monitor.service import Loopwatch
+
+DEFAULT_DAILY_BUDGET = 500
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    model: str
+    strategy: str
+    budget: int = 50
+    start: datetime | None = None
+    end: datetime | None = None
+    finding_id: str | None = None
+    alert_id: str | None = None
+    column: str | None = None
+    random_share: float = 0.1
+    collapse_duplicates: bool = True
+    requested_by: str = "api"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+class LabelingQueue:
+    def __init__(self, service: Loopwatch, now: Clock = utcnow, daily_budget: int = DEFAULT_DAILY_BUDGET) -> None:
+        self._service = service
+        self._now = now
+        self.daily_budget = daily_budget
+
+    def route(self, request: RouteRequest) -> dict[str, Any]:
+        """Select samples and add them to the queue; returns what was queued and why."""
+        service = self._service
+        model = service.registry.get(request.model)
+        if request.strategy not in STRATEGIES:
+            raise InvalidInput(
+                "routing request is not valid",
+                [FieldError(field="strategy", reason=f"choose one of {list(STRATEGIES)}")],
+            )
+        if not 1 <= request.budget <= 10_000:
+            raise InvalidInput(
+                "routing request is not valid", [FieldError(field="budget", reason="must be between 1 and 10000")]
+            )
+        context = self._context(request)
+        start, end = context["start"], context["end"]
+        remaining = self.daily_budget - self.routed_today(request.model)
+        budget = min(request.budget, max(0, remaining))
+        if budget == 0:
+            return {
+                "model": request.model,
+                "strategy": request.strategy,
+                "queued": 0,
+                "samples": [],
+                "budget_left_today": 0,
+                "window": [_iso(start), _iso(end)],
+            }
+        table = service.store.scan(request.model, start, end)
+        schema = model.schema
+        ranked: list[Selected]
+        if request.strategy == "uncertainty":
+            ranked = uncertainty(table, schema.task, schema.classes)
+        elif request.strategy == "errors":
+            ranked = errors(table, schema.task, schema.classes)
+        elif request.strategy == "drift_region":
+            column = request.column or context.get("column")
+            if not column:
+                raise InvalidInput(
+                    "routing request is not valid",
+                    [
+                        FieldError(
+                            field="column",
+                            reason="drift_region needs the drifted feature (or a finding/alert naming it)",
+                        )
+                    ],
+                )
+            ref_start, ref_end = context.get("reference") or (start - (end - start) * 7, start)
+            reference = service.store.scan(request.model, ref_start, ref_end, columns=[column], with_labels=False)
+            ranked = drift_region(table, reference, column)
+        elif request.strategy == "long_tail":
+            ranked = long_tail(table, list(schema.segments))
+        else:
+            ranked = []
+        if request.collapse_duplicates:
+            ranked = collapse_near_duplicates(table, ranked, list(schema.features))
+        randoms = random_order(table, seed_for(request.model, start, end, request.strategy))
+        exclude = self._already_routed(request.model, table.column("prediction_id").to_pylist())
+        chosen = pick(ranked, randoms, budget, request.random_share, exclude)
+        self._insert(model.id, chosen, request)
+        return {
+            "model": request.model,
+            "strategy": request.strategy,
+            "queued": len(chosen),
+            "budget_left_today": remaining - len(chosen),
+            "window": [_iso(start), _iso(end)],
+            "samples": [
+                {"prediction_id": c.prediction_id, "reason": c.reason, "priority": round(c.priority, 4)} for c in chosen
+            ],
+        }
+
+    def _context(self, request: RouteRequest) -> dict[str, Any]:
+        """The window (and drifted column) from the finding or alert that triggered routing."""
+        service = self._service
+        ctx: dict[str, Any] = {"start": request.start, "end": request.end}
+        finding = None
+        if request.alert_id:
+            alert = service.db.query_one(
+                "SELECT last_window_start, last_window_end, column_name FROM alerts WHERE id = ?", [request.alert_id]
+            )
+            if alert is None:
+                raise InvalidInput(
+                    "routing request is not valid",
+                    [FieldError(field="alert_id", reason=f"no alert {request.alert_id!r}")],
+                )
+            ctx["start"] = ctx["start"] or alert[0]
+            ctx["end"] = ctx["end"] or alert[1]
+            ctx["column"] = alert[2]
+        if request.finding_id:
+            finding = service.db.query_one(
+                "SELECT window_start, window_end, column_name, details FROM findings WHERE id = ?", [request.finding_id]
+            )
+            if finding is None:
+                raise InvalidInput(
+                    "routing request is not valid",
+                    [FieldError(field="finding_id", reason=f"no finding {request.finding_id!r}")],
+                )
+            ctx["start"] = ctx["start"] or finding[0]
+            ctx["end"] = ctx["end"] or finding[1]
+            ctx["column"] = ctx.get("column") or finding[2]
+        if ctx["end"] is None:
+            ctx["end"] = self._now()
+        if ctx["start"] is None:
+            ctx["start"] = ctx["end"] - timedelta(days=1)
+        if ctx["end"] <= ctx["start"]:
+            raise InvalidInput("routing request is not valid", [FieldError(field="end", reason="must be after start")])
+        return ctx
+
+    def routed_today(self, model: str) -> int:
+        registered = self._service.registry.get(model)
+        day = self._now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        row = self._service.db.query_one(
+            "SELECT count(*) FROM routed_samples WHERE model_id = ? AND routed_at >= ?", [registered.id, day]
+        )
+        return int(row[0]) if row else 0
+
+    def _already_routed(self, model: str, ids: list[str]) -> set[str]:
+        registered = self._service.registry.get(model)
+        rows = self._service.db.query(
+            "SELECT prediction_id FROM routed_samples WHERE model_id = ? AND prediction_id IN (SELECT unnest(?))",
+            [registered.id, ids],
+        )
+        return {r[0] for r in rows}
+
+    def _insert(self, model_id: int, chosen: list[Selected], request: RouteRequest) -> None:
+        now = self._now()
+        with self._service.db.transaction() as cur:
+            for item in chosen:
+                cur.execute(
+                    "INSERT INTO routed_samples (model_id, prediction_id, strategy, reason, priority, finding_id, "
+                    "alert_id, routed_at, routed_by, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued') "
+                    "ON CONFLICT DO NOTHING",
+                    [
+                        model_id,
+                        item.prediction_id,
+                        request.strategy,
+                        item.reason,
+                        item.priority,
+                        request.finding_id,
+                        request.alert_id,
+                        now,
+                        request.requested_by,
+                    ],
+                ).fetchall()
+
+    def list(self, model: str | None = None, status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        where, params = ["TRUE"], []
+        if model:
+            where.append("r.model_id = ?")
+            params.append(self._service.registry.get(model).id)
+        if status:
+            where.append("r.status = ?")
+            params.append(status)
+        rows = self._service.db.query(
+            "SELECT m.name, r.prediction_id, r.strategy, r.reason, r.priority, r.finding_id, r.alert_id, r.routed_at, "
+            "r.routed_by, r.status, r.project_id, r.task_id, r.pushed_at, r.push_error, r.annotated_at, r.label, "
+            "r.agreement, r.annotations, r.needs_review FROM routed_samples r JOIN models m ON m.id = r.model_id "
+            f"WHERE {' AND '.join(where)} ORDER BY r.routed_at DESC, r.priority DESC LIMIT ?",
+            [*params, limit],
+        )
+        keys = (
+            "model",
+            "prediction_id",
+            "strategy",
+            "reason",
+            "priority",
+            "finding_id",
+            "alert_id",
+            "routed_at",
+            "routed_by",
+            "status",
+            "project_id",
+            "task_id",
+            "pushed_at",
+            "push_error",
+            "annotated_at",
+            "label",
+            "agreement",
+            "annotations",
+            "needs_review",
+        )
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row, strict=True))
+            for key in ("routed_at", "pushed_at", "annotated_at"):
+                item[key] = _iso(item[key])
+            item["annotations"] = json.loads(item["annotations"]) if item["annotations"] else []
+            out.append(item)
+        return out
+
+    def depth(self) -> dict[str, int]:
+        rows = self._service.db.query("SELECT status, count(*) FROM routed_samples GROUP BY status")
+        return {status: int(n) for status, n in rows}
