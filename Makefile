@@ -34,3 +34,13 @@ serve: $(STAMP)
 
 clean:
 	rm -rf $(VENV) loopwatch-data .pytest_cache
+
+# Label Studio (its own virtual environment: its pins conflict with ours)
+LABEL_STUDIO := $(PYTHON) deploy/label-studio/launch.py
+.PHONY: label-studio label-studio-start label-studio-stop
+label-studio:
+	$(LABEL_STUDIO) install
+label-studio-start: label-studio
+	$(LABEL_STUDIO) start --data-dir .cache/label-studio --template .cache/label-studio-template
+label-studio-stop:
+	$(LABEL_STUDIO) stop --data-dir .cache/label-studio

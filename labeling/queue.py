@@ -113,7 +113,8 @@ class LabelingQueue:
         randoms = random_order(table, seed_for(request.model, start, end, request.strategy))
         exclude = self._already_routed(request.model, table.column("prediction_id").to_pylist())
         chosen = pick(ranked, randoms, budget, request.random_share, exclude)
-        self._insert(model.id, chosen, request)
+        times = dict(zip(table.column("prediction_id").to_pylist(), table.column("timestamp").to_pylist(), strict=True))
+        self._insert(model.id, chosen, request, times)
         return {
             "model": request.model,
             "strategy": request.strategy,
@@ -178,14 +179,14 @@ class LabelingQueue:
         )
         return {r[0] for r in rows}
 
-    def _insert(self, model_id: int, chosen: list[Selected], request: RouteRequest) -> None:
+    def _insert(self, model_id: int, chosen: list[Selected], request: RouteRequest, times: dict[str, datetime]) -> None:
         now = self._now()
         with self._service.db.transaction() as cur:
             for item in chosen:
                 cur.execute(
                     "INSERT INTO routed_samples (model_id, prediction_id, strategy, reason, priority, finding_id, "
-                    "alert_id, routed_at, routed_by, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued') "
-                    "ON CONFLICT DO NOTHING",
+                    "alert_id, routed_at, routed_by, status, prediction_ts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT DO NOTHING",
                     [
                         model_id,
                         item.prediction_id,
@@ -196,6 +197,7 @@ class LabelingQueue:
                         request.alert_id,
                         now,
                         request.requested_by,
+                        times.get(item.prediction_id),
                     ],
                 ).fetchall()
 

@@ -107,6 +107,10 @@ MIGRATIONS: list[str] = [
         pushed_at TIMESTAMPTZ, push_error VARCHAR, annotated_at TIMESTAMPTZ, label VARCHAR, agreement DOUBLE,
         annotations JSON, needs_review BOOLEAN, PRIMARY KEY (model_id, prediction_id));
     """,
+    # 7: the routed prediction's own time (to fetch its row without scanning all history)
+    """
+    ALTER TABLE routed_samples ADD COLUMN prediction_ts TIMESTAMPTZ;
+    """,
 ]
 
 

@@ -243,6 +243,17 @@ class PredictionStore:
         finally:
             cur.close()
 
+    def rows_by_ids(self, model_name: str, ids: list[str], start: datetime, end: datetime) -> pa.Table:
+        """The stored rows (with labels) of these predictions, known to lie in ``[start, end]``."""
+        model = self._registry.get(model_name)
+        sql, params = self._window_sql(model, start, end + timedelta(microseconds=1), None, None, None, True)
+        params["ids"] = ids
+        cur = self._db.cursor()
+        try:
+            return cur.sql(sql + " AND p.prediction_id IN (SELECT unnest($ids))", params=params).to_arrow_table()
+        finally:
+            cur.close()
+
     def page(
         self,
         model_name: str,
