@@ -19,6 +19,7 @@ from api.metrics import Metrics
 from api.routes import alerts, health, keys, labeling, models, monitors, predictions, reports, session
 from api.version import VERSION
 from labeling.queue import LabelingQueue, RouteRequest
+from labeling.sync import LabelSync
 from monitor.alerting.pipeline import Dispatcher, build_pipeline
 from monitor.alerting.slack import NoticeChannel, channel_from_settings
 from monitor.clock import Clock, utcnow
@@ -53,6 +54,40 @@ class Maintenance:
                 self._service.store.seal()
             except Exception:  # keep the service up; the next round retries
                 log.exception("sealing failed; will retry in %ss", self._interval)
+
+
+def make_label_sync(service: Loopwatch, settings: Settings) -> LabelSync | None:
+    """Label Studio sync when its URL and token are configured."""
+    if not settings.label_studio_url or settings.label_studio_token is None:
+        return None
+    from labeling.label_studio.client import LabelStudioBackend
+
+    backend = LabelStudioBackend(settings.label_studio_url, settings.label_studio_token.get_secret_value())
+    return LabelSync(service, backend, service.now)
+
+
+class Periodic:
+    """Runs ``job`` every ``interval`` seconds in a daemon thread; errors are logged, not fatal."""
+
+    def __init__(self, name: str, interval: float, job: Any) -> None:
+        self._interval = interval
+        self._job = job
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._job()
+            except Exception:
+                log.exception("%s failed; retrying in %ss", self._thread.name, self._interval)
 
 
 def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: str) -> dict[str, Any]:
@@ -96,7 +131,20 @@ def create_app(
         metrics.outbox_depth.set_function(pipeline.outbox.depth)
         pipeline.on_delivery = lambda result: metrics.notifications.labels(result).inc()
         app.state.alerts = pipeline
-        queue = LabelingQueue(service, now)
+        queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
+        label_sync = make_label_sync(service, settings)
+        app.state.label_sync = label_sync
+        labeling_loop = (
+            Periodic(
+                "loopwatch-labeling-sync",
+                settings.labeling_sync_interval_seconds,
+                lambda: (label_sync.push(), label_sync.poll()),
+            )
+            if background and label_sync
+            else None
+        )
+        if labeling_loop:
+            labeling_loop.start()
         app.state.labeling_queue = queue
         app.state.route_samples = lambda alert_id, actor: route_for_alert(queue, pipeline, alert_id, actor)
         dispatcher = Dispatcher(pipeline) if background else None
@@ -124,6 +172,8 @@ def create_app(
                 scheduler.shutdown()
             if dispatcher:
                 dispatcher.stop()
+            if labeling_loop:
+                labeling_loop.stop()
             if maintenance:
                 maintenance.stop()
             if app.state.json_pool is not None:
@@ -144,6 +194,7 @@ def create_app(
     app.state.json_pool = None
     app.state.json_inflight = 0
     app.state.scheduler = None
+    app.state.label_sync = None
     install_error_handlers(app)
     for router in (
         health.router,

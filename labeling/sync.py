@@ -32,8 +32,19 @@ log = logging.getLogger("loopwatch.labeling")
 class LabelSync:
     def __init__(self, service: Loopwatch, backend: LabelingBackend, now: Clock = utcnow) -> None:
         self._service = service
-        self._backend = backend
+        self.backend = backend
         self._now = now
+
+    @property
+    def _backend(self) -> LabelingBackend:
+        return self.backend
+
+    @staticmethod
+    def apply_to(
+        service: Loopwatch, model: str, annotations: Iterable[AnnotationOut], deleted_ids: Iterable[int] = ()
+    ) -> dict[str, int]:
+        """Apply annotations without a backend (webhooks carry everything needed)."""
+        return LabelSync(service, None, service.now).apply(model, annotations, deleted_ids)  # type: ignore[arg-type]
 
     # -- push -----------------------------------------------------------------------------------
 

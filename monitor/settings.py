@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     label_studio_url: str | None = None
     label_studio_token: SecretStr | None = None
+    label_studio_webhook_secret: SecretStr | None = None  # header X-Loopwatch-Webhook-Secret on webhooks
+    labeling_sync_interval_seconds: int = Field(default=60, ge=1)
+    labeling_daily_budget: int = Field(default=500, ge=0)
 
     log_level: str = "INFO"
 

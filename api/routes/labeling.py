@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, ReadKey, ServiceDep
+from api.errors import ApiError
 from api.params import parse_window
+from labeling.label_studio.models import WebhookEvent
+from labeling.label_studio.webhook import parse_webhook, secret_matches
 from labeling.queue import LabelingQueue, RouteRequest
+from labeling.sync import LabelSync
+from monitor.errors import FieldError, InvalidInput
+from monitor.formats import parse_json
 
 router = APIRouter(prefix="/v1/labeling", tags=["labeling"])
+log = logging.getLogger("loopwatch.labeling")
 
 
 class RouteCreate(BaseModel):
@@ -70,3 +78,69 @@ def queue(
 ) -> dict[str, Any]:
     q = queue_of(request)
     return {"depth": q.depth(), "samples": q.list(model, status, limit)}
+
+
+WEBHOOK_HEADER = "x-loopwatch-webhook-secret"
+
+
+@router.post("/webhook", include_in_schema=False)
+async def webhook(request: Request, service: ServiceDep, background: BackgroundTasks) -> dict[str, Any]:
+    """Label Studio's ANNOTATION_CREATED/UPDATED/DELETED. Label Studio does not sign webhooks, so a
+    shared secret header authenticates them; we answer at once (it waits only ~1 s) and apply the
+    annotations afterwards. Duplicates are harmless: applying is idempotent."""
+    secret = service.settings.label_studio_webhook_secret
+    if secret is None or not secret.get_secret_value():
+        raise ApiError(
+            503, "not_configured", "Label Studio webhooks are not configured (LOOPWATCH_LABEL_STUDIO_WEBHOOK_SECRET)"
+        )
+    if not secret_matches(request.headers.get(WEBHOOK_HEADER), secret.get_secret_value()):
+        raise ApiError(401, "unauthorized", f"missing or wrong {WEBHOOK_HEADER} header")
+    try:
+        payload = parse_json(await request.body())
+        event = parse_webhook(payload)
+    except ValueError as exc:
+        raise InvalidInput("webhook payload is not valid", [FieldError(field="payload", reason=str(exc))]) from None
+    if not event.annotations and not event.deleted_annotation_ids:
+        return {"accepted": 0}
+    background.add_task(apply_event, request.app, event)
+    return {"accepted": len(event.annotations) + len(event.deleted_annotation_ids)}
+
+
+def apply_event(app: Any, event: WebhookEvent) -> None:
+    """Apply one webhook's annotations to the model whose project they belong to."""
+    service = app.state.service
+    sync = app.state.label_sync
+    project = event.project_id or next((a.project_id for a in event.annotations if a.project_id), None)
+    row = (
+        service.db.query_one(
+            "SELECT m.name FROM routed_samples r JOIN models m ON m.id = r.model_id WHERE r.project_id = ? LIMIT 1",
+            [project],
+        )
+        if project is not None
+        else None
+    )
+    if row is None:
+        log.info("webhook for Label Studio project %s that loopwatch did not create; ignored", project)
+        return
+    try:
+        annotations = sync.backend.resolve_annotators(event.annotations) if sync is not None else event.annotations
+        LabelSync.apply_to(service, row[0], annotations, event.deleted_annotation_ids)
+    except Exception:
+        log.exception("applying a Label Studio webhook failed; the periodic poll will catch up")
+
+
+@router.post("/sync")
+async def sync_now(request: Request, service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
+    """Push queued samples to Label Studio and pull every annotation now (the server also does
+    this every LOOPWATCH_LABELING_SYNC_INTERVAL_SECONDS)."""
+    sync = request.app.state.label_sync
+    if sync is None:
+        raise ApiError(
+            503,
+            "not_configured",
+            "Label Studio is not configured (LOOPWATCH_LABEL_STUDIO_URL, LOOPWATCH_LABEL_STUDIO_TOKEN)",
+        )
+    pushed = await run_in_threadpool(sync.push)
+    pulled = await run_in_threadpool(sync.poll) if pushed.get("error") is None else {"labels": 0, "needs_review": 0}
+    service.audit.record(principal.id, "labeling.synced", None, {"pushed": pushed, "pulled": pulled})
+    return {"push": pushed, "pull": pulled}
