@@ -16,8 +16,9 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import alerts, health, keys, labeling, models, monitors, predictions, reports, session
+from api.routes import alerts, datasets, health, keys, labeling, models, monitors, predictions, reports, session
 from api.version import VERSION
+from labeling.curation import DatasetStore
 from labeling.queue import LabelingQueue, RouteRequest
 from labeling.sync import LabelSync
 from monitor.alerting.pipeline import Dispatcher, build_pipeline
@@ -134,6 +135,7 @@ def create_app(
         queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
         label_sync = make_label_sync(service, settings)
         app.state.label_sync = label_sync
+        app.state.datasets = DatasetStore(service, now)
         labeling_loop = (
             Periodic(
                 "loopwatch-labeling-sync",
@@ -204,6 +206,7 @@ def create_app(
         monitors.router,
         alerts.router,
         labeling.router,
+        datasets.router,
         reports.router,
         keys.router,
     ):

@@ -26,9 +26,11 @@ app = typer.Typer(help="loopwatch: ML observability and feedback loop.", no_args
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 monitors_app = typer.Typer(help="Monitors: declare, list, run now.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Curated, versioned training sets.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(monitors_app, name="monitors")
+app.add_typer(dataset_app, name="dataset")
 
 console = Console(stderr=True)
 out = Console()
@@ -316,6 +318,110 @@ def backfill(
     )
     for error in result.get("errors", []):
         console.print(f"  error: {error}")
+
+
+def _datasets(settings: Settings) -> Any:
+    from labeling.curation import DatasetStore
+    from monitor.service import Loopwatch
+
+    try:
+        service = Loopwatch(settings)
+    except LoopwatchError as exc:
+        _fail(exc)
+    return service, DatasetStore(service)
+
+
+@dataset_app.command("build")
+def dataset_build(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    name: Annotated[str, typer.Option(help="Dataset name.")],
+    start: Annotated[str | None, typer.Option("--from", help="Predictions from (ISO-8601).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Predictions before (ISO-8601).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Only samples routed by this strategy.")] = None,
+    entity_key: Annotated[str | None, typer.Option(help="Segment/feature naming the entity for splits.")] = None,
+    include_review: Annotated[bool, typer.Option(help="Include samples whose annotators disagreed.")] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Build the next immutable version of a training set from annotated samples."""
+    from labeling.curation import BuildRequest
+    from monitor.clock import parse_time
+
+    service, store = _datasets(_settings(data_dir, config))
+    try:
+        manifest = store.build(
+            BuildRequest(
+                model=model,
+                name=name,
+                start=parse_time(start) if start else None,
+                end=parse_time(end) if end else None,
+                strategy=strategy,
+                entity_key=entity_key,
+                include_review=include_review,
+                created_by="cli",
+            )
+        )
+    except LoopwatchError as exc:
+        _fail(exc)
+    finally:
+        service.close()
+    console.print(f"{name} v{manifest['version']}: {manifest['rows']} rows, splits {manifest['split_counts']}")
+    console.print(f"  content hash {manifest['content_hash']}")
+
+
+@dataset_app.command("list")
+def dataset_list(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Datasets and their versions."""
+    service, store = _datasets(_settings(data_dir, config))
+    try:
+        for item in store.list():
+            out.print(
+                f"{item['name']}\tv{item['latest']}\t{item['rows']} rows\tmodel {item['model']}\t"
+                f"versions {item['versions']}"
+            )
+    finally:
+        service.close()
+
+
+@dataset_app.command("show")
+def dataset_show(
+    name: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Print a version's manifest (JSON)."""
+    import json as jsonlib
+
+    service, store = _datasets(_settings(data_dir, config))
+    try:
+        ds, _, version = name.partition("@")
+        typer.echo(jsonlib.dumps(store.show(ds, int(version) if version else None), indent=2))
+    except (LoopwatchError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        service.close()
+
+
+@dataset_app.command("diff")
+def dataset_diff(
+    a: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    b: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Rows added/removed, labels changed, class and split counts between two versions."""
+    import json as jsonlib
+
+    service, store = _datasets(_settings(data_dir, config))
+    try:
+        (na, _, va), (nb, _, vb) = a.partition("@"), b.partition("@")
+        typer.echo(jsonlib.dumps(store.diff(na, int(va), nb, int(vb)), indent=2))
+    except (LoopwatchError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc} (use NAME@VERSION)")
+        raise typer.Exit(1) from None
+    finally:
+        service.close()
 
 
 @app.command()

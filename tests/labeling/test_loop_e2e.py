@@ -100,3 +100,12 @@ def test_alert_to_ground_truth_through_label_studio(label_studio: LabelStudioSer
             headers={"X-Loopwatch-Webhook-Secret": SECRET},
         )
         assert malformed.status_code == 422
+        built = client.post("/v1/datasets", json={"model": "harsh-braking", "name": "braking-fn"})
+        assert built.status_code == 201, built.text
+        manifest = built.json()
+        assert manifest["rows"] == 40 and manifest["lineage"]["annotations"] == 40
+        assert manifest["lineage"]["annotators"] and manifest["class_counts"] == {"brake": 40}
+        shown = client.get("/v1/datasets/braking-fn/versions/1").json()
+        assert shown["content_hash"] == manifest["content_hash"]
+        assert [d["name"] for d in client.get("/v1/datasets").json()] == ["braking-fn"]
+        assert client.get("/v1/datasets/braking-fn/versions/9").status_code == 404

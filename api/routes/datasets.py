@@ -1,0 +1,61 @@
+"""Curated, versioned training sets built from annotated samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import AdminKey, ReadKey
+from api.params import parse_window
+from labeling.curation import BuildRequest, DatasetStore
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+class DatasetCreate(BaseModel):
+    model: str
+    name: str
+    start: str | None = None
+    end: str | None = None
+    strategy: str | None = None
+    entity_key: str | None = Field(default=None, description="segment/feature naming the entity for splits")
+    include_review: bool = False
+
+
+def _store(request: Request) -> DatasetStore:
+    return request.app.state.datasets
+
+
+@router.post("", status_code=201)
+async def build(body: DatasetCreate, request: Request, principal: AdminKey) -> dict[str, Any]:
+    """Build the next version of a dataset; returns its manifest."""
+    start, end = parse_window(body.start, body.end)
+    req = BuildRequest(
+        model=body.model,
+        name=body.name,
+        start=start,
+        end=end,
+        strategy=body.strategy,
+        entity_key=body.entity_key,
+        include_review=body.include_review,
+        created_by=principal.id,
+    )
+    return await run_in_threadpool(lambda: _store(request).build(req))
+
+
+@router.get("")
+def list_datasets(request: Request, _: ReadKey) -> list[dict[str, Any]]:
+    return _store(request).list()
+
+
+@router.get("/{name}/versions/{version}")
+def show(name: str, version: int, request: Request, _: ReadKey) -> dict[str, Any]:
+    return _store(request).show(name, version)
+
+
+@router.get("/{name}/diff")
+def diff(name: str, a: int, b: int, request: Request, _: ReadKey) -> dict[str, Any]:
+    return _store(request).diff(name, a, name, b)
