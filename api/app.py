@@ -91,15 +91,19 @@ class Periodic:
                 log.exception("%s failed; retrying in %ss", self._thread.name, self._interval)
 
 
-def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: str) -> dict[str, Any]:
-    """The Slack "Send samples to labeling" button: pick the strategy that fits the alert."""
+def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: str, budget: int = 50) -> dict[str, Any]:
+    """Route samples for an alert (Slack button, or the policy when it fires): the strategy fits the alert."""
     alert = pipeline.alerts.get(alert_id)
     strategy = {"data_drift": "drift_region", "prediction_drift": "uncertainty", "performance": "errors"}.get(
         alert["detector"], "uncertainty"
     )
     if strategy == "drift_region" and not alert["column"]:
         strategy = "uncertainty"
-    return queue.route(RouteRequest(model=alert["model"], strategy=strategy, alert_id=alert_id, requested_by=actor))
+    if alert["detector"] in ("freshness", "volume", "run_error"):
+        return {"queued": 0, "reason": f"no samples to route for a {alert['detector']} alert"}
+    return queue.route(
+        RouteRequest(model=alert["model"], strategy=strategy, alert_id=alert_id, requested_by=actor, budget=budget)
+    )
 
 
 def create_app(
@@ -120,7 +124,19 @@ def create_app(
         app.state.json_pool = make_pool(settings.json_workers)
         maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
         pipeline = build_pipeline(service, channel or channel_from_settings(settings), now)
-        service.runner.subscribe(pipeline.on_run)
+        queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
+        auto_budget = settings.labeling_auto_route_budget
+
+        def on_run(outcome: RunOutcome) -> None:
+            """Alerting first; then, for each alert that started firing, route samples (the policy)."""
+            for transition in pipeline.on_run(outcome):
+                if transition.kind == "new" and auto_budget > 0:
+                    try:
+                        route_for_alert(queue, pipeline, transition.alert_id, "policy:alert-fired", auto_budget)
+                    except Exception:
+                        log.exception("automatic routing for alert %s failed", transition.alert_id)
+
+        service.runner.subscribe(on_run)
         metrics: Metrics = app.state.metrics
 
         def count_run(outcome: RunOutcome) -> None:
@@ -132,7 +148,6 @@ def create_app(
         metrics.outbox_depth.set_function(pipeline.outbox.depth)
         pipeline.on_delivery = lambda result: metrics.notifications.labels(result).inc()
         app.state.alerts = pipeline
-        queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
         label_sync = make_label_sync(service, settings)
         app.state.label_sync = label_sync
         app.state.datasets = DatasetStore(service, now)

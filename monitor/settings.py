@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     label_studio_webhook_secret: SecretStr | None = None  # header X-Loopwatch-Webhook-Secret on webhooks
     labeling_sync_interval_seconds: int = Field(default=60, ge=1)
     labeling_daily_budget: int = Field(default=500, ge=0)
+    labeling_auto_route_budget: int = Field(default=20, ge=0)  # samples routed when an alert fires; 0 = off
 
     log_level: str = "INFO"
 

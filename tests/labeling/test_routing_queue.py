@@ -124,3 +124,23 @@ def test_route_api_and_slack_button(api) -> None:
     assert {
         s["alert_id"] for s in api.client.app.state.labeling_queue.list(MODEL) if s["routed_by"] == "slack:ana"
     } == {t.alert_id}
+
+
+def test_firing_alert_routes_samples_by_policy(api) -> None:
+    """When a monitor run makes a drift alert fire, samples from the drifted region are queued
+    automatically (the routing policy), linked to the alert."""
+    from tests.api.test_monitors_api import DRIFT
+
+    service = api.client.app.state.service
+    _load(service, NOW - timedelta(days=1, hours=2), 24, 100, seed=21)
+    _load(service, NOW - timedelta(hours=1), 1, 1000, speed=62, seed=22)
+    api.client.post(f"/v1/models/{MODEL}/monitors", json=DRIFT, headers=api.admin).raise_for_status()
+    run = api.client.post(
+        f"/v1/models/{MODEL}/monitors/feature-drift/run", json={"at": NOW.isoformat()}, headers=api.admin
+    ).json()
+    assert run["status"] == "succeeded"
+    [alert] = [a for a in api.client.get("/v1/alerts", headers=api.read).json() if a["column"] == "speed_kmh"]
+    samples = api.client.get("/v1/labeling/queue", params={"model": MODEL}, headers=api.read).json()["samples"]
+    routed = [s for s in samples if s["alert_id"] == alert["id"]]
+    assert len(routed) == 20 and all(s["routed_by"] == "policy:alert-fired" for s in routed)
+    assert routed[0]["strategy"] == "drift_region" and "speed_kmh" in routed[0]["reason"]
