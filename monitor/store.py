@@ -413,6 +413,10 @@ class PredictionStore:
                 sealed_file = self._seal_day(model, day)
                 if sealed_file:
                     sealed.append(sealed_file)
+        if sealed:
+            # Sealed rows were deleted from the hot tables: checkpoint so DuckDB drops them from
+            # storage (and the WAL) instead of carrying tombstones through every later scan.
+            self._db.checkpoint()
         return sealed
 
     def _seal_day(self, model: RegisteredModel, day: date) -> SealedFile | None:
