@@ -573,22 +573,52 @@ def demo(
     data_dir: DataDir = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server after loading.")] = True,
+    label_studio: Annotated[
+        bool,
+        typer.Option(
+            "--label-studio/--no-label-studio", help="Start Label Studio (own environment) for the annotators."
+        ),
+    ] = True,
 ) -> None:
-    """Load two demo models with two weeks of traffic and delayed labels, print an API key, serve."""
-    from api.demo import load_demo
+    """The whole loop on demo data: two models, two weeks of traffic with delayed labels and three
+    incidents, monitors backfilled and run (alerts), samples routed to Label Studio; then serve."""
+    import os
+    import secrets as secrets_lib
+
+    from api.demo import load_demo, run_demo_monitors
     from monitor.clock import utcnow
     from monitor.service import Loopwatch
 
     settings = _settings(data_dir, None, port=port)
+    ls = _start_label_studio(settings.data_dir) if label_studio else None
+    if ls is not None:
+        os.environ.setdefault("LOOPWATCH_LABEL_STUDIO_URL", ls["url"])
+        os.environ.setdefault("LOOPWATCH_LABEL_STUDIO_TOKEN", ls["token"])
+        os.environ.setdefault("LOOPWATCH_LABEL_STUDIO_WEBHOOK_SECRET", secrets_lib.token_hex(16))
+        settings = _settings(data_dir, None, port=port)
     try:
         service = Loopwatch(settings)
     except LoopwatchError as exc:
         _fail(exc)
     try:
+        now = utcnow()
         console.print(f"loading demo data into {settings.data_dir} …")
-        loaded = load_demo(service, utcnow())
+        loaded = load_demo(service, now)
         for model, counts in loaded.items():
             console.print(f"  {model}: {counts['predictions']} new predictions, {counts['labels']} new labels")
+        console.print("declaring monitors, backfilling two weeks, running them now …")
+        summary = run_demo_monitors(service, now)
+        console.print(f"  {summary['alerts_fired']} alerts fired; labeling queue {summary['samples_queued']}")
+        if ls is not None:
+            from api.app import make_label_sync
+
+            sync = make_label_sync(service, settings)
+            if sync is not None:
+                pushed = sync.push()
+                console.print(
+                    f"  pushed {pushed['pushed']} samples to Label Studio"
+                    + (f" (error: {pushed['error']})" if pushed["error"] else "")
+                )
         key, plaintext = service.keys.create("admin", "demo")
         service.audit.record("cli", "key.created", key.id, {"scope": "admin", "name": "demo"})
     finally:
@@ -596,13 +626,71 @@ def demo(
     base = f"http://{_client_host(settings.host)}:{settings.port}"
     console.print("")
     console.print(f"[bold]loopwatch demo[/bold] at {base}")
-    console.print(f"  API docs:  {base}/docs")
+    console.print(f"  sign in:   {base}/login   (with the key below)   API docs: {base}/docs")
     console.print(f"  admin API key (shown once): [bold]{plaintext}[/bold]")
     console.print(
-        f"  try: curl -H 'Authorization: Bearer {plaintext}' {base}/v1/models/sleep-apnea/stats", soft_wrap=True
+        f"  alerts:    curl -H 'Authorization: Bearer {plaintext}' '{base}/v1/alerts?active=true'", soft_wrap=True
     )
+    if ls is not None:
+        console.print(f"  Label Studio: {ls['url']}  (user {ls.get('username')}, password {ls.get('password')})")
+    if settings.slack_token is None:
+        console.print("  Slack: not configured (set SLACK_BOT_TOKEN and LOOPWATCH_SLACK_CHANNEL); alerts are logged")
     if serve_after:
-        _run_server(settings, json_logs=False)
+        try:
+            _run_server(settings, json_logs=False)
+        finally:
+            if ls is not None:
+                _stop_label_studio(settings.data_dir)
+
+
+def _label_studio_launcher() -> list[str]:
+    import sys
+
+    launcher = Path(__file__).resolve().parent.parent / "deploy" / "label-studio" / "launch.py"
+    return [sys.executable, str(launcher)]
+
+
+def _start_label_studio(data_dir: Path) -> dict[str, Any] | None:
+    """Install (once) and start Label Studio on loopback for the demo; None (with the reason) if it can't."""
+    import json as jsonlib
+    import subprocess
+
+    console.print("starting Label Studio (its own environment; the first time takes about a minute) …")
+    try:
+        for args, timeout in (
+            (["install"], 1200),
+            (
+                [
+                    "start",
+                    "--data-dir",
+                    str(data_dir / "label-studio"),
+                    "--template",
+                    str(data_dir / "label-studio-template"),
+                ],
+                300,
+            ),
+        ):
+            done = subprocess.run(
+                _label_studio_launcher() + args, capture_output=True, text=True, timeout=timeout, check=False
+            )
+            result = jsonlib.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+            if done.returncode != 0 or "error" in result:
+                raise RuntimeError(result.get("error") or done.stderr[-500:])
+        return result
+    except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+        console.print(f"  [yellow]Label Studio not started:[/yellow] {exc}; continuing without it")
+        return None
+
+
+def _stop_label_studio(data_dir: Path) -> None:
+    import subprocess
+
+    subprocess.run(
+        [*_label_studio_launcher(), "stop", "--data-dir", str(data_dir / "label-studio")],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def main() -> None:

@@ -195,3 +195,92 @@ def load_demo(service: Loopwatch, now: datetime, plan: DemoPlan | None = None) -
         applied = service.store.ingest_labels(spec.name, labels, source="demo").applied if labels.num_rows else 0
         out[spec.name] = {"predictions": accepted, "labels": applied}
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# The incidents as monitors, found by a backfill and by one live run of each monitor.
+# ------------------------------------------------------------------------------------------
+
+DEMO_MONITORS: dict[str, list[dict[str, object]]] = {
+    "fleet-events": [
+        {
+            "name": "feature-drift",
+            "detector": "data_drift",
+            "every": "6h",
+            "window": "6h",
+            "reference": {"kind": "trailing", "length": "7d"},
+            "segments": ["firmware"],
+            "severity": "warning",
+            "route": {"runbook": "https://runbooks.example/loopwatch/feature-drift"},
+        },
+        {
+            "name": "latency",
+            "detector": "latency",
+            "every": "6h",
+            "window": "12h",
+            "reference": {"kind": "previous_version"},
+            "severity": "critical",
+            "route": {"runbook": "https://runbooks.example/loopwatch/latency"},
+        },
+        {
+            "name": "silence",
+            "detector": "freshness",
+            "every": "15m",
+            "window": "1h",
+            "params": {"max_silence_minutes": 120},
+            "severity": "critical",
+        },
+    ],
+    "sleep-apnea": [
+        {
+            "name": "fn-rate",
+            "detector": "performance",
+            "every": "6h",
+            "window": "3d",
+            "reference": {"kind": "trailing", "length": "7d"},
+            "params": {"min_coverage": 0.1},
+            "segments": ["device_gen"],
+            "severity": "critical",
+            "rejudge": "3d",
+            "route": {"runbook": "https://runbooks.example/loopwatch/fn-rate"},
+        },
+        {
+            "name": "prediction-drift",
+            "detector": "prediction_drift",
+            "every": "6h",
+            "window": "6h",
+            "reference": {"kind": "trailing", "length": "7d"},
+            "severity": "warning",
+        },
+    ],
+}
+
+
+def run_demo_monitors(service: Loopwatch, now: datetime, days: int = 14) -> dict[str, object]:
+    """Declare the demo monitors, backfill the history (no paging), then run each monitor once
+    for the current window so the injected incidents fire as alerts and samples are routed."""
+    from api.app import route_for_alert
+    from labeling.queue import LabelingQueue
+    from monitor.alerting.pipeline import build_pipeline
+    from monitor.alerting.slack import channel_from_settings
+    from monitor.monitors import parse_monitor
+
+    for model, monitors in DEMO_MONITORS.items():
+        for spec in monitors:
+            service.monitors.save(model, parse_monitor(spec))
+    pipeline = build_pipeline(service, channel_from_settings(service.settings), service.now)
+    queue = LabelingQueue(service, service.now)
+    fired: list[str] = []
+
+    def on_run(outcome: object) -> None:
+        for transition in pipeline.on_run(outcome):  # type: ignore[arg-type]
+            if transition.kind == "new":
+                fired.append(transition.alert_id)
+                route_for_alert(queue, pipeline, transition.alert_id, "policy:alert-fired", 20)
+
+    service.runner.subscribe(on_run)
+    backfill = {m: len(service.runner.backfill(m, now - timedelta(days=days - 7), now)) for m in DEMO_MONITORS}
+    for model, monitors in DEMO_MONITORS.items():
+        for spec in monitors:
+            service.runner.run(model, str(spec["name"]), window_end=now, mode="manual")
+    return {"backfill_runs": backfill, "alerts_fired": len(fired), "samples_queued": queue.depth()}

@@ -111,6 +111,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE routed_samples ADD COLUMN prediction_ts TIMESTAMPTZ;
     """,
+    # 8: hourly rollups for the dashboards (counts, labels, latency percentiles per model version;
+    # model_version '*' is all versions together) and each model's refresh watermark
+    """
+    CREATE TABLE rollup_hourly(
+        model_id INTEGER NOT NULL, hour TIMESTAMPTZ NOT NULL, model_version VARCHAR NOT NULL,
+        predictions BIGINT NOT NULL, labels BIGINT NOT NULL, latency_n BIGINT NOT NULL,
+        latency_p50 DOUBLE, latency_p95 DOUBLE, latency_p99 DOUBLE, computed_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (model_id, hour, model_version));
+    CREATE TABLE rollup_state(
+        model_id INTEGER PRIMARY KEY, ingested_through TIMESTAMPTZ, label_events BIGINT NOT NULL,
+        refreshed_at TIMESTAMPTZ NOT NULL);
+    """,
 ]
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from detectors import Finding, LastSeen, ModelSpec, RunContext, VolumeCounts, config_fingerprint, get_detector
+from monitor.errors import InvalidInput
 from monitor.references import ReferenceCache, ReferenceSpec, ResolvedReference, load_dataset, resolve_reference
 
 if TYPE_CHECKING:
@@ -110,17 +111,39 @@ class Evaluator:
 
         table = store.scan(model, start, end)
         current_version = _dominant_version(table)
-        resolved = (
-            resolve_reference(
-                reference,
-                window_start=start,
-                references_dir=self.references_dir,
-                versions=self._registry.versions(model),
-                current_version=current_version,
+        try:
+            resolved = (
+                resolve_reference(
+                    reference,
+                    window_start=start,
+                    references_dir=self.references_dir,
+                    versions=self._registry.versions(model),
+                    current_version=current_version,
+                )
+                if reference is not None
+                else None
             )
-            if reference is not None
-            else None
-        )
+        except InvalidInput as exc:
+            if reference is None or reference.kind != "previous_version":
+                raise
+            # Before the first rollout there is nothing to compare with: not a failure, no verdict.
+            ctx = RunContext(model, start, end, reference="previous model version")
+            finding = ctx.finding(
+                detector_name,
+                metric="reference",
+                status="insufficient_data",
+                details={"reason": exc.message, "model_version": current_version},
+            )
+            return Evaluation(
+                [finding],
+                start,
+                end,
+                None,
+                table.num_rows,
+                data_fingerprint(table),
+                config_hash,
+                {"model_version": current_version},
+            )
         if resolved is None:
             raise ValueError(f"detector {detector_name} needs a reference")
         key = (model, registered.schema_version, resolved.key, detector_name, config_hash)

@@ -75,14 +75,27 @@ def test_run_is_recorded_with_reproducibility_fields(service: Loopwatch, braking
 
 
 def test_failing_run_is_recorded_and_later_runs_still_work(service: Loopwatch, braking_model: ModelSchema) -> None:
-    """A run that cannot be computed is marked failed with the reason; the monitor keeps working."""
+    """A run that cannot be computed is marked failed with the reason; the monitor keeps working.
+    A previous-version reference before any rollout is not a failure: insufficient data."""
     spec = MonitorSpec.model_validate(
         {**DRIFT, "name": "vs-previous", "detector": "latency", "reference": {"kind": "previous_version"}}
     )
     service.monitors.save(MODEL, spec)
     _load(service, NOW - timedelta(hours=1), 1, 100, seed=3)
-    outcome = service.runner.run(MODEL, "vs-previous", window_end=NOW)
-    assert outcome is not None and outcome.error and "previous" in outcome.error
+    first = service.runner.run(MODEL, "vs-previous", window_end=NOW)
+    assert first is not None and first.error is None
+    assert [f.status.value for f in first.findings] == ["insufficient_data"]
+    broken = MonitorSpec.model_validate(
+        {
+            **DRIFT,
+            "name": "missing-dataset",
+            "detector": "latency",
+            "reference": {"kind": "dataset", "path": "gone.parquet"},
+        }
+    )
+    service.monitors.save(MODEL, broken)
+    outcome = service.runner.run(MODEL, "missing-dataset", window_end=NOW)
+    assert outcome is not None and outcome.error and "gone.parquet" in outcome.error
     assert service.runs.get(outcome.run.id)["status"] == "failed"
     _load(service, NOW - timedelta(minutes=50), 1, 500, version="2.0", latency=40, seed=4)
     second = service.runner.run(MODEL, "vs-previous", window_end=NOW)
@@ -137,7 +150,13 @@ def test_missed_run_after_downtime_runs_once(service: Loopwatch, braking_model: 
 def test_failed_scheduled_run_is_retried(service: Loopwatch, braking_model: ModelSchema) -> None:
     """A failed scheduled run is retried after a delay, as a new attempt of the same window."""
     spec = MonitorSpec.model_validate(
-        {**DRIFT, "name": "broken", "detector": "latency", "every": "1h", "reference": {"kind": "previous_version"}}
+        {
+            **DRIFT,
+            "name": "broken",
+            "detector": "latency",
+            "every": "1h",
+            "reference": {"kind": "dataset", "path": "x.parquet"},
+        }
     )
     service.monitors.save(MODEL, spec)
     service.monitors.set_next_run(MODEL, "broken", datetime.now(UTC) - timedelta(minutes=5))

@@ -1,0 +1,212 @@
+"""Hourly rollups of the prediction log, maintained incrementally for the dashboards.
+
+Dashboards must never rescan raw logs per page view. ``rollup_hourly`` holds, per model,
+hour and model version (and ``'*'`` = all versions), the prediction count, the labelled
+count and latency p50/p95/p99. ``Rollups.refresh`` recomputes only what changed since the
+model's watermark (``rollup_state``):
+
+* **new predictions**: the hours of hot-table rows with ``ingested_at`` after the watermark
+  (every batch gets a distinct, increasing ingest stamp), recomputed per whole day so a day
+  is one scan of one sealed partition plus the hot table;
+* **new labels** (the model's ``label_events`` count changed): every day within
+  ``label_horizon`` (default 7 days) is recomputed. Labels for predictions older than the
+  horizon are counted only by :meth:`Rollups.rebuild`;
+* **first refresh** of a model (or after :meth:`rebuild`): all history, once.
+
+``RollupMaintainer`` refreshes every model in a daemon thread; pages call
+:meth:`Rollups.ensure` which refreshes inline only when a model was never rolled up or the
+maintainer has fallen behind (so tests and servers without the thread still show data).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.service import Loopwatch
+
+log = logging.getLogger("loopwatch.rollups")
+
+ALL_VERSIONS = "*"
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class HourRow:
+    hour: datetime
+    model_version: str
+    predictions: int
+    labels: int
+    latency_n: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class Rollups:
+    def __init__(self, service: Loopwatch, *, label_horizon: timedelta = timedelta(days=7)) -> None:
+        self._service = service
+        self._db = service.db
+        self._label_horizon = label_horizon
+        self._lock = threading.Lock()
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def refresh(self, model: str) -> int:
+        """Bring one model's rollups up to date; returns the number of days recomputed."""
+        registered = self._service.registry.get(model)
+        with self._lock, self._db.write_lock:  # no ingest commits between reading the watermark and writing
+            state = self._db.query_one(
+                "SELECT ingested_through, label_events FROM rollup_state WHERE model_id = ?", [registered.id]
+            )
+            high = self._db.query_one(f"SELECT max(ingested_at) FROM {registered.predictions_table}")
+            ingested_through = high[0] if high else None
+            events = self._db.query_one("SELECT count(*) FROM label_events WHERE model_id = ?", [registered.id])
+            label_events = int(events[0]) if events else 0
+            if state is None:
+                days = None  # everything
+            else:
+                days = set()
+                if state[0] is None or (ingested_through is not None and ingested_through > state[0]):
+                    rows = self._db.query(
+                        f"SELECT DISTINCT CAST(timestamp AS DATE) FROM {registered.predictions_table} "
+                        "WHERE ingested_at > ?",
+                        [state[0] or datetime(1970, 1, 1, tzinfo=UTC)],
+                    )
+                    days |= {r[0] for r in rows}
+                if label_events != int(state[1]):
+                    today = self._service.now().astimezone(UTC).date()
+                    span = max(1, self._label_horizon.days)
+                    days |= {today - timedelta(days=i) for i in range(span + 1)}
+            recomputed = self._recompute(model, registered.id, days)
+            with self._db.transaction() as cur:
+                cur.execute("DELETE FROM rollup_state WHERE model_id = ?", [registered.id]).fetchall()
+                cur.execute(
+                    "INSERT INTO rollup_state VALUES (?, ?, ?, ?)",
+                    [registered.id, ingested_through, label_events, datetime.now(UTC)],
+                ).fetchall()
+        return recomputed
+
+    def rebuild(self, model: str) -> int:
+        """Forget the watermark and recompute all history (e.g. after labels for old predictions)."""
+        registered = self._service.registry.get(model)
+        with self._db.transaction() as cur:
+            cur.execute("DELETE FROM rollup_state WHERE model_id = ?", [registered.id]).fetchall()
+        return self.refresh(model)
+
+    def refresh_all(self) -> dict[str, int]:
+        return {m.name: self.refresh(m.name) for m in self._service.registry.list()}
+
+    def ensure(self, model: str, max_age: timedelta = timedelta(minutes=5)) -> None:
+        """Refresh inline only if the model was never rolled up or its rollup is older than ``max_age``."""
+        registered = self._service.registry.get(model)
+        row = self._db.query_one("SELECT refreshed_at FROM rollup_state WHERE model_id = ?", [registered.id])
+        if row is None or row[0] < datetime.now(UTC) - max_age:
+            self.refresh(model)
+
+    def _recompute(self, model: str, model_id: int, days: set[date] | None) -> int:
+        store = self._service.store
+        registered = self._service.registry.get(model)
+        spans: list[tuple[datetime | None, datetime | None]]
+        if days is None:
+            spans = [(None, None)]
+        else:
+            spans = [(_day_start(d), _day_start(d) + timedelta(days=1)) for d in sorted(days)]
+        if not spans:
+            return 0
+        now = datetime.now(UTC)
+        for lo, hi in spans:
+            sql, params = store._window_sql(registered, lo, hi, ["model_version", "latency_ms"], None, None, True)
+            quantiles = ", ".join(str(q) for q in QUANTILES)
+            rows = self._db.query(
+                "SELECT date_trunc('hour', timestamp) AS hour, coalesce(model_version, '') AS version, "
+                "GROUPING(coalesce(model_version, '')) AS all_versions, count(*), count(label), count(latency_ms), "
+                f"quantile_cont(latency_ms, [{quantiles}]) FROM ({sql}) "
+                "GROUP BY GROUPING SETS ((hour, version), (hour))",
+                params,
+            )
+            with self._db.transaction() as cur:
+                if lo is None:
+                    cur.execute("DELETE FROM rollup_hourly WHERE model_id = ?", [model_id]).fetchall()
+                else:
+                    cur.execute(
+                        "DELETE FROM rollup_hourly WHERE model_id = ? AND hour >= ? AND hour < ?", [model_id, lo, hi]
+                    ).fetchall()
+                records = [
+                    (
+                        model_id,
+                        hour,
+                        ALL_VERSIONS if grouped else version,
+                        n,
+                        labels,
+                        lat_n,
+                        *(qs if qs else (None, None, None)),
+                        now,
+                    )
+                    for hour, version, grouped, n, labels, lat_n, qs in rows
+                ]
+                if records:
+                    cur.executemany("INSERT INTO rollup_hourly VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records)
+        return len(spans) if days is not None else -1
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def hourly(
+        self, model: str, start: datetime, end: datetime, *, versions: bool = False
+    ) -> list[HourRow]:
+        """Rows of ``[start, end)``: all versions together, or (``versions=True``) one row per version."""
+        registered = self._service.registry.get(model)
+        cond = "model_version <> ?" if versions else "model_version = ?"
+        rows = self._db.query(
+            "SELECT hour, model_version, predictions, labels, latency_n, latency_p50, latency_p95, latency_p99 "
+            f"FROM rollup_hourly WHERE model_id = ? AND hour >= ? AND hour < ? AND {cond} ORDER BY hour, model_version",
+            [registered.id, start, end, ALL_VERSIONS],
+        )
+        return [HourRow(*r) for r in rows]
+
+    def totals(self, model: str, start: datetime, end: datetime) -> dict[str, Any]:
+        """Predictions and labels in ``[start, end)`` (whole hours), and the label coverage."""
+        registered = self._service.registry.get(model)
+        row = self._db.query_one(
+            "SELECT coalesce(sum(predictions), 0), coalesce(sum(labels), 0) FROM rollup_hourly "
+            "WHERE model_id = ? AND hour >= ? AND hour < ? AND model_version = ?",
+            [registered.id, start, end, ALL_VERSIONS],
+        )
+        predictions, labels = (int(row[0]), int(row[1])) if row else (0, 0)
+        return {
+            "predictions": predictions,
+            "labels": labels,
+            "label_coverage": labels / predictions if predictions else None,
+        }
+
+
+class RollupMaintainer:
+    """Refreshes every model's rollups every ``interval`` seconds in a daemon thread (if ``enabled``)."""
+
+    def __init__(self, service: Loopwatch, enabled: bool = True, interval: float = 60.0) -> None:
+        self.rollups = Rollups(service)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="loopwatch-rollups", daemon=True)
+        if enabled:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.rollups.refresh_all()
+            except Exception:  # the service may be closing; the next round retries
+                log.debug("rollup refresh failed", exc_info=True)
+                if self.rollups._db._con is None:  # the database was closed: the app is shutting down
+                    return
