@@ -34,6 +34,15 @@ class LabelSync:
         self._service = service
         self.backend = backend
         self._now = now
+        settings = service.settings
+        secret = settings.label_studio_webhook_secret
+        # With a public URL and a webhook secret, projects get their webhook on first push.
+        self._webhook = (
+            (f"{settings.public_url.rstrip('/')}/v1/labeling/webhook", secret.get_secret_value())
+            if settings.public_url and secret is not None and secret.get_secret_value()
+            else None
+        )
+        self._webhooked: set[int] = set()
 
     @property
     def _backend(self) -> LabelingBackend:
@@ -63,6 +72,9 @@ class LabelSync:
                 continue
             try:
                 project_id = self._backend.ensure_project(registered.schema)
+                if self._webhook is not None and project_id not in self._webhooked:
+                    self._backend.ensure_webhook(project_id, *self._webhook)
+                    self._webhooked.add(project_id)
                 tasks = self._tasks(name, rows)
                 task_ids = self._backend.import_tasks(project_id, tasks, schema=registered.schema)
                 existing = self._backend.existing_tasks(project_id, [t.prediction_id for t in tasks])

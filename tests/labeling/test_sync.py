@@ -46,6 +46,10 @@ class MemoryBackend:
             self.imported.append(task)
         return [self.tasks[t.prediction_id] for t in new]
 
+    def ensure_webhook(self, project_id: int, url: str, secret: str, **_: object) -> int:
+        self.webhooks = [*getattr(self, "webhooks", []), (project_id, url, secret)]
+        return 1
+
     def fetch_annotations(self, project_id: int, since=None) -> list[AnnotationOut]:
         return []
 
@@ -124,3 +128,23 @@ def test_labels_arriving_in_bulk_keep_working(service: Loopwatch, braking_model:
     sync = LabelSync(service, MemoryBackend())
     assert sync.apply(MODEL, [annotation("not-routed", 1, "brake", "a@x")]) == {"labels": 0, "needs_review": 0}
     assert pa is not None
+
+
+def test_webhook_is_registered_on_first_push(tmp_path, braking_model) -> None:
+    """With a public URL and a webhook secret, the project's webhook is registered once."""
+    from monitor.settings import Settings
+
+    service = Loopwatch(
+        Settings(data_dir=tmp_path / "d", public_url="https://lw.example", label_studio_webhook_secret="s3")
+    )
+    try:
+        service.registry.register(braking_model)
+        _load(service, NOW - timedelta(hours=1), 1, 50, seed=9)
+        LabelingQueue(service).route(RouteRequest(MODEL, "random", budget=5, start=NOW - timedelta(hours=1), end=NOW))
+        backend = MemoryBackend()
+        sync = LabelSync(service, backend)
+        sync.push(MODEL)
+        sync.push(MODEL)
+        assert backend.webhooks == [(7, "https://lw.example/v1/labeling/webhook", "s3")]
+    finally:
+        service.close()
