@@ -35,6 +35,12 @@ class Metrics:
             "loopwatch_alert_notifications", "Alert notifications by result", ["result"], registry=self.registry
         )
         self.outbox_depth = Gauge("loopwatch_outbox_depth", "Notifications waiting to be sent", registry=self.registry)
+        self.labeling_queue = Gauge(
+            "loopwatch_labeling_queue_depth",
+            "Routed samples by status (queued, pushed, annotated)",
+            ["status"],
+            registry=self.registry,
+        )
         self.ingest_seconds = Histogram(
             "loopwatch_ingest_seconds",
             "Time from body received to durable acknowledgement",

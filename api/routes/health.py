@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import MetricsDep, ReadKey, ServiceDep
@@ -25,5 +25,11 @@ def readyz(service: ServiceDep, _: ReadKey) -> dict[str, str]:
 
 
 @router.get("/metrics")
-def metrics(metrics: MetricsDep, _: ReadKey) -> Response:
+def metrics(request: Request, metrics: MetricsDep, _: ReadKey) -> Response:
+    """Prometheus metrics; the labeling queue depth is read at scrape time."""
+    queue = getattr(request.app.state, "labeling_queue", None)
+    if queue is not None:
+        depth = queue.depth()
+        for status in ("queued", "pushed", "annotated"):
+            metrics.labeling_queue.labels(status).set(depth.get(status, 0))
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

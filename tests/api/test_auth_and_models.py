@@ -78,3 +78,9 @@ def test_metrics_count_ingested_rows(api: Api) -> None:
     text = api.client.get("/metrics", headers=api.read).text
     assert 'loopwatch_ingested_rows_total{format="json",model="harsh-braking"} 1.0' in text
     assert 'loopwatch_rejected_batches_total{kind="predictions",model="harsh-braking"} 1.0' in text
+
+
+def test_metrics_report_labeling_queue_depth(api: Api) -> None:
+    """The labeling queue depth per status is exported at scrape time."""
+    text = api.client.get("/metrics", headers=api.read).text
+    assert 'loopwatch_labeling_queue_depth{status="queued"} 0.0' in text
