@@ -16,7 +16,19 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.routes import alerts, datasets, health, keys, labeling, models, monitors, predictions, reports, session
+from api.routes import (
+    alerts,
+    dashboards,
+    datasets,
+    health,
+    keys,
+    labeling,
+    models,
+    monitors,
+    predictions,
+    reports,
+    session,
+)
 from api.version import VERSION
 from labeling.curation import DatasetStore
 from labeling.queue import LabelingQueue, RouteRequest
@@ -120,6 +132,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Loopwatch(settings, now)
         app.state.service = service
+        app.state.dashboards = dashboards.start_rollups(service, background)
         warm_up()
         app.state.json_pool = make_pool(settings.json_workers)
         maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
@@ -224,6 +237,7 @@ def create_app(
         datasets.router,
         reports.router,
         keys.router,
+        dashboards.router,
     ):
         app.include_router(router)
     return app

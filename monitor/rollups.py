@@ -159,9 +159,7 @@ class Rollups:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def hourly(
-        self, model: str, start: datetime, end: datetime, *, versions: bool = False
-    ) -> list[HourRow]:
+    def hourly(self, model: str, start: datetime, end: datetime, *, versions: bool = False) -> list[HourRow]:
         """Rows of ``[start, end)``: all versions together, or (``versions=True``) one row per version."""
         registered = self._service.registry.get(model)
         cond = "model_version <> ?" if versions else "model_version = ?"
