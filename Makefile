@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/drift_vs_evidently.py
 	$(PY) bench/window_scan.py
+	$(PY) bench/dashboard.py
 
 serve: $(STAMP)
 	$(VENV)/bin/loopwatch serve

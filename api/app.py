@@ -125,6 +125,7 @@ def create_app(
     cli_token_hash: str | None = None,
     background: bool = True,
     channel: NoticeChannel | None = None,
+    on_shutdown: Any = None,
 ) -> FastAPI:
     settings = settings or Settings()
 
@@ -204,6 +205,8 @@ def create_app(
                 dispatcher.stop()
             if labeling_loop:
                 labeling_loop.stop()
+            if on_shutdown is not None:  # e.g. remove server.json: uvicorn re-raises SIGTERM after this
+                on_shutdown()
             if maintenance:
                 maintenance.stop()
             if app.state.json_pool is not None:

@@ -84,7 +84,7 @@ def _run_server(settings: Settings, *, json_logs: bool = True) -> None:
     token_hash = write_runtime(settings.data_dir, f"http://{_client_host(settings.host)}:{settings.port}")
     try:
         uvicorn.run(
-            create_app(settings, cli_token_hash=token_hash),
+            create_app(settings, cli_token_hash=token_hash, on_shutdown=lambda: remove_runtime(settings.data_dir)),
             host=settings.host,
             port=settings.port,
             log_config=None,

@@ -125,3 +125,13 @@ def test_drift_command_json_and_exit_codes(tmp_path: Path) -> None:
     assert code == 0 and "dataset drift: no" in out
     code, _ = _invoke("drift", str(tmp_path / "ref.parquet"), str(tmp_path / "missing.parquet"))
     assert code == 2
+
+
+@pytest.mark.slow
+def test_sigterm_removes_the_runtime_files(server_factory) -> None:
+    """After SIGTERM the server removes server.json and the CLI token (no stale pointer)."""
+    server, _ = server_factory()
+    server.start()
+    assert (server.data_dir / "server.json").exists()
+    server.stop()
+    assert not (server.data_dir / "server.json").exists() and not (server.data_dir / ".cli-token").exists()
