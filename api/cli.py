@@ -590,6 +590,9 @@ def demo(
     from monitor.service import Loopwatch
 
     settings = _settings(data_dir, None, port=port)
+    # Links in alerts (dashboards) and Label Studio's webhooks need the service's own address.
+    os.environ.setdefault("LOOPWATCH_PUBLIC_URL", f"http://{_client_host(settings.host)}:{settings.port}")
+    settings = _settings(data_dir, None, port=port)
     ls = _start_label_studio(settings.data_dir) if label_studio else None
     if ls is not None:
         os.environ.setdefault("LOOPWATCH_LABEL_STUDIO_URL", ls["url"])
@@ -626,7 +629,7 @@ def demo(
     base = f"http://{_client_host(settings.host)}:{settings.port}"
     console.print("")
     console.print(f"[bold]loopwatch demo[/bold] at {base}")
-    console.print(f"  sign in:   {base}/login   (with the key below)   API docs: {base}/docs")
+    console.print(f"  dashboards: {base}/models   (sign in at {base}/login with the key below)   API: {base}/docs")
     console.print(f"  admin API key (shown once): [bold]{plaintext}[/bold]")
     console.print(
         f"  alerts:    curl -H 'Authorization: Bearer {plaintext}' '{base}/v1/alerts?active=true'", soft_wrap=True
