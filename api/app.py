@@ -7,7 +7,6 @@ so the core packages never import what sits above them.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,36 +36,13 @@ from monitor.alerting.pipeline import Dispatcher, build_pipeline
 from monitor.alerting.slack import NoticeChannel, channel_from_settings
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
+from monitor.periodic import Periodic
 from monitor.scheduling import MonitorScheduler, RunOutcome
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.validation import warm_up
 
 log = logging.getLogger("loopwatch")
-
-
-class Maintenance:
-    """Background upkeep: seal past days into Parquet on an interval."""
-
-    def __init__(self, service: Loopwatch, interval_seconds: int) -> None:
-        self._service = service
-        self._interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="loopwatch-maintenance", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._service.store.seal()
-            except Exception:  # keep the service up; the next round retries
-                log.exception("sealing failed; will retry in %ss", self._interval)
 
 
 def make_label_sync(service: Loopwatch, settings: Settings) -> LabelSync | None:
@@ -77,30 +53,6 @@ def make_label_sync(service: Loopwatch, settings: Settings) -> LabelSync | None:
 
     backend = LabelStudioBackend(settings.label_studio_url, settings.label_studio_token.get_secret_value())
     return LabelSync(service, backend, service.now)
-
-
-class Periodic:
-    """Runs ``job`` every ``interval`` seconds in a daemon thread; errors are logged, not fatal."""
-
-    def __init__(self, name: str, interval: float, job: Any) -> None:
-        self._interval = interval
-        self._job = job
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._job()
-            except Exception:
-                log.exception("%s failed; retrying in %ss", self._thread.name, self._interval)
 
 
 def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: str, budget: int = 50) -> dict[str, Any]:
@@ -136,7 +88,9 @@ def create_app(
         app.state.dashboards = dashboards.start_rollups(service, background)
         warm_up()
         app.state.json_pool = make_pool(settings.json_workers)
-        maintenance = Maintenance(service, settings.seal_interval_seconds) if background else None
+        maintenance = (
+            Periodic("loopwatch-sealing", settings.seal_interval_seconds, service.store.seal) if background else None
+        )
         pipeline = build_pipeline(service, channel or channel_from_settings(settings), now)
         queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
         auto_budget = settings.labeling_auto_route_budget

@@ -13,7 +13,6 @@ and tested on its own.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from monitor.alerting.silences import SilenceStore
 from monitor.alerting.slack import LogChannel, NoticeChannel
 from monitor.alerting.slack_errors import PermanentSlackError, TransientSlackError
 from monitor.clock import Clock, utcnow
+from monitor.periodic import Periodic
 from monitor.references import parse_duration
 
 if TYPE_CHECKING:
@@ -246,28 +246,11 @@ class AlertPipeline:
         return counts
 
 
-class Dispatcher:
+class Dispatcher(Periodic):
     """Delivers the outbox in the background, ticking every ``interval`` seconds."""
 
     def __init__(self, pipeline: AlertPipeline, interval: float = 1.0) -> None:
-        self._pipeline = pipeline
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="loopwatch-alert-dispatcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._pipeline.dispatch_due()
-            except Exception:  # keep delivering; the next tick retries
-                log.exception("alert dispatcher tick failed")
+        super().__init__("loopwatch-alert-dispatcher", interval, pipeline.dispatch_due)
 
 
 def build_pipeline(service: Any, channel: NoticeChannel | None = None, now: Clock = utcnow) -> AlertPipeline:
