@@ -85,11 +85,12 @@ class Outbox:
 
     def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._db.query(
-            "SELECT id, alert_id, group_key, kind, channel, payload, attempts FROM outbox WHERE status = 'pending' "
-            "AND not_before <= ? AND next_attempt_at <= ? ORDER BY not_before, created_at LIMIT ?",
+            "SELECT id, alert_id, group_key, kind, channel, payload, attempts, last_error FROM outbox "
+            "WHERE status = 'pending' AND not_before <= ? AND next_attempt_at <= ? ORDER BY not_before, created_at "
+            "LIMIT ?",
             [now, now, limit],
         )
-        keys = ("id", "alert_id", "group_key", "kind", "channel", "payload", "attempts")
+        keys = ("id", "alert_id", "group_key", "kind", "channel", "payload", "attempts", "last_error")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def pending_flush(self, group_key: str) -> datetime | None:

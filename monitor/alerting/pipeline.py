@@ -24,7 +24,7 @@ from monitor.alerting.notice import AlertNotice
 from monitor.alerting.outbox import Outbox, notice_from_json
 from monitor.alerting.silences import SilenceStore
 from monitor.alerting.slack import LogChannel, NoticeChannel
-from monitor.alerting.slack_errors import PermanentSlackError, TransientSlackError
+from monitor.alerting.slack_errors import PermanentSlackError, SlackError, TransientSlackError
 from monitor.clock import Clock, utcnow
 from monitor.periodic import Periodic
 from monitor.references import parse_duration
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from monitor.scheduling import RunOutcome
 
 log = logging.getLogger("loopwatch.alerts")
+MAYBE_DELIVERED = "[maybe delivered]"
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,8 @@ class AlertPipeline:
                 if kind == "update":
                     self.outbox.mark_sent(row["id"], None)
                     return "sent"
+                if (row.get("last_error") or "").startswith(MAYBE_DELIVERED) and self._reconcile(row, notice, alert):
+                    return "sent"
                 post_message = getattr(self.channel, "post_message", None)
                 if post_message is not None:  # Slack: keep the channel *id* (chat.update needs it after restarts)
                     message = post_message(notice)
@@ -222,7 +225,8 @@ class AlertPipeline:
             self.outbox.mark_sent(row["id"], reply)
             return "sent"
         except TransientSlackError as exc:
-            at = self.outbox.mark_retry(row["id"], str(exc), row["attempts"], getattr(exc, "retry_after", None))
+            error = f"{MAYBE_DELIVERED} {exc}" if getattr(exc, "maybe_delivered", False) else str(exc)
+            at = self.outbox.mark_retry(row["id"], error, row["attempts"], getattr(exc, "retry_after", None))
             log.warning(
                 "slack delivery of %s for alert %s delayed until %s: %s", kind, alert["id"], at.isoformat(), exc
             )
@@ -233,6 +237,23 @@ class AlertPipeline:
             self.alerts.record_event(alert["id"], "notification_failed", None, {"error": str(exc)})
             log.error("slack delivery for alert %s failed and will not be retried: %s", alert["id"], exc)
             return "failed"
+
+    def _reconcile(self, row: dict[str, Any], notice: AlertNotice, alert: dict[str, Any]) -> bool:
+        """After a post that may have reached Slack, adopt that message instead of posting twice."""
+        find = getattr(self.channel, "find_posted", None)
+        if find is None:
+            return False
+        try:
+            found = find(notice)
+        except SlackError as exc:  # e.g. no channels:history scope: post again (a duplicate beats a loss)
+            log.warning("could not check Slack for alert %s before re-posting: %s", alert["id"], exc)
+            return False
+        if found is None:
+            return False
+        self.alerts.set_delivery(alert["id"], channel=found.channel, ts=found.ts, error=None, notified=True)
+        self.outbox.mark_sent(row["id"], found.ts)
+        self.alerts.record_event(alert["id"], "notification_reconciled", None, {"ts": found.ts})
+        return True
 
     def dispatch_due(self) -> dict[str, int]:
         """One dispatcher tick: plan repeats, then deliver every due outbox row in order."""

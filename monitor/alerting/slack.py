@@ -180,6 +180,29 @@ class SlackChannel:
         )
         return _ts(data, channel)
 
+    def find_posted(self, notice: AlertNotice, limit: int = 100) -> PostedMessage | None:
+        """The message already posted for this alert's first notification, if Slack has one.
+
+        Used before re-posting after a failure that may have been delivered (the connection
+        dropped after Slack accepted the post): posts carry the alert id in their metadata.
+        Needs the ``channels:history`` scope; errors propagate as SlackErrors."""
+        data = self._call(
+            "conversations.history",
+            notice.channel,
+            lambda target: self._client.conversations_history(channel=target, limit=limit, include_all_metadata=True),
+        )
+        for message in data.get("messages", []):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == "loopwatch_alert"
+                and payload.get("alert_id") == notice.alert_id
+                and payload.get("kind") == "new"
+                and message.get("ts")
+            ):
+                return PostedMessage(channel=self._resolve(notice.channel), ts=str(message["ts"]))
+        return None
+
     def check(self) -> dict[str, Any]:
         """``auth.test``: confirms the token at start-up; returns the bot's team/user names."""
         data = self._call("auth.test", None, lambda _channel: self._client.auth_test())

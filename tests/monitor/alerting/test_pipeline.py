@@ -282,3 +282,20 @@ def test_failed_runs_are_alerts_too(world: World) -> None:
     world.advance(minutes=15)
     transitions = pipeline.on_run(outcome(world, "ok", monitor=spec))
     assert [x.kind for x in transitions] == ["resolved"]
+
+
+def test_a_post_lost_in_transit_is_not_posted_twice(world: World) -> None:
+    """If Slack accepted a post but the answer never arrived, the retry finds the message by the
+    alert id in its metadata and adopts it instead of posting again."""
+    spec = SPEC.model_copy(update={"for_": 1})
+    pipeline = world.pipeline()
+    [t] = pipeline.on_run(outcome(world, "critical", monitor=spec))
+    world.slack.drop(1, after_processing=True, methods=["chat.postMessage"])
+    world.advance(seconds=31)
+    assert pipeline.dispatch_due()["retry"] == 1
+    world.advance(minutes=1)
+    assert pipeline.dispatch_due()["sent"] == 1
+    assert len(world.slack.messages("#ml-oncall")) == 1
+    alert = pipeline.alerts.get(t.alert_id)
+    assert alert["slack_ts"] == world.slack.messages("#ml-oncall")[0]["ts"]
+    assert "notification_reconciled" in [e["event"] for e in pipeline.alerts.events(t.alert_id)]
