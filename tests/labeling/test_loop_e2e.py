@@ -58,7 +58,8 @@ def test_alert_to_ground_truth_through_label_studio(label_studio: LabelStudioSer
         tasks = backend.existing_tasks(project_id, [s["prediction_id"] for s in samples])
         assert len(tasks) == 40
         task = backend.sdk.tasks.get(next(iter(tasks.values())))
-        assert task.predictions or getattr(task, "total_predictions", 1)  # the model's pre-annotation
+        (pre_annotation,) = task.predictions  # the model's prediction, for the annotator to confirm or correct
+        assert pre_annotation.result
         for task_id in tasks.values():
             backend.sdk.annotations.create(task_id, result=choice("brake"))
         deadline = time.monotonic() + 60
