@@ -831,3 +831,29 @@ def latest_label_per_id(table: pa.Table) -> pa.Table:
     last = np.ones(len(ids), dtype=bool)
     last[:-1] = ids[:-1] != ids[1:]
     return t.filter(pa.array(last)).drop_columns(["_i"])
+
+
+def warm_up() -> None:
+    """Run every converter once so the first real request does not pay for imports and kernel setup."""
+    spec = ModelSchema(
+        name="warm-up",
+        task="multiclass",
+        classes=["a", "b"],
+        features={"n": "numeric", "c": "categorical", "b": "boolean", "t": "text"},
+        segments=["s"],
+    )
+    now = datetime.now(UTC)
+    record = {
+        "prediction_id": "w",
+        "timestamp": now.isoformat(),
+        "model_version": "1",
+        "features": {"n": 1.0, "c": "x", "b": True, "t": "y"},
+        "prediction": "a",
+        "probabilities": [0.5, 0.5],
+        "latency_ms": 1.0,
+        "segments": {"s": "z"},
+    }
+    table = normalize_predictions(records_to_table([record], spec), spec, now=now, max_future=timedelta(days=1))
+    dedupe_batch(table)
+    labels = label_records_to_table([{"prediction_id": "w", "label": "a"}])
+    latest_label_per_id(normalize_labels(labels, spec, now=now, max_future=timedelta(days=1)))
