@@ -20,7 +20,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from monitor.clock import Clock, utcnow
 from monitor.errors import FieldError, InvalidInput, NotFound
+from monitor.files import fsync_path, sha256_file
 from monitor.names import DATASET_NAME
 from monitor.service import Loopwatch
 
@@ -62,22 +62,6 @@ def split_for(fraction: float) -> str:
         if fraction < edge:
             return name
     return FRACTIONS[-1][0]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class DatasetStore:
@@ -220,8 +204,8 @@ class DatasetStore:
                     continue
                 path = tmp / f"{split}.parquet"
                 pq.write_table(part, path, compression="zstd")
-                _fsync(path)
-                files.append({"path": path.name, "split": split, "rows": part.num_rows, "sha256": _sha256(path)})
+                fsync_path(path)
+                files.append({"path": path.name, "split": split, "rows": part.num_rows, "sha256": sha256_file(path)})
             content_hash = hashlib.sha256("".join(f"{f['path']}:{f['sha256']}" for f in files).encode()).hexdigest()
             labels = Counter(str(r["label"]) for r in records)
             manifest = {
@@ -258,10 +242,10 @@ class DatasetStore:
                 },
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-            _fsync(tmp / "manifest.json")
+            fsync_path(tmp / "manifest.json")
             final = folder / f"v={version}"
             os.rename(tmp, final)
-            _fsync(folder)
+            fsync_path(folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -322,7 +306,7 @@ class DatasetStore:
         """The files still match the manifest's hashes."""
         manifest = self.show(name, version)
         folder = self.root / name / f"v={version}"
-        return all(_sha256(folder / f["path"]) == f["sha256"] for f in manifest["files"])
+        return all(sha256_file(folder / f["path"]) == f["sha256"] for f in manifest["files"])
 
     def read(self, name: str, version: int) -> pa.Table:
         manifest = self.show(name, version)

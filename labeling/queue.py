@@ -24,7 +24,7 @@ from labeling.routing import (
     seed_for,
     uncertainty,
 )
-from monitor.clock import Clock, utcnow
+from monitor.clock import Clock, iso_z, utcnow
 from monitor.errors import FieldError, InvalidInput
 from monitor.service import Loopwatch
 
@@ -44,10 +44,6 @@ class RouteRequest:
     random_share: float = 0.1
     collapse_duplicates: bool = True
     requested_by: str = "api"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 class LabelingQueue:
@@ -80,7 +76,7 @@ class LabelingQueue:
                 "queued": 0,
                 "samples": [],
                 "budget_left_today": 0,
-                "window": [_iso(start), _iso(end)],
+                "window": [iso_z(start), iso_z(end)],
             }
         table = service.store.scan(request.model, start, end)
         schema = model.schema
@@ -120,7 +116,7 @@ class LabelingQueue:
             "strategy": request.strategy,
             "queued": len(chosen),
             "budget_left_today": remaining - len(chosen),
-            "window": [_iso(start), _iso(end)],
+            "window": [iso_z(start), iso_z(end)],
             "samples": [
                 {"prediction_id": c.prediction_id, "reason": c.reason, "priority": round(c.priority, 4)} for c in chosen
             ],
@@ -241,7 +237,7 @@ class LabelingQueue:
         for row in rows:
             item = dict(zip(keys, row, strict=True))
             for key in ("routed_at", "pushed_at", "annotated_at"):
-                item[key] = _iso(item[key])
+                item[key] = iso_z(item[key])
             item["annotations"] = json.loads(item["annotations"]) if item["annotations"] else []
             out.append(item)
         return out

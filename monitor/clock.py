@@ -23,3 +23,8 @@ def parse_time(value: str | datetime) -> datetime:
         except ValueError as exc:
             raise ValueError(f"{value!r} is not an ISO-8601 time such as 2026-11-23T10:00:00Z") from exc
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def iso_z(value: datetime | None) -> str | None:
+    """UTC ISO-8601 with a ``Z`` (how every API response writes times), or ``None``."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from detectors import Finding
-from monitor.clock import Clock, utcnow
+from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import NotFound
 from monitor.registry import Registry
@@ -32,10 +32,6 @@ class RunRecord:
     window_start: datetime
     window_end: datetime
     attempt: int
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 class RunStore:
@@ -174,7 +170,7 @@ class RunStore:
         )
         out = dict(zip(keys, rows[0], strict=True))
         for key in ("window_start", "window_end", "started_at", "finished_at"):
-            out[key] = _iso(out[key])
+            out[key] = iso_z(out[key])
         out["findings"] = self.findings(out["model"], run_id=run_id, limit=10_000)
         return out
 
@@ -206,7 +202,7 @@ class RunStore:
         out = []
         for row in rows:
             item = dict(zip(keys, row, strict=True))
-            item["window_start"], item["window_end"] = _iso(item["window_start"]), _iso(item["window_end"])
+            item["window_start"], item["window_end"] = iso_z(item["window_start"]), iso_z(item["window_end"])
             out.append(item)
         return out
 
@@ -269,7 +265,7 @@ class RunStore:
         out = []
         for row in rows:
             item = dict(zip(keys, row, strict=True))
-            item["window_start"], item["window_end"] = _iso(item["window_start"]), _iso(item["window_end"])
+            item["window_start"], item["window_end"] = iso_z(item["window_start"]), iso_z(item["window_end"])
             item["segment"] = json.loads(item["segment"]) if item["segment"] else None
             item["details"] = json.loads(item["details"]) if item["details"] else {}
             out.append(item)

@@ -17,7 +17,6 @@ file, never both and never neither (unrecorded files are removed at start-up).
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 import threading
@@ -32,9 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from monitor.clock import Clock, utcnow
+from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import InvalidInput
+from monitor.files import fsync_path, sha256_file
 from monitor.names import quote_ident
 from monitor.registry import RegisteredModel, Registry
 from monitor.validation import (
@@ -78,22 +78,6 @@ class SealedFile:
     date: date
     rows: int
     sha256: str
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class PredictionStore:
@@ -440,10 +424,10 @@ class PredictionStore:
                 f"ORDER BY timestamp) TO '{literal}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
                 {"lo": lo, "hi": hi},
             ).fetchall()
-            _fsync_path(tmp)
+            fsync_path(tmp)
             os.replace(tmp, final)
-            _fsync_path(part_dir)
-            digest = _sha256(final)
+            fsync_path(part_dir)
+            digest = sha256_file(final)
             cur.execute(
                 "INSERT INTO sealed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -595,7 +579,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in row.items():
         if isinstance(value, datetime):
-            out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            out[key] = iso_z(value)
         elif isinstance(value, date):
             out[key] = value.isoformat()
         else:

@@ -15,11 +15,10 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from monitor.alerting.describe import title, what_changed
-from monitor.clock import Clock, utcnow
+from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import Conflict, NotFound
 from monitor.registry import Registry
@@ -76,10 +75,6 @@ class Transition:
 
     alert_id: str
     kind: Literal["new", "resolved"]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 class AlertStore:
@@ -260,7 +255,8 @@ class AlertStore:
             [alert_id],
         )
         return [
-            {"at": _iso(at), "event": ev, "actor": actor, "details": json.loads(d or "{}")} for at, ev, actor, d in rows
+            {"at": iso_z(at), "event": ev, "actor": actor, "details": json.loads(d or "{}")}
+            for at, ev, actor, d in rows
         ]
 
     def ack(self, alert_id: str, actor: str) -> dict[str, Any]:
@@ -327,7 +323,7 @@ class AlertStore:
             "last_notified_at",
             "updated_at",
         ):
-            data[key] = _iso(data[key])
+            data[key] = iso_z(data[key])
         data["title"] = title(
             {
                 "model": data["model"],

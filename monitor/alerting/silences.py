@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from monitor.clock import Clock, utcnow
+from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import FieldError, InvalidInput, NotFound
 
 LABELS = frozenset({"model", "monitor", "detector", "metric", "column", "severity", "alert_id"})
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def alert_labels(alert: dict[str, Any]) -> dict[str, str]:
@@ -110,12 +106,12 @@ class SilenceStore:
                 {
                     "id": sid,
                     "matchers": json.loads(matchers),
-                    "starts_at": _iso(starts),
-                    "ends_at": _iso(ends),
+                    "starts_at": iso_z(starts),
+                    "ends_at": iso_z(ends),
                     "created_by": by,
                     "comment": comment,
-                    "created_at": _iso(created),
-                    "expired_at": _iso(expired),
+                    "created_at": iso_z(created),
+                    "expired_at": iso_z(expired),
                     "active": expired is None and starts <= now < ends,
                 }
             )
