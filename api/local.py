@@ -118,25 +118,20 @@ class DirectBackend:
         return [monitor_summary(m, s) for m, s in self.service.monitors.list(model)]
 
     def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]:
-        from api.routes.monitors import _outcome
         from monitor.clock import parse_time
+        from monitor.scheduling import outcome_summary
 
         outcome = self.service.runner.run(model, name, window_end=parse_time(at) if at else None, mode="manual")
         self.service.audit.record("cli", "monitor.run", f"{model}/{name}", {"at": at})
-        return _outcome(outcome)
+        return outcome_summary(outcome)
 
     def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]:
         from monitor.clock import parse_time
+        from monitor.scheduling import backfill_summary
 
         outcomes = self.service.runner.backfill(model, parse_time(start), parse_time(end), monitors)
         self.service.audit.record("cli", "monitor.backfill", model, {"from": start, "to": end})
-        return {
-            "runs": len(outcomes),
-            "failed": sum(1 for o in outcomes if o.error),
-            "findings": sum(len(o.findings) for o in outcomes),
-            "bad_findings": sum(1 for o in outcomes for f in o.findings if f.status.value in ("critical", "no_data")),
-            "errors": sorted({o.error for o in outcomes if o.error})[:10],
-        }
+        return backfill_summary(outcomes)
 
 
 @dataclass

@@ -48,6 +48,33 @@ class RunOutcome:
 Subscriber = Callable[[RunOutcome], None]
 
 
+def outcome_summary(outcome: RunOutcome | None) -> dict[str, object]:
+    """What the API and CLI report for one run (``None``: skipped, the monitor was running)."""
+    if outcome is None:
+        return {"status": "skipped", "reason": "a run of this monitor is in progress"}
+    return {
+        "run_id": outcome.run.id,
+        "monitor": outcome.monitor.name,
+        "status": "failed" if outcome.error else "succeeded",
+        "error": outcome.error,
+        "window_start": outcome.run.window_start.isoformat(),
+        "window_end": outcome.run.window_end.isoformat(),
+        "reference": outcome.reference,
+        "findings": [f.to_dict() for f in outcome.findings],
+    }
+
+
+def backfill_summary(outcomes: list[RunOutcome]) -> dict[str, object]:
+    """Counts of a backfill: runs, failures, findings, and those that would have paged."""
+    return {
+        "runs": len(outcomes),
+        "failed": sum(1 for o in outcomes if o.error),
+        "findings": sum(len(o.findings) for o in outcomes),
+        "bad_findings": sum(1 for o in outcomes for f in o.findings if f.status.value in ("critical", "no_data")),
+        "errors": sorted({o.error for o in outcomes if o.error})[:10],
+    }
+
+
 class MonitorRunner:
     def __init__(self, evaluator: Evaluator, runs: RunStore, monitors: MonitorStore, now: Clock = utcnow) -> None:
         self._evaluator = evaluator

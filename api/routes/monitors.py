@@ -13,7 +13,7 @@ from api.params import parse_window
 from monitor.clock import parse_time
 from monitor.errors import FieldError, InvalidInput
 from monitor.monitors import MonitorSpec, monitor_summary, parse_monitor
-from monitor.scheduling import RunOutcome
+from monitor.scheduling import backfill_summary, outcome_summary
 
 router = APIRouter(tags=["monitors"])
 
@@ -26,21 +26,6 @@ class BackfillRequest(BaseModel):
     start: str = Field(alias="from")
     end: str = Field(alias="to")
     monitors: list[str] | None = None
-
-
-def _outcome(outcome: RunOutcome | None) -> dict[str, Any]:
-    if outcome is None:
-        return {"status": "skipped", "reason": "a run of this monitor is in progress"}
-    return {
-        "run_id": outcome.run.id,
-        "monitor": outcome.monitor.name,
-        "status": "failed" if outcome.error else "succeeded",
-        "error": outcome.error,
-        "window_start": outcome.run.window_start.isoformat(),
-        "window_end": outcome.run.window_end.isoformat(),
-        "reference": outcome.reference,
-        "findings": [f.to_dict() for f in outcome.findings],
-    }
 
 
 @router.post("/v1/models/{model}/monitors", status_code=201)
@@ -105,7 +90,7 @@ async def run_monitor(
     service.monitors.get(model, monitor)
     outcome = await run_in_threadpool(lambda: service.runner.run(model, monitor, window_end=end, mode="manual"))
     service.audit.record(principal.id, "monitor.run", f"{model}/{monitor}", {"at": body.at if body else None})
-    return _outcome(outcome)
+    return outcome_summary(outcome)
 
 
 @router.post("/v1/models/{model}/backfill")
@@ -117,14 +102,7 @@ async def backfill(model: str, body: BackfillRequest, service: ServiceDep, princ
         raise InvalidInput("empty range", [FieldError(field="to", reason="must be after from")])
     outcomes = await run_in_threadpool(lambda: service.runner.backfill(model, start, end, body.monitors))
     service.audit.record(principal.id, "monitor.backfill", model, {"from": body.start, "to": body.end})
-    failed = [o for o in outcomes if o.error]
-    return {
-        "runs": len(outcomes),
-        "failed": len(failed),
-        "findings": sum(len(o.findings) for o in outcomes),
-        "bad_findings": sum(1 for o in outcomes for f in o.findings if f.status.value in ("critical", "no_data")),
-        "errors": sorted({o.error for o in failed if o.error})[:10],
-    }
+    return backfill_summary(outcomes)
 
 
 @router.get("/v1/models/{model}/findings")
