@@ -32,7 +32,7 @@ from api.version import VERSION
 from labeling.curation import DatasetStore
 from labeling.queue import LabelingQueue, RouteRequest
 from labeling.sync import LabelSync
-from monitor.alerting.pipeline import Dispatcher, build_pipeline
+from monitor.alerting.pipeline import AlertPipeline, Dispatcher, build_pipeline
 from monitor.alerting.slack import NoticeChannel, channel_from_settings
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
@@ -43,6 +43,27 @@ from monitor.settings import Settings
 from monitor.validation import warm_up
 
 log = logging.getLogger("loopwatch")
+
+
+def connect_alerting(
+    service: Loopwatch, settings: Settings, channel: NoticeChannel, now: Clock
+) -> tuple[AlertPipeline, LabelingQueue]:
+    """Monitor outcomes → the alert pipeline → the routing policy (samples for each alert that
+    starts firing). Used by the server and by the demo, which runs monitors before serving."""
+    pipeline = build_pipeline(service, channel, now)
+    queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
+    auto_budget = settings.labeling_auto_route_budget
+
+    def on_run(outcome: RunOutcome) -> None:
+        for transition in pipeline.on_run(outcome):
+            if transition.kind == "new" and auto_budget > 0:
+                try:
+                    route_for_alert(queue, pipeline, transition.alert_id, "policy:alert-fired", auto_budget)
+                except Exception:
+                    log.exception("automatic routing for alert %s failed", transition.alert_id)
+
+    service.runner.subscribe(on_run)
+    return pipeline, queue
 
 
 def make_label_sync(service: Loopwatch, settings: Settings) -> LabelSync | None:
@@ -91,20 +112,7 @@ def create_app(
         maintenance = (
             Periodic("loopwatch-sealing", settings.seal_interval_seconds, service.store.seal) if background else None
         )
-        pipeline = build_pipeline(service, channel or channel_from_settings(settings), now)
-        queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
-        auto_budget = settings.labeling_auto_route_budget
-
-        def on_run(outcome: RunOutcome) -> None:
-            """Alerting first; then, for each alert that started firing, route samples (the policy)."""
-            for transition in pipeline.on_run(outcome):
-                if transition.kind == "new" and auto_budget > 0:
-                    try:
-                        route_for_alert(queue, pipeline, transition.alert_id, "policy:alert-fired", auto_budget)
-                    except Exception:
-                        log.exception("automatic routing for alert %s failed", transition.alert_id)
-
-        service.runner.subscribe(on_run)
+        pipeline, queue = connect_alerting(service, settings, channel or channel_from_settings(settings), now)
         metrics: Metrics = app.state.metrics
 
         def count_run(outcome: RunOutcome) -> None:

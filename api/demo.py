@@ -259,28 +259,17 @@ DEMO_MONITORS: dict[str, list[dict[str, object]]] = {
 def run_demo_monitors(service: Loopwatch, now: datetime, days: int = 14) -> dict[str, object]:
     """Declare the demo monitors, backfill the history (no paging), then run each monitor once
     for the current window so the injected incidents fire as alerts and samples are routed."""
-    from api.app import route_for_alert
-    from labeling.queue import LabelingQueue
-    from monitor.alerting.pipeline import build_pipeline
+    from api.app import connect_alerting
     from monitor.alerting.slack import channel_from_settings
     from monitor.monitors import parse_monitor
 
     for model, monitors in DEMO_MONITORS.items():
         for spec in monitors:
             service.monitors.save(model, parse_monitor(spec))
-    pipeline = build_pipeline(service, channel_from_settings(service.settings), service.now)
-    queue = LabelingQueue(service, service.now)
-    fired: list[str] = []
-
-    def on_run(outcome: object) -> None:
-        for transition in pipeline.on_run(outcome):  # type: ignore[arg-type]
-            if transition.kind == "new":
-                fired.append(transition.alert_id)
-                route_for_alert(queue, pipeline, transition.alert_id, "policy:alert-fired", 20)
-
-    service.runner.subscribe(on_run)
+    pipeline, queue = connect_alerting(service, service.settings, channel_from_settings(service.settings), service.now)
     backfill = {m: len(service.runner.backfill(m, now - timedelta(days=days - 7), now)) for m in DEMO_MONITORS}
     for model, monitors in DEMO_MONITORS.items():
         for spec in monitors:
             service.runner.run(model, str(spec["name"]), window_end=now, mode="manual")
+    fired = pipeline.alerts.list(state="firing", limit=10_000)
     return {"backfill_runs": backfill, "alerts_fired": len(fired), "samples_queued": queue.depth()}
