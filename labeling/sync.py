@@ -44,17 +44,6 @@ class LabelSync:
         )
         self._webhooked: set[int] = set()
 
-    @property
-    def _backend(self) -> LabelingBackend:
-        return self.backend
-
-    @staticmethod
-    def apply_to(
-        service: Loopwatch, model: str, annotations: Iterable[AnnotationOut], deleted_ids: Iterable[int] = ()
-    ) -> dict[str, int]:
-        """Apply annotations without a backend (webhooks carry everything needed)."""
-        return LabelSync(service, None, service.now).apply(model, annotations, deleted_ids)  # type: ignore[arg-type]
-
     # -- push -----------------------------------------------------------------------------------
 
     def push(self, model: str | None = None, limit: int = 1000) -> dict[str, Any]:
@@ -71,13 +60,13 @@ class LabelSync:
             if not rows:
                 continue
             try:
-                project_id = self._backend.ensure_project(registered.schema)
+                project_id = self.backend.ensure_project(registered.schema)
                 if self._webhook is not None and project_id not in self._webhooked:
-                    self._backend.ensure_webhook(project_id, *self._webhook)
+                    self.backend.ensure_webhook(project_id, *self._webhook)
                     self._webhooked.add(project_id)
                 tasks = self._tasks(name, rows)
-                task_ids = self._backend.import_tasks(project_id, tasks, schema=registered.schema)
-                existing = self._backend.existing_tasks(project_id, [t.prediction_id for t in tasks])
+                task_ids = self.backend.import_tasks(project_id, tasks, schema=registered.schema)
+                existing = self.backend.existing_tasks(project_id, [t.prediction_id for t in tasks])
             except LabelStudioUnavailable as exc:
                 self._note_push_error(registered.id, [r[0] for r in rows], str(exc))
                 log.warning("Label Studio unreachable; %d samples of %s stay queued: %s", len(rows), name, exc)
@@ -154,7 +143,7 @@ class LabelSync:
                 )
             ]
             for project_id in projects:
-                annotations = self._backend.resolve_annotators(self._backend.fetch_annotations(project_id))
+                annotations = self.backend.resolve_annotators(self.backend.fetch_annotations(project_id))
                 result = self.apply(name, annotations, replace=True)
                 for key in totals:
                     totals[key] += result[key]
@@ -168,98 +157,113 @@ class LabelSync:
         *,
         replace: bool = False,
     ) -> dict[str, int]:
-        """Merge annotations into the queue records and write the resulting labels.
+        """See :func:`apply_annotations`."""
+        return apply_annotations(self._service, model, annotations, deleted_ids, replace=replace, now=self._now)
 
-        ``replace`` (the poll) means ``annotations`` is the complete set for those tasks."""
-        registered = self._service.registry.get(model)
-        incoming: dict[str, list[AnnotationOut]] = {}
-        for annotation in annotations:
-            incoming.setdefault(annotation.prediction_id, []).append(annotation)
-        deleted = set(deleted_ids)
-        affected = set(incoming)
-        if deleted:
-            rows = self._service.db.query(
-                "SELECT prediction_id, annotations FROM routed_samples WHERE model_id = ? AND annotations IS NOT NULL",
-                [registered.id],
-            )
-            affected |= {pid for pid, anns in rows if deleted & {a["annotation_id"] for a in json.loads(anns)}}
-        if not affected:
-            return {"labels": 0, "needs_review": 0}
-        current = {
-            pid: json.loads(anns) if anns else []
-            for pid, anns in self._service.db.query(
-                "SELECT prediction_id, annotations FROM routed_samples WHERE model_id = ? AND prediction_id IN "
-                "(SELECT unnest(?))",
-                [registered.id, sorted(affected)],
-            )
-        }
-        label_rows: list[dict[str, Any]] = []
-        review = 0
-        now = self._now()
-        with self._service.db.transaction() as cur:
-            for pid in affected:
-                if pid not in current:
-                    continue  # an annotation on a task loopwatch did not route: ignore
-                merged = {} if replace and pid in incoming else {a["annotation_id"]: a for a in current[pid]}
-                for ann in incoming.get(pid, []):
-                    merged[ann.annotation_id] = _record(ann)
-                for annotation_id in deleted:
-                    merged.pop(annotation_id, None)
-                records = sorted(merged.values(), key=lambda a: a["annotation_id"])
-                votes = [a["label"] for a in records if a["label"] is not None and not a["cancelled"]]
-                if votes:
-                    counts = Counter(votes).most_common()
-                    label, top = counts[0]
-                    tie = len(counts) > 1 and counts[1][1] == top
-                    agreement = top / len(votes)
-                    needs_review = tie or agreement < 1.0
-                    status = "annotated"
-                else:
-                    label, agreement, needs_review, status = None, None, bool(records), "pushed"
-                review += bool(needs_review)
-                cur.execute(
-                    "UPDATE routed_samples SET annotations = ?, label = ?, agreement = ?, needs_review = ?, status = ?, "
-                    "annotated_at = CASE WHEN ? THEN ? ELSE annotated_at END WHERE model_id = ? AND prediction_id = ?",
-                    [
-                        json.dumps(records),
-                        None if label is None else str(label),
-                        agreement,
-                        needs_review,
-                        status,
-                        label is not None,
-                        now,
-                        registered.id,
-                        pid,
-                    ],
-                ).fetchall()
-                if label is not None:
-                    voters = sorted(
-                        {
-                            a["annotator"] or f"user {a['annotator_id']}"
-                            for a in records
-                            if a["label"] == label and not a["cancelled"]
-                        }
-                    )
-                    times = [a["updated_at"] or a["created_at"] for a in records if a["updated_at"] or a["created_at"]]
-                    label_rows.append(
-                        {
-                            "prediction_id": pid,
-                            "label": label,
-                            "timestamp": max(times) if times else now.isoformat(),
-                            "annotator": ", ".join(voters)[:200],
-                        }
-                    )
-        if label_rows:
-            table = pa.table(
-                {
-                    "prediction_id": [r["prediction_id"] for r in label_rows],
-                    "label": [r["label"] for r in label_rows],
-                    "timestamp": [r["timestamp"] for r in label_rows],
-                    "annotator": [r["annotator"] for r in label_rows],
-                }
-            )
-            self._service.store.ingest_labels(model, table, source="label_studio")
-        return {"labels": len(label_rows), "needs_review": review}
+
+def apply_annotations(
+    service: Loopwatch,
+    model: str,
+    annotations: Iterable[AnnotationOut],
+    deleted_ids: Iterable[int] = (),
+    *,
+    replace: bool = False,
+    now: Clock | None = None,
+) -> dict[str, int]:
+    """Merge annotations into the queue records and write the resulting labels (needs no
+    Label Studio connection: webhooks and polls both end here).
+
+    ``replace`` (the poll) means ``annotations`` is the complete set for those tasks."""
+    now = now or service.now
+    registered = service.registry.get(model)
+    incoming: dict[str, list[AnnotationOut]] = {}
+    for annotation in annotations:
+        incoming.setdefault(annotation.prediction_id, []).append(annotation)
+    deleted = set(deleted_ids)
+    affected = set(incoming)
+    if deleted:
+        rows = service.db.query(
+            "SELECT prediction_id, annotations FROM routed_samples WHERE model_id = ? AND annotations IS NOT NULL",
+            [registered.id],
+        )
+        affected |= {pid for pid, anns in rows if deleted & {a["annotation_id"] for a in json.loads(anns)}}
+    if not affected:
+        return {"labels": 0, "needs_review": 0}
+    current = {
+        pid: json.loads(anns) if anns else []
+        for pid, anns in service.db.query(
+            "SELECT prediction_id, annotations FROM routed_samples WHERE model_id = ? AND prediction_id IN "
+            "(SELECT unnest(?))",
+            [registered.id, sorted(affected)],
+        )
+    }
+    label_rows: list[dict[str, Any]] = []
+    review = 0
+    now = now()
+    with service.db.transaction() as cur:
+        for pid in affected:
+            if pid not in current:
+                continue  # an annotation on a task loopwatch did not route: ignore
+            merged = {} if replace and pid in incoming else {a["annotation_id"]: a for a in current[pid]}
+            for ann in incoming.get(pid, []):
+                merged[ann.annotation_id] = _record(ann)
+            for annotation_id in deleted:
+                merged.pop(annotation_id, None)
+            records = sorted(merged.values(), key=lambda a: a["annotation_id"])
+            votes = [a["label"] for a in records if a["label"] is not None and not a["cancelled"]]
+            if votes:
+                counts = Counter(votes).most_common()
+                label, top = counts[0]
+                tie = len(counts) > 1 and counts[1][1] == top
+                agreement = top / len(votes)
+                needs_review = tie or agreement < 1.0
+                status = "annotated"
+            else:
+                label, agreement, needs_review, status = None, None, bool(records), "pushed"
+            review += bool(needs_review)
+            cur.execute(
+                "UPDATE routed_samples SET annotations = ?, label = ?, agreement = ?, needs_review = ?, status = ?, "
+                "annotated_at = CASE WHEN ? THEN ? ELSE annotated_at END WHERE model_id = ? AND prediction_id = ?",
+                [
+                    json.dumps(records),
+                    None if label is None else str(label),
+                    agreement,
+                    needs_review,
+                    status,
+                    label is not None,
+                    now,
+                    registered.id,
+                    pid,
+                ],
+            ).fetchall()
+            if label is not None:
+                voters = sorted(
+                    {
+                        a["annotator"] or f"user {a['annotator_id']}"
+                        for a in records
+                        if a["label"] == label and not a["cancelled"]
+                    }
+                )
+                times = [a["updated_at"] or a["created_at"] for a in records if a["updated_at"] or a["created_at"]]
+                label_rows.append(
+                    {
+                        "prediction_id": pid,
+                        "label": label,
+                        "timestamp": max(times) if times else now.isoformat(),
+                        "annotator": ", ".join(voters)[:200],
+                    }
+                )
+    if label_rows:
+        table = pa.table(
+            {
+                "prediction_id": [r["prediction_id"] for r in label_rows],
+                "label": [r["label"] for r in label_rows],
+                "timestamp": [r["timestamp"] for r in label_rows],
+                "annotator": [r["annotator"] for r in label_rows],
+            }
+        )
+        service.store.ingest_labels(model, table, source="label_studio")
+    return {"labels": len(label_rows), "needs_review": review}
 
 
 def _record(annotation: AnnotationOut) -> dict[str, Any]:

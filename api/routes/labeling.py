@@ -15,7 +15,7 @@ from api.params import parse_window
 from labeling.label_studio.models import WebhookEvent
 from labeling.label_studio.webhook import parse_webhook, secret_matches
 from labeling.queue import LabelingQueue, RouteRequest
-from labeling.sync import LabelSync
+from labeling.sync import apply_annotations
 from monitor.errors import FieldError, InvalidInput
 from monitor.formats import parse_json
 
@@ -124,7 +124,7 @@ def apply_event(app: Any, event: WebhookEvent) -> None:
         return
     try:
         annotations = sync.backend.resolve_annotators(event.annotations) if sync is not None else event.annotations
-        LabelSync.apply_to(service, row[0], annotations, event.deleted_annotation_ids)
+        apply_annotations(service, row[0], annotations, event.deleted_annotation_ids)
     except Exception:
         log.exception("applying a Label Studio webhook failed; the periodic poll will catch up")
 
