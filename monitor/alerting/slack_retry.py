@@ -52,7 +52,43 @@ def retry_after_seconds(headers: Mapping[str, str | list[str]] | None) -> float:
     return DEFAULT_RETRY_AFTER
 
 
-class RateLimitRetry(RateLimitErrorRetryHandler):
+class _SleepsThroughClock:
+    """Waits between attempts through the injected ``sleep`` (tests never wait for real);
+    subclasses say how long with ``_delay``."""
+
+    _sleep: Sleep
+
+    def _delay(self, state: RetryState, response: HttpResponse | None) -> float:
+        raise NotImplementedError
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        self._sleep(self._delay(state, response))
+        state.increment_current_attempt()
+
+
+class _BackoffRetry(_SleepsThroughClock):
+    """Exponential backoff with jitter between attempts."""
+
+    def __init__(self, max_retry_count: int, backoff_factor: float, sleep: Sleep) -> None:
+        super().__init__(  # type: ignore[call-arg]  # the slack-sdk handler next in the MRO
+            max_retry_count=max_retry_count,
+            interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff_factor),
+        )
+        self._sleep = sleep
+
+    def _delay(self, state: RetryState, response: HttpResponse | None) -> float:
+        return self.interval_calculator.calculate_sleep_duration(state.current_attempt)  # type: ignore[attr-defined]
+
+
+class RateLimitRetry(_SleepsThroughClock, RateLimitErrorRetryHandler):
     """Retry a 429 after exactly ``Retry-After`` seconds, unless that exceeds ``max_wait``."""
 
     def __init__(self, max_retry_count: int, max_wait: float, sleep: Sleep) -> None:
@@ -72,28 +108,12 @@ class RateLimitRetry(RateLimitErrorRetryHandler):
             return False
         return retry_after_seconds(response.headers if response else None) <= self.max_wait
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
-        self._sleep(retry_after_seconds(response.headers if response else None))
-        state.increment_current_attempt()
+    def _delay(self, state: RetryState, response: HttpResponse | None) -> float:
+        return retry_after_seconds(response.headers if response else None)
 
 
-class ServerErrorRetry(ServerErrorRetryHandler):
+class ServerErrorRetry(_BackoffRetry, ServerErrorRetryHandler):
     """Retry 500/502/503/504 with exponential backoff and jitter, sleeping through ``sleep``."""
-
-    def __init__(self, max_retry_count: int, backoff_factor: float, sleep: Sleep) -> None:
-        super().__init__(
-            max_retry_count=max_retry_count,
-            interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff_factor),
-        )
-        self._sleep = sleep
 
     def _can_retry(
         self,
@@ -105,18 +125,6 @@ class ServerErrorRetry(ServerErrorRetryHandler):
     ) -> bool:
         return response is not None and response.status_code in RETRYABLE_STATUSES
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
-        self._sleep(self.interval_calculator.calculate_sleep_duration(state.current_attempt))
-        state.increment_current_attempt()
-
 
 def failed_before_sending(error: BaseException | None) -> bool:
     """True when the request never fully reached Slack, so retrying cannot duplicate a message.
@@ -127,15 +135,8 @@ def failed_before_sending(error: BaseException | None) -> bool:
     return isinstance(error, URLError) and not isinstance(error, HTTPError)
 
 
-class ConnectionRetry(ConnectionErrorRetryHandler):
+class ConnectionRetry(_BackoffRetry, ConnectionErrorRetryHandler):
     """Retry connection failures that provably did not deliver the request."""
-
-    def __init__(self, max_retry_count: int, backoff_factor: float, sleep: Sleep) -> None:
-        super().__init__(
-            max_retry_count=max_retry_count,
-            interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff_factor),
-        )
-        self._sleep = sleep
 
     def _can_retry(
         self,
@@ -146,18 +147,6 @@ class ConnectionRetry(ConnectionErrorRetryHandler):
         error: Exception | None = None,
     ) -> bool:
         return response is None and failed_before_sending(error)
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
-        self._sleep(self.interval_calculator.calculate_sleep_duration(state.current_attempt))
-        state.increment_current_attempt()
 
 
 def retry_handlers(
