@@ -245,25 +245,9 @@ def performance_figure(
         low = [f for f in points if f["status"] == "insufficient_data"]
         color = COLORS[role]
         label = role.upper() if role in ("fpr", "fnr") else role
-        with_ci = [f for f in judged if f["details"].get("current_ci")]
-        if with_ci:
-            xs = [ts(f["window_end"]) for f in with_ci]
-            data.append(
-                {
-                    "type": "scatter",
-                    "x": xs + xs[::-1],
-                    "y": [f["details"]["current_ci"][1] for f in with_ci]
-                    + [f["details"]["current_ci"][0] for f in with_ci][::-1],
-                    "fill": "toself",
-                    "mode": "lines",
-                    "fillcolor": _rgba(color, 0.15),
-                    "line": {"width": 0},
-                    "hoverinfo": "skip",
-                    "name": f"{label} 95% interval",
-                    "showlegend": False,
-                    "yaxis": yaxis,
-                }
-            )
+        band = _ci_band(judged, _rgba(color, 0.15), f"{label} 95% interval", showlegend=False, yaxis=yaxis)
+        if band:
+            data.append(band)
         if judged:
             data.append(
                 {
@@ -546,23 +530,9 @@ def evidence_figure(series: Sequence[dict[str, Any]], alert: dict[str, Any]) -> 
         return None
     xs = [ts(f["window_end"]) for f in points]
     data: list[dict[str, Any]] = []
-    with_ci = [f for f in points if f["details"].get("current_ci")]
-    if with_ci:
-        cx = [ts(f["window_end"]) for f in with_ci]
-        data.append(
-            {
-                "type": "scatter",
-                "x": cx + cx[::-1],
-                "y": [f["details"]["current_ci"][1] for f in with_ci]
-                + [f["details"]["current_ci"][0] for f in with_ci][::-1],
-                "fill": "toself",
-                "mode": "lines",
-                "fillcolor": "rgba(37,99,235,0.15)",
-                "line": {"width": 0},
-                "hoverinfo": "skip",
-                "name": "95% interval",
-            }
-        )
+    band = _ci_band(points, "rgba(37,99,235,0.15)", "95% interval")
+    if band:
+        data.append(band)
     data.append(
         {
             "type": "scatter",
@@ -681,6 +651,26 @@ def _single_point_axis(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     end = points[0]["window_end"]
     length = max(end - points[0]["window_start"], timedelta(hours=1))
     return {"type": "date", "range": [ts(end - length), ts(end + length)]}
+
+
+def _ci_band(findings: Sequence[dict[str, Any]], fillcolor: str, name: str, **extra: Any) -> dict[str, Any] | None:
+    """A filled trace between each finding's confidence bounds (``details.current_ci``)."""
+    with_ci = [f for f in findings if f["details"].get("current_ci")]
+    if not with_ci:
+        return None
+    xs = [ts(f["window_end"]) for f in with_ci]
+    return {
+        "type": "scatter",
+        "x": xs + xs[::-1],
+        "y": [f["details"]["current_ci"][1] for f in with_ci] + [f["details"]["current_ci"][0] for f in with_ci][::-1],
+        "fill": "toself",
+        "mode": "lines",
+        "fillcolor": fillcolor,
+        "line": {"width": 0},
+        "hoverinfo": "skip",
+        "name": name,
+        **extra,
+    }
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
