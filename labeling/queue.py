@@ -125,32 +125,30 @@ class LabelingQueue:
     def _context(self, request: RouteRequest) -> dict[str, Any]:
         """The window (and drifted column) from the finding or alert that triggered routing."""
         service = self._service
-        ctx: dict[str, Any] = {"start": request.start, "end": request.end}
-        finding = None
-        if request.alert_id:
-            alert = service.db.query_one(
-                "SELECT last_window_start, last_window_end, column_name FROM alerts WHERE id = ?", [request.alert_id]
-            )
-            if alert is None:
+        ctx: dict[str, Any] = {"start": request.start, "end": request.end, "column": None}
+        sources = (  # the alert first: its column names the drifted feature
+            (
+                "alert_id",
+                request.alert_id,
+                "SELECT last_window_start, last_window_end, column_name FROM alerts WHERE id = ?",
+            ),
+            (
+                "finding_id",
+                request.finding_id,
+                "SELECT window_start, window_end, column_name FROM findings WHERE id = ?",
+            ),
+        )
+        for field, key, sql in sources:
+            if not key:
+                continue
+            row = service.db.query_one(sql, [key])
+            if row is None:
                 raise InvalidInput(
-                    "routing request is not valid",
-                    [FieldError(field="alert_id", reason=f"no alert {request.alert_id!r}")],
+                    "routing request is not valid", [FieldError(field=field, reason=f"no {field[:-3]} {key!r}")]
                 )
-            ctx["start"] = ctx["start"] or alert[0]
-            ctx["end"] = ctx["end"] or alert[1]
-            ctx["column"] = alert[2]
-        if request.finding_id:
-            finding = service.db.query_one(
-                "SELECT window_start, window_end, column_name, details FROM findings WHERE id = ?", [request.finding_id]
-            )
-            if finding is None:
-                raise InvalidInput(
-                    "routing request is not valid",
-                    [FieldError(field="finding_id", reason=f"no finding {request.finding_id!r}")],
-                )
-            ctx["start"] = ctx["start"] or finding[0]
-            ctx["end"] = ctx["end"] or finding[1]
-            ctx["column"] = ctx.get("column") or finding[2]
+            ctx["start"] = ctx["start"] or row[0]
+            ctx["end"] = ctx["end"] or row[1]
+            ctx["column"] = ctx["column"] or row[2]
         if ctx["end"] is None:
             ctx["end"] = self._now()
         if ctx["start"] is None:
