@@ -163,6 +163,7 @@ def create_app(
         finally:
             if scheduler:
                 scheduler.shutdown()
+            app.state.dashboards.stop()
             if dispatcher:
                 dispatcher.stop()
             if labeling_loop:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from monitor.periodic import Periodic
+
 if TYPE_CHECKING:
     from monitor.service import Loopwatch
 
@@ -187,24 +189,15 @@ class Rollups:
 
 
 class RollupMaintainer:
-    """Refreshes every model's rollups every ``interval`` seconds in a daemon thread (if ``enabled``)."""
+    """Refreshes every model's rollups every ``interval`` seconds in the background (if ``enabled``);
+    the app stops it with its other background jobs, before the database closes."""
 
     def __init__(self, service: Loopwatch, enabled: bool = True, interval: float = 60.0) -> None:
         self.rollups = Rollups(service)
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="loopwatch-rollups", daemon=True)
-        if enabled:
-            self._thread.start()
+        self._job = Periodic("loopwatch-rollups", interval, self.rollups.refresh_all) if enabled else None
+        if self._job is not None:
+            self._job.start()
 
     def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.rollups.refresh_all()
-            except Exception:  # the service may be closing; the next round retries
-                log.debug("rollup refresh failed", exc_info=True)
-                if self.rollups._db._con is None:  # the database was closed: the app is shutting down
-                    return
+        if self._job is not None:
+            self._job.stop()
