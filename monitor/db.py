@@ -172,6 +172,16 @@ class Database:
         finally:
             cur.close()
 
+    def query_dicts(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by their SQL column names (alias a column to rename it)."""
+        cur = self.cursor()
+        try:
+            cur.execute(sql, params or [])
+            names = [d[0] for d in cur.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            cur.close()
+
     def query_one(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[Any, ...] | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None

@@ -139,36 +139,16 @@ class RunStore:
             ).fetchall()
 
     def get(self, run_id: str) -> dict[str, Any]:
-        rows = self._db.query(
-            "SELECT r.id, m.name, r.monitor, r.detector, r.mode, r.window_start, r.window_end, r.status, r.attempt, "
-            "r.started_at, r.finished_at, r.duration_ms, r.config_hash, r.data_fingerprint, r.code_version, "
-            "r.reference, r.rows, r.findings, r.error FROM runs r JOIN models m ON m.id = r.model_id WHERE r.id = ?",
+        rows = self._db.query_dicts(
+            "SELECT r.id, m.name AS model, r.monitor, r.detector, r.mode, r.window_start, r.window_end, r.status, "
+            "r.attempt, r.started_at, r.finished_at, r.duration_ms, r.config_hash, r.data_fingerprint, "
+            "r.code_version, r.reference, r.rows, r.findings AS findings_count, r.error "
+            "FROM runs r JOIN models m ON m.id = r.model_id WHERE r.id = ?",
             [run_id],
         )
         if not rows:
             raise NotFound(f"no run with id {run_id!r}")
-        keys = (
-            "id",
-            "model",
-            "monitor",
-            "detector",
-            "mode",
-            "window_start",
-            "window_end",
-            "status",
-            "attempt",
-            "started_at",
-            "finished_at",
-            "duration_ms",
-            "config_hash",
-            "data_fingerprint",
-            "code_version",
-            "reference",
-            "rows",
-            "findings_count",
-            "error",
-        )
-        out = dict(zip(keys, rows[0], strict=True))
+        out = rows[0]
         for key in ("window_start", "window_end", "started_at", "finished_at"):
             out[key] = iso_z(out[key])
         out["findings"] = self.findings(out["model"], run_id=run_id, limit=10_000)
@@ -184,26 +164,9 @@ class RunStore:
         if monitor:
             sql += " AND monitor = ?"
             params.append(monitor)
-        keys = (
-            "id",
-            "monitor",
-            "detector",
-            "mode",
-            "window_start",
-            "window_end",
-            "status",
-            "attempt",
-            "duration_ms",
-            "rows",
-            "findings",
-            "error",
-        )
-        rows = self._db.query(sql + " ORDER BY window_end DESC, started_at DESC LIMIT ?", [*params, limit])
-        out = []
-        for row in rows:
-            item = dict(zip(keys, row, strict=True))
+        out = self._db.query_dicts(sql + " ORDER BY window_end DESC, started_at DESC LIMIT ?", [*params, limit])
+        for item in out:
             item["window_start"], item["window_end"] = iso_z(item["window_start"]), iso_z(item["window_end"])
-            out.append(item)
         return out
 
     def findings(
@@ -233,40 +196,15 @@ class RunStore:
             params.append(end)
         if not include_backfill:
             where.append("mode <> 'backfill'")
-        rows = self._db.query(
-            "SELECT id, run_id, monitor, detector, mode, window_start, window_end, status, metric, column_name, segment, "
+        out = self._db.query_dicts(
+            "SELECT id, run_id, monitor, detector, mode, window_start, window_end, status, metric, "
+            'column_name AS "column", segment, '
             "model_version, value, threshold, p_value, p_value_adjusted, effect_size, n_current, n_reference, "
             f"reference, details FROM findings WHERE {' AND '.join(where)} ORDER BY window_end DESC, id LIMIT ?",
             [*params, limit],
         )
-        keys = (
-            "id",
-            "run_id",
-            "monitor",
-            "detector",
-            "mode",
-            "window_start",
-            "window_end",
-            "status",
-            "metric",
-            "column",
-            "segment",
-            "model_version",
-            "value",
-            "threshold",
-            "p_value",
-            "p_value_adjusted",
-            "effect_size",
-            "n_current",
-            "n_reference",
-            "reference",
-            "details",
-        )
-        out = []
-        for row in rows:
-            item = dict(zip(keys, row, strict=True))
+        for item in out:
             item["window_start"], item["window_end"] = iso_z(item["window_start"]), iso_z(item["window_end"])
             item["segment"] = json.loads(item["segment"]) if item["segment"] else None
             item["details"] = json.loads(item["details"]) if item["details"] else {}
-            out.append(item)
         return out
