@@ -157,23 +157,11 @@ class DatasetStore:
         if request.strategy:
             where.append("strategy = ?")
             params.append(request.strategy)
-        keys = (
-            "prediction_id",
-            "strategy",
-            "reason",
-            "finding_id",
-            "alert_id",
-            "routed_at",
-            "label",
-            "agreement",
-            "annotations",
-            "needs_review",
-            "prediction_ts",
+        return self._service.db.query_dicts(
+            "SELECT prediction_id, strategy, reason, finding_id, alert_id, routed_at, label, agreement, annotations, "
+            f"needs_review, prediction_ts FROM routed_samples WHERE {' AND '.join(where)}",
+            params,
         )
-        rows = self._service.db.query(
-            f"SELECT {', '.join(keys)} FROM routed_samples WHERE {' AND '.join(where)}", params
-        )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def _assign_splits(self, records: list[dict[str, Any]], segments: list[str], request: BuildRequest) -> None:
         rare: set[tuple[str, Any]] = set()

@@ -203,41 +203,17 @@ class LabelingQueue:
         if status:
             where.append("r.status = ?")
             params.append(status)
-        rows = self._service.db.query(
-            "SELECT m.name, r.prediction_id, r.strategy, r.reason, r.priority, r.finding_id, r.alert_id, r.routed_at, "
+        out = self._service.db.query_dicts(
+            "SELECT m.name AS model, r.prediction_id, r.strategy, r.reason, r.priority, r.finding_id, r.alert_id, r.routed_at, "
             "r.routed_by, r.status, r.project_id, r.task_id, r.pushed_at, r.push_error, r.annotated_at, r.label, "
             "r.agreement, r.annotations, r.needs_review FROM routed_samples r JOIN models m ON m.id = r.model_id "
             f"WHERE {' AND '.join(where)} ORDER BY r.routed_at DESC, r.priority DESC LIMIT ?",
             [*params, limit],
         )
-        keys = (
-            "model",
-            "prediction_id",
-            "strategy",
-            "reason",
-            "priority",
-            "finding_id",
-            "alert_id",
-            "routed_at",
-            "routed_by",
-            "status",
-            "project_id",
-            "task_id",
-            "pushed_at",
-            "push_error",
-            "annotated_at",
-            "label",
-            "agreement",
-            "annotations",
-            "needs_review",
-        )
-        out = []
-        for row in rows:
-            item = dict(zip(keys, row, strict=True))
+        for item in out:
             for key in ("routed_at", "pushed_at", "annotated_at"):
                 item[key] = iso_z(item[key])
             item["annotations"] = json.loads(item["annotations"]) if item["annotations"] else []
-            out.append(item)
         return out
 
     def depth(self) -> dict[str, int]:

@@ -367,13 +367,12 @@ class PredictionStore:
 
     def label_history(self, model_name: str, prediction_id: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)
-        rows = self._db.query(
+        rows = self._db.query_dicts(
             "SELECT label, previous_label, timestamp, received_at, source, annotator FROM label_events "
             "WHERE model_id = ? AND prediction_id = ? ORDER BY received_at, timestamp",
             [model.id, prediction_id],
         )
-        keys = ("label", "previous_label", "timestamp", "received_at", "source", "annotator")
-        return [_jsonable(dict(zip(keys, r, strict=True))) for r in rows]
+        return [_jsonable(r) for r in rows]
 
     # ---------------------------------------------------------------------------------------
     # Sealing
@@ -450,12 +449,12 @@ class PredictionStore:
 
     def sealed_files(self, model_name: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)
-        rows = self._db.query(
-            "SELECT path, date, rows, min_ts, max_ts, bytes, sha256 FROM sealed_files WHERE model_id = ? ORDER BY date, path",
+        rows = self._db.query_dicts(
+            "SELECT path, date, rows, min_ts AS min_timestamp, max_ts AS max_timestamp, bytes, sha256 "
+            "FROM sealed_files WHERE model_id = ? ORDER BY date, path",
             [model.id],
         )
-        keys = ("path", "date", "rows", "min_timestamp", "max_timestamp", "bytes", "sha256")
-        return [_jsonable(dict(zip(keys, r, strict=True))) for r in rows]
+        return [_jsonable(r) for r in rows]
 
     def _remove_unrecorded_files(self) -> None:
         """Start-up recovery: a file written but not recorded (crash mid-seal) is garbage."""

@@ -84,14 +84,12 @@ class Outbox:
         return True
 
     def due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._db.query(
+        return self._db.query_dicts(
             "SELECT id, alert_id, group_key, kind, channel, payload, attempts, last_error FROM outbox "
             "WHERE status = 'pending' AND not_before <= ? AND next_attempt_at <= ? ORDER BY not_before, created_at "
             "LIMIT ?",
             [now, now, limit],
         )
-        keys = ("id", "alert_id", "group_key", "kind", "channel", "payload", "attempts", "last_error")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def pending_flush(self, group_key: str) -> datetime | None:
         """When the group's next batch goes out, if one is already waiting (new alerts join it)."""
@@ -142,22 +140,8 @@ class Outbox:
         if alert_id:
             sql += " WHERE alert_id = ?"
             params.append(alert_id)
-        keys = (
-            "id",
-            "alert_id",
-            "kind",
-            "channel",
-            "status",
-            "attempts",
-            "not_before",
-            "last_error",
-            "slack_ts",
-            "sent_at",
-        )
-        out = []
-        for row in self._db.query(sql + " ORDER BY created_at", params):
-            item = dict(zip(keys, row, strict=True))
+        out = self._db.query_dicts(sql + " ORDER BY created_at", params)
+        for item in out:
             for key in ("not_before", "sent_at"):
                 item[key] = item[key].astimezone(UTC).isoformat() if item[key] else None
-            out.append(item)
         return out
