@@ -26,7 +26,7 @@ Findings: one per (segment, feature) with ``metric`` = the method, plus one
 >>> for f in detector.run(current, stats, config, ctx):
 ...     print(f.column, f.metric, f.status.value, None if f.value is None else round(f.value, 2))
 speed wasserstein critical 0.53
-road jensenshannon ok 0.01
+road tvd ok 0.01
 None share_drifted_columns critical 0.5
 """
 

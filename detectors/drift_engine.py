@@ -1,13 +1,22 @@
 """Shared machinery of the three drift detectors (data, prediction, label drift).
 
 They differ only in *which* columns they watch; everything else is here: per-segment
-reference summaries computed once, minimum sample sizes, Evidently-compatible method
-choice, Benjamini–Hochberg across all p-value tests of a run, and the findings.
+reference summaries computed once, minimum sample sizes, the verdict rule,
+Benjamini–Hochberg across all tests of a run (columns × segments), and the findings.
 
-Status rule: ``critical`` when the column drifted (for p-value tests: after BH
-adjustment when ``fdr`` is on), ``warning`` when only the raw p-value crossed the
-threshold (suggestive, not established), ``ok`` otherwise, ``insufficient_data`` when
-either side has fewer than the minimum non-missing values.
+Status rule (default, ``compat`` unset — see :func:`detectors.column_drift.calibrated_compare`):
+
+* ``critical`` — the effect is at or above its practical floor **and** the two-sample test
+  rejects after Benjamini–Hochberg at ``alpha`` (so under no drift at most ~``alpha`` of
+  windows raise any critical finding, whatever the sizes, cardinalities and segments);
+* ``warning`` — the effect is over its floor and only the raw p-value is below ``alpha``;
+* ``ok`` — otherwise (including "statistically detectable but below the floor");
+* ``insufficient_data`` — too few non-missing values, or an id-like column (nearly every
+  value distinct: there is no distribution to compare).
+
+``compat: evidently`` keeps Evidently 0.7's methods and thresholds: ``critical`` when the
+column drifted (p-value tests after BH when ``fdr`` is on), ``warning`` when only the raw
+p-value crossed.
 """
 
 from __future__ import annotations
@@ -19,7 +28,13 @@ from typing import Any
 import pyarrow as pa
 
 from detectors.base import Segment, SegmentKey, min_rows_for, segment_key, segment_slices
-from detectors.column_drift import ColumnDrift, compare_summaries
+from detectors.column_drift import (
+    CATEGORICAL_FLOOR,
+    NUMERIC_FLOOR,
+    ColumnDrift,
+    calibrated_compare,
+    compare_summaries,
+)
 from detectors.context import RunContext
 from detectors.finding import Finding, Status
 from detectors.spec import ModelSpec
@@ -33,9 +48,15 @@ from detectors.stats.summary import Summary, summarize
 class DriftConfig:
     """Parameters shared by the drift detectors (all optional).
 
+    ``compat``: unset for the calibrated rule, ``"evidently"`` for Evidently 0.7's verdicts.
     ``method``/``threshold`` apply to every column (where the method fits the column kind);
-    ``methods``/``thresholds`` override per column. ``fdr`` applies Benjamini–Hochberg to
-    all p-value tests of one run (columns × segments); raw p-values are reported too.
+    ``methods``/``thresholds`` override per column. Under the calibrated rule a distance
+    method replaces the effect measure and ``threshold`` is its floor, a test method replaces
+    the test. ``alpha``: level of the tests after Benjamini–Hochberg (``fdr``) across all
+    tests of one run. ``numeric_floor`` (normed Wasserstein) and ``categorical_floor``
+    (total variation) are the practical floors; ``min_expected`` the χ² bucketing rule;
+    ``id_like_share``: a categorical reference column with at least this share of distinct
+    values (and ≥ 100 values) is id-like and not compared.
     """
 
     columns: tuple[str, ...] | None = None
@@ -48,8 +69,22 @@ class DriftConfig:
     min_segment_rows: int = 100
     fdr: bool = True
     details: bool = True
+    compat: str | None = None
+    alpha: float = 0.05
+    numeric_floor: float = NUMERIC_FLOOR
+    categorical_floor: float = CATEGORICAL_FLOOR
+    min_expected: float = 5.0
+    id_like_share: float = 0.9
 
     def __post_init__(self) -> None:
+        if self.compat not in (None, "evidently"):
+            raise ValueError(f"compat must be 'evidently' or unset, not {self.compat!r}")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must be between 0 and 1")
+        if self.numeric_floor < 0 or self.categorical_floor < 0 or self.min_expected <= 0:
+            raise ValueError("floors must be non-negative and min_expected positive")
+        if not 0 < self.id_like_share <= 1:
+            raise ValueError("id_like_share must be in (0, 1]")
         for name in [self.method, *self.methods.values()]:
             if name is not None:
                 get_method(name)
@@ -140,6 +175,10 @@ def run_drift(
                     "column missing from the reference")
                 pending.append(_Pending(segment, column, None, reason, cur.n))
                 continue
+            id_like = _id_like(ref, column, config)
+            if id_like is not None:
+                pending.append(_Pending(segment, column, None, id_like, cur.n, ref.n))
+                continue
             if cur.n < minimum or ref.n < minimum:
                 side = "current" if cur.n < minimum else "reference"
                 pending.append(_Pending(
@@ -147,15 +186,41 @@ def run_drift(
                     f"{side} window has fewer than {minimum} non-missing values", cur.n, ref.n,
                 ))
                 continue
-            result = compare_summaries(
-                column.name, column.kind, ref, cur,
-                method=config.methods.get(column.name, config.method) if _fits(config, column) else None,
-                threshold=config.thresholds.get(column.name, config.threshold),
-                with_details=config.details,
-            )
+            method = config.methods.get(column.name, config.method) if _fits(config, column) else None
+            threshold = config.thresholds.get(column.name, config.threshold)
+            if config.compat == "evidently":
+                result = compare_summaries(
+                    column.name, column.kind, ref, cur, method=method, threshold=threshold,
+                    with_details=config.details,
+                )
+            else:
+                result = calibrated_compare(
+                    column.name, column.kind, ref, cur, method=method, threshold=threshold,
+                    alpha=config.alpha, numeric_floor=config.numeric_floor,
+                    categorical_floor=config.categorical_floor, min_expected=config.min_expected,
+                    with_details=config.details,
+                )
             pending.append(_Pending(segment, column, result, None, cur.n, ref.n))
     adjusted = _adjust(pending, config.fdr)
     return [_finding(detector, p, adjusted.get(i), config, context) for i, p in enumerate(pending)]
+
+
+#: Below this many reference values a column is never called id-like (too few to tell).
+ID_LIKE_MIN_ROWS = 100
+
+
+def _id_like(reference: Summary, column: WatchedColumn, config: DriftConfig) -> str | None:
+    """Why a categorical column is not compared (nearly all values distinct), or ``None``.
+
+    A column of ids (request ids, serial numbers) has no distribution to drift: every window
+    brings new values, so any comparison "drifts". Decided on the cached reference.
+    """
+    if config.compat == "evidently" or column.kind != "categorical" or reference.n < ID_LIKE_MIN_ROWS:
+        return None
+    share = reference.n_unique / reference.n
+    if share < config.id_like_share:
+        return None
+    return f"id-like column: {share:.0%} of reference values are distinct; not compared (declare it as text or drop it)"
 
 
 def _fits(config: DriftConfig, column: WatchedColumn) -> bool:
@@ -191,6 +256,13 @@ def _finding(
     raw_drift = r.drifted
     if r.score is None:
         status = Status.INSUFFICIENT_DATA
+    elif r.rule == "calibrated":
+        relevant = r.score >= r.threshold
+        alpha = r.alpha if r.alpha is not None else config.alpha
+        established = (adjusted if adjusted is not None else r.p_value or 1.0) < alpha
+        suggestive = r.p_value is not None and r.p_value < alpha
+        status = Status.CRITICAL if relevant and established else (
+            Status.WARNING if relevant and suggestive else Status.OK)
     elif adjusted is not None:
         confirmed = method.is_drift(adjusted, r.threshold)
         status = Status.CRITICAL if confirmed else (Status.WARNING if raw_drift else Status.OK)
@@ -200,7 +272,7 @@ def _finding(
         "kind": column.kind,
         "method": r.method,
         "method_display_name": method.display_name,
-        "score_is_p_value": method.uses_p_value,
+        "score_is_p_value": method.uses_p_value and r.rule != "calibrated",
         "missing_current": r.missing_current,
         "missing_reference": r.missing_reference,
         **({"transform": column.transform} if column.transform else {}),

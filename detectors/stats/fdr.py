@@ -31,6 +31,7 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     ranked = pv[order] * m / np.arange(1, m + 1)
     adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
     result = np.empty(m)
-    result[order] = np.clip(adjusted, 0.0, 1.0)
+    # max with the raw p: the product p·m/rank can round a hair below p when rank == m.
+    result[order] = np.clip(np.maximum(adjusted, pv[order]), 0.0, 1.0)
     out[valid] = result
     return out.tolist()

@@ -99,3 +99,148 @@ def z_proportions(reference: Summary, current: Summary) -> TestOutcome:
     z = (p1 - p2) / math.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
     p_value = 2 * (1 - normal_cdf(abs(z)))
     return TestOutcome(p_value, z)
+
+
+# --------------------------------------------------------------------------- calibrated tests
+#
+# The tests below are the *two-sample* versions behind the default (calibrated) verdict. Unlike
+# Evidently's ``chisquare`` above, neither treats the reference as exact: both samples carry
+# sampling noise, which is what keeps the false-alarm rate at the nominal level when the
+# reference is small (a segment's slice, a 1k-row window).
+
+#: Above this effective size (n·m/(n+m)) the KS p-value uses the asymptotic Kolmogorov series,
+#: which is accurate to well under 1% there and needs no scipy import.
+KS_ASYMPTOTIC_SIZE = 10_000
+
+
+def kolmogorov_sf(lam: float) -> float:
+    """Survival function of the Kolmogorov distribution, ``2 Σ (−1)^(k−1) exp(−2k²λ²)``.
+
+    >>> round(kolmogorov_sf(1.3580986393225505), 4)
+    0.05
+    """
+    if lam < 0.2:
+        return 1.0
+    total = 0.0
+    for k in range(1, 101):
+        term = math.exp(-2.0 * k * k * lam * lam)
+        total += term if k % 2 else -term
+        if term < 1e-16:
+            break
+    return min(1.0, max(0.0, 2.0 * total))
+
+
+def ks_statistic_sorted(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sample KS statistic ``sup |F_ref − F_cur|`` from two *sorted* samples, ties exact.
+
+    The supremum is attained at a data point; each side's ECDF is evaluated at the other's
+    points with one ``searchsorted`` and at its own points at the last of each run of ties
+    (so repeated values never create a spurious step). O((n + m) log) with sorted queries.
+
+    >>> ks_statistic_sorted(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+    0.0
+    >>> ks_statistic_sorted(np.array([0.0, 0.0, 1.0, 1.0]), np.array([1.0, 1.0, 2.0, 2.0]))
+    0.5
+    """
+    n, m = int(reference.size), int(current.size)
+    if n == 0 or m == 0:
+        return float("nan")
+    best = 0.0
+    for own, other, n_own, n_other in ((current, reference, m, n), (reference, current, n, m)):
+        last = np.flatnonzero(np.append(own[1:] != own[:-1], True))
+        f_own = (last + 1) / n_own
+        f_other = np.searchsorted(other, own[last], side="right") / n_other
+        best = max(best, float(np.max(np.abs(f_own - f_other))))
+    return best
+
+
+def ks_sorted(reference: NumericSummary, current: NumericSummary) -> TestOutcome:
+    """Two-sided two-sample Kolmogorov–Smirnov test on cached sorted values.
+
+    p-value: ``scipy.stats.kstwo`` at the effective size ``round(n·m/(n+m))`` (what
+    ``scipy.stats.ks_2samp(method="asymp")`` does) up to :data:`KS_ASYMPTOTIC_SIZE`, the
+    asymptotic Kolmogorov series above it. Ties make the test conservative (never liberal).
+    Reference: Hodges (1958); Massey (1951), *J. Amer. Statist. Assoc.* 46:68–78.
+    """
+    d = ks_statistic_sorted(reference.sorted_values, current.sorted_values)
+    n, m = reference.n, current.n
+    en = n * m / (n + m)
+    if en <= KS_ASYMPTOTIC_SIZE:
+        from scipy.stats import kstwo
+
+        p = float(kstwo.sf(d, round(en)))
+    else:
+        p = kolmogorov_sf(d * math.sqrt(en))
+    return TestOutcome(min(1.0, max(0.0, p)), d)
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """Categories grouped so every expected count of a 2×k table is large enough.
+
+    ``labels[i]`` is a category, or ``OTHER`` for the merged rare ones; ``reference`` and
+    ``current`` are the counts per bucket.
+    """
+
+    labels: list[Any]
+    reference: np.ndarray
+    current: np.ndarray
+    merged: int  # how many categories went into OTHER
+
+
+OTHER = "(other)"
+
+
+def bucket_categories(reference: Summary, current: Summary, min_expected: float = 5.0) -> Buckets:
+    """Merge rare categories (pooled) so each bucket's expected count is ≥ ``min_expected``.
+
+    Under homogeneity the expected count of category j in sample i is ``n_i · c_j / N``; a
+    category is kept when that is ≥ ``min_expected`` for the smaller sample (Cochran's rule),
+    the others are summed into one ``OTHER`` bucket, itself merged into the smallest kept
+    bucket if it is still too small. Rare categories — including ones the reference never
+    saw — therefore neither make the χ² statistic explode nor go unnoticed when they grow.
+    """
+    ref_counts, cur_counts = reference.counts(), current.counts()
+    keys = list(set(ref_counts) | set(cur_counts))
+    ref = np.array([ref_counts.get(k, 0) for k in keys], dtype=np.float64)
+    cur = np.array([cur_counts.get(k, 0) for k in keys], dtype=np.float64)
+    n_ref, n_cur = ref.sum(), cur.sum()
+    pooled = ref + cur
+    total = n_ref + n_cur
+    smaller = min(n_ref, n_cur)
+    needed = min_expected * total / smaller if smaller else math.inf
+    order = np.argsort(-pooled, kind="stable")
+    keep = [int(i) for i in order if pooled[i] >= needed]
+    rare = [int(i) for i in order if pooled[i] < needed]
+    labels: list[Any] = [keys[i] for i in keep]
+    ref_b = [ref[i] for i in keep]
+    cur_b = [cur[i] for i in keep]
+    if rare:
+        other_ref, other_cur = float(ref[rare].sum()), float(cur[rare].sum())
+        if other_ref + other_cur >= needed or not keep:
+            labels.append(OTHER)
+            ref_b.append(other_ref)
+            cur_b.append(other_cur)
+        else:  # still too small on its own: fold it into the smallest kept bucket
+            labels[-1] = OTHER
+            ref_b[-1] += other_ref
+            cur_b[-1] += other_cur
+    return Buckets(labels, np.array(ref_b), np.array(cur_b), len(rare))
+
+
+def chi2_homogeneity(buckets: Buckets) -> TestOutcome:
+    """Pearson's χ² test of homogeneity on the 2×k table of bucketed counts.
+
+    Both rows are samples (unlike :func:`chisquare`, which takes the reference shares as
+    exact), so the false-alarm rate is the nominal α at any reference size. Fewer than two
+    buckets → nothing to test, p = 1. Reference: Agresti, *Categorical Data Analysis* (2013), §3.2.
+    """
+    table = np.vstack([buckets.reference, buckets.current])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return TestOutcome(1.0, 0.0)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    from scipy.special import chdtrc
+
+    return TestOutcome(float(chdtrc(table.shape[1] - 1, statistic)), statistic)

@@ -1,4 +1,4 @@
-"""Data drift: statistical validity, Evidently-compatible choices, segments, FDR."""
+"""Data drift: statistical validity of the calibrated rule, Evidently compatibility, segments, FDR."""
 
 from __future__ import annotations
 
@@ -23,15 +23,16 @@ def _alarms(findings: list) -> bool:
 
 
 def test_false_alarm_rate_of_tests_stays_at_nominal_level() -> None:
-    """Same distribution, small reference (KS path), 5 features with BH: the share of windows
-    with any alarm is at most α — the Wilson interval's lower end must not exceed α."""
+    """Same distribution, small windows (Evidently's KS path), 5 features with BH: the share of
+    windows with any alarm is at most α — the Wilson interval's lower end must not exceed α."""
     rng = np.random.default_rng(1234)
     detector = DataDrift()
+    config = detector.config({"compat": "evidently"})
     trials = 300
     alarms = 0
     for _ in range(trials):
-        ref = detector.prepare_reference(_numeric_table(rng, 400), SPEC)
-        findings = detector.run(_numeric_table(rng, 200), ref, None, context())
+        ref = detector.prepare_reference(_numeric_table(rng, 400), SPEC, config)
+        findings = detector.run(_numeric_table(rng, 200), ref, config, context())
         assert {f.metric for f in findings if f.column} == {"ks"}
         alarms += _alarms(findings)
     low, _ = wilson(alarms, trials)
@@ -85,23 +86,42 @@ def test_bh_adjusted_p_values_are_reported_with_raw_ones() -> None:
     for f in findings:
         assert f.p_value is not None and f.p_value_adjusted is not None
         assert f.p_value_adjusted >= f.p_value
-        if f.p_value < ALPHA <= f.p_value_adjusted:
+        if f.p_value < ALPHA <= f.p_value_adjusted and f.value >= f.threshold:
             assert f.status is Status.WARNING
     off = [f for f in detector.run(_numeric_table(rng, 300), ref, {"fdr": False}, context()) if f.column]
     assert all(f.p_value_adjusted is None for f in off)
 
 
 def test_evidently_method_selection_by_reference_size_and_kind() -> None:
-    """>1000 reference rows: Wasserstein (numeric), JS (categorical/boolean); ≤1000: KS / chi² / z."""
+    """compat evidently: >1000 reference rows: Wasserstein (numeric), JS (categorical/boolean);
+    ≤1000: KS / chi² / z."""
     detector = DataDrift()
-    big = detector.prepare_reference(make_window(BINARY, 3000, 1), BINARY)
-    methods = {f.column: f.metric for f in detector.run(make_window(BINARY, 500, 2), big, None, context()) if f.column}
-    assert methods == {"speed": "wasserstein", "road": "jensenshannon", "night": "jensenshannon", "note": "wasserstein"}
-    small = detector.prepare_reference(make_window(BINARY, 800, 1), BINARY)
+    config = detector.config({"compat": "evidently"})
+    big = detector.prepare_reference(make_window(BINARY, 3000, 1), BINARY, config)
     methods = {
-        f.column: f.metric for f in detector.run(make_window(BINARY, 500, 2), small, None, context()) if f.column
+        f.column: f.metric for f in detector.run(make_window(BINARY, 500, 2), big, config, context()) if f.column
+    }
+    assert methods == {"speed": "wasserstein", "road": "jensenshannon", "night": "jensenshannon", "note": "wasserstein"}
+    small = detector.prepare_reference(make_window(BINARY, 800, 1), BINARY, config)
+    methods = {
+        f.column: f.metric for f in detector.run(make_window(BINARY, 500, 2), small, config, context()) if f.column
     }
     assert methods == {"speed": "ks", "road": "chisquare", "night": "z", "note": "ks"}
+
+
+def test_calibrated_measures_do_not_depend_on_reference_size() -> None:
+    """Default rule: numeric columns are measured by normed Wasserstein (tested with KS),
+    categorical, boolean and discrete ones (≤ 20 reference values, like the text length here)
+    by total variation (tested with χ² of homogeneity), whatever
+    the reference size — so a series' metric, and its alert, never changes with the window."""
+    detector = DataDrift()
+    for n_ref in (3000, 800):
+        ref = detector.prepare_reference(make_window(BINARY, n_ref, 1), BINARY)
+        found = {f.column: f for f in detector.run(make_window(BINARY, 500, 2), ref, None, context()) if f.column}
+        assert {c: f.metric for c, f in found.items()} == {
+            "speed": "wasserstein", "road": "tvd", "night": "tvd", "note": "tvd"}
+        assert {c: f.details["test"] for c, f in found.items()} == {
+            "speed": "ks_2samp", "road": "chi2_homogeneity", "night": "chi2_homogeneity", "note": "chi2_homogeneity"}
 
 
 def test_segments_below_minimum_are_insufficient_not_drift() -> None:

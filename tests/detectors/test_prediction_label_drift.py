@@ -10,11 +10,11 @@ from tests.detectors.conftest import BINARY, MULTICLASS, REGRESSION, context, ma
 
 
 def test_prediction_drift_watches_prediction_and_score() -> None:
-    """Classification: prediction is categorical (JS), score numeric (Wasserstein); unchanged → ok."""
+    """Classification: prediction is categorical (total variation), score numeric (Wasserstein); unchanged → ok."""
     detector = PredictionDrift()
     ref = detector.prepare_reference(make_window(BINARY, 5000, 1), BINARY)
     found = {f.column: f for f in detector.run(make_window(BINARY, 2000, 2), ref, None, context())}
-    assert {c: f.metric for c, f in found.items()} == {"prediction": "jensenshannon", "score": "wasserstein"}
+    assert {c: f.metric for c, f in found.items()} == {"prediction": "tvd", "score": "wasserstein"}
     assert {f.status for f in found.values()} == {Status.OK}
 
 
