@@ -432,8 +432,13 @@ def drift(
     method: Annotated[str | None, typer.Option(help="Force a method: wasserstein, ks, psi, jensenshannon, ...")] = None,
     threshold: Annotated[float | None, typer.Option(help="Override the method's threshold.")] = None,
     format: Annotated[str, typer.Option("--format", help="json | table")] = "table",
+    compat: Annotated[
+        str | None, typer.Option(help="'evidently': Evidently 0.7's methods, thresholds and verdicts, exactly.")
+    ] = None,
 ) -> None:
-    """Column drift between two files, no server needed; Evidently's default methods and verdicts.
+    """Column drift between two files, no server needed. Default: the calibrated rule (a column
+    drifted when its effect is over the floor and a two-sample test rejects after BH; id-like
+    columns skipped); --compat evidently reproduces Evidently 0.7's verdicts.
     Exit status: 0 no dataset drift, 1 dataset drift, 2 bad input."""
     from detectors.__main__ import main as drift_main
 
@@ -447,6 +452,11 @@ def drift(
         argv += ["--method", method]
     if threshold is not None:
         argv += ["--threshold", str(threshold)]
+    if compat is not None:
+        if compat != "evidently":
+            console.print("[red]error:[/red] --compat must be evidently")
+            raise typer.Exit(2)
+        argv += ["--compat", compat]
     raise typer.Exit(drift_main(argv))
 
 

@@ -28,9 +28,12 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    for item in result.get("skipped", []):
+        lines.append(f"skipped {item['column']}: {item['reason']}")
+    rule = "calibrated rule (effect over its floor and a test after BH)" if result.get("rule") else "Evidently 0.7 rule"
     lines.append(
         f"\n{result['drifted_columns']} of {len(rows)} columns drifted (share {result['share']:.2f}); "
-        f"dataset drift: {'yes' if result['dataset_drift'] else 'no'}"
+        f"dataset drift: {'yes' if result['dataset_drift'] else 'no'} — {rule}"
     )
     return "\n".join(lines)
 
@@ -43,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--method", help="force a drift method (e.g. ks, psi, jensenshannon)")
     parser.add_argument("--threshold", type=float, help="override the method's threshold")
     parser.add_argument("--format", choices=("json", "table"), default="table")
+    parser.add_argument(
+        "--compat", choices=("evidently",), help="reproduce Evidently 0.7's verdicts instead of the calibrated rule"
+    )
     args = parser.parse_args(argv)
 
     from detectors.table_drift import compare_tables, open_table
@@ -51,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reference = open_table(args.reference)
         current = open_table(args.current)
-        result = compare_tables(reference, current, columns, args.method, threshold=args.threshold)
+        result = compare_tables(
+            reference, current, columns, args.method, threshold=args.threshold, compat=args.compat
+        )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,12 @@
 """Standalone drift between two tables: the engine behind ``loopwatch drift REFERENCE CURRENT``.
 
+Two verdict rules (see :mod:`detectors.column_drift`): the default **calibrated** rule (effect
+over its floor and a two-sample test that rejects after Benjamini–Hochberg across the
+columns), and ``compat="evidently"``, which reproduces Evidently 0.7's ``DataDriftPreset``
+verdicts and scores exactly. The calibrated rule also leaves out id-like columns (nearly
+every value distinct — request ids, serials, integer keys), which have no distribution to
+compare and would otherwise "drift" in every file; they are listed under ``skipped``.
+
 Column kinds are inferred the way Evidently 0.7 infers them from the *current* data loaded
 with pandas (``evidently.core.datasets.infer_column_type``), so that ``compare_tables`` and
 ``Report([DataDriftPreset()])`` judge the same columns with the same methods:
@@ -28,7 +35,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detectors.column_drift import ColumnDrift, compare_summaries
+from detectors.column_drift import ColumnDrift, calibrated_compare, compare_summaries
+from detectors.stats.fdr import benjamini_hochberg
 from detectors.stats.methods import get_method
 from detectors.stats.summary import summarize
 
@@ -37,6 +45,39 @@ from detectors.stats.summary import summarize
 INTEGER_CARDINALITY_LIMIT = 10
 #: Evidently ``DataDriftPreset(drift_share=0.5)``: dataset drift when this share drifted.
 DEFAULT_DRIFT_SHARE = 0.5
+#: Calibrated rule: a string column with at least this share of distinct values is id-like.
+ID_LIKE_STRING_SHARE = 0.9
+#: Calibrated rule: an integer column with at least this share of distinct values is id-like.
+ID_LIKE_INTEGER_SHARE = 0.99
+#: Fewer non-null values than this are never called id-like.
+ID_LIKE_MIN_VALUES = 100
+
+
+def id_like_reason(column: pa.ChunkedArray) -> str | None:
+    """Why a column looks like an identifier (calibrated rule only), or ``None``.
+
+    Strings (plain or dictionary-encoded, as Parquet files give them) with ≥ 90% distinct
+    values, integers with ≥ 99% distinct values. A dictionary column is what made a column of
+    unique ids "categorical" (Evidently's inference sees pandas ``category``) and trip dataset drift.
+    """
+    t = column.type
+    non_null = len(column) - column.null_count
+    if non_null < ID_LIKE_MIN_VALUES:
+        return None
+    value_type = t.value_type if pa.types.is_dictionary(t) else t
+    is_text = pa.types.is_string(value_type) or pa.types.is_large_string(value_type)
+    if not (is_text or pa.types.is_integer(value_type)):
+        return None
+    if pa.types.is_dictionary(t):  # distinct indices of one shared dictionary = distinct values
+        unified = column.unify_dictionaries()
+        distinct = pc.count_distinct(pa.chunked_array([c.indices for c in unified.chunks], t.index_type)).as_py()
+    else:
+        distinct = pc.count_distinct(column).as_py()
+    share = distinct / non_null
+    limit = ID_LIKE_STRING_SHARE if is_text else ID_LIKE_INTEGER_SHARE
+    if share < limit:
+        return None
+    return f"id-like: {share:.0%} of values are distinct"
 
 
 def infer_kind(column: pa.ChunkedArray) -> str:
@@ -161,23 +202,33 @@ def compare_tables(
     threshold: float | None = None,
     drift_share: float = DEFAULT_DRIFT_SHARE,
     max_workers: int | None = None,
+    compat: str | None = None,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
     """Per-column drift between two tables plus the dataset verdict, as a JSON-ready dict.
 
     ``reference``/``current`` are ``pa.Table`` objects or lazily read files
     (:func:`open_table`). ``method`` forces one method on every column it applies to
-    (others keep the default); ``threshold`` overrides the method's default threshold.
-    Dataset drift follows Evidently: ``share of drifted columns >= drift_share``.
+    (others keep the default); ``threshold`` overrides the method's default threshold (the
+    effect floor under the calibrated rule). Dataset drift follows Evidently: ``share of
+    drifted columns >= drift_share``. ``compat="evidently"`` returns exactly Evidently's
+    verdicts (six keys per column); the calibrated rule adds ``test``, ``p_value`` and
+    ``p_value_adjusted`` per column, and ``rule`` and ``skipped`` to the result.
 
     >>> import pyarrow as pa
     >>> ref = pa.table({"x": [float(i % 50) for i in range(2000)], "c": ["a", "b"] * 1000})
     >>> cur = pa.table({"x": [float(i % 50) + 20 for i in range(2000)], "c": ["a", "b"] * 1000})
     >>> out = compare_tables(ref, cur)
     >>> [(c["column"], c["method"], c["drifted"]) for c in out["columns"]]
-    [('x', 'wasserstein', True), ('c', 'jensenshannon', False)]
+    [('x', 'wasserstein', True), ('c', 'tvd', False)]
     >>> out["drifted_columns"], out["share"], out["dataset_drift"]
     (1, 0.5, True)
+    >>> [(c["column"], c["method"]) for c in compare_tables(ref, cur, compat="evidently")["columns"]]
+    [('x', 'wasserstein'), ('c', 'jensenshannon')]
     """
+    if compat not in (None, "evidently"):
+        raise ValueError(f"compat must be 'evidently' or unset, not {compat!r}")
+    calibrated = compat is None
     names = list(columns) if columns is not None else list(current.column_names)
     missing = [c for c in names if c not in current.column_names or c not in reference.column_names]
     if missing:
@@ -185,17 +236,29 @@ def compare_tables(
     if method is not None:
         get_method(method)  # fail fast on a typo, before any data is read
 
+    skipped: dict[str, str] = {}
+
     def run(name: str) -> ColumnDrift | None:
         cur_col = current.column(name)
         kind = infer_kind(cur_col)
         if kind not in ("numeric", "categorical"):
             if columns is not None:
                 raise ValueError(f"column {name!r} is {kind}; only numeric and categorical columns are compared")
+            skipped[name] = f"{kind} column"
             return None
+        if calibrated and columns is None:
+            reason = id_like_reason(cur_col)
+            if reason is not None:
+                skipped[name] = reason
+                return None
         forced = method if method is not None and kind in get_method(method).kinds else None
         cur_summary = summarize(cur_col, kind)
         del cur_col
         ref_summary = summarize(reference.column(name), kind)
+        if calibrated:
+            return calibrated_compare(
+                name, kind, ref_summary, cur_summary, method=forced, threshold=threshold, alpha=alpha
+            )
         return compare_summaries(name, kind, ref_summary, cur_summary, method=forced, threshold=threshold)
 
     workers = max_workers or min(len(names), os.cpu_count() or 1) or 1
@@ -205,11 +268,33 @@ def compare_tables(
     else:
         outcomes = [run(name) for name in names]
     results = [r for r in outcomes if r is not None]
-    drifted = sum(1 for r in results if r.drifted)
-    share = drifted / len(results) if results else 0.0
+    if not calibrated:
+        drifted = sum(1 for r in results if r.drifted)
+        share = drifted / len(results) if results else 0.0
+        return {
+            "columns": [_drift_row(r) for r in results],
+            "drifted_columns": drifted,
+            "share": share,
+            "dataset_drift": bool(results) and share >= drift_share,
+        }
+    adjusted = benjamini_hochberg([r.p_value if r.p_value is not None else float("nan") for r in results])
+    rows = []
+    for r, p_adj in zip(results, adjusted, strict=True):
+        established = p_adj == p_adj and p_adj < alpha
+        rows.append({
+            **_drift_row(r),
+            "drifted": bool(r.score is not None and r.score >= r.threshold and established),
+            "test": r.details.get("test"),
+            "p_value": r.p_value,
+            "p_value_adjusted": None if p_adj != p_adj else p_adj,
+        })
+    drifted = sum(1 for row in rows if row["drifted"])
+    share = drifted / len(rows) if rows else 0.0
     return {
-        "columns": [_drift_row(r) for r in results],
+        "rule": "calibrated",
+        "columns": rows,
         "drifted_columns": drifted,
         "share": share,
-        "dataset_drift": bool(results) and share >= drift_share,
+        "dataset_drift": bool(rows) and share >= drift_share,
+        "skipped": [{"column": name, "reason": skipped[name]} for name in names if name in skipped],
     }

@@ -120,9 +120,15 @@ def test_drift_command_json_and_exit_codes(tmp_path: Path) -> None:
     code, out = _invoke("drift", str(tmp_path / "ref.parquet"), str(tmp_path / "shifted.parquet"), "--format", "json")
     result = json.loads(out)
     assert code == 1 and result["dataset_drift"] is True and result["drifted_columns"] == 2
-    assert set(result["columns"][0]) == {"column", "kind", "method", "score", "threshold", "drifted"}
+    assert set(result["columns"][0]) >= {"column", "kind", "method", "score", "threshold", "drifted", "p_value"}
     code, out = _invoke("drift", str(tmp_path / "ref.parquet"), str(tmp_path / "same.parquet"))
     assert code == 0 and "dataset drift: no" in out
+    code, out = _invoke(
+        "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "shifted.parquet"), "--compat", "evidently",
+        "--format", "json",
+    )
+    legacy = json.loads(out)
+    assert code == 1 and set(legacy["columns"][0]) == {"column", "kind", "method", "score", "threshold", "drifted"}
     code, _ = _invoke("drift", str(tmp_path / "ref.parquet"), str(tmp_path / "missing.parquet"))
     assert code == 2
 

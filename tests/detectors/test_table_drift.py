@@ -1,4 +1,5 @@
-"""compare_tables / read_table / ``python -m detectors``: Evidently parity and file handling."""
+"""compare_tables / read_table / ``python -m detectors``: the calibrated default, Evidently parity
+(``compat="evidently"``) and file handling."""
 
 from __future__ import annotations
 
@@ -82,9 +83,10 @@ def _evidently(reference: pa.Table, current: pa.Table) -> dict[str, dict[str, An
 
 @pytest.mark.parametrize(("n_ref", "n_cur"), [(800, 600), (3000, 2000)], ids=["tests", "distances"])
 def test_compare_tables_matches_evidently(n_ref: int, n_cur: int) -> None:
-    """Same columns, same methods, same verdicts as Evidently 0.7's DataDriftPreset; scores within 1e-6."""
+    """compat evidently: same columns, same methods, same verdicts as Evidently 0.7's
+    DataDriftPreset; scores within 1e-6."""
     reference, current = _tables(n_ref, n_cur, seed=n_ref)
-    ours = compare_tables(reference, current)
+    ours = compare_tables(reference, current, compat="evidently")
     theirs = _evidently(reference, current)
     share = theirs.pop("__share__")
     assert {c["column"] for c in ours["columns"]} == set(theirs)
@@ -99,11 +101,20 @@ def test_compare_tables_matches_evidently(n_ref: int, n_cur: int) -> None:
 
 
 def test_output_shape_is_exactly_the_documented_json() -> None:
-    """compare_tables returns exactly columns/drifted_columns/share/dataset_drift, each column with 6 keys."""
+    """compat evidently returns exactly columns/drifted_columns/share/dataset_drift, each column
+    with 6 keys; the calibrated rule adds rule/skipped and test/p_value/p_value_adjusted per column."""
     reference, current = _tables(1500, 1500, seed=1)
-    out = compare_tables(reference, current)
+    out = compare_tables(reference, current, compat="evidently")
     assert set(out) == {"columns", "drifted_columns", "share", "dataset_drift"}
     assert all(set(c) == {"column", "kind", "method", "score", "threshold", "drifted"} for c in out["columns"])
+    json.dumps(out, allow_nan=False)
+    assert out["dataset_drift"] == (out["share"] >= 0.5)
+    out = compare_tables(reference, current)
+    assert set(out) == {"rule", "columns", "drifted_columns", "share", "dataset_drift", "skipped"}
+    assert all(
+        set(c) == {"column", "kind", "method", "score", "threshold", "drifted", "test", "p_value", "p_value_adjusted"}
+        for c in out["columns"]
+    )
     json.dumps(out, allow_nan=False)
     assert out["dataset_drift"] == (out["share"] >= 0.5)
 
@@ -131,17 +142,47 @@ def test_kind_inference_follows_evidently() -> None:
         "b": "categorical",
         "ts": "unsupported",
     }
-    out = compare_tables(t, t)
+    out = compare_tables(t, t, compat="evidently")
     assert [c["column"] for c in out["columns"]] == ["f", "i_low", "i_high", "s", "b"]
 
 
+def test_id_like_columns_are_skipped_with_a_note(tmp_path: Path) -> None:
+    """Calibrated rule: a column of unique ids — strings read dictionary-encoded from Parquet, or
+    integer keys — is not compared (it would "drift" in every file) and is listed as skipped;
+    naming it explicitly still compares it."""
+    rng = np.random.default_rng(3)
+
+    def side(offset: int) -> pa.Table:
+        return pa.table({
+            "request_id": [f"req-{offset + i}" for i in range(2000)],
+            "row_key": np.arange(offset, offset + 2000),
+            "x": rng.normal(0, 1, 2000),
+        })
+
+    pq.write_table(side(0), tmp_path / "ref.parquet")
+    pq.write_table(side(10_000), tmp_path / "cur.parquet")
+    out = compare_tables(open_table(tmp_path / "ref.parquet"), open_table(tmp_path / "cur.parquet"))
+    assert [c["column"] for c in out["columns"]] == ["x"]
+    assert {s["column"]: s["reason"] for s in out["skipped"]} == {
+        "request_id": "id-like: 100% of values are distinct", "row_key": "id-like: 100% of values are distinct"}
+    assert out["dataset_drift"] is False
+    legacy = compare_tables(open_table(tmp_path / "ref.parquet"), open_table(tmp_path / "cur.parquet"), compat="evidently")
+    assert legacy["dataset_drift"] is True  # the reported bug, kept in Evidently mode
+    forced = compare_tables(side(0), side(10_000), ["row_key"])
+    assert forced["columns"][0]["drifted"] is True
+
+
 def test_forced_method_and_threshold() -> None:
-    """--method applies to the columns it fits; --threshold overrides the default."""
+    """--method applies to the columns it fits; --threshold overrides the default. Calibrated:
+    a distance method becomes the effect measure (threshold = its floor), a test method the test."""
     reference, current = _tables(3000, 2000, seed=5)
-    out = compare_tables(reference, current, ["normal", "category"], "psi", threshold=0.2)
-    assert [(c["method"], c["threshold"]) for c in out["columns"]] == [("psi", 0.2), ("psi", 0.2)]
-    out = compare_tables(reference, current, ["normal", "category"], "ks")
+    for compat in (None, "evidently"):
+        out = compare_tables(reference, current, ["normal", "category"], "psi", threshold=0.2, compat=compat)
+        assert [(c["method"], c["threshold"]) for c in out["columns"]] == [("psi", 0.2), ("psi", 0.2)]
+    out = compare_tables(reference, current, ["normal", "category"], "ks", compat="evidently")
     assert [c["method"] for c in out["columns"]] == ["ks", "jensenshannon"]
+    out = compare_tables(reference, current, ["normal", "category"], "anderson")
+    assert [(c["method"], c["test"]) for c in out["columns"]] == [("wasserstein", "anderson"), ("tvd", "chi2_homogeneity")]
     with pytest.raises(ValueError, match="unknown drift method"):
         compare_tables(reference, current, method="nope")
     with pytest.raises(ValueError, match="missing"):
