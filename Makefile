@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/drift_vs_evidently.py
+	$(PY) bench/alert_quality.py
 	$(PY) bench/window_scan.py
 	$(PY) bench/dashboard.py
 

@@ -237,8 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         ref_path, cur_path = Path(tmp) / "reference.parquet", Path(tmp) / "current.parquet"
         notes = json.loads((Path(tmp) / "notes.json").read_text())
 
-        ours_cmd = [sys.executable, "-m", "detectors", str(ref_path), str(cur_path), "--format", "json"]
+        # Parity is judged in the Evidently-compatible mode; the default (calibrated) rule is
+        # timed too, since that is what `loopwatch drift` runs unless told otherwise.
+        ours_cmd = [sys.executable, "-m", "detectors", str(ref_path), str(cur_path), "--format", "json",
+                    "--compat", "evidently"]
         runs = [_run(ours_cmd) for _ in range(max(1, args.repeat))]
+        calibrated_runs = [_run(ours_cmd[:-2]) for _ in range(max(1, args.repeat))]
+        calibrated_best = min(calibrated_runs, key=lambda r: r[0])
         best = min(runs, key=lambda r: r[0])
         ours_s, _ours_kib, ours_out, ours_rc = best
         if ours_rc not in (0, 1):
@@ -252,8 +257,15 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "generate_and_write_s": round(generate_s, 2),
-            "loopwatch": {
+            "loopwatch_calibrated": {
                 "command": "python -m detectors REFERENCE CURRENT --format json",
+                "seconds_best": round(calibrated_best[0], 3),
+                "seconds_all": [round(r[0], 3) for r in calibrated_runs],
+                "peak_rss_mb": round(max(r[1] for r in calibrated_runs) / 1024, 1),
+                "drifted_columns": json.loads(calibrated_best[2])["drifted_columns"],
+            },
+            "loopwatch": {
+                "command": "python -m detectors REFERENCE CURRENT --format json --compat evidently",
                 "seconds_best": round(ours_s, 3),
                 "seconds_all": [round(r[0], 3) for r in runs],
                 "peak_rss_mb": round(max(r[1] for r in runs) / 1024, 1),
