@@ -19,10 +19,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy detectors monitor api labeling dashboards
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy detectors monitor api labeling dashboards
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
@@ -35,7 +37,7 @@ serve: $(STAMP)
 	$(VENV)/bin/loopwatch serve
 
 clean:
-	rm -rf $(VENV) loopwatch-data .pytest_cache
+	rm -rf $(VENV) loopwatch-data .pytest_cache .mypy_cache
 
 # Label Studio (its own virtual environment: its pins conflict with ours)
 LABEL_STUDIO := $(PYTHON) deploy/label-studio/launch.py

@@ -295,7 +295,8 @@ class DashboardData:
     def labeling_summary(
         self, model: str | None, alert_id: str | None, now: datetime, days: int = 14
     ) -> dict[str, Any]:
-        where, params = ["TRUE"], []
+        where = ["TRUE"]
+        params: list[Any] = []  # SQL parameters: model ids and text values alike
         if model:
             where.append("r.model_id = ?")
             params.append(self.model_id(model))

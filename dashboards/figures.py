@@ -129,8 +129,8 @@ def volume_figure(rows: Sequence[Any], *, daily: bool) -> Figure | None:
     labels: dict[datetime, int] = {}
     for r in rows:
         at = r.hour.replace(hour=0) if daily else r.hour
-        version = buckets.setdefault(r.model_version or "(none)", {})
-        version[at] = version.get(at, 0) + r.predictions
+        per_version = buckets.setdefault(r.model_version or "(none)", {})
+        per_version[at] = per_version.get(at, 0) + r.predictions
         labels[at] = labels.get(at, 0) + r.labels
     data = []
     for i, (version, counts) in enumerate(sorted(buckets.items())):
@@ -342,7 +342,7 @@ def drift_heatmap(grid: dict[str, Any], url: Callable[[str, datetime], str]) -> 
             drifted.append((i, j))
     xs = [ts(c) for c in columns]
     step = grid["step_hours"]
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "type": "heatmap",
             "x": xs,
@@ -434,7 +434,8 @@ def drift_score_figure(
                 "hovertemplate": "selected window<extra></extra>",
             }
         )
-    p_value = drift_ratio(method, 0.5, 0.05) is not None and drift_ratio(method, 0.5, 0.05) < 1
+    ratio = drift_ratio(method, 0.5, 0.05)
+    p_value = ratio is not None and ratio < 1
     title = "Drift score per window" + (" (p-value: below the threshold = drift)" if p_value else "")
     return figure(data, title, yaxis={"title": {"text": esc(method)}}, xaxis=_single_point_axis(points))
 

@@ -107,12 +107,15 @@ def config_fingerprint(config: Any) -> str:
     >>> config_fingerprint(LatencyConfig()) == config_fingerprint(LatencyConfig(margin=0.1))
     True
     """
-    payload = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        payload = dataclasses.asdict(config)
+    else:
+        payload = dict(config or {})
     text = json.dumps({"type": type(config).__name__, **payload}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def segment_key(segment: Segment) -> SegmentKey:
+def segment_key(segment: Mapping[str, Any] | None) -> SegmentKey:
     """Hashable key for a segment dict (``None`` = the whole window)."""
     if not segment:
         return None

@@ -234,11 +234,13 @@ def _fits(config: DriftConfig, column: WatchedColumn) -> bool:
 
 
 def _adjust(pending: list[_Pending], fdr: bool) -> dict[int, float]:
-    indices = [i for i, p in enumerate(pending) if p.result is not None and p.result.p_value is not None]
-    if not fdr or not indices:
+    raw: dict[int, float] = {}
+    for i, p in enumerate(pending):
+        if p.result is not None and p.result.p_value is not None:
+            raw[i] = p.result.p_value
+    if not fdr or not raw:
         return {}
-    raw = [pending[i].result.p_value for i in indices]  # type: ignore[union-attr]
-    return dict(zip(indices, benjamini_hochberg(raw), strict=True))
+    return dict(zip(raw, benjamini_hochberg(list(raw.values())), strict=True))
 
 
 def _finding(
@@ -291,7 +293,7 @@ def share_findings(
 ) -> list[Finding]:
     """Dataset-level verdict per segment: share of judged columns that drifted (Evidently's rule)."""
     by_segment: dict[SegmentKey, list[Finding]] = {}
-    segments: dict[SegmentKey, Segment] = {}
+    segments: dict[SegmentKey, Mapping[str, Any] | None] = {}
     for f in findings:
         key = segment_key(f.segment)
         by_segment.setdefault(key, []).append(f)

@@ -196,7 +196,8 @@ class LabelingQueue:
                 ).fetchall()
 
     def list(self, model: str | None = None, status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        where, params = ["TRUE"], []
+        where = ["TRUE"]
+        params: list[Any] = []  # SQL parameters: model ids and text values alike
         if model:
             where.append("r.model_id = ?")
             params.append(self._service.registry.get(model).id)

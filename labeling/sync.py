@@ -174,7 +174,7 @@ def apply_annotations(
     Label Studio connection: webhooks and polls both end here).
 
     ``replace`` (the poll) means ``annotations`` is the complete set for those tasks."""
-    now = now or service.now
+    clock = now or service.now
     registered = service.registry.get(model)
     incoming: dict[str, list[AnnotationOut]] = {}
     for annotation in annotations:
@@ -199,7 +199,7 @@ def apply_annotations(
     }
     label_rows: list[dict[str, Any]] = []
     review = 0
-    now = now()
+    at = clock()
     with service.db.transaction() as cur:
         for pid in affected:
             if pid not in current:
@@ -231,7 +231,7 @@ def apply_annotations(
                     needs_review,
                     status,
                     label is not None,
-                    now,
+                    at,
                     registered.id,
                     pid,
                 ],
@@ -249,7 +249,7 @@ def apply_annotations(
                     {
                         "prediction_id": pid,
                         "label": label,
-                        "timestamp": max(times) if times else now.isoformat(),
+                        "timestamp": max(times) if times else at.isoformat(),
                         "annotator": ", ".join(voters)[:200],
                     }
                 )

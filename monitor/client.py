@@ -106,7 +106,13 @@ class PredictionLogger:
         self._thread = threading.Thread(target=self._run, name=f"loopwatch-logger-{model}", daemon=True)
         self._thread.start()
         ref = weakref.ref(self)
-        atexit.register(lambda: (obj := ref()) is not None and obj.close())
+
+        def close_at_exit() -> None:  # holds only the weak reference: the logger can still be collected
+            logger = ref()
+            if logger is not None:
+                logger.close()
+
+        atexit.register(close_at_exit)
 
     # -- the caller's side: cheap, never raises -------------------------------------------
 

@@ -6,6 +6,7 @@ string ever becomes a table name.
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 from dataclasses import dataclass
@@ -146,14 +147,14 @@ class Registry:
         names = [r[0] for r in self._db.query("SELECT name FROM models ORDER BY name")]
         return [self.get(n) for n in names]
 
-    def schema_history(self, name: str) -> list[dict[str, Any]]:
+    def schema_history(self, name: str) -> builtins.list[dict[str, Any]]:  # ``list`` is the method above
         model = self.get(name)
         rows = self._db.query(
             "SELECT version, changes, created_at FROM model_schemas WHERE model_id = ? ORDER BY version", [model.id]
         )
         return [{"version": v, "changes": json.loads(c or "[]"), "created_at": t.isoformat()} for v, c, t in rows]
 
-    def versions(self, name: str) -> list[dict[str, Any]]:
+    def versions(self, name: str) -> builtins.list[dict[str, Any]]:
         """The model versions seen in ingested predictions, oldest first."""
         model = self.get(name)
         rows = self._db.query(

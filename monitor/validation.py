@@ -9,9 +9,9 @@ refused whole — nothing is written.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,14 @@ EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 UNVERSIONED = "unversioned"
 TS_TYPE = pa.timestamp("us", tz="UTC")
 PROBABILITY_SUM_TOLERANCE = 0.01
+
+
+class RowIds(Protocol):
+    """What ``ErrorSink`` needs to name a row's prediction: a length and the id at a row index."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, row: int, /) -> Any: ...
 
 
 class _LazyIds:
@@ -46,7 +54,7 @@ class _LazyIds:
 class ErrorSink:
     """Collects field errors up to a cap so one bad column cannot produce a huge response."""
 
-    def __init__(self, row_offset: int = 0, ids: Sequence[Any] | None = None) -> None:
+    def __init__(self, row_offset: int = 0, ids: RowIds | None = None) -> None:
         self.errors: list[FieldError] = []
         self.total = 0
         self.row_offset = row_offset
@@ -429,13 +437,13 @@ def _is_number(value: Any) -> bool:
 def _nested_columns(
     records: list[dict[str, Any]], key: str, allowed: dict[str, Expect], columns: dict[str, pa.Array], sink: ErrorSink
 ) -> None:
-    objs = [r.get(key) for r in records]
-    if set(map(type, objs)) - {dict, type(None)}:
-        for row, obj in enumerate(objs):
+    given = [r.get(key) for r in records]
+    if set(map(type, given)) - {dict, type(None)}:
+        for row, obj in enumerate(given):
             if obj is not None and type(obj) is not dict:
                 sink.add(key, f"must be an object of name → value, got {_json_type(type(obj))}", row)
         return
-    objs = [o if o is not None else _EMPTY for o in objs]
+    objs: list[dict[str, Any]] = [o if o is not None else _EMPTY for o in given]
     total_keys = sum(map(len, objs))
     names = list(allowed)
     if names and objs and total_keys == len(objs) * len(names):
@@ -606,10 +614,10 @@ def _prediction(col: pa.Array, schema: ModelSchema, sink: ErrorSink) -> pa.Array
                 "prediction", unknown, lambda r: f"{pred[r].as_py()!r} is not one of the classes {schema.classes}"
             )
         return pred
-    pred = to_float(col, "prediction", sink)
-    if pred is not None:
-        require_present(pred, "prediction", sink)
-    return pred
+    number = to_float(col, "prediction", sink)
+    if number is not None:
+        require_present(number, "prediction", sink)
+    return number
 
 
 def _scores(table: pa.Table, schema: ModelSchema, sink: ErrorSink) -> tuple[pa.Array | None, pa.Array | None]:
@@ -617,11 +625,11 @@ def _scores(table: pa.Table, schema: ModelSchema, sink: ErrorSink) -> tuple[pa.A
     names = table.column_names
     score = None
     if "score" in names:
-        score = to_float(table.column("score"), "score", sink)
-        if score is not None and schema.is_classifier:
-            outside = pc.or_(pc.less(score, 0), pc.greater(score, 1))
+        score = given = to_float(table.column("score"), "score", sink)
+        if given is not None and schema.is_classifier:
+            outside = pc.or_(pc.less(given, 0), pc.greater(given, 1))
             if pc.any(outside).as_py():
-                sink.add_rows("score", outside, lambda r: f"must be a probability in [0, 1], got {score[r].as_py()}")
+                sink.add_rows("score", outside, lambda r: f"must be a probability in [0, 1], got {given[r].as_py()}")
     probs = None
     if "probabilities" in names:
         if not schema.is_classifier:
@@ -784,19 +792,19 @@ def normalize_labels(
     pid = to_string(table.column("prediction_id"), "prediction_id", sink, max_length=MAX_ID_LENGTH)
     if pid is not None:
         require_present(pid, "prediction_id", sink)
-    if schema.is_classifier:
-        label = to_string(table.column("label"), "label", sink, max_length=200)
-        if label is not None:
-            require_present(label, "label", sink)
+    label = (
+        to_string(table.column("label"), "label", sink, max_length=200)
+        if schema.is_classifier
+        else to_float(table.column("label"), "label", sink)
+    )
+    if label is not None:
+        require_present(label, "label", sink)
+        if schema.is_classifier:
             unknown = pc.and_(pc.is_valid(label), pc.invert(pc.is_in(label, pa.array(schema.classes))))
             if pc.any(unknown).as_py():
                 sink.add_rows(
                     "label", unknown, lambda r: f"{label[r].as_py()!r} is not one of the classes {schema.classes}"
                 )
-    else:
-        label = to_float(table.column("label"), "label", sink)
-        if label is not None:
-            require_present(label, "label", sink)
     if "timestamp" in names:
         ts = to_timestamp(table.column("timestamp"), "timestamp", sink, now=now, max_future=max_future)
         if ts is not None:

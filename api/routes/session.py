@@ -50,7 +50,8 @@ def login_page(next: str | None = None) -> HTMLResponse:
 async def login(request: Request, service: ServiceDep) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key_text = (form.get("key") or [""])[0].strip()
-    target = _safe_next((form.get("next") or [None])[0])
+    next_values = form.get("next")
+    target = _safe_next(next_values[0] if next_values else None)
     key = service.keys.verify(key_text)
     if key is None:
         page = LOGIN_PAGE.format(error='<p class="err">That key is not valid.</p>', next=html.escape(target))

@@ -9,13 +9,13 @@ for ``loopwatch drift`` in CI.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ArrayLike = pa.Array | pa.ChunkedArray | np.ndarray | Sequence[Any]
+ArrayLike: TypeAlias = pa.Array | pa.ChunkedArray | np.ndarray | Sequence[Any]
 
 
 def _bits(buffer: pa.Buffer, offset: int, length: int) -> np.ndarray:

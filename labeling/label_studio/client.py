@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.request_options import RequestOptions
@@ -34,6 +34,9 @@ from labeling.label_studio.models import AnnotationOut, TaskIn, WebhookEvent
 from labeling.label_studio.results import confidence, label_result
 from labeling.label_studio.webhook import WEBHOOK_ACTIONS, WEBHOOK_SECRET_HEADER, parse_annotation, parse_webhook
 from monitor.schema import ModelSchema
+
+if TYPE_CHECKING:
+    from label_studio_sdk import AllRolesProjectList, RoleBasedTask
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,10 @@ class LabelStudioBackend:
         title = project_title(schema.name)
         config = labeling_config(schema, image_features=image_features)
         with translated(f"find project {title!r}"):
-            found = [p for p in self._client.projects.list(title=title, page_size=PAGE_SIZE) if p.title == title]
+            projects: Iterable[AllRolesProjectList] = self._client.projects.list(title=title, page_size=PAGE_SIZE)
+            found = [p.id for p in projects if p.title == title and p.id is not None]
         if found:
-            project = min(found, key=lambda p: p.id)
-            project_id = int(project.id)
+            project_id = min(found)
             with translated(f"read project {project_id}"):
                 stored = self._client.projects.get(project_id).label_config
             if (stored or "").strip() != config.strip():
@@ -96,7 +99,9 @@ class LabelStudioBackend:
                     sampling=UNCERTAINTY_SAMPLING,  # lowest-confidence tasks first
                     request_options=NO_RETRY,
                 )
-            project_id = int(created.id)
+                if created.id is None:
+                    raise ValueError("the created project has no id")
+            project_id = created.id
             log.info("created Label Studio project %s (%s)", project_id, title)
         self._schemas[project_id] = schema
         return project_id
@@ -128,11 +133,13 @@ class LabelStudioBackend:
             ]
             query = json.dumps({"filters": {"conjunction": "or", "items": items}})
             with translated(f"look up tasks in project {project_id}"):
-                pager = self._client.tasks.list(project=project_id, query=query, include="id,data", page_size=PAGE_SIZE)
+                pager: Iterable[RoleBasedTask] = self._client.tasks.list(
+                    project=project_id, query=query, include="id,data", page_size=PAGE_SIZE
+                )
                 for task in pager:
                     pid = (task.data or {}).get("prediction_id")
-                    if pid in chunk and (pid not in found or task.id < found[pid]):
-                        found[pid] = int(task.id)
+                    if task.id is not None and pid in chunk and (pid not in found or task.id < found[pid]):
+                        found[pid] = task.id
         return found
 
     def import_tasks(self, project_id: int, tasks: Sequence[TaskIn], *, schema: ModelSchema | None = None) -> list[int]:
@@ -153,9 +160,15 @@ class LabelStudioBackend:
             payload = [self._task_payload(schema, task) for task in chunk]
             with translated(f"import {len(chunk)} tasks into project {project_id}"):
                 response = self._client.projects.import_tasks(
-                    project_id, request=payload, return_task_ids=True, request_options=NO_RETRY
+                    project_id,
+                    # Stub gap: typed Sequence[ImportApiRequest], but the SDK serializes plain task dicts as they are.
+                    request=payload,  # type: ignore[arg-type]
+                    return_task_ids=True,
+                    request_options=NO_RETRY,
                 )
-            created = list(response.task_ids or [])
+            # ``task_ids`` is not a declared field of the response model: present only when the server honours
+            # return_task_ids, so an older server's response has no such attribute at all.
+            created = list(getattr(response, "task_ids", None) or [])
             if len(created) == len(chunk):
                 ids.update({task.prediction_id: int(task_id) for task, task_id in zip(chunk, created, strict=True)})
             else:  # an older server without return_task_ids: ask again
@@ -200,7 +213,8 @@ class LabelStudioBackend:
         emails = self._user_emails()
         out: list[AnnotationOut] = []
         with translated(f"list tasks of project {project_id}"):
-            for task in self._client.tasks.list(project=project_id, fields="all", page_size=PAGE_SIZE):
+            tasks: Iterable[RoleBasedTask] = self._client.tasks.list(project=project_id, fields="all", page_size=PAGE_SIZE)
+            for task in tasks:
                 prediction_id = (task.data or {}).get("prediction_id")
                 if not isinstance(prediction_id, str) or not prediction_id:
                     continue

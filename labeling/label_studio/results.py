@@ -24,6 +24,7 @@ def label_result(schema: ModelSchema, label: Label | None) -> list[dict[str, Any
     """
     if label is None:
         return None
+    value: dict[str, list[str] | float]
     if schema.is_classifier:
         if not isinstance(label, str) or label not in schema.classes:
             return None

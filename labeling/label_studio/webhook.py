@@ -47,6 +47,8 @@ def parse_webhook(payload: Any) -> WebhookEvent:
     project_id = _project_id(payload)
     if action == DELETED:
         return WebhookEvent(action, project_id, deleted_annotation_ids=_deleted_ids(payload))
+    annotations: object
+    tasks: object
     if action in SINGLE_ACTIONS:
         annotations, tasks = [payload.get("annotation")], [payload.get("task")]
     elif action == BULK_CREATED:

@@ -72,6 +72,15 @@ def test_queue_never_routes_twice_and_keeps_a_random_share(service: Loopwatch, b
     assert len(listed) == 100 and all(s["strategy"] == "uncertainty" and s["status"] == "queued" for s in listed)
 
 
+def test_queue_list_combines_model_and_status_filters(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """Listing by model (its id) and status (text) together returns exactly that model's samples in that status."""
+    _load(service, NOW - timedelta(hours=1), 1, 200, seed=3)
+    queue = LabelingQueue(service)
+    queue.route(RouteRequest(MODEL, "random", budget=20, start=NOW - timedelta(hours=1), end=NOW))
+    assert len(queue.list(MODEL, status="queued")) == 20
+    assert queue.list(MODEL, status="pushed") == []
+
+
 def test_daily_budget_caps_routing(service: Loopwatch, braking_model: ModelSchema) -> None:
     """Past the per-model daily budget nothing more is queued."""
     _load(service, NOW - timedelta(hours=1), 1, 300, seed=2)
