@@ -514,7 +514,7 @@ def _store_report(
     from api.local import RemoteBackend, running_server
     from monitor.errors import StoreLocked
 
-    params = {
+    params: dict[str, str | int] = {
         "start": start,
         "end": end,
         "reference_start": reference_start,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -74,7 +75,7 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     return Principal(key.id, key.scope)
 
 
-def require(scope: Scope):
+def require(scope: Scope) -> Callable[..., Principal]:
     """A dependency that admits keys with ``scope`` (or ``admin``)."""
 
     def dependency(

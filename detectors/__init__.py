@@ -29,13 +29,13 @@ from detectors.prediction_drift import PredictionDrift
 from detectors.spec import FeatureKind, ModelSpec, Task
 from detectors.volume import Volume, VolumeConfig, VolumeCounts
 
-DETECTORS: dict[str, type[BaseDetector]] = {
+DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls
     for cls in (DataDrift, PredictionDrift, LabelDrift, Performance, Latency, DataQuality, Volume, Freshness)
 }
 
 
-def get_detector(name: str) -> BaseDetector:
+def get_detector(name: str) -> Detector:
     """An instance of the detector registered under ``name`` (ValueError lists the names)."""
     try:
         return DETECTORS[name]()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from detectors.base import BaseDetector, Segment
+from detectors.base import BaseDetector, InputKind, Segment
 from detectors.context import RunContext
 from detectors.finding import Finding, Status
 from detectors.spec import ModelSpec
@@ -60,7 +60,7 @@ class Freshness(BaseDetector):
     """Minutes since the last prediction vs ``max_silence_minutes``."""
 
     name: ClassVar[str] = "freshness"
-    input_kind: ClassVar[str] = "last_seen"  # type: ignore[assignment]
+    input_kind: ClassVar[InputKind] = "last_seen"
     config_type: ClassVar[type] = FreshnessConfig
 
     def prepare_reference(self, reference: Any, spec: ModelSpec, config: Any = None) -> FreshnessReference:

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors.base import BaseDetector, Segment
+from detectors.base import BaseDetector, InputKind, Segment
 from detectors.context import RunContext
 from detectors.finding import Finding, Status
 from detectors.spec import ModelSpec
@@ -104,7 +104,7 @@ class Volume(BaseDetector):
     """Prediction count vs the same hour on past days."""
 
     name: ClassVar[str] = "volume"
-    input_kind: ClassVar[str] = "counts"  # type: ignore[assignment]
+    input_kind: ClassVar[InputKind] = "counts"
     config_type: ClassVar[type] = VolumeConfig
 
     def prepare_reference(self, reference: VolumeCounts, spec: ModelSpec, config: Any = None) -> VolumeReference:
