@@ -18,23 +18,28 @@ def _by_metric(findings: list) -> dict:
 
 
 def test_ten_point_fn_rate_rise_is_detected() -> None:
-    """FNR 10% → 20% with 3,000 labelled rows is critical in every seeded window; FPR stays ok."""
+    """FNR 10% → 20% with 3,000 labelled rows is critical (fnr and recall) in every seeded window;
+    the unchanged FPR is critical in at most 1 of 10: Benjamini–Hochberg bounds the share of
+    false discoveries, so next to real changes an unchanged metric keeps ≈ its raw one-sided 2.5%."""
     detector = Performance()
     ref = detector.prepare_reference(make_window(BINARY, 20000, 1, fn_rate=0.10), BINARY)
+    fpr_critical = 0
     for seed in range(10):
         found = _by_metric(detector.run(make_window(BINARY, 3000, 100 + seed, fn_rate=0.20), ref, None, context()))
         assert found["fnr"].status is Status.CRITICAL
         assert found["recall"].status is Status.CRITICAL
-        assert found["fpr"].status is not Status.CRITICAL
+        fpr_critical += found["fpr"].status is Status.CRITICAL
+    assert fpr_critical <= 1
 
 
 def test_tiny_rise_below_margin_is_not_critical() -> None:
-    """FNR 10% → 11% (below the 2-point margin) is never critical."""
+    """FNR 10% → 11% is below the relevance margin max(0.5 points, 20% × 10%) = 2 points: never critical."""
     detector = Performance()
     ref = detector.prepare_reference(make_window(BINARY, 20000, 1, fn_rate=0.10), BINARY)
     for seed in range(10):
         found = _by_metric(detector.run(make_window(BINARY, 3000, 200 + seed, fn_rate=0.11), ref, None, context()))
         assert found["fnr"].status is not Status.CRITICAL
+        assert found["fnr"].details["relevance_margin"] == pytest.approx(0.2 * found["fnr"].details["reference_value"])
 
 
 def test_false_alarm_rate_under_no_change() -> None:
@@ -97,14 +102,14 @@ def test_multiclass_per_class_metrics_and_auc() -> None:
 
 
 def test_regression_mae_rmse() -> None:
-    """Regression: larger errors flag MAE and RMSE critical beyond the 10% relative margin."""
+    """Regression: larger errors flag MAE and RMSE critical beyond the 20% relative margin."""
     detector = Performance()
     ref = detector.prepare_reference(make_window(REGRESSION, 10000, 1, fn_rate=0.0), REGRESSION)
     same = _by_metric(detector.run(make_window(REGRESSION, 2000, 2, fn_rate=0.0), ref, None, context()))
     worse = _by_metric(detector.run(make_window(REGRESSION, 2000, 3, fn_rate=0.5), ref, None, context()))
     assert same["mae"].status is Status.OK and same["rmse"].status is Status.OK
     assert worse["mae"].status is Status.CRITICAL and worse["rmse"].status is Status.CRITICAL
-    assert worse["rmse"].threshold == pytest.approx(same["rmse"].details["reference_value"] * 1.1)
+    assert worse["rmse"].threshold == pytest.approx(same["rmse"].details["reference_value"] * 1.2)
 
 
 def test_segments_need_their_own_minimum() -> None:
