@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) bench/drift_vs_evidently.py
 	$(PY) bench/window_scan.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/performance_quality.py
 
 serve: $(STAMP)
 	$(VENV)/bin/loopwatch serve
