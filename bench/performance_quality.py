@@ -285,7 +285,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Power: the changed metric `critical` (whole window)",
         "",
-        "| change | labelled | reference | critical | CI clear of zero (raw) |",
+        "| change | labelled | reference | critical | established (CI clear of zero after BH) |",
         "|---|---|---|---|---|",
     ]
     for c in result["power"] + result["tiny"]:
