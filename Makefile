@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/alert_quality.py
 	$(PY) bench/window_scan.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/performance_quality.py
 
 serve: $(STAMP)
 	$(VENV)/bin/loopwatch serve

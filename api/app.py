@@ -31,6 +31,7 @@ from api.routes import (
 from api.version import VERSION
 from labeling.curation import DatasetStore
 from labeling.queue import LabelingQueue, RouteRequest
+from labeling.routing import strategy_for_alert, why_labels_cannot_help
 from labeling.sync import LabelSync
 from monitor.alerting.pipeline import AlertPipeline, Dispatcher, build_pipeline
 from monitor.alerting.slack import NoticeChannel, channel_from_settings
@@ -77,15 +78,23 @@ def make_label_sync(service: Loopwatch, settings: Settings) -> LabelSync | None:
 
 
 def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: str, budget: int = 50) -> dict[str, Any]:
-    """Route samples for an alert (Slack button, or the policy when it fires): the strategy fits the alert."""
+    """Route samples for an alert (Slack button, or the policy when it fires): the strategy fits the alert.
+
+    Alerts that labels cannot help with (latency, volume, freshness, data quality, run errors —
+    see ``labeling.routing.LABEL_STRATEGY_BY_DETECTOR``) queue nothing and say why, so neither
+    the policy nor a button press spends the annotators' budget on them.
+    """
     alert = pipeline.alerts.get(alert_id)
-    strategy = {"data_drift": "drift_region", "prediction_drift": "uncertainty", "performance": "errors"}.get(
-        alert["detector"], "uncertainty"
-    )
-    if strategy == "drift_region" and not alert["column"]:
-        strategy = "uncertainty"
-    if alert["detector"] in ("freshness", "volume", "run_error"):
-        return {"queued": 0, "reason": f"no samples to route for a {alert['detector']} alert"}
+    reason = why_labels_cannot_help(alert["detector"])
+    strategy = strategy_for_alert(alert["detector"], alert["column"])
+    if reason is not None or strategy is None:
+        return {
+            "model": alert["model"],
+            "alert_id": alert_id,
+            "queued": 0,
+            "samples": [],
+            "reason": f"no samples routed for a {alert['detector']} alert: {reason}",
+        }
     return queue.route(
         RouteRequest(model=alert["model"], strategy=strategy, alert_id=alert_id, requested_by=actor, budget=budget)
     )

@@ -23,6 +23,7 @@ from labeling.routing import (
     random_order,
     seed_for,
     uncertainty,
+    why_labels_cannot_help,
 )
 from monitor.clock import Clock, iso_z, utcnow
 from monitor.errors import FieldError, InvalidInput
@@ -130,12 +131,12 @@ class LabelingQueue:
             (
                 "alert_id",
                 request.alert_id,
-                "SELECT last_window_start, last_window_end, column_name FROM alerts WHERE id = ?",
+                "SELECT last_window_start, last_window_end, column_name, detector FROM alerts WHERE id = ?",
             ),
             (
                 "finding_id",
                 request.finding_id,
-                "SELECT window_start, window_end, column_name FROM findings WHERE id = ?",
+                "SELECT window_start, window_end, column_name, detector FROM findings WHERE id = ?",
             ),
         )
         for field, key, sql in sources:
@@ -145,6 +146,12 @@ class LabelingQueue:
             if row is None:
                 raise InvalidInput(
                     "routing request is not valid", [FieldError(field=field, reason=f"no {field[:-3]} {key!r}")]
+                )
+            refusal = why_labels_cannot_help(row[3])
+            if refusal is not None:
+                raise InvalidInput(
+                    "routing request is not valid",
+                    [FieldError(field=field, reason=f"{field[:-3]} {key!r} is a {row[3]} {field[:-3]}: {refusal}")],
                 )
             ctx["start"] = ctx["start"] or row[0]
             ctx["end"] = ctx["end"] or row[1]

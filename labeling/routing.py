@@ -28,6 +28,58 @@ import pyarrow.compute as pc
 Strategy = Literal["uncertainty", "errors", "drift_region", "long_tail", "random"]
 STRATEGIES: tuple[Strategy, ...] = ("uncertainty", "errors", "drift_region", "long_tail", "random")
 
+# Which alerts annotators can help with, and how. Labels answer one question: "is the model
+# right on these inputs?". They help when an alert is about what the model predicts or how well
+# (its errors, its confidence, the inputs it now sees). They cannot help when the alert is about
+# the serving system or the data pipeline — a label does not make a request faster, bring back
+# missing traffic, or fix a null column — so those alerts never spend the annotators' budget.
+# This is the one place that decides it: the routing policy, the Slack button and
+# POST /v1/labeling/route all ask here.
+LABEL_STRATEGY_BY_DETECTOR: dict[str, Strategy] = {
+    "performance": "errors",  # labels on (likely) errors confirm and explain the regression
+    "data_drift": "drift_region",  # labels where the inputs moved show whether the model still holds there
+    "prediction_drift": "uncertainty",  # the output moved: label where the model is least sure
+    "label_drift": "uncertainty",  # the class balance moved: more labels measure it and its cost
+    "estimated_performance": "uncertainty",  # an estimate without labels: labels confirm or refute it
+    "multivariate_drift": "uncertainty",
+    "embedding_drift": "uncertainty",
+}
+LABELS_CANNOT_HELP: dict[str, str] = {
+    "latency": "latency is a serving problem; a label does not make a prediction faster",
+    "volume": "a traffic drop or spike is a pipeline or client problem; labels do not restore traffic",
+    "freshness": "the model stopped logging; there are no new predictions to label",
+    "data_quality": "broken inputs (schema, nulls, ranges) are fixed upstream, not by annotators",
+    "run_error": "the detector itself failed; there is no finding for labels to confirm",
+}
+
+
+def why_labels_cannot_help(detector: str) -> str | None:
+    """None when labels can help with this detector's alerts, else the reason they cannot.
+
+    An allow-list: a detector not named in ``LABEL_STRATEGY_BY_DETECTOR`` never routes, so a new
+    detector spends no annotator time until someone decides that labels help with it.
+
+    >>> why_labels_cannot_help("performance") is None
+    True
+    >>> why_labels_cannot_help("latency")
+    'latency is a serving problem; a label does not make a prediction faster'
+    """
+    if detector in LABEL_STRATEGY_BY_DETECTOR:
+        return None
+    return LABELS_CANNOT_HELP.get(detector, f"labels are not known to help with {detector} alerts")
+
+
+def strategy_for_alert(detector: str, column: str | None = None) -> Strategy | None:
+    """The selection strategy that fits an alert of ``detector`` (None: do not route).
+
+    Drift on a named feature routes rows from the region that grew; drift without a column
+    (e.g. the share of drifted columns) falls back to uncertainty.
+    """
+    strategy = LABEL_STRATEGY_BY_DETECTOR.get(detector)
+    if strategy == "drift_region" and not column:
+        return "uncertainty"
+    return strategy
+
 
 @dataclass(frozen=True)
 class Selected:

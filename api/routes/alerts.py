@@ -139,8 +139,10 @@ def handle_slack_action(app: Any, action: SlackAction) -> None:
             hook = getattr(app.state, "route_samples", None)
             pipeline.alerts.record_event(action.alert_id, "samples_requested", actor, {})
             service.audit.record(actor, "labeling.requested", action.alert_id, {"via": "slack"})
-            if hook is not None:
-                hook(action.alert_id, actor)
+            result = hook(action.alert_id, actor) if hook is not None else None
+            if result and not result.get("queued") and result.get("reason"):
+                # e.g. a latency alert: labels cannot help, so nothing was routed; say so on the timeline
+                pipeline.alerts.record_event(action.alert_id, "samples_not_routed", actor, {"reason": result["reason"]})
         else:
             log.warning("unknown Slack action %r for alert %s", action.action_id, action.alert_id)
             return

@@ -153,3 +153,72 @@ def test_firing_alert_routes_samples_by_policy(api) -> None:
     routed = [s for s in samples if s["alert_id"] == alert["id"]]
     assert len(routed) == 20 and all(s["routed_by"] == "policy:alert-fired" for s in routed)
     assert routed[0]["strategy"] == "drift_region" and "speed_kmh" in routed[0]["reason"]
+
+
+def test_only_alerts_labels_can_help_with_route() -> None:
+    """Latency, volume, freshness, data-quality and run-error alerts never route (each with a
+    reason); performance and drift alerts route with the strategy that fits; an unknown
+    detector does not route until someone decides labels help with it."""
+    from labeling.routing import LABEL_STRATEGY_BY_DETECTOR, strategy_for_alert, why_labels_cannot_help
+
+    for detector in ("latency", "volume", "freshness", "data_quality", "run_error"):
+        assert strategy_for_alert(detector) is None and why_labels_cannot_help(detector)
+    assert strategy_for_alert("performance") == "errors"
+    assert strategy_for_alert("data_drift", "speed_kmh") == "drift_region"
+    assert strategy_for_alert("data_drift", None) == "uncertainty"
+    assert all(why_labels_cannot_help(d) is None for d in LABEL_STRATEGY_BY_DETECTOR)
+    assert strategy_for_alert("shiny_new_detector") is None and why_labels_cannot_help("shiny_new_detector")
+
+
+def _latency_alert(api) -> str:
+    """A latency alert fired by a real monitor run: p95 latency ×4 in the last hour."""
+    service = api.client.app.state.service
+    _load(service, NOW - timedelta(days=1, hours=1), 24, 100, seed=31)
+    _load(service, NOW - timedelta(hours=1), 1, 500, latency=80.0, seed=32)
+    monitor = {
+        "name": "latency",
+        "detector": "latency",
+        "every": "1h",
+        "window": "1h",
+        "reference": {"kind": "trailing", "length": "1d"},
+        "severity": "critical",
+        "route": {"slack_channel": "#ml-oncall"},
+    }
+    api.client.post(f"/v1/models/{MODEL}/monitors", json=monitor, headers=api.admin).raise_for_status()
+    run = api.client.post(
+        f"/v1/models/{MODEL}/monitors/latency/run", json={"at": NOW.isoformat()}, headers=api.admin
+    ).json()
+    assert run["status"] == "succeeded"
+    alerts = [a for a in api.client.get("/v1/alerts", headers=api.read).json() if a["detector"] == "latency"]
+    assert alerts, "the latency regression should fire an alert"
+    return alerts[0]["id"]
+
+
+def test_latency_alert_routes_nothing_by_policy_button_or_api(api) -> None:
+    """A firing latency alert queues no samples: not by the automatic policy, not by the Slack
+    button (which records why on the alert's timeline), and POST /v1/labeling/route with its
+    alert_id is refused with 422 naming alert_id and the reason."""
+    from api.routes.alerts import handle_slack_action
+    from monitor.alerting.slack_signature import SlackAction
+
+    alert_id = _latency_alert(api)
+    queue = api.client.app.state.labeling_queue
+    assert [s for s in queue.list(MODEL) if s["alert_id"] == alert_id] == []
+
+    routed = api.client.app.state.route_samples(alert_id, "slack:ana")
+    assert routed["queued"] == 0 and "latency" in routed["reason"]
+    button = SlackAction("route_samples", alert_id, "U1", "ana", channel=None, message_ts=None, response_url=None)
+    handle_slack_action(api.client.app, button)
+    assert all(s["alert_id"] != alert_id for s in queue.list(MODEL))
+    events = api.client.app.state.alerts.alerts.events(alert_id)
+    assert any(e["event"] == "samples_not_routed" and "latency" in e["details"]["reason"] for e in events)
+
+    response = api.client.post(
+        "/v1/labeling/route",
+        json={"model": MODEL, "strategy": "uncertainty", "alert_id": alert_id},
+        headers=api.admin,
+    )
+    assert response.status_code == 422
+    [error] = response.json()["error"]["errors"]
+    assert error["field"] == "alert_id" and "latency" in error["reason"]
+    assert all(s["alert_id"] != alert_id for s in queue.list(MODEL))
