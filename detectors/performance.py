@@ -31,8 +31,9 @@ recall, f1, accuracy, roc_auc), its confidence interval ``[lo, hi]`` at ``confid
   share of windows with any ``critical`` metric by ~2.5% (BH controls the family-wise error
   under the global null); ``fdr: false`` judges each metric on its own interval.
 
-``critical`` = relevant and established; ``warning`` = relevant point estimate that is not
-established (suggestive only); ``ok`` otherwise — including a change that is established but
+``critical`` = relevant and established; ``warning`` = relevant, and established by its own
+interval but not after the multiplicity adjustment (suggestive only, as for drift); ``ok``
+otherwise — including a change that is established but
 too small to matter (e.g. 10.0% → 10.2% on a million labels). Measured (400 seeded trials per
 cell, ``bench/performance_quality.py``; table in docs/detectors.md): any-metric ``critical``
 under no change in 0.8–2.5% of windows (500–10,000 labelled rows, with segments); the +34% FN
@@ -491,14 +492,21 @@ class Judgement:
     established: bool
 
 
-def judge(metric: str, cmp: Comparison, p_adjusted: float, config: PerformanceConfig) -> Judgement:
-    """Critical = relevant and established; warning = relevant but not established; else ok."""
+def judge(
+    metric: str, cmp: Comparison, p_adjusted: float, config: PerformanceConfig, p_raw: float | None = None
+) -> Judgement:
+    """Critical = relevant and established; warning = relevant and established only before the
+    multiplicity adjustment (suggestive, as for drift); else ok."""
     assert cmp.reference is not None and cmp.diff is not None
     margin = relevance_margin(metric, cmp.reference, config)
     worse = cmp.diff if metric in HIGHER_IS_WORSE else -cmp.diff
     relevant = worse >= margin and worse > 0
-    established = p_adjusted < (1 - config.confidence) / 2
-    status = Status.CRITICAL if relevant and established else Status.WARNING if relevant else Status.OK
+    level = (1 - config.confidence) / 2
+    established = p_adjusted < level
+    suggestive = (p_raw if p_raw is not None else p_adjusted) < level
+    status = (
+        Status.CRITICAL if relevant and established else Status.WARNING if relevant and suggestive else Status.OK
+    )
     return Judgement(status, _threshold(metric, cmp.reference, margin, config), margin, relevant, established)
 
 
@@ -524,7 +532,7 @@ class _Judged:
         return (segment_key(self.segment), metric, self.cls)
 
     def finding(self, p_adjusted: float, cfg: PerformanceConfig, context: RunContext) -> Finding:
-        verdict = judge(self.metric, self.cmp, p_adjusted, cfg)
+        verdict = judge(self.metric, self.cmp, p_adjusted, cfg, self.p_value)
         cmp = self.cmp
         return context.finding(
             self.detector,

@@ -211,14 +211,17 @@ def test_reported_intervals_cover_the_truth_about_95_percent() -> None:
 
 
 def test_relevant_but_unestablished_change_is_only_a_warning() -> None:
-    """Rule: a worse point estimate beyond the relevance margin whose interval still reaches
-    zero is a warning (suggestive only), never critical: FNR 10% → 20% on 60 labelled rows."""
+    """Rule: FNR 10% → 20% (relevant) on 100 labelled rows is established by its own interval
+    (raw p < 0.025) but not after BH across four metrics: a warning (suggestive only), never
+    critical. On 60 rows its interval still reaches zero: ok, not even a warning."""
     detector = Performance()
-    config = detector.config({"metrics": ["fnr"]})
+    config = detector.config({"metrics": ["fnr", "fpr", "precision", "accuracy"]})
     ref = detector.prepare_reference(_exact_window(20_000, 0.10), BINARY, config)
-    fnr = _by_metric(detector.run(_exact_window(60, 0.20), ref, config, context()))["fnr"]
+    fnr = _by_metric(detector.run(_exact_window(100, 0.20), ref, config, context()))["fnr"]
     assert fnr.details["relevant"] and not fnr.details["established"]
-    assert fnr.details["difference_ci"][0] <= 0 and fnr.status is Status.WARNING
+    assert fnr.p_value < 0.025 <= fnr.p_value_adjusted and fnr.status is Status.WARNING
+    fnr = _by_metric(detector.run(_exact_window(60, 0.20), ref, config, context()))["fnr"]
+    assert fnr.details["difference_ci"][0] <= 0 and fnr.status is Status.OK
 
 
 def test_fnr_and_recall_are_one_hypothesis_and_fdr_can_be_switched_off() -> None:
