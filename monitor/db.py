@@ -123,6 +123,35 @@ MIGRATIONS: list[str] = [
         model_id INTEGER PRIMARY KEY, ingested_through TIMESTAMPTZ, label_events BIGINT NOT NULL,
         refreshed_at TIMESTAMPTZ NOT NULL);
     """,
+    # 9: one notification per alert group. Slack columns leave the alerts; groups (episodes of
+    # alerts with equal group_by labels and channel) and their members are the pipeline's; the
+    # outbox holds one row per group flush or repeat; group_messages (owned by alerting.notify)
+    # records where each group's message landed per receiver. Per-alert outbox rows pending at
+    # upgrade cannot be delivered as groups and are dropped (firing alerts re-notify when they
+    # next change state or repeat).
+    """
+    ALTER TABLE alerts DROP COLUMN slack_channel;
+    ALTER TABLE alerts DROP COLUMN slack_ts;
+    ALTER TABLE alerts DROP COLUMN notify_error;
+    DROP TABLE outbox;
+    CREATE TABLE outbox(
+        id VARCHAR PRIMARY KEY, dedup_key VARCHAR NOT NULL UNIQUE, group_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before TIMESTAMPTZ NOT NULL,
+        next_attempt_at TIMESTAMPTZ NOT NULL, last_error VARCHAR, maybe_delivered BOOLEAN NOT NULL DEFAULT FALSE,
+        receipt VARCHAR, created_at TIMESTAMPTZ NOT NULL, sent_at TIMESTAMPTZ);
+    CREATE TABLE alert_groups(
+        id VARCHAR PRIMARY KEY, group_key VARCHAR NOT NULL, receiver VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+        labels JSON NOT NULL, route JSON NOT NULL, state VARCHAR NOT NULL, version INTEGER NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, last_flush_at TIMESTAMPTZ, last_notified_at TIMESTAMPTZ,
+        repeats INTEGER NOT NULL DEFAULT 0, closed_at TIMESTAMPTZ);
+    CREATE TABLE alert_group_members(
+        group_id VARCHAR NOT NULL, alert_id VARCHAR NOT NULL, joined_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (group_id, alert_id));
+    CREATE TABLE group_messages(
+        group_id VARCHAR NOT NULL, receiver VARCHAR NOT NULL, channel VARCHAR NOT NULL, channel_id VARCHAR,
+        message_id VARCHAR, state VARCHAR NOT NULL, last_error VARCHAR, posted_at TIMESTAMPTZ,
+        updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (group_id, receiver));
+    """,
 ]
 
 
