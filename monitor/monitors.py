@@ -63,9 +63,7 @@ class RouteSpec(BaseModel):
         for label in value:
             segment = label.removeprefix("segment.")
             if label not in GROUP_LABELS and not (label.startswith("segment.") and COLUMN_NAME.match(segment)):
-                raise ValueError(
-                    f"cannot group by {label!r}: use any of {', '.join(GROUP_LABELS)} or segment.<name>"
-                )
+                raise ValueError(f"cannot group by {label!r}: use any of {', '.join(GROUP_LABELS)} or segment.<name>")
         if len(set(value)) != len(value):
             raise ValueError("group_by lists a label twice")
         return value

@@ -234,10 +234,7 @@ def _subject(alert: AlertLine) -> str:
 def _alert_section(alert: AlertLine) -> dict[str, Any]:
     """One alert of the group: title (linked to its page), subject, segment, value vs threshold,
     version and what changed, and its own state when it differs from the group's."""
-    if alert.status == "resolved":
-        icon = _RESOLVED_ICON
-    else:
-        icon = _SEVERITY_ICON.get(alert.severity, "⚪")
+    icon = _RESOLVED_ICON if alert.status == "resolved" else _SEVERITY_ICON.get(alert.severity, "⚪")
     title = fit_mrkdwn(one_line(alert.title), 300)
     url = safe_url(alert.dashboard_url)
     if url and not any(ch in url for ch in "<>|"):
