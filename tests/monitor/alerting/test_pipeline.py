@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from monitor.alerting.slack import SlackChannel
 
 from detectors import Finding
 from monitor.alerting.pipeline import AlertPipeline, build_pipeline
-from monitor.alerting.slack import SlackChannel
 from monitor.monitors import MonitorSpec
 from monitor.runs import RunRecord
 from monitor.scheduling import RunOutcome
