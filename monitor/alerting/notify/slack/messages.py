@@ -352,7 +352,7 @@ def _first_line(notice: GroupNotice) -> str:
     if not listed:
         return "no alerts"
     more = len(listed) - 1
-    return listed[0].what_changed + (f" (+{more} more)" if more else "")
+    return f"{listed[0].title} — {listed[0].what_changed}" + (f" (+{more} more)" if more else "")
 
 
 def _message(text: str, blocks: list[dict[str, Any]]) -> SlackMessage:

@@ -125,7 +125,7 @@ def test_six_alerts_are_listed_in_one_message() -> None:
     listed = [t for t in section_texts(message) if "Wasserstein" in t]
     assert len(listed) == 6
     assert message["text"].startswith(
-        "[CRITICAL] harsh-braking · fn-rate: f0 Wasserstein distance 0.02 → 0.20 (+5 more)"
+        "[CRITICAL] harsh-braking · fn-rate: harsh-braking: f0 drift — f0 Wasserstein distance 0.02 → 0.20 (+5 more)"
     )
 
 
@@ -169,7 +169,7 @@ def test_only_absolute_http_urls_become_links(url: str) -> None:
 def test_fallback_text_summarises_the_group() -> None:
     """The fallback ``text`` (notifications, screen readers) names severity, group and the first change."""
     text = firing_message(make_notice())["text"]
-    assert text.startswith("[CRITICAL] harsh-braking · fn-rate: FN rate 4.1% → 9.8%")
+    assert text.startswith("[CRITICAL] harsh-braking · fn-rate: FN rate above threshold — FN rate 4.1% → 9.8%")
 
 
 HOSTILE = "<!channel> & <https://evil.example|click me> <@U0BOSS>"
@@ -280,7 +280,7 @@ def test_resolved_message_replaces_actions_and_keeps_history() -> None:
     notice = make_notice(lines=lines, status="resolved", kind="resolved", ended_at=T0 + timedelta(hours=2, minutes=15))
     message = resolved_message(notice)
     assert message["blocks"][0]["text"]["text"] == "✅ RESOLVED · harsh-braking · fn-rate"
-    assert message["text"].startswith("[RESOLVED] harsh-braking · fn-rate")
+    assert message["text"].startswith("[RESOLVED] harsh-braking · fn-rate: harsh-braking: f0 drift")
     assert set(buttons(message)) == {"route_samples", "open_dashboard", "open_runbook"}
     assert section_texts(message)[0].startswith("*All 3 alerts resolved · fired for 2h 15m*")
     assert "was critical" in context_text(message)
