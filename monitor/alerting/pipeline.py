@@ -126,7 +126,7 @@ class AlertPipeline:
             return False
         at = self._schedule(joined.group)
         self.alerts.record_event(
-            alert["id"], "notification_queued", None, {"group_id": joined.group.id, "not_before": at.isoformat()}
+            alert["id"], "notification_queued:new", None, {"group_id": joined.group.id, "not_before": at.isoformat()}
         )
         return True
 
