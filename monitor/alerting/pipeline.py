@@ -48,7 +48,6 @@ DeliveryHook = Callable[[str, str], None]  # (receiver, result)
 @dataclass(frozen=True)
 class PipelineConfig:
     public_url: str | None = None
-    default_channel: str = "#ml-alerts"
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ class AlertPipeline:
         return RouteSpec.model_validate(alert.get("route") or {})
 
     def _channel(self, route: RouteSpec) -> str:
-        return route.slack_channel or self.config.default_channel
+        return self.notifier.destination(route)
 
     def _schedule(self, group: AlertGroup) -> datetime:
         """When the group's message goes out next (Alertmanager's timers): a new group waits
@@ -415,7 +414,7 @@ def build_pipeline(service: Any, notifier: Notifier | None = None, now: Clock = 
         outbox=Outbox(service.db, now),
         messages=MessageStore(service.db, now),
         notifier=notifier or LogNotifier(),
-        config=PipelineConfig(public_url=settings.public_url, default_channel=settings.slack_channel or "#ml-alerts"),
+        config=PipelineConfig(public_url=settings.public_url),
         now=now,
     )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from monitor.alerting.notice import GroupNotice
+from monitor.monitors import RouteSpec
 
 
 class NotifyError(Exception):
@@ -49,6 +50,11 @@ class Notifier(Protocol):
 
     #: The receiver's name (``slack``, ``log``…): labels metrics and delivery records.
     name: str
+
+    def destination(self, route: RouteSpec) -> str:
+        """Where this receiver sends a route's alerts (Slack: the route's channel or the
+        default). Part of a group's identity: one group, one message, one destination."""
+        ...
 
     def post(self, notice: GroupNotice) -> MessageRef:
         """Post the group's message; returns where it landed (kept to update and thread)."""

@@ -11,6 +11,7 @@ import threading
 
 from monitor.alerting.notice import GroupNotice
 from monitor.alerting.notify import MessageRef
+from monitor.monitors import RouteSpec
 
 
 def summary(notice: GroupNotice) -> str:
@@ -50,6 +51,10 @@ class LogNotifier:
             notice.channel,
             summary(notice),
         )
+
+    def destination(self, route: RouteSpec) -> str:
+        """One log: a group is identified by its labels alone."""
+        return "log"
 
     def post(self, notice: GroupNotice) -> MessageRef:
         """Log the group; returns a synthetic message id."""

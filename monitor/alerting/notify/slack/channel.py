@@ -36,6 +36,7 @@ from monitor.alerting.notify.slack.errors import (
 )
 from monitor.alerting.notify.slack.messages import SlackMessage, original_message, thread_reply
 from monitor.alerting.notify.slack.retry import Sleep, retry_handlers
+from monitor.monitors import RouteSpec
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 DEFAULT_API_URL = "https://slack.com/api/"
+#: Where alerts go when neither the route nor ``LOOPWATCH_SLACK_CHANNEL`` names a channel.
+DEFAULT_CHANNEL = "#ml-alerts"
 #: Message metadata event type naming a group's message (to find it again without its text).
 EVENT_TYPE = "loopwatch_alert_group"
 _log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class SlackNotifier:
         token: str,
         *,
         base_url: str = DEFAULT_API_URL,
+        default_channel: str = DEFAULT_CHANNEL,
         timeout: int = 10,
         max_retries: int = 3,
         max_retry_after: float = 15.0,
@@ -93,6 +97,7 @@ class SlackNotifier:
         if max_retries < 0 or min_interval < 0 or max_retry_after < 0:
             raise ValueError("max_retries, min_interval and max_retry_after must not be negative")
         self._token = token.strip()
+        self._default_channel = default_channel
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._max_retries = max_retries
         self._min_interval = min_interval
@@ -117,6 +122,10 @@ class SlackNotifier:
         return f"SlackNotifier(base_url={self._base_url!r})"
 
     # ------------------------------------------------------------------ public API
+
+    def destination(self, route: RouteSpec) -> str:
+        """The route's ``slack_channel``, else the default (``LOOPWATCH_SLACK_CHANNEL``)."""
+        return route.slack_channel or self._default_channel
 
     def post(self, notice: GroupNotice) -> MessageRef:
         """``chat.postMessage`` of the group's message; returns the channel *id* and ``ts``
@@ -307,4 +316,5 @@ def notifier_from_settings(settings: Any, **options: Any) -> SlackNotifier | Non
     token = secret.get_secret_value() if secret is not None else ""
     if not token.strip():
         return None
+    options.setdefault("default_channel", getattr(settings, "slack_channel", None) or DEFAULT_CHANNEL)
     return SlackNotifier(token, base_url=getattr(settings, "slack_api_url", DEFAULT_API_URL), **options)

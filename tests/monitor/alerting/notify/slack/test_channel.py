@@ -19,6 +19,7 @@ from monitor.alerting.notify.receivers import notifier_from_settings
 from monitor.alerting.notify.slack.channel import PermanentSlackError, SlackNotifier, TransientSlackError
 from monitor.alerting.notify.slack.messages import firing_message, resolved_message, thread_reply
 from monitor.alerting.notify.slack.retry import retry_after_seconds
+from monitor.monitors import RouteSpec
 from monitor.settings import Settings
 from tests.fakes.slack_api import FakeSlackApi
 from tests.monitor.alerting.helpers import FakeClock, make_notice
@@ -389,3 +390,12 @@ def test_empty_token_is_refused_up_front() -> None:
 def test_retry_after_parsing(headers: dict[str, Any], expected: float) -> None:
     """Retry-After is read case-insensitively; a missing or non-numeric value means 1 s."""
     assert retry_after_seconds(headers) == expected
+
+
+def test_destination_is_the_routes_channel_or_the_default() -> None:
+    """Slack sends a route's alerts to its slack_channel, else to LOOPWATCH_SLACK_CHANNEL; the log
+    notifier has one destination."""
+    notifier = SlackNotifier("xoxb-test", default_channel="#ml-default")
+    assert notifier.destination(RouteSpec(slack_channel="#ml-oncall")) == "#ml-oncall"
+    assert notifier.destination(RouteSpec()) == "#ml-default"
+    assert LogNotifier().destination(RouteSpec(slack_channel="#ml-oncall")) == "log"
