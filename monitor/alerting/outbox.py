@@ -118,15 +118,6 @@ class Outbox:
                 [self._now(), receipt, row_id],
             ).fetchall()
 
-    def reschedule(self, row_id: str, at: datetime) -> None:
-        """Delivered, but the group changed meanwhile: flush it again at ``at``."""
-        with self._db.transaction() as cur:
-            cur.execute(
-                "UPDATE outbox SET attempts = 0, last_error = NULL, maybe_delivered = FALSE, not_before = ?, "
-                "next_attempt_at = ? WHERE id = ?",
-                [at, at, row_id],
-            ).fetchall()
-
     def mark_retry(
         self, row_id: str, error: str, attempts: int, retry_after: float | None = None, *, maybe_delivered: bool
     ) -> datetime:

@@ -312,15 +312,17 @@ class AlertPipeline:
     def _finish(
         self, row: OutboxRow, group: AlertGroup, notice: GroupNotice, ref: MessageRef | None, *, close: bool
     ) -> None:
-        """Mark the row sent — unless the group changed while it was delivered: then flush again
-        after group_interval, so the last word is always the group's latest state."""
+        """Mark the row sent; if the group changed while it was delivered (its version moved),
+        flush again after group_interval, so the last word is always the group's latest state.
+
+        Order matters: a change bumps the version *before* it schedules a flush, and the version
+        is compared *after* the row is marked sent, so a change can never coalesce into a row
+        that is then marked sent without anyone noticing."""
         if ref is not None:
             self.alerts.mark_notified([line.alert_id for line in notice.alerts])
-        if self.groups.flushed(group.id, group.version, close=close):
-            self.outbox.mark_sent(row.id, ref.message_id if ref else None)
-            return
-        interval = parse_duration(group.route.group_interval)
-        self.outbox.reschedule(row.id, self._now() + interval)
+        self.outbox.mark_sent(row.id, ref.message_id if ref else None)
+        if not self.groups.flushed(group.id, group.version, close=close):
+            self.outbox.schedule_flush(group.id, self._now() + parse_duration(group.route.group_interval))
 
     def _repeat(self, row: OutboxRow, group: AlertGroup, message: GroupMessage | None) -> str:
         ref = message.ref if message else None

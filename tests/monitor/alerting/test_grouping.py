@@ -306,3 +306,25 @@ def test_group_by_is_validated_when_the_monitor_is_saved(group_by: list[str], me
         assert "model, monitor, detector, severity, column, metric, model_version" in str(caught.value)
     assert RouteSpec().group_by == ["model", "monitor"]
     assert RouteSpec.model_validate({"group_by": ["segment.firmware", "severity"]}).group_by[0] == "segment.firmware"
+
+
+def test_an_alert_joining_while_the_message_is_in_flight_is_not_lost(world: World) -> None:
+    """A change that lands while the group's message is being sent (its version moved) is
+    delivered by a further update after group_interval — never swallowed by the in-flight one."""
+    pipeline = world.pipeline()
+    notifier = pipeline.notifier
+    post = notifier.post
+
+    def post_while_an_alert_joins(notice: Any) -> Any:
+        ref = post(notice)
+        pipeline.on_run(drift(world, dict.fromkeys(COLUMNS, True)))  # humidity joins mid-flight
+        return ref
+
+    notifier.post = post_while_an_alert_joins  # type: ignore[method-assign]
+    pipeline.on_run(drift(world, dict.fromkeys(COLUMNS[:6], True)))
+    tick(world, pipeline, seconds=31)
+    assert "*6 firing*" in blocks_text(posts(world)[0])
+    assert pipeline.outbox.depth() == 1
+    tick(world, pipeline, minutes=5)
+    [update] = world.slack.calls_to("chat.update", ok_only=True)
+    assert "*7 firing*" in blocks_text(update) and len(posts(world)) == 1
