@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -277,7 +278,7 @@ class AlertStore:
         with self._db.transaction() as cur:
             self._event(cur, alert_id, event, actor, details or {})
 
-    def mark_notified(self, alert_ids: list[str], *, repeat: bool = False) -> None:
+    def mark_notified(self, alert_ids: Sequence[str], *, repeat: bool = False) -> None:
         """Record that on-call was told about these alerts now (their group's message was
         posted, updated or repeated). Where and how is the notifier's business, not the alert's."""
         if not alert_ids:
@@ -287,7 +288,7 @@ class AlertStore:
             cur.execute(
                 "UPDATE alerts SET last_notified_at = ?, repeats = repeats + CASE WHEN ? THEN 1 ELSE 0 END "
                 "WHERE list_contains(?, id)",
-                [now, repeat, alert_ids],
+                [now, repeat, list(alert_ids)],
             ).fetchall()
 
     @staticmethod
