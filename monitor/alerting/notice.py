@@ -9,7 +9,7 @@ Keeping it a plain frozen value means receivers stay pure formatting + transport
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -78,8 +78,6 @@ class GroupNotice:
     runbook_url: str | None = None
     acked_by: str | None = None
     silenced_until: datetime | None = None
-    error: str | None = None
-    changes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def firing(self) -> tuple[AlertLine, ...]:

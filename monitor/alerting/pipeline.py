@@ -134,8 +134,10 @@ class AlertPipeline:
         Human actions are not rate-limited by group_interval — the presser waits for them."""
         groups = [self.groups.get(group_id)] if group_id else self.groups.of_alert(alert_id or "", open_only=True)
         for group in groups:
-            if group.state == "open":
-                self.groups.touch(group.id)
+            if group.state != "open":
+                continue
+            self.groups.touch(group.id)
+            if group.last_flush_at is not None:  # before the first post, group_wait still applies
                 self.outbox.schedule_flush(group.id, self._now())
         return len(groups)
 
@@ -224,7 +226,6 @@ class AlertPipeline:
             runbook_url=group.route.runbook,
             acked_by=", ".join(sorted(a for a in acked if a)) if firing and None not in acked else None,
             silenced_until=min(s for s in silenced if s) if firing and None not in silenced else None,
-            error=message.last_error if message else None,
         )
 
     def _line(self, alert: dict[str, Any], base: str) -> AlertLine:

@@ -375,8 +375,6 @@ def firing_message(notice: GroupNotice) -> SlackMessage:
         _section(_summary(notice), format_labels(notice.labels)),
         *_alert_sections(notice),
     ]
-    if notice.error:
-        blocks.append(_section("*Error:* ", notice.error))
     blocks.append(_context(notice))
     blocks.append(_actions(notice, firing=True))
     return _message(_fallback(severity, notice, _first_line(notice)), blocks)
@@ -421,11 +419,9 @@ def thread_reply(notice: GroupNotice) -> SlackMessage:
         prefix = f"🔁 *Still firing* ({notice.severity}): {count} alert{'s' if count != 1 else ''}: "
         label, body = "STILL FIRING", _titles(notice.firing)
     elif notice.kind == "update":
-        prefix, label, body = "ℹ️ *Update*: ", "UPDATE", "; ".join(notice.changes) or _titles(notice.alerts)
+        prefix, label, body = "ℹ️ *Update*: ", "UPDATE", _titles(notice.alerts)
     else:
         icon = _SEVERITY_ICON.get(notice.severity, "⚪")
         prefix, label, body = f"{icon} *Firing* ({notice.severity}): ", "FIRING", _titles(notice.firing)
     blocks: list[dict[str, Any]] = [_section(prefix, body), _context(notice)]
-    if notice.error:
-        blocks.insert(1, _section("*Error:* ", notice.error))
     return _message(_fallback(label, notice, body), blocks)

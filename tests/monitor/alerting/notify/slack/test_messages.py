@@ -184,7 +184,6 @@ def test_hostile_names_are_escaped_in_every_mrkdwn_text() -> None:
         what_changed=HOSTILE,
         metric=HOSTILE,
         acked_by=HOSTILE,
-        error=HOSTILE,
         dashboard_url=None,
     )
     notice = dataclasses.replace(
@@ -266,12 +265,6 @@ def test_silenced_group_shows_until_when() -> None:
     until = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
     message = firing_message(make_notice(kind="update", silenced_until=until))
     assert "Silenced until 2026-11-23 16:00 UTC" in context_text(message)
-
-
-def test_delivery_error_is_shown_escaped() -> None:
-    """An error recorded for the group is shown, escaped."""
-    texts = "\n".join(all_mrkdwn(firing_message(make_notice(error="KeyError: <speed_kmh>"))))
-    assert "*Error:* KeyError: &lt;speed_kmh&gt;" in texts
 
 
 def test_resolved_message_replaces_actions_and_keeps_history() -> None:
