@@ -328,3 +328,65 @@ def test_an_alert_joining_while_the_message_is_in_flight_is_not_lost(world: Worl
     tick(world, pipeline, minutes=5)
     [update] = world.slack.calls_to("chat.update", ok_only=True)
     assert "*7 firing*" in blocks_text(update) and len(posts(world)) == 1
+
+
+def test_an_alert_posted_before_the_upgrade_is_resolved_in_its_own_message(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 9 turns each open alert already posted to Slack (per-alert message, slack_ts on
+    the alert) into a one-alert group owning that message, so its resolution after the upgrade
+    updates that very message instead of being lost."""
+    import monitor.db
+    from monitor.alerting.alerts import fingerprint
+    from monitor.alerting.notify.slack import SlackNotifier
+    from monitor.schema import ModelSchema
+    from monitor.service import Loopwatch
+    from monitor.settings import Settings
+    from tests.conftest import BRAKING
+    from tests.fakes.slack_api import FakeSlackApi
+    from tests.monitor.alerting.helpers import FakeClock, make_notice
+    from tests.monitor.alerting.test_pipeline import SPEC, T0, outcome
+
+    settings = Settings(data_dir=tmp_path / "data", public_url="https://loopwatch.example")
+    clock = [T0]
+    with FakeSlackApi() as slack:
+        old = SlackNotifier(slack.token, base_url=slack.base_url, sleep=lambda _s: None).post(make_notice())
+        monkeypatch.setattr(monitor.db, "MIGRATIONS", monitor.db.MIGRATIONS[:8])
+        before = Loopwatch(settings, now=lambda: clock[0])
+        before.registry.register(ModelSchema.model_validate(BRAKING))
+        model_id = before.registry.get("harsh-braking").id
+        with before.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO alerts (id, fingerprint, model_id, monitor, detector, metric, segment, severity, state, "
+                "consecutive, started_at, fired_at, last_window_start, last_window_end, route, slack_channel, "
+                "slack_ts, last_notified_at, updated_at) VALUES ('al_old', ?, ?, 'fn-rate', 'performance', 'fnr', "
+                "?, 'critical', 'firing', 2, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    fingerprint("harsh-braking", "fn-rate", "performance", {"firmware": "3.2"}, "fnr", None),
+                    model_id,
+                    '{"firmware": "3.2"}',
+                    T0 - timedelta(hours=2),
+                    T0 - timedelta(hours=1),
+                    T0 - timedelta(hours=2),
+                    T0 - timedelta(hours=1),
+                    SPEC.route.model_dump_json(),
+                    old.channel,
+                    old.message_id,
+                    T0 - timedelta(hours=1),
+                    T0 - timedelta(hours=1),
+                ],
+            ).fetchall()
+        before.close()
+        monkeypatch.undo()
+        service = Loopwatch(settings, now=lambda: clock[0])
+        try:
+            world = World(service, slack, clock, FakeClock())
+            pipeline = world.pipeline()
+            [resolved] = pipeline.on_run(outcome(world, "ok", value=0.04))
+            assert (resolved.alert_id, resolved.kind) == ("al_old", "resolved")
+            tick(world, pipeline, minutes=6)
+            [update] = world.slack.calls_to("chat.update", ok_only=True)
+            assert update.params["ts"] == old.message_id and update.params["text"].startswith("[RESOLVED]")
+            assert len(world.slack.messages()) == 2  # the old message and its thread note; no new post
+        finally:
+            service.close()
