@@ -390,3 +390,24 @@ def test_an_alert_posted_before_the_upgrade_is_resolved_in_its_own_message(
             assert len(world.slack.messages()) == 2  # the old message and its thread note; no new post
         finally:
             service.close()
+
+
+def test_deliveries_are_counted_by_receiver(world: World) -> None:
+    """Without Slack the log receiver delivers the group; /metrics counts it as receiver="log",
+    never as sent to Slack."""
+    from prometheus_client import generate_latest
+
+    from api.metrics import Metrics
+    from monitor.alerting.notify.log import LogNotifier
+    from monitor.alerting.pipeline import build_pipeline
+
+    metrics = Metrics()
+    pipeline = build_pipeline(world.service, LogNotifier(), now=world.now)
+    pipeline.on_delivery = lambda receiver, result: metrics.notifications.labels(receiver, result).inc()
+    transitions = pipeline.on_run(drift(world, dict.fromkeys(COLUMNS[:6], True)))
+    tick(world, pipeline, seconds=31)
+    text = generate_latest(metrics.registry).decode()
+    assert 'loopwatch_alert_notifications_total{receiver="log",result="sent"} 1.0' in text
+    assert 'receiver="slack"' not in text and not world.slack.calls
+    [sent] = pipeline.deliveries(transitions[0].alert_id)
+    assert (sent.receiver, sent.channel, sent.alerts, sent.message_state) == ("log", "log", 6, "firing")
