@@ -32,8 +32,6 @@ from monitor.alerting.notice import AlertLine, GroupNotice
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-MAX_FIELDS = 10
 MAX_HEADER_TEXT = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_BUTTON_TEXT = 75
@@ -297,6 +295,9 @@ def _state_notes(notice: GroupNotice) -> list[str]:
 def _context(notice: GroupNotice, extra: list[str] | None = None) -> dict[str, Any]:
     notes = [*_state_notes(notice), *(extra or [])]
     notes.append(f"since {format_time(notice.started_at)}")
+    if notice.alerts:
+        latest = max(notice.alerts, key=lambda a: _utc(a.window_end))
+        notes.append(f"last window {format_window(latest.window_start, latest.window_end)}")
     notes.append(f"group {fit_mrkdwn(one_line(notice.group_id), 200)}")
     elements = [_mrkdwn(note) for note in notes[:MAX_CONTEXT_ELEMENTS]]
     return {"type": "context", "elements": elements}

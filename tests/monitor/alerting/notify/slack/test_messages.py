@@ -260,6 +260,12 @@ def test_partly_acknowledged_group_keeps_the_ack_button() -> None:
     assert "ack" in buttons(firing_message(make_notice(lines=lines)))
 
 
+def test_context_says_since_when_and_the_last_window_in_utc() -> None:
+    """The context line gives the group's start and the latest judged window, in UTC."""
+    context = context_text(firing_message(make_notice()))
+    assert "since 2026-11-23 13:00 UTC" in context and "last window 2026-11-23 13:00 → 14:00 UTC" in context
+
+
 def test_silenced_group_shows_until_when() -> None:
     """A silenced group's message shows the silence end in UTC."""
     until = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
