@@ -145,3 +145,24 @@ def test_bad_slack_signatures_are_401(client, case: str) -> None:
     )
     assert response.status_code == 401
     assert http.get(f"/v1/alerts/{alert_id}", headers=headers).json()["acked_by"] is None
+
+
+def test_slack_samples_button_requests_samples_for_each_alert_of_the_group(client) -> None:
+    """Send samples to labeling on a group's message asks the routing policy for every alert of
+    the group (recorded on each alert's timeline and in the audit log as the Slack user)."""
+    http, headers, alert_id = client
+    calls: list[tuple[str, str]] = []
+    http.app.state.route_samples = lambda a, actor: calls.append((a, actor))  # type: ignore[attr-defined]
+    body = block_actions_body("route_samples", group_of(http, alert_id))
+    response = http.post(
+        "/slack/actions",
+        content=body,
+        headers={
+            **signed_headers(body, timestamp=int(time.time())),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 200
+    assert calls == [(alert_id, "slack:alice")]
+    timeline = http.get(f"/v1/alerts/{alert_id}", headers=headers).json()["timeline"]
+    assert "samples_requested" in [e["event"] for e in timeline]
