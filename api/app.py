@@ -33,8 +33,9 @@ from labeling.curation import DatasetStore
 from labeling.queue import LabelingQueue, RouteRequest
 from labeling.routing import strategy_for_alert, why_labels_cannot_help
 from labeling.sync import LabelSync
+from monitor.alerting.notify import Notifier
+from monitor.alerting.notify.receivers import notifier_from_settings
 from monitor.alerting.pipeline import AlertPipeline, Dispatcher, build_pipeline
-from monitor.alerting.slack import NoticeChannel, channel_from_settings
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
 from monitor.periodic import Periodic
@@ -47,11 +48,11 @@ log = logging.getLogger("loopwatch")
 
 
 def connect_alerting(
-    service: Loopwatch, settings: Settings, channel: NoticeChannel, now: Clock
+    service: Loopwatch, settings: Settings, notifier: Notifier, now: Clock
 ) -> tuple[AlertPipeline, LabelingQueue]:
     """Monitor outcomes → the alert pipeline → the routing policy (samples for each alert that
     starts firing). Used by the server and by the demo, which runs monitors before serving."""
-    pipeline = build_pipeline(service, channel, now)
+    pipeline = build_pipeline(service, notifier, now)
     queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
     auto_budget = settings.labeling_auto_route_budget
 
@@ -106,7 +107,7 @@ def create_app(
     now: Clock = utcnow,
     cli_token_hash: str | None = None,
     background: bool = True,
-    channel: NoticeChannel | None = None,
+    notifier: Notifier | None = None,
     on_shutdown: Any = None,
 ) -> FastAPI:
     settings = settings or Settings()
@@ -121,7 +122,7 @@ def create_app(
         maintenance = (
             Periodic("loopwatch-sealing", settings.seal_interval_seconds, service.store.seal) if background else None
         )
-        pipeline, queue = connect_alerting(service, settings, channel or channel_from_settings(settings), now)
+        pipeline, queue = connect_alerting(service, settings, notifier or notifier_from_settings(settings), now)
         metrics: Metrics = app.state.metrics
 
         def count_run(outcome: RunOutcome) -> None:
@@ -131,7 +132,7 @@ def create_app(
 
         service.runner.subscribe(count_run)
         metrics.outbox_depth.set_function(pipeline.outbox.depth)
-        pipeline.on_delivery = lambda result: metrics.notifications.labels(result).inc()
+        pipeline.on_delivery = lambda receiver, result: metrics.notifications.labels(receiver, result).inc()
         app.state.alerts = pipeline
         label_sync = make_label_sync(service, settings)
         app.state.label_sync = label_sync

@@ -260,13 +260,13 @@ def run_demo_monitors(service: Loopwatch, now: datetime, days: int = 14) -> dict
     """Declare the demo monitors, backfill the history (no paging), then run each monitor once
     for the current window so the injected incidents fire as alerts and samples are routed."""
     from api.app import connect_alerting
-    from monitor.alerting.slack import channel_from_settings
+    from monitor.alerting.notify.receivers import notifier_from_settings
     from monitor.monitors import parse_monitor
 
     for model, monitors in DEMO_MONITORS.items():
         for spec in monitors:
             service.monitors.save(model, parse_monitor(spec))
-    pipeline, queue = connect_alerting(service, service.settings, channel_from_settings(service.settings), service.now)
+    pipeline, queue = connect_alerting(service, service.settings, notifier_from_settings(service.settings), service.now)
     backfill = {m: len(service.runner.backfill(m, now - timedelta(days=days - 7), now)) for m in DEMO_MONITORS}
     for model, monitors in DEMO_MONITORS.items():
         for spec in monitors:

@@ -32,7 +32,10 @@ class Metrics:
             registry=self.registry,
         )
         self.notifications = Counter(
-            "loopwatch_alert_notifications", "Alert notifications by result", ["result"], registry=self.registry
+            "loopwatch_alert_notifications",
+            "Alert group notifications by receiver (slack, log…) and result (sent, retry, failed)",
+            ["receiver", "result"],
+            registry=self.registry,
         )
         self.outbox_depth = Gauge("loopwatch_outbox_depth", "Notifications waiting to be sent", registry=self.registry)
         self.labeling_queue = Gauge(

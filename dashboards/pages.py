@@ -450,8 +450,12 @@ def alert_page(ctx: Context, model: str, alert_id: str) -> str:
         ("Started / fired", f"{when(alert['started_at'])} / {when(alert['fired_at'], 'not yet')}"),
         ("Silence", f'<span id="silence-state">{silenced}</span>'),
     ]
-    if alert.get("notify_error"):
-        facts.append(("Delivery", e(alert["notify_error"])))
+    for delivery in ctx.alerts.deliveries(alert_id):
+        where = f"{delivery.receiver} {delivery.channel}: message {delivery.message_state}"
+        where += f" (group of {delivery.alerts} alert{'s' if delivery.alerts != 1 else ''})"
+        if delivery.last_error:
+            where += f" — last error: {delivery.last_error}"
+        facts.append(("Delivery", e(where)))
     actions = f"""
 <div class="actions">
 <button type="button" id="ack" data-post="/v1/alerts/{e(part(alert_id))}/ack" {"" if can_ack else "disabled"}>Acknowledge</button>

@@ -123,6 +123,49 @@ MIGRATIONS: list[str] = [
         model_id INTEGER PRIMARY KEY, ingested_through TIMESTAMPTZ, label_events BIGINT NOT NULL,
         refreshed_at TIMESTAMPTZ NOT NULL);
     """,
+    # 9: one notification per alert group. Slack columns leave the alerts; groups (episodes of
+    # alerts with equal group_by labels and channel) and their members are the pipeline's; the
+    # outbox holds one row per group flush or repeat; group_messages (owned by alerting.notify)
+    # records where each group's message landed per receiver. Per-alert outbox rows pending at
+    # upgrade are dropped. Each open alert already posted to Slack becomes a one-alert group that
+    # owns its message, so its resolution still updates that message in place.
+    """
+    CREATE TABLE alert_groups(
+        id VARCHAR PRIMARY KEY, group_key VARCHAR NOT NULL, receiver VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+        labels JSON NOT NULL, route JSON NOT NULL, state VARCHAR NOT NULL, version INTEGER NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, last_flush_at TIMESTAMPTZ, last_notified_at TIMESTAMPTZ,
+        repeats INTEGER NOT NULL DEFAULT 0, closed_at TIMESTAMPTZ);
+    CREATE TABLE alert_group_members(
+        group_id VARCHAR NOT NULL, alert_id VARCHAR NOT NULL, joined_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (group_id, alert_id));
+    CREATE TABLE group_messages(
+        group_id VARCHAR NOT NULL, receiver VARCHAR NOT NULL, channel VARCHAR NOT NULL, channel_id VARCHAR,
+        message_id VARCHAR, state VARCHAR NOT NULL, last_error VARCHAR, posted_at TIMESTAMPTZ,
+        updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (group_id, receiver));
+    INSERT INTO alert_groups
+        SELECT 'grp_' || a.id, 'legacy:' || a.id, 'slack', a.slack_channel,
+               json_object('model', m.name, 'monitor', a.monitor), coalesce(a.route, '{}'), 'open', 0,
+               a.started_at, a.last_notified_at, a.last_notified_at, a.repeats, NULL
+        FROM alerts a JOIN models m ON m.id = a.model_id
+        WHERE a.state IN ('pending', 'firing') AND a.slack_ts IS NOT NULL AND a.slack_ts NOT LIKE 'log.%'
+              AND a.slack_channel IS NOT NULL;
+    INSERT INTO alert_group_members
+        SELECT 'grp_' || a.id, a.id, coalesce(a.fired_at, a.started_at) FROM alerts a
+        WHERE list_contains((SELECT list(id) FROM alert_groups), 'grp_' || a.id);
+    INSERT INTO group_messages
+        SELECT 'grp_' || a.id, 'slack', a.slack_channel, a.slack_channel, a.slack_ts, 'firing', a.notify_error,
+               a.last_notified_at, coalesce(a.last_notified_at, a.updated_at)
+        FROM alerts a WHERE list_contains((SELECT list(id) FROM alert_groups), 'grp_' || a.id);
+    ALTER TABLE alerts DROP COLUMN slack_channel;
+    ALTER TABLE alerts DROP COLUMN slack_ts;
+    ALTER TABLE alerts DROP COLUMN notify_error;
+    DROP TABLE outbox;
+    CREATE TABLE outbox(
+        id VARCHAR PRIMARY KEY, dedup_key VARCHAR NOT NULL UNIQUE, group_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before TIMESTAMPTZ NOT NULL,
+        next_attempt_at TIMESTAMPTZ NOT NULL, last_error VARCHAR, maybe_delivered BOOLEAN NOT NULL DEFAULT FALSE,
+        receipt VARCHAR, created_at TIMESTAMPTZ NOT NULL, sent_at TIMESTAMPTZ);
+    """,
 ]
 
 

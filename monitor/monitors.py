@@ -18,7 +18,7 @@ from detectors import DETECTORS, get_detector
 from monitor.clock import Clock, utcnow
 from monitor.db import Database
 from monitor.errors import FieldError, InvalidInput, NotFound
-from monitor.names import MODEL_NAME
+from monitor.names import COLUMN_NAME, MODEL_NAME
 from monitor.references import ReferenceSpec, parse_duration
 from monitor.registry import Registry
 
@@ -29,12 +29,22 @@ DetectorName = Literal[
 NO_REFERENCE = frozenset({"volume", "freshness"})  # these compare with history / a silence limit
 
 
+#: Labels a route may group alerts by (``segment.<name>`` too), as in Alertmanager's ``group_by``.
+GROUP_LABELS: tuple[str, ...] = ("model", "monitor", "detector", "severity", "column", "metric", "model_version")
+DEFAULT_GROUP_BY: tuple[str, ...] = ("model", "monitor")
+
+
 class RouteSpec(BaseModel):
-    """Where a monitor's alerts go and how they are grouped and repeated (Alertmanager's timers)."""
+    """Where a monitor's alerts go and how they are grouped and repeated (Alertmanager's timers).
+
+    Alerts with equal ``group_by`` labels going to the same channel form one group: one
+    message, updated in place as alerts join, resolve or are acknowledged.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     slack_channel: str | None = None
+    group_by: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUP_BY))
     runbook: str | None = Field(default=None, max_length=2000)
     owner: str | None = Field(default=None, max_length=200)
     group_wait: str = "30s"
@@ -45,6 +55,17 @@ class RouteSpec(BaseModel):
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, value: list[str]) -> list[str]:
+        for label in value:
+            segment = label.removeprefix("segment.")
+            if label not in GROUP_LABELS and not (label.startswith("segment.") and COLUMN_NAME.match(segment)):
+                raise ValueError(f"cannot group by {label!r}: use any of {', '.join(GROUP_LABELS)} or segment.<name>")
+        if len(set(value)) != len(value):
+            raise ValueError("group_by lists a label twice")
         return value
 
     @field_validator("runbook")

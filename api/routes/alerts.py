@@ -12,8 +12,13 @@ from pydantic import BaseModel, Field
 
 from api.deps import ReadKey, ServiceDep
 from api.errors import ApiError
+from monitor.alerting.notify.slack.signature import (
+    InvalidSlackSignature,
+    SlackAction,
+    parse_action,
+    verify_slack_request,
+)
 from monitor.alerting.pipeline import AlertPipeline
-from monitor.alerting.slack_signature import InvalidSlackSignature, SlackAction, parse_action, verify_slack_request
 from monitor.clock import parse_time
 from monitor.errors import FieldError, InvalidInput
 from monitor.references import parse_duration
@@ -48,7 +53,8 @@ def list_alerts(
 
 @router.get("/v1/alerts/{alert_id}")
 def get_alert(alert_id: str, request: Request, _: ReadKey) -> dict[str, Any]:
-    """The alert, its timeline (fired, notified, acked, silenced, resolved) and its deliveries."""
+    """The alert, its timeline (fired, notified, acked, silenced, resolved) and its deliveries:
+    the groups it belongs to, where each group's message is and the last delivery error."""
     pipeline = _pipeline(request)
     alert = pipeline.alerts.get(alert_id)
     silence = pipeline.silences.silencing(alert)
@@ -56,7 +62,7 @@ def get_alert(alert_id: str, request: Request, _: ReadKey) -> dict[str, Any]:
         **alert,
         "silenced_by": silence["id"] if silence else None,
         "timeline": pipeline.alerts.events(alert_id),
-        "notifications": pipeline.outbox.rows(alert_id),
+        "notifications": pipeline.deliveries_json(alert_id),
     }
 
 
@@ -66,7 +72,7 @@ def ack_alert(alert_id: str, request: Request, service: ServiceDep, principal: R
     pipeline = _pipeline(request)
     alert = pipeline.alerts.ack(alert_id, principal.id)
     service.audit.record(principal.id, "alert.acknowledged", alert_id)
-    pipeline.plan_update(alert_id)
+    pipeline.plan_update(alert_id=alert_id)
     return alert
 
 
@@ -121,31 +127,48 @@ async def slack_actions(request: Request, service: ServiceDep, background: Backg
 
 
 def handle_slack_action(app: Any, action: SlackAction) -> None:
-    """Ack, silence or route samples for the alert a button belongs to; audited as the Slack user."""
+    """Ack, silence or route samples for the group a button belongs to (or the single alert of
+    a message posted before grouping); audited as the Slack user."""
     pipeline: AlertPipeline = app.state.alerts
     service = app.state.service
     actor = f"slack:{action.user_name or action.user_id}"
+    target = action.group_id or action.alert_id or ""
     try:
+        group = pipeline.groups.get(action.group_id) if action.group_id else None
+        alert_ids = list(group.alert_ids) if group else [action.alert_id or ""]
+        via = {"via": "slack", "group_id": action.group_id} if group else {"via": "slack"}
         if action.action_id == "ack":
-            pipeline.alerts.ack(action.alert_id, actor)
-            service.audit.record(actor, "alert.acknowledged", action.alert_id, {"via": "slack"})
+            for alert_id in alert_ids:
+                alert = pipeline.alerts.get(alert_id)
+                if alert["state"] == "resolved" or alert["acked_by"]:
+                    continue
+                pipeline.alerts.ack(alert_id, actor)
+                service.audit.record(actor, "alert.acknowledged", alert_id, via)
         elif action.action_id in ("silence_1h", "silence_24h"):
             hours = 1 if action.action_id == "silence_1h" else 24
-            silence = pipeline.silences.create(
-                {"alert_id": action.alert_id}, service.now() + timedelta(hours=hours), actor, f"from Slack ({hours}h)"
-            )
-            service.audit.record(actor, "silence.created", silence["id"], {"alert_id": action.alert_id, "via": "slack"})
+            if group is not None and group.labels:  # the group's labels: its alerts and any that would join
+                scopes = [dict(group.labels)]
+            else:  # one alert, or a group_by: [] group (no labels to match): exactly its alerts
+                scopes = [{"alert_id": alert_id} for alert_id in alert_ids]
+            ends = service.now() + timedelta(hours=hours)
+            for scope in scopes:
+                silence = pipeline.silences.create(scope, ends, actor, f"from Slack ({hours}h)")
+                service.audit.record(actor, "silence.created", silence["id"], {"matchers": scope, **via})
         elif action.action_id == "route_samples":
             hook = getattr(app.state, "route_samples", None)
-            pipeline.alerts.record_event(action.alert_id, "samples_requested", actor, {})
-            service.audit.record(actor, "labeling.requested", action.alert_id, {"via": "slack"})
-            result = hook(action.alert_id, actor) if hook is not None else None
-            if result and not result.get("queued") and result.get("reason"):
-                # e.g. a latency alert: labels cannot help, so nothing was routed; say so on the timeline
-                pipeline.alerts.record_event(action.alert_id, "samples_not_routed", actor, {"reason": result["reason"]})
+            for alert_id in alert_ids:
+                pipeline.alerts.record_event(alert_id, "samples_requested", actor, via)
+                service.audit.record(actor, "labeling.requested", alert_id, via)
+                result = hook(alert_id, actor) if hook is not None else None
+                if result and not result.get("queued") and result.get("reason"):
+                    # e.g. a latency alert: labels cannot help, so nothing was routed; say so on the timeline
+                    pipeline.alerts.record_event(alert_id, "samples_not_routed", actor, {"reason": result["reason"]})
         else:
-            log.warning("unknown Slack action %r for alert %s", action.action_id, action.alert_id)
+            log.warning("unknown Slack action %r for %s", action.action_id, target)
             return
-        pipeline.plan_update(action.alert_id)
+        if group is not None:
+            pipeline.plan_update(group_id=group.id)
+        else:
+            pipeline.plan_update(alert_id=action.alert_id)
     except Exception:
-        log.exception("Slack action %s on alert %s failed", action.action_id, action.alert_id)
+        log.exception("Slack action %s on %s failed", action.action_id, target)

@@ -1,5 +1,7 @@
-"""The on-call alert pipeline and its delivery channels (Slack, log).
+"""The on-call alert pipeline and its receivers.
 
-Channel modules: ``notice`` (the pipeline → channel contract), ``slack_messages`` (Block Kit,
-pure), ``slack`` (delivery over the Web API), ``slack_signature`` (trusting button presses).
+``alerts`` (state), ``silences``, ``groups`` (one notification per group of alerts),
+``outbox`` (durable delivery), ``notice`` (the pipeline → receiver contract), ``pipeline``
+(the stages, assembled by ``build_pipeline``) and ``notify/`` (the ``Notifier`` interface and
+one package per receiver: ``slack/``, ``log``).
 """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,9 +54,6 @@ COLUMNS = (
     "route",
     "acked_by",
     "acked_at",
-    "slack_channel",
-    "slack_ts",
-    "notify_error",
     "repeats",
     "last_notified_at",
     "updated_at",
@@ -280,23 +278,17 @@ class AlertStore:
         with self._db.transaction() as cur:
             self._event(cur, alert_id, event, actor, details or {})
 
-    def set_delivery(
-        self,
-        alert_id: str,
-        *,
-        channel: str | None = None,
-        ts: str | None = None,
-        error: str | None = None,
-        notified: bool = False,
-        repeat: bool = False,
-    ) -> None:
+    def mark_notified(self, alert_ids: Sequence[str], *, repeat: bool = False) -> None:
+        """Record that on-call was told about these alerts now (their group's message was
+        posted, updated or repeated). Where and how is the notifier's business, not the alert's."""
+        if not alert_ids:
+            return
         now = self._now()
         with self._db.transaction() as cur:
             cur.execute(
-                "UPDATE alerts SET slack_channel = coalesce(?, slack_channel), slack_ts = coalesce(slack_ts, ?), "
-                "notify_error = ?, last_notified_at = CASE WHEN ? THEN ? ELSE last_notified_at END, "
-                "repeats = repeats + CASE WHEN ? THEN 1 ELSE 0 END WHERE id = ?",
-                [channel, ts, error, notified, now, repeat, alert_id],
+                "UPDATE alerts SET last_notified_at = ?, repeats = repeats + CASE WHEN ? THEN 1 ELSE 0 END "
+                "WHERE list_contains(?, id)",
+                [now, repeat, list(alert_ids)],
             ).fetchall()
 
     @staticmethod

@@ -2,30 +2,36 @@
 
     run outcome ─► state (pending/firing/resolved)
                 ─► silences and inhibition (a no-data alert mutes the model's other alerts)
-                ─► grouping (per model and channel: group_wait, group_interval)
-                ─► dedup (one outbox row per alert, kind and repeat number)
-                ─► notify (the dispatcher delivers the outbox with retries; repeats every repeat_interval)
+                ─► grouping (route group_by labels + receiver + channel: one group, one message)
+                ─► timers and dedup (group_wait, group_interval, repeat_interval; one pending
+                   flush per group in the outbox)
+                ─► notify (the dispatcher renders each due group as it is now and hands it to
+                   the Notifier: post once, then update in place; repeats and the resolution
+                   note go in the thread)
 
 ``build_pipeline`` assembles it in one place; each stage is a small method so it can be read
-and tested on its own.
+and tested on its own. The pipeline knows a :class:`~monitor.alerting.notify.Notifier` and
+the generic notify errors, never a particular receiver.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.alerting.alerts import AlertStore, Transition
-from monitor.alerting.notice import AlertNotice
-from monitor.alerting.outbox import Outbox, notice_from_json
+from monitor.alerting.groups import AlertGroup, GroupStore, group_labels
+from monitor.alerting.notice import SEVERITIES, AlertLine, GroupNotice, NoticeKind, Severity
+from monitor.alerting.notify import MessageRef, Notifier, NotifyError, PermanentNotifyError, TransientNotifyError
+from monitor.alerting.notify.log import LogNotifier
+from monitor.alerting.notify.messages import GroupMessage, MessageStore
+from monitor.alerting.outbox import Outbox, OutboxRow
 from monitor.alerting.silences import SilenceStore
-from monitor.alerting.slack import LogChannel, NoticeChannel
-from monitor.alerting.slack_errors import PermanentSlackError, SlackError, TransientSlackError
 from monitor.clock import Clock, utcnow
+from monitor.monitors import RouteSpec
 from monitor.periodic import Periodic
 from monitor.references import parse_duration
 
@@ -35,11 +41,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("loopwatch.alerts")
 MAYBE_DELIVERED = "[maybe delivered]"
 
+#: What a delivery did, for metrics: sent | retry | failed.
+DeliveryHook = Callable[[str, str], None]  # (receiver, result)
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
     public_url: str | None = None
-    default_channel: str = "#ml-alerts"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A group an alert belongs to and how its message fared (``GET /v1/alerts/{id}``, pages)."""
+
+    group_id: str
+    group_state: str
+    labels: dict[str, str]
+    alerts: int
+    receiver: str
+    channel: str
+    channel_id: str | None
+    message_id: str | None
+    message_state: str
+    last_error: str | None
+    outbox: list[dict[str, Any]]
 
 
 class AlertPipeline:
@@ -47,18 +72,22 @@ class AlertPipeline:
         self,
         alerts: AlertStore,
         silences: SilenceStore,
+        groups: GroupStore,
         outbox: Outbox,
-        channel: NoticeChannel,
+        messages: MessageStore,
+        notifier: Notifier,
         config: PipelineConfig,
         now: Clock = utcnow,
     ) -> None:
         self.alerts = alerts
         self.silences = silences
+        self.groups = groups
         self.outbox = outbox
-        self.channel = channel
+        self.messages = messages
+        self.notifier = notifier
         self.config = config
         self._now = now
-        self.on_delivery: Callable[[str], None] | None = None  # metrics hook: sent | retry | failed
+        self.on_delivery: DeliveryHook | None = None
 
     # -- stage 1: state ----------------------------------------------------------------------
 
@@ -69,16 +98,48 @@ class AlertPipeline:
             self.plan(transition)
         return transitions
 
-    # -- stages 2-4: silence/inhibit → group → dedup ------------------------------------------
+    # -- stages 2-4: silence/inhibit → group → timers/dedup -----------------------------------
 
     def plan(self, transition: Transition) -> bool:
+        """A firing alert joins its group; a resolved one makes its groups re-render. Returns
+        True when this changed what a group's message will show (False: muted, or already
+        planned — re-planning after a restart is a no-op)."""
         alert = self.alerts.get(transition.alert_id)
-        if transition.kind == "resolved" and not alert["last_notified_at"]:
-            return False  # nobody was told it fired (silenced/inhibited): nothing to resolve in Slack
+        if transition.kind == "resolved":
+            changed = False
+            for group in self.groups.of_alert(alert["id"], open_only=True):
+                self._schedule(self.groups.touch(group.id))
+                changed = True
+            return changed  # in no open group: nobody was told it fired, nothing to resolve
         if self._muted(alert, transition.kind):
             return False
-        kind = transition.kind
-        return self._enqueue(alert, kind, dedup_key=f"{alert['id']}:{kind}", not_before=self._group_time(alert))
+        route = self._route(alert)
+        joined = self.groups.join(
+            receiver=self.notifier.name,
+            channel=self._channel(route),
+            labels=group_labels(alert, route.group_by),
+            route=route,
+            alert_id=alert["id"],
+        )
+        if not joined.joined:
+            return False
+        at = self._schedule(joined.group)
+        self.alerts.record_event(
+            alert["id"], "notification_queued:new", None, {"group_id": joined.group.id, "not_before": at.isoformat()}
+        )
+        return True
+
+    def plan_update(self, *, alert_id: str | None = None, group_id: str | None = None) -> int:
+        """Someone acted (ack, silence, samples): refresh the affected groups' messages now.
+        Human actions are not rate-limited by group_interval — the presser waits for them."""
+        groups = [self.groups.get(group_id)] if group_id else self.groups.of_alert(alert_id or "", open_only=True)
+        for group in groups:
+            if group.state != "open":
+                continue
+            self.groups.touch(group.id)
+            if group.last_flush_at is not None:  # before the first post, group_wait still applies
+                self.outbox.schedule_flush(group.id, self._now())
+        return len(groups)
 
     def _muted(self, alert: dict[str, Any], kind: str) -> bool:
         silence = self.silences.silencing(alert)
@@ -93,167 +154,206 @@ class AlertPipeline:
     def _no_data_firing(self, alert: dict[str, Any]) -> bool:
         return any(a["finding_status"] == "no_data" for a in self.alerts.list(model=alert["model"], state="firing"))
 
-    def _channel(self, alert: dict[str, Any]) -> str:
-        return (alert.get("route") or {}).get("slack_channel") or self.config.default_channel
+    @staticmethod
+    def _route(alert: dict[str, Any]) -> RouteSpec:
+        return RouteSpec.model_validate(alert.get("route") or {})
 
-    def _group_key(self, alert: dict[str, Any]) -> str:
-        return f"{alert['model']}|{self._channel(alert)}"
+    def _channel(self, route: RouteSpec) -> str:
+        return self.notifier.destination(route)
 
-    def _group_time(self, alert: dict[str, Any]) -> datetime:
-        """New group: wait group_wait to collect more alerts. A batch already waiting: join it.
-        Recently notified group: wait until group_interval after that notification."""
-        route = alert.get("route") or {}
+    def _schedule(self, group: AlertGroup) -> datetime:
+        """When the group's message goes out next (Alertmanager's timers): a new group waits
+        group_wait from its creation to collect more alerts; after a notification, changes wait
+        until group_interval after it. A flush already waiting is joined (coalesced)."""
         now = self._now()
-        key = self._group_key(alert)
-        waiting = self.outbox.pending_flush(key)
-        if waiting is not None and waiting >= now:
-            return waiting
-        last = self.outbox.last_sent(key)
-        interval = parse_duration(route.get("group_interval", "5m"))
-        if last is not None and last + interval > now:
-            return last + interval
-        return now + parse_duration(route.get("group_wait", "30s"))
+        if group.last_flush_at is None:
+            at = max(now, group.created_at + parse_duration(group.route.group_wait))
+        else:
+            at = max(now, group.last_flush_at + parse_duration(group.route.group_interval))
+        self.outbox.schedule_flush(group.id, at)
+        return at
 
-    def _enqueue(self, alert: dict[str, Any], kind: str, *, dedup_key: str, not_before: datetime) -> bool:
-        notice = self.notice(alert, kind)
-        queued = self.outbox.enqueue(
-            dedup_key=dedup_key,
-            alert_id=alert["id"],
-            group_key=self._group_key(alert),
-            kind=kind,
-            channel=notice.channel,
-            notice=notice,
-            not_before=not_before,
-        )
-        if queued:
-            self.alerts.record_event(
-                alert["id"], f"notification_queued:{kind}", None, {"not_before": not_before.isoformat()}
-            )
-        return queued
-
-    # -- repeats and updates ----------------------------------------------------------------
+    # -- repeats -------------------------------------------------------------------------------
 
     def plan_repeats(self) -> int:
-        """Firing, unacknowledged, unmuted alerts are re-notified every repeat_interval (in thread)."""
+        """Groups with a firing, unacknowledged, unmuted alert are re-notified in their thread
+        every repeat_interval after the last post or repeat."""
         now = self._now()
         queued = 0
-        for alert in self.alerts.list(state="firing", limit=10_000):
-            if alert["acked_by"] or not alert["last_notified_at"]:
+        for group in self.groups.open_groups():
+            if group.last_notified_at is None or group.receiver != self.notifier.name:
                 continue
-            interval = parse_duration((alert.get("route") or {}).get("repeat_interval", "4h"))
-            if datetime.fromisoformat(alert["last_notified_at"]) + interval > now:
+            if group.last_notified_at + parse_duration(group.route.repeat_interval) > now:
                 continue
-            if self._muted(alert, "repeat"):
+            if not self._needs_repeat(group):
                 continue
-            queued += self._enqueue(
-                alert, "repeat", dedup_key=f"{alert['id']}:repeat:{alert['repeats'] + 1}", not_before=now
-            )
+            queued += self.outbox.schedule_repeat(group.id, group.repeats + 1, now)
         return queued
 
-    def plan_update(self, alert_id: str) -> bool:
-        """Ack/silence changed: refresh the original Slack message (if there is one)."""
-        alert = self.alerts.get(alert_id)
-        if not alert["slack_ts"]:
-            return False
-        return self._enqueue(
-            alert, "update", dedup_key=f"{alert_id}:update:{uuid.uuid4().hex[:8]}", not_before=self._now()
+    def _needs_repeat(self, group: AlertGroup) -> bool:
+        for alert_id in group.alert_ids:
+            alert = self.alerts.get(alert_id)
+            if alert["state"] == "firing" and not alert["acked_by"] and self.silences.silencing(alert) is None:
+                return True
+        return False
+
+    # -- stage 5: notify -----------------------------------------------------------------------
+
+    def notice(self, group: AlertGroup, kind: NoticeKind, message: GroupMessage | None = None) -> GroupNotice:
+        """The group as it is now (its alerts read afresh), as the receiver should show it."""
+        base = (self.config.public_url or "").rstrip("/")
+        alerts = [self.alerts.get(alert_id) for alert_id in group.alert_ids]
+        lines = tuple(self._line(alert, base) for alert in alerts)
+        firing = [line for line in lines if line.status == "firing"]
+        model = group.labels.get("model") or (alerts[0]["model"] if alerts else "")
+        acked = {line.acked_by for line in firing}
+        silenced = [line.silenced_until for line in firing]
+        ended = [datetime.fromisoformat(a["resolved_at"]) for a in alerts if a["resolved_at"]]
+        title_parts = [value for value in group.labels.values() if value] or [model or "alerts"]
+        return GroupNotice(
+            group_id=group.id,
+            kind=kind,
+            status="firing" if firing else "resolved",
+            severity=_worst([line.severity for line in (firing or list(lines))]),
+            title=" · ".join(title_parts),
+            model=model,
+            labels=group.labels,
+            alerts=lines,
+            channel=group.channel,
+            started_at=min((line.started_at for line in lines), default=group.created_at),
+            ended_at=max(ended) if ended and not firing else None,
+            dashboard_url=f"{base}/models/{model}#alerts" if base and model else None,
+            runbook_url=group.route.runbook,
+            acked_by=", ".join(sorted(a for a in acked if a)) if firing and None not in acked else None,
+            silenced_until=min(s for s in silenced if s) if firing and None not in silenced else None,
         )
 
-    # -- stage 5: notify -------------------------------------------------------------------
-
-    def notice(self, alert: dict[str, Any], kind: str) -> AlertNotice:
-        silence = self.silences.silencing(alert)
-        base = (self.config.public_url or "").rstrip("/")
-        return AlertNotice(
+    def _line(self, alert: dict[str, Any], base: str) -> AlertLine:
+        silence = self.silences.silencing(alert) if alert["state"] != "resolved" else None
+        return AlertLine(
             alert_id=alert["id"],
-            fingerprint=alert["fingerprint"],
             status="resolved" if alert["state"] == "resolved" else "firing",
             severity=alert["severity"],
             title=alert["title"],
-            model=alert["model"],
-            model_version=alert["model_version"],
-            segment=alert["segment"],
             detector=alert["detector"],
             metric=alert["metric"],
+            column=alert["column"],
+            segment=alert["segment"],
+            model_version=alert["model_version"],
             value=alert["value"],
             threshold=alert["threshold"],
+            what_changed=alert["what_changed"] or "",
             window_start=datetime.fromisoformat(alert["last_window_start"]),
             window_end=datetime.fromisoformat(alert["last_window_end"]),
-            what_changed=alert["what_changed"] or "",
             started_at=datetime.fromisoformat(alert["started_at"]),
-            dashboard_url=f"{base}/models/{alert['model']}/alerts/{alert['id']}" if base else None,
-            runbook_url=(alert.get("route") or {}).get("runbook"),
-            channel=self._channel(alert),
-            kind=kind,  # type: ignore[arg-type]
+            resolved_at=datetime.fromisoformat(alert["resolved_at"]) if alert["resolved_at"] else None,
             acked_by=alert["acked_by"],
             silenced_until=datetime.fromisoformat(silence["ends_at"]) if silence else None,
-            error=alert["notify_error"],
+            dashboard_url=f"{base}/models/{alert['model']}/alerts/{alert['id']}" if base else None,
         )
 
-    def deliver(self, row: dict[str, Any]) -> str:
-        """Send one outbox row; returns sent | retry | failed."""
-        alert = self.alerts.get(row["alert_id"])
-        kind = row["kind"]
-        notice = self.notice(alert, kind) if kind in ("update", "resolved") else notice_from_json(row["payload"])
-        channel, ts = row["channel"], alert["slack_ts"]
+    def deliver(self, row: OutboxRow) -> str:
+        """Deliver one outbox row; returns sent | retry | failed."""
+        group = self.groups.get(row.group_id)
+        receiver = self.notifier.name
+        message = self.messages.get(group.id, receiver)
         try:
-            if kind == "new" or not ts:
-                if kind == "update":
-                    self.outbox.mark_sent(row["id"], None)
-                    return "sent"
-                if (row.get("last_error") or "").startswith(MAYBE_DELIVERED) and self._reconcile(row, notice, alert):
-                    return "sent"
-                post_message = getattr(self.channel, "post_message", None)
-                if post_message is not None:  # Slack: keep the channel *id* (chat.update needs it after restarts)
-                    message = post_message(notice)
-                    posted, channel = message.ts, message.channel
-                else:
-                    posted = self.channel.post(notice)
-                self.alerts.set_delivery(alert["id"], channel=channel, ts=posted, error=None, notified=True)
-                self.outbox.mark_sent(row["id"], posted)
-                return "sent"
-            if kind in ("resolved", "update"):
-                self.channel.update(alert["slack_channel"] or channel, ts, notice)
-                reply_ts = None
-                if kind == "resolved":
-                    reply_ts = self.channel.reply(alert["slack_channel"] or channel, ts, notice)
-                self.alerts.set_delivery(alert["id"], error=None, notified=kind == "resolved")
-                self.outbox.mark_sent(row["id"], reply_ts or ts)
-                return "sent"
-            reply = self.channel.reply(alert["slack_channel"] or channel, ts, notice)  # repeat
-            self.alerts.set_delivery(alert["id"], error=None, notified=True, repeat=True)
-            self.outbox.mark_sent(row["id"], reply)
-            return "sent"
-        except TransientSlackError as exc:
-            error = f"{MAYBE_DELIVERED} {exc}" if getattr(exc, "maybe_delivered", False) else str(exc)
-            at = self.outbox.mark_retry(row["id"], error, row["attempts"], getattr(exc, "retry_after", None))
-            log.warning(
-                "slack delivery of %s for alert %s delayed until %s: %s", kind, alert["id"], at.isoformat(), exc
+            if row.kind == "repeat":
+                return self._repeat(row, group, message)
+            return self._flush(row, group, message)
+        except TransientNotifyError as exc:
+            error = f"{MAYBE_DELIVERED} {exc}" if exc.maybe_delivered else str(exc)
+            at = self.outbox.mark_retry(
+                row.id, error, row.attempts, exc.retry_after, maybe_delivered=exc.maybe_delivered
             )
+            self.messages.failed(group.id, receiver, group.channel, str(exc), permanent=False)
+            log.warning("%s delivery of group %s delayed until %s: %s", receiver, group.id, at.isoformat(), exc)
             return "retry"
-        except PermanentSlackError as exc:
-            self.outbox.mark_failed(row["id"], str(exc))
-            self.alerts.set_delivery(alert["id"], error=str(exc))
-            self.alerts.record_event(alert["id"], "notification_failed", None, {"error": str(exc)})
-            log.error("slack delivery for alert %s failed and will not be retried: %s", alert["id"], exc)
+        except PermanentNotifyError as exc:
+            self.outbox.mark_failed(row.id, str(exc))
+            self.messages.failed(group.id, receiver, group.channel, str(exc), permanent=True)
+            for alert_id in group.alert_ids:
+                self.alerts.record_event(
+                    alert_id, "notification_failed", None, {"group_id": group.id, "error": str(exc)}
+                )
+            log.error("%s delivery of group %s failed and will not be retried: %s", receiver, group.id, exc)
             return "failed"
 
-    def _reconcile(self, row: dict[str, Any], notice: AlertNotice, alert: dict[str, Any]) -> bool:
-        """After a post that may have reached Slack, adopt that message instead of posting twice."""
-        find = getattr(self.channel, "find_posted", None)
-        if find is None:
-            return False
+    def _flush(self, row: OutboxRow, group: AlertGroup, message: GroupMessage | None) -> str:
+        """Post the group's message, or rewrite it to show the group as it is now."""
+        receiver = self.notifier.name
+        ref = message.ref if message else None
+        if ref is None:
+            notice = self.notice(group, "new", message)
+            if notice.status == "resolved":  # every alert resolved before anyone was told: say nothing
+                self._finish(row, group, notice, None, close=True)
+                return "sent"
+            ref = self._reconcile(row, notice) if row.maybe_delivered else None
+            if ref is None:
+                ref = self.notifier.post(notice)
+            else:
+                self.notifier.update(ref, notice)
+            self.messages.posted(group.id, receiver, group.channel, ref)
+            self._finish(row, group, notice, ref, close=False)
+            return "sent"
+        resolved = self.notice(group, "resolved", message)
+        if resolved.status == "resolved":
+            self.notifier.update(ref, resolved)
+            if message is None or message.state != "resolved":
+                self.notifier.reply(ref, resolved)
+            self.messages.shown(group.id, receiver, "resolved")
+            self._finish(row, group, resolved, ref, close=True)
+            return "sent"
+        notice = self.notice(group, "update", message)
+        self.notifier.update(ref, notice)
+        self.messages.shown(group.id, receiver, "firing")
+        self._finish(row, group, notice, ref, close=False)
+        return "sent"
+
+    def _finish(
+        self, row: OutboxRow, group: AlertGroup, notice: GroupNotice, ref: MessageRef | None, *, close: bool
+    ) -> None:
+        """Mark the row sent; if the group changed while it was delivered (its version moved),
+        flush again after group_interval, so the last word is always the group's latest state.
+
+        Order matters: a change bumps the version *before* it schedules a flush, and the version
+        is compared *after* the row is marked sent, so a change can never coalesce into a row
+        that is then marked sent without anyone noticing."""
+        if ref is not None:
+            self.alerts.mark_notified([line.alert_id for line in notice.alerts])
+        self.outbox.mark_sent(row.id, ref.message_id if ref else None)
+        if not self.groups.flushed(group.id, group.version, close=close):
+            self.outbox.schedule_flush(group.id, self._now() + parse_duration(group.route.group_interval))
+
+    def _repeat(self, row: OutboxRow, group: AlertGroup, message: GroupMessage | None) -> str:
+        ref = message.ref if message else None
+        if ref is None or group.state != "open" or not self._needs_repeat(group):
+            self.outbox.mark_sent(row.id, None)  # nothing to repeat (acked, resolved, or never posted)
+            return "sent"
+        notice = self.notice(group, "repeat", message)
+        reply = self.notifier.reply(ref, notice)
+        self.groups.repeated(group.id)
+        self.alerts.mark_notified([line.alert_id for line in notice.firing], repeat=True)
+        self.outbox.mark_sent(row.id, reply)
+        return "sent"
+
+    def _reconcile(self, row: OutboxRow, notice: GroupNotice) -> MessageRef | None:
+        """After a post that may have reached the receiver, adopt that message instead of
+        posting twice."""
         try:
-            found = find(notice)
-        except SlackError as exc:  # e.g. no channels:history scope: post again (a duplicate beats a loss)
-            log.warning("could not check Slack for alert %s before re-posting: %s", alert["id"], exc)
-            return False
-        if found is None:
-            return False
-        self.alerts.set_delivery(alert["id"], channel=found.channel, ts=found.ts, error=None, notified=True)
-        self.outbox.mark_sent(row["id"], found.ts)
-        self.alerts.record_event(alert["id"], "notification_reconciled", None, {"ts": found.ts})
-        return True
+            found = self.notifier.find_posted(notice)
+        except NotifyError as exc:  # e.g. no history scope: post again (a duplicate beats a loss)
+            log.warning("could not check %s for group %s before re-posting: %s", self.notifier.name, row.group_id, exc)
+            return None
+        if found is not None:
+            for line in notice.alerts:
+                self.alerts.record_event(
+                    line.alert_id,
+                    "notification_reconciled",
+                    None,
+                    {"group_id": row.group_id, "message_id": found.message_id},
+                )
+        return found
 
     def dispatch_due(self) -> dict[str, int]:
         """One dispatcher tick: plan repeats, then deliver every due outbox row in order."""
@@ -263,8 +363,41 @@ class AlertPipeline:
             result = self.deliver(row)
             counts[result] += 1
             if self.on_delivery is not None:
-                self.on_delivery(result)
+                self.on_delivery(self.notifier.name, result)
         return counts
+
+    # -- reads for the API and pages -----------------------------------------------------------
+
+    def deliveries(self, alert_id: str) -> list[Delivery]:
+        """The groups an alert belongs to, newest first, with their messages and outbox rows."""
+        groups = self.groups.of_alert(alert_id)
+        messages = {(m.group_id, m.receiver): m for m in self.messages.of_groups([g.id for g in groups])}
+        out = []
+        for group in groups:
+            message = messages.get((group.id, group.receiver))
+            out.append(
+                Delivery(
+                    group_id=group.id,
+                    group_state=group.state,
+                    labels=group.labels,
+                    alerts=len(group.alert_ids),
+                    receiver=group.receiver,
+                    channel=group.channel,
+                    channel_id=message.channel_id if message else None,
+                    message_id=message.message_id if message else None,
+                    message_state=message.state if message else "pending",
+                    last_error=message.last_error if message else None,
+                    outbox=self.outbox.rows([group.id]),
+                )
+            )
+        return out
+
+    def deliveries_json(self, alert_id: str) -> list[dict[str, Any]]:
+        return [asdict(d) for d in self.deliveries(alert_id)]
+
+
+def _worst(severities: list[Severity]) -> Severity:
+    return max(severities, key=SEVERITIES.index, default="warning")
 
 
 class Dispatcher(Periodic):
@@ -274,17 +407,19 @@ class Dispatcher(Periodic):
         super().__init__("loopwatch-alert-dispatcher", interval, pipeline.dispatch_due)
 
 
-def build_pipeline(service: Any, channel: NoticeChannel | None = None, now: Clock = utcnow) -> AlertPipeline:
+def build_pipeline(service: Any, notifier: Notifier | None = None, now: Clock = utcnow) -> AlertPipeline:
     """The composition of the stages above for one service."""
     settings = service.settings
     return AlertPipeline(
         alerts=AlertStore(service.db, service.registry, now),
         silences=SilenceStore(service.db, now),
+        groups=GroupStore(service.db, now),
         outbox=Outbox(service.db, now),
-        channel=channel or LogChannel(),
-        config=PipelineConfig(public_url=settings.public_url, default_channel=settings.slack_channel or "#ml-alerts"),
+        messages=MessageStore(service.db, now),
+        notifier=notifier or LogNotifier(),
+        config=PipelineConfig(public_url=settings.public_url),
         now=now,
     )
 
 
-__all__ = ["AlertPipeline", "Dispatcher", "PipelineConfig", "build_pipeline"]
+__all__ = ["AlertPipeline", "Delivery", "Dispatcher", "PipelineConfig", "build_pipeline"]

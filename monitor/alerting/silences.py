@@ -1,7 +1,8 @@
 """Silences: matchers plus an expiry. A silenced alert still changes state and shows in the API
 and dashboards; it only stops notifying. Matchers are exact label matches on ``model``,
-``monitor``, ``detector``, ``metric``, ``column``, ``severity``, ``alert_id`` and
-``segment.<name>`` (the Slack "Silence 1h" button silences one alert by ``alert_id``)."""
+``monitor``, ``detector``, ``metric``, ``column``, ``severity``, ``model_version``, ``alert_id``
+and ``segment.<name>``; a label the alert does not have matches the empty string (so a
+silence of a group's labels — the Slack "Silence 1h" button — matches exactly that group)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import FieldError, InvalidInput, NotFound
 
-LABELS = frozenset({"model", "monitor", "detector", "metric", "column", "severity", "alert_id"})
+LABELS = frozenset({"model", "monitor", "detector", "metric", "column", "severity", "model_version", "alert_id"})
 
 
 def alert_labels(alert: dict[str, Any]) -> dict[str, str]:
@@ -22,13 +23,15 @@ def alert_labels(alert: dict[str, Any]) -> dict[str, str]:
     labels["alert_id"] = alert["id"]
     if alert.get("column"):
         labels["column"] = alert["column"]
+    if alert.get("model_version"):
+        labels["model_version"] = str(alert["model_version"])
     for name, value in (alert.get("segment") or {}).items():
         labels[f"segment.{name}"] = str(value)
     return labels
 
 
 def matches(matchers: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in matchers.items())
+    return all(labels.get(key, "") == value for key, value in matchers.items())
 
 
 class SilenceStore:

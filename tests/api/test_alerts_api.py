@@ -41,6 +41,12 @@ def test_list_show_ack_with_audit(client) -> None:
     detail = http.get(f"/v1/alerts/{alert_id}", headers=headers).json()
     assert [e["event"] for e in detail["timeline"]][:2] == ["fired", "notification_queued:new"]
     assert "acknowledged" in [e["event"] for e in detail["timeline"]]
+    [notification] = detail["notifications"]  # its group's message at the log receiver (no Slack here)
+    assert notification["receiver"] == "log" and notification["labels"] == {
+        "model": "harsh-braking",
+        "monitor": "fn-rate",
+    }
+    assert notification["alerts"] == 1 and [r["kind"] for r in notification["outbox"]] == ["flush"]
     audit = http.app.state.service.audit.list(action="alert.acknowledged")  # type: ignore[attr-defined]
     assert audit and audit[0]["target"] == alert_id
     assert http.get("/v1/alerts/al_nope", headers=headers).status_code == 404
@@ -62,10 +68,15 @@ def test_silence_create_list_expire(client) -> None:
     assert expired["expired_at"] and not expired["active"]
 
 
+def group_of(http: TestClient, alert_id: str) -> str:
+    return http.app.state.alerts.deliveries(alert_id)[0].group_id  # type: ignore[attr-defined]
+
+
 def test_slack_ack_button_round_trip(client) -> None:
-    """A signed Ack press answers 200 at once and acknowledges the alert as the Slack user."""
+    """A signed Ack press on a group's message answers 200 at once and acknowledges the group's
+    firing alerts as the Slack user."""
     http, headers, alert_id = client
-    body = block_actions_body("ack", alert_id)
+    body = block_actions_body("ack", group_of(http, alert_id))
     response = http.post(
         "/slack/actions",
         content=body,
@@ -79,10 +90,27 @@ def test_slack_ack_button_round_trip(client) -> None:
     assert alert["acked_by"] and alert["acked_by"].startswith("slack:")
 
 
-def test_slack_silence_button_creates_a_silence(client) -> None:
-    """Silence 24h from Slack creates a silence for that alert, audited as the Slack user."""
+def test_slack_ack_button_of_a_per_alert_message_still_acks_that_alert(client) -> None:
+    """Buttons of messages posted before grouping name one alert; pressing them still works."""
     http, headers, alert_id = client
-    body = block_actions_body("silence_24h", alert_id)
+    body = block_actions_body("ack", alert_id, target="alert_id")
+    response = http.post(
+        "/slack/actions",
+        content=body,
+        headers={
+            **signed_headers(body, timestamp=int(time.time())),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 200
+    assert http.get(f"/v1/alerts/{alert_id}", headers=headers).json()["acked_by"].startswith("slack:")
+
+
+def test_slack_silence_button_creates_a_silence(client) -> None:
+    """Silence 24h from Slack silences the group's labels (its alerts and any that would join),
+    audited as the Slack user."""
+    http, headers, alert_id = client
+    body = block_actions_body("silence_24h", group_of(http, alert_id))
     http.post(
         "/slack/actions",
         content=body,
@@ -92,14 +120,16 @@ def test_slack_silence_button_creates_a_silence(client) -> None:
         },
     )
     [silence] = http.get("/v1/silences", params={"active": True}, headers=headers).json()
-    assert silence["matchers"] == {"alert_id": alert_id} and silence["created_by"].startswith("slack:")
+    assert silence["matchers"] == {"model": "harsh-braking", "monitor": "fn-rate"}
+    assert silence["created_by"].startswith("slack:")
+    assert http.get(f"/v1/alerts/{alert_id}", headers=headers).json()["silenced_by"] == silence["id"]
 
 
 @pytest.mark.parametrize("case", ["wrong_secret", "stale", "tampered", "unsigned"])
 def test_bad_slack_signatures_are_401(client, case: str) -> None:
     """Wrong secret, a replay older than 5 minutes, a tampered body or no signature → 401, no effect."""
     http, headers, alert_id = client
-    body = block_actions_body("ack", alert_id)
+    body = block_actions_body("ack", group_of(http, alert_id))
     now = int(time.time())
     if case == "wrong_secret":
         sent_headers = signed_headers(body, "another-secret", timestamp=now)
@@ -115,3 +145,24 @@ def test_bad_slack_signatures_are_401(client, case: str) -> None:
     )
     assert response.status_code == 401
     assert http.get(f"/v1/alerts/{alert_id}", headers=headers).json()["acked_by"] is None
+
+
+def test_slack_samples_button_requests_samples_for_each_alert_of_the_group(client) -> None:
+    """Send samples to labeling on a group's message asks the routing policy for every alert of
+    the group (recorded on each alert's timeline and in the audit log as the Slack user)."""
+    http, headers, alert_id = client
+    calls: list[tuple[str, str]] = []
+    http.app.state.route_samples = lambda a, actor: calls.append((a, actor))  # type: ignore[attr-defined]
+    body = block_actions_body("route_samples", group_of(http, alert_id))
+    response = http.post(
+        "/slack/actions",
+        content=body,
+        headers={
+            **signed_headers(body, timestamp=int(time.time())),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 200
+    assert calls == [(alert_id, "slack:alice")]
+    timeline = http.get(f"/v1/alerts/{alert_id}", headers=headers).json()["timeline"]
+    assert "samples_requested" in [e["event"] for e in timeline]

@@ -45,8 +45,10 @@ def test_scheduled_freshness_alert_reaches_slack(server_factory) -> None:
             assert len(posts) == 1, [c.params for c in slack.calls]
             assert "no data" in str(posts[0].params.get("text"))
             [alert] = client.get("/v1/alerts", params={"active": True}).json()
-            assert alert["detector"] == "freshness" and alert["slack_ts"]
+            assert alert["detector"] == "freshness"
+            [sent] = client.get(f"/v1/alerts/{alert['id']}").json()["notifications"]
+            assert sent["receiver"] == "slack" and sent["message_id"] == posts[0].response["ts"]
             time.sleep(3)  # more scheduled runs while still silent: no duplicate message
             assert len(slack.calls_to("chat.postMessage")) == 1
             metrics = client.get("/metrics").text
-            assert 'loopwatch_alert_notifications_total{result="sent"} 1.0' in metrics
+            assert 'loopwatch_alert_notifications_total{receiver="slack",result="sent"} 1.0' in metrics

@@ -29,15 +29,19 @@ def signed_headers(body: bytes, secret: str = SIGNING_SECRET, *, timestamp: int)
 
 def block_actions_payload(
     action_id: str,
-    alert_id: str,
+    target_id: str,
     *,
+    target: str = "group_id",
     user_id: str = "U0ALICE01",
     user_name: str = "alice",
     channel: str = "C0ONCALL01",
     message_ts: str = "1700000000.000100",
     response_url: str = "https://hooks.slack.com/actions/T0/1/abc",
 ) -> dict[str, Any]:
-    """A ``block_actions`` payload shaped like Slack's (only the fields loopwatch reads, plus context)."""
+    """A ``block_actions`` payload shaped like Slack's (only the fields loopwatch reads, plus context).
+
+    The button value names ``target`` = ``target_id``: ``group_id`` as loopwatch's group
+    messages write it, or ``alert_id`` as per-alert messages of earlier versions did."""
     return {
         "type": "block_actions",
         "team": {"id": "T0LOOPWATCH", "domain": "loopwatch-test"},
@@ -55,7 +59,7 @@ def block_actions_payload(
                 "action_id": action_id,
                 "block_id": "alert_actions",
                 "text": {"type": "plain_text", "text": action_id},
-                "value": json.dumps({"alert_id": alert_id}),
+                "value": json.dumps({target: target_id}),
                 "action_ts": "1700000001.000200",
             }
         ],
@@ -67,6 +71,6 @@ def form_body(payload: dict[str, Any]) -> bytes:
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def block_actions_body(action_id: str, alert_id: str, **kwargs: Any) -> bytes:
+def block_actions_body(action_id: str, target_id: str, **kwargs: Any) -> bytes:
     """The raw body of a button press (see :func:`block_actions_payload` for options)."""
-    return form_body(block_actions_payload(action_id, alert_id, **kwargs))
+    return form_body(block_actions_payload(action_id, target_id, **kwargs))

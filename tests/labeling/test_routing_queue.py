@@ -199,7 +199,7 @@ def test_latency_alert_routes_nothing_by_policy_button_or_api(api) -> None:
     button (which records why on the alert's timeline), and POST /v1/labeling/route with its
     alert_id is refused with 422 naming alert_id and the reason."""
     from api.routes.alerts import handle_slack_action
-    from monitor.alerting.slack_signature import SlackAction
+    from monitor.alerting.notify.slack.signature import SlackAction
 
     alert_id = _latency_alert(api)
     queue = api.client.app.state.labeling_queue
@@ -207,7 +207,7 @@ def test_latency_alert_routes_nothing_by_policy_button_or_api(api) -> None:
 
     routed = api.client.app.state.route_samples(alert_id, "slack:ana")
     assert routed["queued"] == 0 and "latency" in routed["reason"]
-    button = SlackAction("route_samples", alert_id, "U1", "ana", channel=None, message_ts=None, response_url=None)
+    button = SlackAction("route_samples", None, alert_id, "U1", "ana", channel=None, message_ts=None, response_url=None)
     handle_slack_action(api.client.app, button)
     assert all(s["alert_id"] != alert_id for s in queue.list(MODEL))
     events = api.client.app.state.alerts.alerts.events(alert_id)

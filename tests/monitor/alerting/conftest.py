@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from monitor.alerting.notice import AlertNotice
+from monitor.alerting.notice import GroupNotice
 from tests.fakes.slack_api import slack_api  # noqa: F401  (fixture)
 from tests.monitor.alerting.helpers import FakeClock, make_notice
 
 
 @pytest.fixture
-def notice() -> Callable[..., AlertNotice]:
+def notice() -> Callable[..., GroupNotice]:
     return make_notice
 
 

@@ -1,6 +1,7 @@
 """The alert pipeline end to end against a local Slack Web API: state, grouping timers, dedup
 across restarts, resolution and repeats in the thread, outages and rate limits, silences and
-inhibition. Time is injected; nothing waits for real."""
+inhibition. Time is injected; nothing waits for real. (Grouping into one message per group
+and in-place updates: ``test_grouping.py``.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from detectors import Finding
-from monitor.alerting.pipeline import AlertPipeline, build_pipeline
-from monitor.alerting.slack import SlackChannel
+from monitor.alerting.notify.slack import SlackNotifier
+from monitor.alerting.pipeline import AlertPipeline, Delivery, build_pipeline
 from monitor.monitors import MonitorSpec
 from monitor.runs import RunRecord
 from monitor.scheduling import RunOutcome
@@ -57,14 +58,14 @@ class World:
         self.clock[0] += timedelta(**delta)
 
     def pipeline(self) -> AlertPipeline:
-        channel = SlackChannel(
+        notifier = SlackNotifier(
             self.slack.token,
             base_url=self.slack.base_url,
             now=self.sleeper.now,
             sleep=self.sleeper.sleep,
             max_retry_after=5,
         )
-        return build_pipeline(self.service, channel, now=self.now)
+        return build_pipeline(self.service, notifier, now=self.now)
 
 
 @pytest.fixture
@@ -126,7 +127,18 @@ def outcome(
 
 
 def posts(world: World) -> list[dict]:
-    return world.slack.calls_to("chat.postMessage")
+    """Top-level posts that Slack accepted (thread notes excluded)."""
+    return [c for c in world.slack.calls_to("chat.postMessage", ok_only=True) if not c.params.get("thread_ts")]
+
+
+def posts_all(world: World) -> list[dict]:
+    """Every accepted chat.postMessage, thread notes included."""
+    return world.slack.calls_to("chat.postMessage", ok_only=True)
+
+
+def delivery(pipeline: AlertPipeline, alert_id: str) -> Delivery:
+    """The newest group delivery of an alert (where its message is, the last error)."""
+    return pipeline.deliveries(alert_id)[0]
 
 
 def test_fires_after_for_windows_then_notifies_after_group_wait(world: World) -> None:
@@ -145,12 +157,15 @@ def test_fires_after_for_windows_then_notifies_after_group_wait(world: World) ->
     assert "FN rate 4.1% → 9.8% (95% CI 8.9–10.7%) on firmware 3.2" in text
     assert "https://loopwatch.example/models/harsh-braking/alerts/" in text and "runbooks.example" in text
     alert = pipeline.alerts.get(transition.alert_id)
-    assert alert["state"] == "firing" and alert["slack_ts"] and alert["slack_channel"].startswith("C")
+    sent = delivery(pipeline, transition.alert_id)
+    assert alert["state"] == "firing" and sent.message_id == post.response["ts"]
+    assert sent.receiver == "slack" and sent.channel_id and sent.channel_id.startswith("C")
 
 
-def test_alerts_of_one_model_go_out_together_and_dedup_survives_restart(world: World) -> None:
-    """Two alerts firing within group_wait are delivered in the same flush; re-planning after a
-    restart (new pipeline objects on the same store) sends nothing twice."""
+def test_alerts_of_one_group_go_out_together_and_dedup_survives_restart(world: World) -> None:
+    """Two alerts of one monitor firing within group_wait are one message (was: two messages in
+    the same flush); re-planning after a restart (new pipeline objects on the same store) sends
+    nothing twice."""
     spec = SPEC.model_copy(update={"for_": 1})
     pipeline = world.pipeline()
     first = pipeline.on_run(outcome(world, "critical", monitor=spec))
@@ -159,13 +174,15 @@ def test_alerts_of_one_model_go_out_together_and_dedup_survives_restart(world: W
     world.advance(seconds=15)
     assert pipeline.dispatch_due()["sent"] == 0  # 25 s in: the first alert's group_wait (30 s) is not over
     world.advance(seconds=10)
-    assert pipeline.dispatch_due()["sent"] == 2
+    assert pipeline.dispatch_due()["sent"] == 1
+    [post] = posts(world)
+    assert "firmware=3.2" in str(post.params["blocks"]) and "firmware=3.1" in str(post.params["blocks"])
     restarted = world.pipeline()
     for transition in first + second:
         assert restarted.plan(transition) is False
     world.advance(minutes=10)
     restarted.dispatch_due()
-    assert len(posts(world)) == 2
+    assert len(posts(world)) == 1 and not world.slack.calls_to("chat.update")
 
 
 def test_resolution_updates_the_message_and_repeats_go_in_the_thread(world: World) -> None:
@@ -176,28 +193,31 @@ def test_resolution_updates_the_message_and_repeats_go_in_the_thread(world: Worl
     [t] = pipeline.on_run(outcome(world, "critical", monitor=spec))
     world.advance(seconds=31)
     pipeline.dispatch_due()
-    ts = pipeline.alerts.get(t.alert_id)["slack_ts"]
+    ts = delivery(pipeline, t.alert_id).message_id
     world.advance(hours=4, seconds=1)
     pipeline.dispatch_due()
-    replies = [c for c in posts(world) if c.params.get("thread_ts") == ts]
+    replies = [c for c in posts_all(world) if c.params.get("thread_ts") == ts]
     assert len(replies) == 1
     pipeline.alerts.ack(t.alert_id, "key_oncall")
     world.advance(hours=5)
     pipeline.dispatch_due()
-    assert len([c for c in posts(world) if c.params.get("thread_ts") == ts]) == 1
+    assert len([c for c in posts_all(world) if c.params.get("thread_ts") == ts]) == 1
     world.advance(minutes=15)
     [resolved] = pipeline.on_run(outcome(world, "ok", monitor=spec, value=0.04))
     assert resolved.kind == "resolved"
     world.advance(minutes=6)
     pipeline.dispatch_due()
     updates = world.slack.calls_to("chat.update")
-    assert updates and updates[-1].params["ts"] == ts
+    assert updates and updates[-1].params["ts"] == ts and "RESOLVED" in updates[-1].params["text"]
+    notes = [c for c in posts_all(world) if c.params.get("thread_ts") == ts]
+    assert len(notes) == 2 and "Resolved" in str(notes[-1].params["blocks"])
     assert pipeline.alerts.get(t.alert_id)["state"] == "resolved"
+    assert delivery(pipeline, t.alert_id).message_state == "resolved"
 
 
 def test_ten_minute_outage_delays_but_loses_and_duplicates_nothing(world: World) -> None:
-    """While Slack is unreachable deliveries are retried with backoff; when it is back, each
-    notification arrives exactly once."""
+    """While Slack is unreachable deliveries are retried with backoff; when it is back, the
+    group's message (both alerts) arrives exactly once."""
     spec = SPEC.model_copy(update={"for_": 1})
     pipeline = world.pipeline()
     transitions = []
@@ -211,10 +231,10 @@ def test_ten_minute_outage_delays_but_loses_and_duplicates_nothing(world: World)
         assert all(r["status"] == "pending" and r["attempts"] >= 3 for r in rows)
     world.advance(minutes=6)
     pipeline.dispatch_due()
-    assert len(posts(world)) == 2 and {r["status"] for r in pipeline.outbox.rows()} == {"sent"}
+    assert len(posts(world)) == 1 and {r["status"] for r in pipeline.outbox.rows()} == {"sent"}
     world.advance(minutes=30)
     pipeline.dispatch_due()
-    assert len(posts(world)) == 2
+    assert len(posts(world)) == 1 and "firmware=3.0" in str(posts(world)[0].params["blocks"])
 
 
 def test_rate_limits_and_5xx_storms_are_waited_out(world: World) -> None:
@@ -227,21 +247,23 @@ def test_rate_limits_and_5xx_storms_are_waited_out(world: World) -> None:
     for _ in range(20):
         world.advance(seconds=31)
         pipeline.dispatch_due()
-    assert len([c for c in posts(world) if c.status == 200]) == 1
+    assert len(posts(world)) == 1
     assert {r["status"] for r in pipeline.outbox.rows()} == {"sent"}
 
 
-def test_bad_token_is_a_clear_error_on_the_alert(world: World) -> None:
-    """A revoked token fails delivery permanently: recorded on the alert, nothing crashes."""
+def test_bad_token_is_a_clear_error_on_the_delivery(world: World) -> None:
+    """A revoked token fails delivery permanently: recorded on the group's delivery (shown with
+    the alert) and in the alert's timeline, without the token; nothing crashes."""
     spec = SPEC.model_copy(update={"for_": 1})
     pipeline = world.pipeline()
     [t] = pipeline.on_run(outcome(world, "critical", monitor=spec))
     world.slack.revoke_token()
     world.advance(seconds=31)
     assert pipeline.dispatch_due()["failed"] == 1
-    alert = pipeline.alerts.get(t.alert_id)
-    assert "invalid_auth" in (alert["notify_error"] or "") or "token" in (alert["notify_error"] or "").lower()
-    assert world.slack.token not in alert["notify_error"]
+    error = delivery(pipeline, t.alert_id).last_error or ""
+    assert "invalid_auth" in error or "token" in error.lower()
+    assert world.slack.token not in error and delivery(pipeline, t.alert_id).message_state == "failed"
+    assert "notification_failed" in [e["event"] for e in pipeline.alerts.events(t.alert_id)]
 
 
 def test_silences_and_no_data_inhibition_mute_notifications(world: World) -> None:
@@ -296,6 +318,5 @@ def test_a_post_lost_in_transit_is_not_posted_twice(world: World) -> None:
     world.advance(minutes=1)
     assert pipeline.dispatch_due()["sent"] == 1
     assert len(world.slack.messages("#ml-oncall")) == 1
-    alert = pipeline.alerts.get(t.alert_id)
-    assert alert["slack_ts"] == world.slack.messages("#ml-oncall")[0]["ts"]
+    assert delivery(pipeline, t.alert_id).message_id == world.slack.messages("#ml-oncall")[0]["ts"]
     assert "notification_reconciled" in [e["event"] for e in pipeline.alerts.events(t.alert_id)]

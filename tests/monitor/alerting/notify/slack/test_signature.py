@@ -10,8 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.alerting.slack_messages import firing_message
-from monitor.alerting.slack_signature import InvalidSlackSignature, SlackAction, parse_action, verify_slack_request
+from monitor.alerting.notify.slack.messages import firing_message
+from monitor.alerting.notify.slack.signature import (
+    InvalidSlackSignature,
+    SlackAction,
+    parse_action,
+    verify_slack_request,
+)
 from tests.fakes.slack_interactions import (
     SIGNING_SECRET,
     block_actions_body,
@@ -109,17 +114,24 @@ def test_missing_signing_secret_is_a_configuration_error() -> None:
 
 
 def test_parse_action_reads_a_button_press() -> None:
-    """A block_actions payload yields the action, the alert id from the button value, the user and the message."""
-    action = parse_action(block_actions_body("silence_1h", "al_7f3c2a"))
+    """A block_actions payload yields the action, the group id from the button value, the user and the message."""
+    action = parse_action(block_actions_body("silence_1h", "grp_7f3c2a"))
     assert action == SlackAction(
         action_id="silence_1h",
-        alert_id="al_7f3c2a",
+        group_id="grp_7f3c2a",
+        alert_id=None,
         user_id="U0ALICE01",
         user_name="alice",
         channel="C0ONCALL01",
         message_ts="1700000000.000100",
         response_url="https://hooks.slack.com/actions/T0/1/abc",
     )
+
+
+def test_buttons_of_per_alert_messages_still_work() -> None:
+    """Messages posted before grouping carry {"alert_id": …}; their buttons still parse (to that alert)."""
+    action = parse_action(block_actions_body("ack", "al_1", target="alert_id"))
+    assert (action.group_id, action.alert_id) == (None, "al_1")
 
 
 def test_parse_action_falls_back_to_the_container() -> None:
@@ -131,14 +143,14 @@ def test_parse_action_falls_back_to_the_container() -> None:
 
 
 def test_button_values_from_our_messages_round_trip() -> None:
-    """Every button value written by firing_message parses back to the alert id."""
-    notice = make_notice(alert_id="al_round_trip")
+    """Every button value written by firing_message parses back to the group id."""
+    notice = make_notice(group_id="grp_round_trip")
     elements = [e for b in firing_message(notice)["blocks"] if b["type"] == "actions" for e in b["elements"]]
     for element in elements:
         payload = block_actions_payload(element["action_id"], "ignored")
         payload["actions"][0]["value"] = element["value"]
         action = parse_action(form_body(payload))
-        assert (action.action_id, action.alert_id) == (element["action_id"], "al_round_trip")
+        assert (action.action_id, action.group_id) == (element["action_id"], "grp_round_trip")
 
 
 def _with(mutate: object) -> bytes:
@@ -161,7 +173,7 @@ def _with(mutate: object) -> bytes:
         (_with(lambda p: p.pop("user")), "no user.id"),
         (_with(lambda p: p["actions"][0].pop("value")), "no value"),
         (_with(lambda p: p["actions"][0].update(value="al_1")), "value is not JSON"),
-        (_with(lambda p: p["actions"][0].update(value=json.dumps({"id": "al_1"}))), "no alert_id"),
+        (_with(lambda p: p["actions"][0].update(value=json.dumps({"id": "al_1"}))), "no group_id"),
         (b"payload=\xff", "not a UTF-8 form"),
     ],
 )

@@ -1,9 +1,10 @@
-"""The Slack channel: delivers :class:`AlertNotice` values with ``slack_sdk.WebClient``.
+"""The Slack receiver: delivers :class:`GroupNotice` values with ``slack_sdk.WebClient``.
 
-A channel only renders and sends; the outbox around it owns durability. So every method
+A receiver only renders and sends; the outbox around it owns durability. So every method
 either returns (delivered) or raises :class:`TransientSlackError` (outbox retries later) or
-:class:`PermanentSlackError` (outbox marks the notification failed on the alert). Nothing
-else escapes for Slack-side trouble, and no message ever contains the token.
+:class:`PermanentSlackError` (outbox marks the group's notification failed). Both are the
+generic notify errors the pipeline understands. Nothing else escapes for Slack-side
+trouble, and no message ever contains the token.
 
 Pacing: Slack allows about one message per second per channel, so calls to one channel are
 serialised and spaced at least ``min_interval`` apart (the clock and sleep are injected, so
@@ -18,14 +19,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from monitor.alerting.notice import AlertNotice
-from monitor.alerting.slack_errors import (
+from monitor.alerting.notice import GroupNotice
+from monitor.alerting.notify import MessageRef
+from monitor.alerting.notify.slack.errors import (
     PermanentSlackError,
     SlackError,
     TransientSlackError,
@@ -33,61 +34,40 @@ from monitor.alerting.slack_errors import (
     from_transport_error,
     scrub,
 )
-from monitor.alerting.slack_messages import SlackMessage, fit_plain, original_message, thread_reply
-from monitor.alerting.slack_retry import Sleep, retry_handlers
+from monitor.alerting.notify.slack.messages import SlackMessage, original_message, thread_reply
+from monitor.alerting.notify.slack.retry import Sleep, retry_handlers
+from monitor.monitors import RouteSpec
 
 __all__ = [
     "DEFAULT_API_URL",
-    "LogChannel",
-    "NoticeChannel",
+    "EVENT_TYPE",
     "PermanentSlackError",
-    "PostedMessage",
-    "SlackChannel",
     "SlackError",
+    "SlackNotifier",
     "TransientSlackError",
-    "channel_from_settings",
+    "notifier_from_settings",
 ]
 
 DEFAULT_API_URL = "https://slack.com/api/"
+#: Where alerts go when neither the route nor ``LOOPWATCH_SLACK_CHANNEL`` names a channel.
+DEFAULT_CHANNEL = "#ml-alerts"
+#: Message metadata event type naming a group's message (to find it again without its text).
+EVENT_TYPE = "loopwatch_alert_group"
 _log = logging.getLogger(__name__)
 
 
 def _sdk_logger() -> logging.Logger:
     """The WebClient's logger. It logs every failed attempt at ERROR, which during an outage
-    floods the log with lines ``SlackChannel`` already reports once, classified; so it is quiet
-    unless an operator sets its level (``monitor.alerting.slack.sdk``) for wire debugging."""
+    floods the log with lines ``SlackNotifier`` already reports once, classified; so it is quiet
+    unless an operator sets its level (``monitor.alerting.notify.slack.channel.sdk``) for wire debugging."""
     logger = logging.getLogger(f"{__name__}.sdk")
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.CRITICAL)
     return logger
 
 
-class NoticeChannel(Protocol):
-    """What the pipeline's outbox calls; ``SlackChannel`` and ``LogChannel`` implement it."""
-
-    def post(self, notice: AlertNotice) -> str:
-        """Post the alert's main message; returns its ``ts`` (remember it to update/thread)."""
-        ...
-
-    def update(self, channel: str, ts: str, notice: AlertNotice) -> None:
-        """Rewrite the main message (ack, silence, resolution)."""
-        ...
-
-    def reply(self, channel: str, thread_ts: str, notice: AlertNotice) -> str:
-        """Post a note in the main message's thread; returns the reply's ``ts``."""
-        ...
-
-
-@dataclass(frozen=True)
-class PostedMessage:
-    """Where a message landed: Slack's channel *id* (``chat.update`` wants the id) and ``ts``."""
-
-    channel: str
-    ts: str
-
-
-class SlackChannel:
-    """Alert delivery over Slack's Web API with bounded retries, pacing and clear errors.
+class SlackNotifier:
+    """Group delivery over Slack's Web API with bounded retries, pacing and clear errors.
 
     ``base_url`` points the client elsewhere (tests use a loopback fake). Retries inside one
     call are bounded by ``max_retries``; a 429 is waited out in-process only while its
@@ -95,11 +75,14 @@ class SlackChannel:
     delay for the outbox.
     """
 
+    name = "slack"
+
     def __init__(
         self,
         token: str,
         *,
         base_url: str = DEFAULT_API_URL,
+        default_channel: str = DEFAULT_CHANNEL,
         timeout: int = 10,
         max_retries: int = 3,
         max_retry_after: float = 15.0,
@@ -110,10 +93,11 @@ class SlackChannel:
         logger: logging.Logger | None = None,
     ) -> None:
         if not token or not token.strip():
-            raise ValueError("a Slack bot token is required (LOOPWATCH_SLACK_TOKEN); use LogChannel without one")
+            raise ValueError("a Slack bot token is required (LOOPWATCH_SLACK_TOKEN); use the log notifier without one")
         if max_retries < 0 or min_interval < 0 or max_retry_after < 0:
             raise ValueError("max_retries, min_interval and max_retry_after must not be negative")
         self._token = token.strip()
+        self._default_channel = default_channel
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._max_retries = max_retries
         self._min_interval = min_interval
@@ -135,16 +119,17 @@ class SlackChannel:
         self._ids: dict[str, str] = {}  # "#ml-oncall" → "C0…", learned from responses
 
     def __repr__(self) -> str:  # never show the token
-        return f"SlackChannel(base_url={self._base_url!r})"
+        return f"SlackNotifier(base_url={self._base_url!r})"
 
     # ------------------------------------------------------------------ public API
 
-    def post(self, notice: AlertNotice) -> str:
-        """``chat.postMessage`` of the alert's main message; returns its ``ts``."""
-        return self.post_message(notice).ts
+    def destination(self, route: RouteSpec) -> str:
+        """The route's ``slack_channel``, else the default (``LOOPWATCH_SLACK_CHANNEL``)."""
+        return route.slack_channel or self._default_channel
 
-    def post_message(self, notice: AlertNotice) -> PostedMessage:
-        """Like :meth:`post`, but also returns the channel id the pipeline should store."""
+    def post(self, notice: GroupNotice) -> MessageRef:
+        """``chat.postMessage`` of the group's message; returns the channel *id* and ``ts``
+        (``chat.update`` needs the id, which also survives channel renames)."""
         message = self._render(original_message, notice, "chat.postMessage")
         data = self._call(
             "chat.postMessage",
@@ -157,34 +142,34 @@ class SlackChannel:
                 metadata=_metadata(notice),
             ),
         )
-        return PostedMessage(channel=str(data.get("channel") or notice.channel), ts=_ts(data, notice.channel))
+        return MessageRef(channel=str(data.get("channel") or notice.channel), message_id=_ts(data, notice.channel))
 
-    def update(self, channel: str, ts: str, notice: AlertNotice) -> None:
-        """``chat.update`` of the main message to show ack/silence state or the resolution."""
+    def update(self, ref: MessageRef, notice: GroupNotice) -> None:
+        """``chat.update`` of the group's message to show its current state."""
         message = self._render(original_message, notice, "chat.update")
         self._call(
             "chat.update",
-            channel,
-            lambda channel_id: self._client.chat_update(channel=channel_id, ts=ts, **message),
+            ref.channel,
+            lambda channel_id: self._client.chat_update(channel=channel_id, ts=ref.message_id, **message),
         )
 
-    def reply(self, channel: str, thread_ts: str, notice: AlertNotice) -> str:
-        """Post a repeat/resolution note in the alert's thread; returns the reply's ``ts``."""
+    def reply(self, ref: MessageRef, notice: GroupNotice) -> str:
+        """Post a repeat/resolution note in the group's thread; returns the reply's ``ts``."""
         message = self._render(thread_reply, notice, "chat.postMessage")
         data = self._call(
             "chat.postMessage",
-            channel,
+            ref.channel,
             lambda channel_id: self._client.chat_postMessage(
-                channel=channel_id, thread_ts=thread_ts, **message, unfurl_links=False, unfurl_media=False
+                channel=channel_id, thread_ts=ref.message_id, **message, unfurl_links=False, unfurl_media=False
             ),
         )
-        return _ts(data, channel)
+        return _ts(data, ref.channel)
 
-    def find_posted(self, notice: AlertNotice, limit: int = 100) -> PostedMessage | None:
-        """The message already posted for this alert's first notification, if Slack has one.
+    def find_posted(self, notice: GroupNotice, limit: int = 100) -> MessageRef | None:
+        """The message already posted for this group, if Slack has one.
 
         Used before re-posting after a failure that may have been delivered (the connection
-        dropped after Slack accepted the post): posts carry the alert id in their metadata.
+        dropped after Slack accepted the post): posts carry the group id in their metadata.
         Needs the ``channels:history`` scope; errors propagate as SlackErrors."""
         data = self._call(
             "conversations.history",
@@ -195,12 +180,11 @@ class SlackChannel:
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
             if (
-                metadata.get("event_type") == "loopwatch_alert"
-                and payload.get("alert_id") == notice.alert_id
-                and payload.get("kind") == "new"
+                metadata.get("event_type") == EVENT_TYPE
+                and payload.get("group_id") == notice.group_id
                 and message.get("ts")
             ):
-                return PostedMessage(channel=self._resolve(notice.channel), ts=str(message["ts"]))
+                return MessageRef(channel=self._resolve(notice.channel), message_id=str(message["ts"]))
         return None
 
     def check(self) -> dict[str, Any]:
@@ -210,12 +194,12 @@ class SlackChannel:
 
     # ------------------------------------------------------------------ internals
 
-    def _render(self, build: Callable[[AlertNotice], SlackMessage], notice: AlertNotice, method: str) -> SlackMessage:
+    def _render(self, build: Callable[[GroupNotice], SlackMessage], notice: GroupNotice, method: str) -> SlackMessage:
         try:
             return build(notice)
         except ValueError as exc:
             raise PermanentSlackError(
-                f"Slack {method} to {notice.channel}: cannot build the message for alert {notice.alert_id[:80]}: {exc}",
+                f"Slack {method} to {notice.channel}: cannot build the message for group {notice.group_id[:80]}: {exc}",
                 method=method,
                 channel=notice.channel,
                 error="bad_message",
@@ -316,68 +300,21 @@ def _ts(data: dict[str, Any], channel: str) -> str:
     return ts
 
 
-def _metadata(notice: AlertNotice) -> dict[str, Any]:
-    """Message metadata naming the alert, so a message can be found again (e.g. to reconcile
+def _metadata(notice: GroupNotice) -> dict[str, Any]:
+    """Message metadata naming the group, so its message can be found again (e.g. to reconcile
     a post whose response was lost) without parsing its text."""
-    return {
-        "event_type": "loopwatch_alert",
-        "event_payload": {"alert_id": notice.alert_id, "fingerprint": notice.fingerprint, "kind": notice.kind},
-    }
+    return {"event_type": EVENT_TYPE, "event_payload": {"group_id": notice.group_id, "kind": notice.kind}}
 
 
-class LogChannel:
-    """The notifier used when Slack is not configured: alerts go to the service log.
-
-    Same interface as :class:`SlackChannel`, so the pipeline does not care which it has.
-    Returns synthetic, increasing ``ts`` values so updates and threads still line up.
-    """
-
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self._log = logger or logging.getLogger("monitor.alerting.notify")
-        self._lock = threading.Lock()
-        self._counter = 0
-
-    def _next_ts(self) -> str:
-        with self._lock:
-            self._counter += 1
-            return f"log.{self._counter:06d}"
-
-    def _emit(self, action: str, notice: AlertNotice, message: SlackMessage) -> None:
-        level = logging.WARNING if notice.status == "firing" and notice.kind in ("new", "repeat") else logging.INFO
-        self._log.log(
-            level,
-            "alert %s %s [%s/%s] to %s: %s",
-            notice.alert_id,
-            action,
-            notice.status,
-            notice.kind,
-            notice.channel,
-            fit_plain(message["text"], 1000),
-        )
-
-    def post(self, notice: AlertNotice) -> str:
-        """Log the alert; returns a synthetic ``ts``."""
-        self._emit("posted", notice, original_message(notice))
-        return self._next_ts()
-
-    def update(self, channel: str, ts: str, notice: AlertNotice) -> None:
-        """Log the changed state of the alert."""
-        self._emit(f"updated ({ts})", notice, original_message(notice))
-
-    def reply(self, channel: str, thread_ts: str, notice: AlertNotice) -> str:
-        """Log a thread note; returns a synthetic ``ts``."""
-        self._emit(f"noted in thread {thread_ts}", notice, thread_reply(notice))
-        return self._next_ts()
-
-
-def channel_from_settings(settings: Any, **options: Any) -> SlackChannel | LogChannel:
-    """A ``SlackChannel`` when ``LOOPWATCH_SLACK_TOKEN`` is set, else a ``LogChannel``.
+def notifier_from_settings(settings: Any, **options: Any) -> SlackNotifier | None:
+    """A ``SlackNotifier`` when ``LOOPWATCH_SLACK_TOKEN`` is set, else ``None``.
 
     ``settings`` is a ``monitor.settings.Settings`` (typed loosely so this module does not pull
-    the settings stack into tests); ``options`` go to ``SlackChannel`` (clock, sleep, limits).
+    the settings stack into tests); ``options`` go to ``SlackNotifier`` (clock, sleep, limits).
     """
     secret = getattr(settings, "slack_token", None)
     token = secret.get_secret_value() if secret is not None else ""
     if not token.strip():
-        return LogChannel()
-    return SlackChannel(token, base_url=getattr(settings, "slack_api_url", DEFAULT_API_URL), **options)
+        return None
+    options.setdefault("default_channel", getattr(settings, "slack_channel", None) or DEFAULT_CHANNEL)
+    return SlackNotifier(token, base_url=getattr(settings, "slack_api_url", DEFAULT_API_URL), **options)

@@ -1,4 +1,5 @@
-"""SlackChannel against a local Slack Web API: delivery, retries, outages, error classes, pacing."""
+"""SlackNotifier against a local Slack Web API: delivery, retries, outages, error classes, pacing;
+the log notifier and the receiver chosen from settings."""
 
 from __future__ import annotations
 
@@ -12,15 +13,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from monitor.alerting.slack import (
-    LogChannel,
-    PermanentSlackError,
-    SlackChannel,
-    TransientSlackError,
-    channel_from_settings,
-)
-from monitor.alerting.slack_messages import firing_message, resolved_message, thread_reply
-from monitor.alerting.slack_retry import retry_after_seconds
+from monitor.alerting.notify import MessageRef, PermanentNotifyError, TransientNotifyError
+from monitor.alerting.notify.log import LogNotifier
+from monitor.alerting.notify.receivers import notifier_from_settings
+from monitor.alerting.notify.slack.channel import PermanentSlackError, SlackNotifier, TransientSlackError
+from monitor.alerting.notify.slack.messages import firing_message, resolved_message, thread_reply
+from monitor.alerting.notify.slack.retry import retry_after_seconds
+from monitor.monitors import RouteSpec
 from monitor.settings import Settings
 from tests.fakes.slack_api import FakeSlackApi
 from tests.monitor.alerting.helpers import FakeClock, make_notice
@@ -28,8 +27,8 @@ from tests.monitor.alerting.helpers import FakeClock, make_notice
 POST = "chat.postMessage"
 
 
-def channel_for(api: FakeSlackApi, clock: FakeClock, **options: Any) -> SlackChannel:
-    return SlackChannel(api.token, base_url=api.base_url, now=clock.now, sleep=clock.sleep, **options)
+def channel_for(api: FakeSlackApi, clock: FakeClock, **options: Any) -> SlackNotifier:
+    return SlackNotifier(api.token, base_url=api.base_url, now=clock.now, sleep=clock.sleep, **options)
 
 
 @pytest.fixture
@@ -43,15 +42,16 @@ def slack(clock: FakeClock) -> Iterator[FakeSlackApi]:
 
 
 def test_post_sends_the_firing_message_and_returns_its_ts(slack: FakeSlackApi, clock: FakeClock) -> None:
-    """post() calls chat.postMessage with the rendered text and blocks and returns Slack's ts."""
+    """post() calls chat.postMessage with the rendered text and blocks, names the group in the
+    message metadata and returns Slack's ts."""
     notice = make_notice()
-    ts = channel_for(slack, clock).post(notice)
+    ts = channel_for(slack, clock).post(notice).message_id
     [call] = slack.calls_to(POST)
     expected = firing_message(notice)
     assert call.params["channel"] == "#ml-oncall"
     assert call.params["text"] == expected["text"]
     assert call.params["blocks"] == expected["blocks"]
-    assert call.params["metadata"]["event_payload"]["alert_id"] == notice.alert_id
+    assert call.params["metadata"]["event_payload"]["group_id"] == notice.group_id
     assert ts == "1700000000.000100"
     assert slack.message("#ml-oncall", ts)["blocks"] == expected["blocks"]  # type: ignore[index]
 
@@ -65,20 +65,19 @@ def test_bearer_token_is_sent_but_never_recorded(slack: FakeSlackApi, clock: Fak
     assert slack.token not in repr(call.params)
 
 
-def test_post_message_returns_the_channel_id_for_later_updates(slack: FakeSlackApi, clock: FakeClock) -> None:
-    """post_message() reports the channel id Slack resolved, which chat.update needs."""
-    posted = channel_for(slack, clock).post_message(make_notice())
-    assert posted.channel == "C0ONCALL01"
-    assert posted.ts == "1700000000.000100"
+def test_post_returns_the_channel_id_for_later_updates(slack: FakeSlackApi, clock: FakeClock) -> None:
+    """post() reports the channel id Slack resolved, which chat.update needs."""
+    posted = channel_for(slack, clock).post(make_notice())
+    assert posted == MessageRef(channel="C0ONCALL01", message_id="1700000000.000100")
 
 
 def test_update_rewrites_the_original_message_as_resolved(slack: FakeSlackApi, clock: FakeClock) -> None:
     """update() with a resolved notice rewrites the original message (chat.update) to the resolved layout."""
     channel = channel_for(slack, clock)
-    posted = channel.post_message(make_notice())
+    posted = channel.post(make_notice())
     resolved = make_notice(status="resolved", kind="resolved", acked_by="alice")
-    channel.update(posted.channel, posted.ts, resolved)
-    message = slack.message(posted.channel, posted.ts)
+    channel.update(posted, resolved)
+    message = slack.message(posted.channel, posted.message_id)
     assert message is not None and message["edits"] == 1
     assert message["blocks"] == resolved_message(resolved)["blocks"]
     assert len(slack.messages()) == 1
@@ -87,20 +86,20 @@ def test_update_rewrites_the_original_message_as_resolved(slack: FakeSlackApi, c
 def test_update_by_channel_name_uses_the_learned_id(slack: FakeSlackApi, clock: FakeClock) -> None:
     """After a post, updating by the channel *name* is sent with the channel id Slack returned."""
     channel = channel_for(slack, clock)
-    ts = channel.post(make_notice())
-    channel.update("#ml-oncall", ts, make_notice(kind="update", acked_by="bob"))
+    ts = channel.post(make_notice()).message_id
+    channel.update(MessageRef("#ml-oncall", ts), make_notice(kind="update", acked_by="bob"))
     assert slack.calls_to("chat.update")[0].params["channel"] == "C0ONCALL01"
 
 
 def test_reply_posts_in_the_thread(slack: FakeSlackApi, clock: FakeClock) -> None:
     """reply() posts the thread note with thread_ts set and returns the reply's own, later ts."""
     channel = channel_for(slack, clock)
-    posted = channel.post_message(make_notice())
+    posted = channel.post(make_notice())
     repeat = make_notice(kind="repeat")
-    reply_ts = channel.reply(posted.channel, posted.ts, repeat)
-    assert float(reply_ts) > float(posted.ts)
+    reply_ts = channel.reply(posted, repeat)
+    assert float(reply_ts) > float(posted.message_id)
     [_, call] = slack.calls_to(POST)
-    assert call.params["thread_ts"] == posted.ts
+    assert call.params["thread_ts"] == posted.message_id
     assert call.params["blocks"] == thread_reply(repeat)["blocks"]
 
 
@@ -126,7 +125,7 @@ def test_retry_after_is_honoured_in_real_time(slack: FakeSlackApi) -> None:
     """With the real clock, the retry reaches Slack no sooner than Retry-After (1 s) after the 429."""
     slack.clock = time.monotonic
     slack.rate_limit(1, retry_after=1)
-    SlackChannel(slack.token, base_url=slack.base_url).post(make_notice())
+    SlackNotifier(slack.token, base_url=slack.base_url).post(make_notice())
     first, second = slack.calls_to(POST)
     assert first.status == 429 and second.status == 200
     assert second.at - first.at >= 1.0
@@ -214,7 +213,7 @@ def test_dropped_connection_after_posting_is_not_retried_blindly(slack: FakeSlac
 def test_invalid_token_is_permanent_and_never_shown(slack: FakeSlackApi, clock: FakeClock) -> None:
     """A wrong token raises PermanentSlackError(invalid_auth) once, with a hint and without the token."""
     secret = "xoxb-1111-2222-SUPERSECRET"
-    channel = SlackChannel(secret, base_url=slack.base_url, now=clock.now, sleep=clock.sleep)
+    channel = SlackNotifier(secret, base_url=slack.base_url, now=clock.now, sleep=clock.sleep)
     with pytest.raises(PermanentSlackError) as caught:
         channel.post(make_notice())
     assert caught.value.error == "invalid_auth"
@@ -280,7 +279,7 @@ def test_invalid_blocks_report_slacks_reason(slack: FakeSlackApi, clock: FakeClo
 
 
 def test_unbuildable_message_is_permanent(slack: FakeSlackApi, clock: FakeClock) -> None:
-    """A notice that cannot be rendered (alert id too long for a button) fails permanently without calling Slack."""
+    """A notice that cannot be rendered (group id too long for a button) fails permanently without calling Slack."""
     with pytest.raises(PermanentSlackError, match="cannot build the message"):
         channel_for(slack, clock).post(make_notice(alert_id="x" * 3000))
     assert slack.calls == []
@@ -311,10 +310,10 @@ def test_no_log_line_contains_the_token(
 def test_at_most_one_message_per_second_per_channel(slack: FakeSlackApi, clock: FakeClock) -> None:
     """Calls to one channel (posts, replies, updates; by name or id) reach Slack ≥ 1 s apart; other channels don't wait."""
     channel = channel_for(slack, clock)
-    posted = channel.post_message(make_notice())
+    posted = channel.post(make_notice())
     for i in range(3):
-        channel.reply(posted.channel, posted.ts, make_notice(kind="repeat", alert_id=f"r{i}"))
-    channel.update("#ml-oncall", posted.ts, make_notice(kind="update", acked_by="alice"))
+        channel.reply(posted, make_notice(kind="repeat", alert_id=f"r{i}"))
+    channel.update(MessageRef("#ml-oncall", posted.message_id), make_notice(kind="update", acked_by="alice"))
     channel.post(make_notice(channel="#ml-oncall", alert_id="second"))
     oncall = [c.at for c in slack.calls]
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(oncall))
@@ -327,7 +326,7 @@ def test_at_most_one_message_per_second_per_channel(slack: FakeSlackApi, clock: 
 def test_pacing_holds_across_threads() -> None:
     """Concurrent senders to one channel are serialised and spaced by min_interval (real clock)."""
     with FakeSlackApi() as api:
-        channel = SlackChannel(api.token, base_url=api.base_url, min_interval=0.3)
+        channel = SlackNotifier(api.token, base_url=api.base_url, min_interval=0.3)
         threads = [threading.Thread(target=channel.post, args=(make_notice(alert_id=f"t{i}"),)) for i in range(4)]
         for thread in threads:
             thread.start()
@@ -338,41 +337,50 @@ def test_pacing_holds_across_threads() -> None:
     assert all(b - a >= 0.25 for a, b in itertools.pairwise(times))
 
 
-# ---------------------------------------------------------------- log channel and settings
+# ---------------------------------------------------------------- log notifier and settings
 
 
-def test_log_channel_logs_notices_when_slack_is_not_configured(caplog: pytest.LogCaptureFixture) -> None:
-    """Without Slack, LogChannel logs each notice (alert id, state, summary) and returns unique ts values."""
+def test_slack_errors_are_the_generic_notify_errors() -> None:
+    """The pipeline catches only the generic notify errors; Slack's are subclasses of them."""
+    assert issubclass(TransientSlackError, TransientNotifyError)
+    assert issubclass(PermanentSlackError, PermanentNotifyError)
+    error = TransientSlackError("x", method="chat.update", channel=None, error="timeout", retry_after=3)
+    assert error.retry_after == 3 and error.maybe_delivered is False
+
+
+def test_log_notifier_logs_notices_when_slack_is_not_configured(caplog: pytest.LogCaptureFixture) -> None:
+    """Without Slack, LogNotifier logs each group notice (group id, state, summary) and returns unique ids."""
     caplog.set_level(logging.INFO)
-    channel = LogChannel()
-    ts = channel.post(make_notice())
-    channel.update("#ml-oncall", ts, make_notice(status="resolved", kind="resolved"))
-    reply = channel.reply("#ml-oncall", ts, make_notice(kind="repeat"))
-    assert ts != reply
-    assert "al_7f3c2a posted [firing/new]" in caplog.text
+    notifier = LogNotifier()
+    ref = notifier.post(make_notice())
+    notifier.update(ref, make_notice(status="resolved", kind="resolved"))
+    reply = notifier.reply(ref, make_notice(kind="repeat"))
+    assert ref.message_id != reply and notifier.name == "log"
+    assert "grp_9d1e posted [firing/new]" in caplog.text
     assert "FN rate 4.1% → 9.8%" in caplog.text
-    assert "[RESOLVED]" in caplog.text
+    assert "[resolved/resolved]" in caplog.text
     assert [r.levelname for r in caplog.records] == ["WARNING", "INFO", "WARNING"]
+    assert notifier.find_posted(make_notice()) is None
 
 
-def test_channel_from_settings_picks_slack_only_with_a_token(
+def test_notifier_from_settings_picks_slack_only_with_a_token(
     slack: FakeSlackApi, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """channel_from_settings returns a SlackChannel pointed at LOOPWATCH_SLACK_API_URL when a token is set, else LogChannel."""
+    """notifier_from_settings returns a SlackNotifier pointed at LOOPWATCH_SLACK_API_URL when a token is set, else LogNotifier."""
     for name in ("LOOPWATCH_SLACK_TOKEN", "SLACK_BOT_TOKEN", "LOOPWATCH_SLACK_API_URL"):
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(channel_from_settings(Settings(data_dir=tmp_path)), LogChannel)
+    assert isinstance(notifier_from_settings(Settings(data_dir=tmp_path)), LogNotifier)
     configured = Settings(data_dir=tmp_path, slack_token=SecretStr(slack.token), slack_api_url=slack.base_url)
-    channel = channel_from_settings(configured, sleep=lambda _s: None)
-    assert isinstance(channel, SlackChannel)
-    channel.post(make_notice())
+    notifier = notifier_from_settings(configured, sleep=lambda _s: None)
+    assert isinstance(notifier, SlackNotifier) and notifier.name == "slack"
+    notifier.post(make_notice())
     assert len(slack.messages()) == 1
 
 
 def test_empty_token_is_refused_up_front() -> None:
-    """Constructing a SlackChannel without a token is a configuration error, not a later surprise."""
+    """Constructing a SlackNotifier without a token is a configuration error, not a later surprise."""
     with pytest.raises(ValueError, match="token is required"):
-        SlackChannel("  ")
+        SlackNotifier("  ")
 
 
 @pytest.mark.parametrize(
@@ -382,3 +390,12 @@ def test_empty_token_is_refused_up_front() -> None:
 def test_retry_after_parsing(headers: dict[str, Any], expected: float) -> None:
     """Retry-After is read case-insensitively; a missing or non-numeric value means 1 s."""
     assert retry_after_seconds(headers) == expected
+
+
+def test_destination_is_the_routes_channel_or_the_default() -> None:
+    """Slack sends a route's alerts to its slack_channel, else to LOOPWATCH_SLACK_CHANNEL; the log
+    notifier has one destination."""
+    notifier = SlackNotifier("xoxb-test", default_channel="#ml-default")
+    assert notifier.destination(RouteSpec(slack_channel="#ml-oncall")) == "#ml-oncall"
+    assert notifier.destination(RouteSpec()) == "#ml-default"
+    assert LogNotifier().destination(RouteSpec(slack_channel="#ml-oncall")) == "log"

@@ -152,7 +152,7 @@ class ConnectionRetry(_BackoffRetry, ConnectionErrorRetryHandler):
 def retry_handlers(
     *, max_retries: int, max_retry_after: float, backoff_factor: float, sleep: Sleep
 ) -> list[RetryHandler]:
-    """The handlers a ``SlackChannel`` gives its ``WebClient``: 429, 5xx and connection failures."""
+    """The handlers a ``SlackNotifier`` gives its ``WebClient``: 429, 5xx and connection failures."""
     return [
         RateLimitRetry(max_retries, max_retry_after, sleep),
         ServerErrorRetry(max_retries, backoff_factor, sleep),

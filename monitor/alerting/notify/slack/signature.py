@@ -75,7 +75,8 @@ class SlackAction:
     """One button press, reduced to what loopwatch acts on and records in the audit log."""
 
     action_id: str
-    alert_id: str
+    group_id: str | None
+    alert_id: str | None  # buttons of messages posted before grouping carried one alert
     user_id: str
     user_name: str
     channel: str | None
@@ -95,7 +96,7 @@ def parse_action(body: bytes) -> SlackAction:
     """Parse the form-encoded ``payload=`` of a ``block_actions`` interaction.
 
     Raises ``ValueError`` with a message naming what is wrong (no payload, not JSON, not a
-    block action, no action, no user, button value without an ``alert_id``).
+    block action, no action, no user, button value without a ``group_id`` or ``alert_id``).
     """
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=20)
@@ -119,7 +120,7 @@ def parse_action(body: bytes) -> SlackAction:
     action_id = _str(action.get("action_id"))
     if action_id is None:
         raise ValueError("Slack action has no action_id")
-    alert_id = _alert_id(action.get("value"))
+    group_id, alert_id = _target(action.get("value"))
     user = _dict(payload.get("user"))
     user_id = _str(user.get("id"))
     if user_id is None:
@@ -130,6 +131,7 @@ def parse_action(body: bytes) -> SlackAction:
     message_ts = _str(_dict(payload.get("message")).get("ts")) or _str(container.get("message_ts"))
     return SlackAction(
         action_id=action_id,
+        group_id=group_id,
         alert_id=alert_id,
         user_id=user_id,
         user_name=user_name,
@@ -139,15 +141,20 @@ def parse_action(body: bytes) -> SlackAction:
     )
 
 
-def _alert_id(value: Any) -> str:
-    """The ``alert_id`` from a button value written by ``slack_messages.button_value``."""
+def _target(value: Any) -> tuple[str | None, str | None]:
+    """``(group_id, alert_id)`` from a button value written by ``messages.button_value``
+    (``{"group_id": …}``), or by the per-alert messages of earlier versions (``{"alert_id": …}``)."""
     if not isinstance(value, str) or not value:
-        raise ValueError("Slack action has no value (expected JSON with an alert_id)")
+        raise ValueError("Slack action has no value (expected JSON with a group_id)")
     try:
         decoded = json.loads(value)
     except json.JSONDecodeError:
-        raise ValueError('Slack action value is not JSON (expected {"alert_id": …})') from None
-    alert_id = decoded.get("alert_id") if isinstance(decoded, dict) else None
-    if not isinstance(alert_id, str) or not alert_id:
-        raise ValueError("Slack action value has no alert_id")
-    return alert_id
+        raise ValueError('Slack action value is not JSON (expected {"group_id": …})') from None
+    if not isinstance(decoded, dict):
+        raise ValueError("Slack action value has no group_id")
+    group_id, alert_id = decoded.get("group_id"), decoded.get("alert_id")
+    if isinstance(group_id, str) and group_id:
+        return group_id, None
+    if isinstance(alert_id, str) and alert_id:
+        return None, alert_id
+    raise ValueError("Slack action value has no group_id")

@@ -1,7 +1,11 @@
-"""Block Kit messages for alert notices — pure functions, no I/O.
+"""Block Kit messages for group notices — pure functions, no I/O.
 
-Why pure: the same notice must always render the same message, so the outbox can rebuild a
-message after a restart and tests can check content without a network.
+One message per alert group: a header with the group's worst severity, a summary line, one
+section per alert (title, column, segment, value vs threshold, what changed) up to
+``MAX_LISTED`` alerts and an "and N more" line with the dashboard link, then the group's
+ack/silence state and its buttons. Why pure: the same notice must always render the same
+message, so a delivery retried after a restart rewrites exactly what the group shows now,
+and tests can check content without a network.
 
 Safety rules applied to every user-provided string (model, segment, title, what changed…):
 
@@ -23,13 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
-from monitor.alerting.notice import AlertNotice
+from monitor.alerting.notice import AlertLine, GroupNotice
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-MAX_FIELDS = 10
 MAX_HEADER_TEXT = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_BUTTON_TEXT = 75
@@ -45,7 +47,9 @@ ACTION_SILENCE_24H = "silence_24h"
 ACTION_ROUTE_SAMPLES = "route_samples"
 ACTION_OPEN_DASHBOARD = "open_dashboard"
 ACTION_OPEN_RUNBOOK = "open_runbook"
-#: Buttons that change alert state; ``POST /slack/actions`` acts on these.
+#: Alerts listed one by one in a group's message; the rest are counted and linked.
+MAX_LISTED = 10
+#: Buttons that change alert state; ``POST /slack/actions`` acts on these (for the whole group).
 ALERT_ACTIONS: frozenset[str] = frozenset({ACTION_ACK, ACTION_SILENCE_1H, ACTION_SILENCE_24H, ACTION_ROUTE_SAMPLES})
 #: Link buttons; Slack still sends an interaction for them, which only needs a 200.
 LINK_ACTIONS: frozenset[str] = frozenset({ACTION_OPEN_DASHBOARD, ACTION_OPEN_RUNBOOK})
@@ -189,15 +193,15 @@ def safe_url(url: str | None) -> str | None:
     return url
 
 
-def button_value(alert_id: str) -> str:
-    """The JSON every button carries, so ``POST /slack/actions`` knows which alert was pressed.
+def button_value(group_id: str) -> str:
+    """The JSON every button carries, so ``POST /slack/actions`` knows which group was pressed.
 
-    Raises ``ValueError`` if it would exceed Slack's 2,000-character limit (alert ids are ours
+    Raises ``ValueError`` if it would exceed Slack's 2,000-character limit (group ids are ours
     and short, so this signals a bug, not user input).
     """
-    value = json.dumps({"alert_id": alert_id}, separators=(",", ":"), ensure_ascii=False)
+    value = json.dumps({"group_id": group_id}, separators=(",", ":"), ensure_ascii=False)
     if _units(value) > MAX_BUTTON_VALUE:
-        raise ValueError(f"alert_id is too long for a Slack button value ({len(alert_id)} characters)")
+        raise ValueError(f"group_id is too long for a Slack button value ({len(group_id)} characters)")
     return value
 
 
@@ -208,45 +212,93 @@ def _header(icon: str, label: str, title: str) -> dict[str, Any]:
     return {"type": "header", "text": _plain(fit_plain(f"{icon} {label} · {one_line(title)}", MAX_HEADER_TEXT))}
 
 
-def _field(label: str, value: str) -> dict[str, Any]:
-    prefix = f"*{label}*\n"
-    return _mrkdwn(prefix + fit_mrkdwn(value, MAX_FIELD_TEXT - _units(prefix)))
-
-
 def _section(prefix_mrkdwn: str, user_text: str) -> dict[str, Any]:
     """A section whose text is our own mrkdwn ``prefix`` followed by escaped user text."""
     body = fit_mrkdwn(user_text, MAX_SECTION_TEXT - _units(prefix_mrkdwn))
     return {"type": "section", "text": _mrkdwn(prefix_mrkdwn + body)}
 
 
-def _fields_block(notice: AlertNotice) -> dict[str, Any]:
-    fields = [
-        _field("Model", one_line(notice.model)),
-        _field("Version", one_line(notice.model_version) if notice.model_version else "any"),
-        _field("Segment", format_segment(notice.segment)),
-        _field("Metric", f"{one_line(notice.metric)} ({one_line(notice.detector)})"),
-        _field("Value vs threshold", f"{format_number(notice.value)} vs {format_number(notice.threshold)}"),
-        _field("Window", format_window(notice.window_start, notice.window_end)),
-        _field("Firing since", format_time(notice.started_at)),
-    ]
-    return {"type": "section", "fields": fields[:MAX_FIELDS]}
+def format_labels(labels: dict[str, str]) -> str:
+    """``model=harsh-braking, monitor=feature-drift`` (in the route's group_by order)."""
+    return ", ".join(f"{one_line(str(k))}={one_line(str(v))}" for k, v in labels.items())
 
 
-def _state_notes(notice: AlertNotice) -> list[str]:
-    """Escaped one-line notes on ack/silence/group state, shown in a context block."""
+def _subject(alert: AlertLine) -> str:
+    """What the alert is about: the column (drift, quality) or the metric, with its detector."""
+    what = alert.column if alert.column else alert.metric
+    return f"{one_line(what)} ({one_line(alert.detector)})"
+
+
+def _alert_section(alert: AlertLine) -> dict[str, Any]:
+    """One alert of the group: title (linked to its page), subject, segment, value vs threshold,
+    version and what changed, and its own state when it differs from the group's."""
+    icon = _RESOLVED_ICON if alert.status == "resolved" else _SEVERITY_ICON.get(alert.severity, "⚪")
+    title = fit_mrkdwn(one_line(alert.title), 300)
+    url = safe_url(alert.dashboard_url)
+    if url and not any(ch in url for ch in "<>|"):
+        title = f"<{url}|{title}>"
+    facts = " · ".join(
+        [
+            fit_mrkdwn(_subject(alert), 300),
+            fit_mrkdwn(format_segment(alert.segment), 400),
+            f"{format_number(alert.value)} vs {format_number(alert.threshold)}",
+            *([f"version {fit_mrkdwn(one_line(alert.model_version), 100)}"] if alert.model_version else []),
+        ]
+    )
+    state: list[str] = []
+    if alert.status == "resolved":
+        state.append("resolved")
+    else:
+        if alert.acked_by:
+            state.append(f"acknowledged by {fit_mrkdwn(one_line(alert.acked_by), 100)}")
+        if alert.silenced_until is not None:
+            state.append(f"silenced until {format_time(alert.silenced_until)}")
+    suffix = f" _({'; '.join(state)})_" if state else ""
+    prefix = f"{icon} *{title}*{suffix}\n{facts}\n"
+    return _section(prefix, one_line(alert.what_changed))
+
+
+def _alert_sections(notice: GroupNotice) -> list[dict[str, Any]]:
+    """The listed alerts (firing first), then "and N more" with the dashboard link."""
+    ordered = [*notice.firing, *notice.resolved]
+    blocks = [_alert_section(alert) for alert in ordered[:MAX_LISTED]]
+    hidden = len(ordered) - MAX_LISTED
+    if hidden > 0:
+        more = f"…and {hidden} more alert{'s' if hidden != 1 else ''}"
+        url = safe_url(notice.dashboard_url)
+        if url and not any(ch in url for ch in "<>|"):
+            more += f": <{url}|see them all on the dashboard>"
+        blocks.append({"type": "context", "elements": [_mrkdwn(more)]})
+    return blocks
+
+
+def _summary(notice: GroupNotice) -> str:
+    firing, resolved = len(notice.firing), len(notice.resolved)
+    if notice.status == "resolved":
+        lasted = format_duration(_utc(notice.ended_at or notice.started_at) - _utc(notice.started_at))
+        count = f"All {resolved} alert{'s' if resolved != 1 else ''} resolved · fired for {lasted}"
+    else:
+        count = f"{firing} firing" + (f", {resolved} resolved" if resolved else "")
+    return f"*{count}* · "
+
+
+def _state_notes(notice: GroupNotice) -> list[str]:
+    """Escaped one-line notes on the group's ack/silence state, shown in a context block."""
     notes: list[str] = []
     if notice.acked_by:
         notes.append(f"👀 Acknowledged by {fit_mrkdwn(one_line(notice.acked_by), 200)}")
     if notice.silenced_until is not None:
         notes.append(f"🔕 Silenced until {format_time(notice.silenced_until)}")
-    if notice.alerts_in_group > 1:
-        notes.append(f"{notice.alerts_in_group} alerts for this model in this group")
     return notes
 
 
-def _context(notice: AlertNotice, extra: list[str] | None = None) -> dict[str, Any]:
+def _context(notice: GroupNotice, extra: list[str] | None = None) -> dict[str, Any]:
     notes = [*_state_notes(notice), *(extra or [])]
-    notes.append(f"alert {fit_mrkdwn(one_line(notice.alert_id), 200)}")
+    notes.append(f"since {format_time(notice.started_at)}")
+    if notice.alerts:
+        latest = max(notice.alerts, key=lambda a: _utc(a.window_end))
+        notes.append(f"last window {format_window(latest.window_start, latest.window_end)}")
+    notes.append(f"group {fit_mrkdwn(one_line(notice.group_id), 200)}")
     elements = [_mrkdwn(note) for note in notes[:MAX_CONTEXT_ELEMENTS]]
     return {"type": "context", "elements": elements}
 
@@ -267,7 +319,7 @@ def _button(
     return button
 
 
-def _link_buttons(notice: AlertNotice, value: str) -> list[dict[str, Any]]:
+def _link_buttons(notice: GroupNotice, value: str) -> list[dict[str, Any]]:
     buttons = []
     dashboard = safe_url(notice.dashboard_url)
     if dashboard:
@@ -278,23 +330,30 @@ def _link_buttons(notice: AlertNotice, value: str) -> list[dict[str, Any]]:
     return buttons
 
 
-def _actions(notice: AlertNotice, *, firing: bool) -> dict[str, Any]:
-    value = button_value(notice.alert_id)
+def _actions(notice: GroupNotice, *, firing: bool) -> dict[str, Any]:
+    value = button_value(notice.group_id)
     elements: list[dict[str, Any]] = []
     if firing:
-        if not notice.acked_by:
+        if any(a.acked_by is None for a in notice.firing):
             elements.append(_button(ACTION_ACK, "Acknowledge", value, style="primary"))
         elements.append(_button(ACTION_SILENCE_1H, "Silence 1h", value))
         elements.append(_button(ACTION_SILENCE_24H, "Silence 24h", value))
     elements.append(_button(ACTION_ROUTE_SAMPLES, "Send samples to labeling", value))
     elements.extend(_link_buttons(notice, value))
-    return {"type": "actions", "block_id": "alert_actions", "elements": elements}
+    return {"type": "actions", "block_id": "group_actions", "elements": elements}
 
 
-def _fallback(label: str, notice: AlertNotice, line: str) -> str:
-    segment = f" ({format_segment(notice.segment)})" if notice.segment else ""
-    text = f"[{label}] {one_line(notice.title)} — {one_line(notice.model)}{segment}: {one_line(line)}"
+def _fallback(label: str, notice: GroupNotice, line: str) -> str:
+    text = f"[{label}] {one_line(notice.title)}: {one_line(line)}"
     return fit_mrkdwn(text, MAX_FALLBACK_TEXT)
+
+
+def _first_line(notice: GroupNotice) -> str:
+    listed = notice.firing or notice.alerts
+    if not listed:
+        return "no alerts"
+    more = len(listed) - 1
+    return f"{listed[0].title} — {listed[0].what_changed}" + (f" (+{more} more)" if more else "")
 
 
 def _message(text: str, blocks: list[dict[str, Any]]) -> SlackMessage:
@@ -304,66 +363,66 @@ def _message(text: str, blocks: list[dict[str, Any]]) -> SlackMessage:
 # --------------------------------------------------------------------------- messages
 
 
-def firing_message(notice: AlertNotice) -> SlackMessage:
-    """The alert's main message: severity + title, facts, what changed, buttons and links.
+def firing_message(notice: GroupNotice) -> SlackMessage:
+    """The group's main message while any alert fires: worst severity + title, counts and group
+    labels, one section per alert, ack/silence state and buttons acting on the whole group.
 
-    Also used with ``chat.update`` while still firing, to show an ack or silence (the
-    Acknowledge button disappears once acknowledged).
+    Also what ``chat.update`` sends as alerts join or resolve or are acknowledged (the
+    Acknowledge button disappears once every firing alert is acknowledged).
     """
     severity = notice.severity.upper()
     blocks: list[dict[str, Any]] = [
         _header(_SEVERITY_ICON.get(notice.severity, "⚪"), severity, notice.title),
-        _section("*What changed:* ", one_line(notice.what_changed)),
-        _fields_block(notice),
+        _section(_summary(notice), format_labels(notice.labels)),
+        *_alert_sections(notice),
     ]
-    if notice.error:
-        blocks.append(_section("*Error:* ", notice.error))
     blocks.append(_context(notice))
     blocks.append(_actions(notice, firing=True))
-    return _message(_fallback(severity, notice, notice.what_changed), blocks)
+    return _message(_fallback(severity, notice, _first_line(notice)), blocks)
 
 
-def resolved_message(notice: AlertNotice) -> SlackMessage:
-    """The original message rewritten (``chat.update``) once the alert resolves.
+def resolved_message(notice: GroupNotice) -> SlackMessage:
+    """The group's message rewritten once every alert resolved.
 
-    Keeps the facts so the channel history still reads correctly, drops ack/silence buttons
+    Keeps the list so the channel history still reads correctly, drops ack/silence buttons
     (nothing left to act on) but keeps "send samples" and the links for the follow-up.
     """
-    fired_for = format_duration(_utc(notice.window_end) - _utc(notice.started_at))
     blocks: list[dict[str, Any]] = [
         _header(_RESOLVED_ICON, "RESOLVED", notice.title),
-        _section("*Resolved:* ", one_line(notice.what_changed)),
-        _fields_block(notice),
-        _context(
-            notice, [f"was {notice.severity}", f"fired for {fired_for}, cleared by {format_time(notice.window_end)}"]
-        ),
+        _section(_summary(notice), format_labels(notice.labels)),
+        *_alert_sections(notice),
+        _context(notice, [f"was {notice.severity}"]),
         _actions(notice, firing=False),
     ]
-    return _message(_fallback("RESOLVED", notice, notice.what_changed), blocks)
+    return _message(_fallback("RESOLVED", notice, _first_line(notice)), blocks)
 
 
-def original_message(notice: AlertNotice) -> SlackMessage:
-    """What the original message should show now: resolved if resolved, else firing."""
+def original_message(notice: GroupNotice) -> SlackMessage:
+    """What the group's message should show now: resolved if every alert resolved, else firing."""
     return resolved_message(notice) if notice.status == "resolved" else firing_message(notice)
 
 
-def thread_reply(notice: AlertNotice) -> SlackMessage:
-    """A short note in the alert's thread: a repeat, a resolution, or an ack/silence change."""
-    window = format_window(notice.window_start, notice.window_end)
-    facts = f"{format_number(notice.value)} vs {format_number(notice.threshold)} · {window}"
+def _titles(alerts: tuple[AlertLine, ...]) -> str:
+    names = [one_line(a.title) for a in alerts[:MAX_LISTED]]
+    more = len(alerts) - len(names)
+    return "; ".join(names) + (f"; and {more} more" if more > 0 else "")
+
+
+def thread_reply(notice: GroupNotice) -> SlackMessage:
+    """A short note in the group's thread: a repeat, the resolution, or what changed."""
     if notice.kind == "resolved" or notice.status == "resolved":
-        fired_for = format_duration(_utc(notice.window_end) - _utc(notice.started_at))
-        prefix, label = f"{_RESOLVED_ICON} *Resolved* after {fired_for}: ", "RESOLVED"
-    elif notice.kind == "update":
-        prefix, label = "ℹ️ *Update*: ", "UPDATE"
+        lasted = format_duration(_utc(notice.ended_at or notice.started_at) - _utc(notice.started_at))
+        count = len(notice.alerts)
+        prefix = f"{_RESOLVED_ICON} *Resolved*: all {count} alert{'s' if count != 1 else ''} cleared after {lasted}: "
+        label, body = "RESOLVED", _titles(notice.alerts)
     elif notice.kind == "repeat":
-        prefix, label = f"🔁 *Still firing* ({notice.severity}): ", "STILL FIRING"
+        count = len(notice.firing)
+        prefix = f"🔁 *Still firing* ({notice.severity}): {count} alert{'s' if count != 1 else ''}: "
+        label, body = "STILL FIRING", _titles(notice.firing)
+    elif notice.kind == "update":
+        prefix, label, body = "ℹ️ *Update*: ", "UPDATE", _titles(notice.alerts)
     else:
-        prefix, label = f"{_SEVERITY_ICON.get(notice.severity, '⚪')} *Firing* ({notice.severity}): ", "FIRING"
-    blocks: list[dict[str, Any]] = [
-        _section(prefix, f"{one_line(notice.what_changed)} — {facts}"),
-        _context(notice),
-    ]
-    if notice.error:
-        blocks.insert(1, _section("*Error:* ", notice.error))
-    return _message(_fallback(label, notice, notice.what_changed), blocks)
+        icon = _SEVERITY_ICON.get(notice.severity, "⚪")
+        prefix, label, body = f"{icon} *Firing* ({notice.severity}): ", "FIRING", _titles(notice.firing)
+    blocks: list[dict[str, Any]] = [_section(prefix, body), _context(notice)]
+    return _message(_fallback(label, notice, body), blocks)

@@ -5,7 +5,10 @@
   timeouts. ``maybe_delivered`` is set when Slack may have acted on the request before the
   failure (a read timeout, a reset, ``internal_error``), so a blind re-post could duplicate.
 * :class:`PermanentSlackError` — retrying cannot help (bad token, unknown channel, bot not
-  invited, malformed message): mark the notification failed on the alert and log it.
+  invited, malformed message): mark the notification failed on the group and log it.
+
+Both are the generic :mod:`monitor.alerting.notify` errors too, which is all the pipeline
+catches: it never needs to know it is talking to Slack.
 
 Messages are written for the service log and the alert's error field; they never contain
 the token (it is scrubbed, and the sdk's exception — whose request carries the
@@ -20,7 +23,8 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from monitor.alerting.slack_retry import failed_before_sending, retry_after_seconds
+from monitor.alerting.notify import NotifyError, PermanentNotifyError, TransientNotifyError
+from monitor.alerting.notify.slack.retry import failed_before_sending, retry_after_seconds
 
 #: Error codes that will fail again however often they are retried.
 PERMANENT_ERRORS: frozenset[str] = frozenset(
@@ -93,7 +97,7 @@ _HINTS: dict[str, str] = {
 }
 
 
-class SlackError(Exception):
+class SlackError(NotifyError):
     """A Slack call failed. ``error`` is Slack's error code (or a short code of ours)."""
 
     def __init__(self, message: str, *, method: str, channel: str | None, error: str, status: int | None = None):
@@ -104,11 +108,11 @@ class SlackError(Exception):
         self.status = status
 
 
-class PermanentSlackError(SlackError):
+class PermanentSlackError(SlackError, PermanentNotifyError):
     """Retrying will not help: fix configuration (token, channel, invite) or the message."""
 
 
-class TransientSlackError(SlackError):
+class TransientSlackError(SlackError, TransientNotifyError):
     """Try again later; ``retry_after`` (seconds) is Slack's requested delay when it gave one."""
 
     def __init__(
