@@ -72,6 +72,21 @@ def title(finding: dict[str, Any]) -> str:
     return f"{finding['model']}: {subject} {kind}{_segment(finding.get('segment'))}"
 
 
+TEST_NAMES = {"ks_2samp": "KS", "chi2_homogeneity": "χ²", "anderson": "Anderson–Darling", "z": "z-test"}
+
+
+def _test_evidence(finding: dict[str, Any], details: dict[str, Any]) -> str:
+    """"; KS p < 0.001 after BH" — why the change is more than sampling noise."""
+    p = finding.get("p_value_adjusted")
+    adjusted = p is not None
+    p = p if adjusted else finding.get("p_value")
+    if p is None:
+        return ""
+    test = TEST_NAMES.get(str(details.get("test")), str(details.get("test") or "test"))
+    shown = "< 0.001" if p < 0.001 else f"= {p:.3f}"
+    return f"; {test} p {shown}{' after BH' if adjusted else ''}"
+
+
 def what_changed(finding: dict[str, Any]) -> str:
     """e.g. "FN rate 4.7% → 24.0% (95% CI 21.4–26.7%) on firmware 3.2 vs trailing 7d"."""
     metric = finding["metric"]
@@ -83,7 +98,10 @@ def what_changed(finding: dict[str, Any]) -> str:
     reference = details.get("reference_value")
     line = f"{name} {_fmt(reference, metric)} → {value}" if reference is not None else f"{name} {value}"
     ci = details.get("current_ci")
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
+    if details.get("rule") == "calibrated" and finding.get("threshold") is not None:
+        # Drift under the calibrated rule: the effect against its floor, and the test behind it.
+        line += f" (floor {_fmt(finding['threshold'], metric)}{_test_evidence(finding, details)})"
+    elif isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
         level = round(float(details.get("confidence", 0.95)) * 100)
         line += f" ({level}% CI {_fmt(ci[0], metric).rstrip('%')}–{_fmt(ci[1], metric)})"
     elif reference is None and finding.get("threshold") is not None:
