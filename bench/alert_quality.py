@@ -166,6 +166,11 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["| rule | critical |", "|---|---|"]
     for name, entry in result["tiny_shift"].items():
         lines.append(f"| {name} | {_pct(entry)} |")
+    if result.get("performance"):
+        import performance_quality  # type: ignore[import-not-found]
+
+        lines += ["", "### Performance detector (`bench/performance_quality.py`)", ""]
+        lines.append(performance_quality.markdown(result["performance"]))
     return "\n".join(lines)
 
 
