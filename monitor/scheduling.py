@@ -37,12 +37,16 @@ MAX_BACKFILL_WINDOWS = 10_000
 
 @dataclass
 class RunOutcome:
+    """One recorded run. ``live`` is False for runs of a past window (backfills, manual runs with
+    an old ``at``): they are recorded but never published, so they never move alert state."""
+
     run: RunRecord
     monitor: MonitorSpec
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
     reference: str | None = None
     duration_s: float = 0.0
+    live: bool = True
 
 
 Subscriber = Callable[[RunOutcome], None]
