@@ -211,3 +211,38 @@ def test_windows_are_rejudged_when_late_labels_arrive(service: Loopwatch, brakin
     assert service.runner.rejudge(MODEL, "perf", NOW, counter) == 1
     modes = [r["mode"] for r in service.runs.runs(MODEL, "perf")]
     assert modes.count("rejudge") == 1
+
+
+def test_for_and_keep_firing_for_are_durations_serialised_as_written() -> None:
+    """`for: 30m` and `keep_firing_for: 1h` are data-time durations and round-trip in the form written."""
+    spec = parse_monitor({**DRIFT, "for": "30m", "keep_firing_for": "1h"})
+    assert spec.for_duration() == timedelta(minutes=30) and spec.keep_firing_duration() == timedelta(hours=1)
+    saved = MonitorSpec.model_validate_json(spec.to_json())
+    assert '"for":"30m"' in spec.to_json() and '"keep_firing_for":"1h"' in spec.to_json()
+    assert saved.for_ == "30m" and saved.keep_firing_for == "1h"
+    assert parse_monitor(DRIFT).keep_firing_duration() == timedelta(0)
+
+
+def test_a_bare_integer_for_still_means_consecutive_windows() -> None:
+    """for: N (the first release's window count) is (N - 1) schedule periods; it stays an integer when saved."""
+    spec = parse_monitor({**DRIFT, "for": 3})
+    assert spec.for_duration() == timedelta(minutes=30) and '"for":3' in spec.to_json()
+    assert parse_monitor({**DRIFT, "for": 1}).for_duration() == timedelta(0)
+    hourly_cron = parse_monitor({**DRIFT, "every": None, "cron": "0 * * * *", "for": 2})
+    assert hourly_cron.for_duration() == timedelta(hours=1)
+    weekdays = parse_monitor({**DRIFT, "every": None, "cron": "0 9 * * 1-5", "for": 2})
+    assert weekdays.for_duration() == timedelta(days=1)  # a cron's shortest gap: N windows always suffice
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("30 minutes", "duration"), (True, "duration"), (101, "at most"), ("2", "duration")],
+)
+def test_bad_for_values_are_refused(value: object, reason: str) -> None:
+    """`for` is a duration or a window count of 1-100; anything else is refused naming the field."""
+    with pytest.raises(InvalidInput) as err:
+        parse_monitor({**DRIFT, "for": value}, 0)
+    errors = [e.to_dict() for e in err.value.errors]
+    assert any(e["field"].endswith("for") and reason in e["reason"] for e in errors), errors
+    with pytest.raises(InvalidInput):
+        parse_monitor({**DRIFT, "keep_firing_for": "soon"}, 0)
