@@ -246,3 +246,23 @@ def test_bad_for_values_are_refused(value: object, reason: str) -> None:
     assert any(e["field"].endswith("for") and reason in e["reason"] for e in errors), errors
     with pytest.raises(InvalidInput):
         parse_monitor({**DRIFT, "keep_firing_for": "soon"}, 0)
+
+
+def test_liveness_is_one_schedule_period_back_from_now() -> None:
+    """Scheduled/retry/rejudge runs are live, backfills never; a manual run is live if its window ends
+    within one schedule period before now. For a cron the period is the slot containing now (a weekday
+    cron's Friday window is still the latest one on Monday morning)."""
+    from monitor.scheduling import is_live, schedule_period
+
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday
+    spec = MonitorSpec.model_validate(DRIFT)
+    assert schedule_period(spec, now) == timedelta(minutes=15)
+    assert is_live(spec, "scheduled", now - timedelta(days=3), now) and is_live(spec, "rejudge", now, now)
+    assert not is_live(spec, "backfill", now, now)
+    assert is_live(spec, "manual", now - timedelta(minutes=15), now)
+    assert not is_live(spec, "manual", now - timedelta(minutes=16), now)
+    assert not is_live(spec, "manual", now + timedelta(seconds=1), now)
+    weekdays = MonitorSpec.model_validate({**DRIFT, "every": None, "cron": "0 9 * * 1-5"})
+    assert schedule_period(weekdays, now) == timedelta(days=3)  # Friday 09:00 → Monday 09:00
+    friday = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    assert is_live(weekdays, "manual", friday, now) and not is_live(weekdays, "manual", friday - timedelta(days=1), now)
