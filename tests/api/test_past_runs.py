@@ -79,6 +79,7 @@ def test_past_freshness_run_does_not_fire_no_data_nor_inhibit_real_alerts(world:
     assert "left alone" in past["alert_state"]
     assert [f["status"] for f in past["findings"]] == ["no_data"]  # recorded, as found
     assert world.alerts() == []
+    assert world.http.app.state.labeling_queue.depth() == {}  # type: ignore[attr-defined]  # nothing routed
     recorded = world.service.runs.get(past["run_id"])
     assert recorded["mode"] == "manual" and recorded["findings"][0]["status"] == "no_data"
 
