@@ -286,7 +286,7 @@ def monitors_run(
                 failed |= result["status"] == "failed"
                 line = f"{name}: {result['status']}, {len(result.get('findings', []))} findings, {len(bad)} bad"
                 console.print(line + (f" — {result['error']}" if result.get("error") else ""))
-                if result.get("live") is False:
+                if result.get("alert_state", "evaluated") != "evaluated":
                     console.print(f"  note: {result['alert_state']}")
                 for finding in bad[:10]:
                     where = finding.get("column") or finding["metric"]
