@@ -115,7 +115,7 @@ def test_backfill_records_without_paging_and_subscribers_see_live_runs(
     outcomes = service.runner.backfill(MODEL, NOW - timedelta(hours=3), NOW)
     assert len(outcomes) == 3 and not seen
     assert {f["mode"] for f in service.runs.findings(MODEL)} == {"backfill"}
-    service.runner.run(MODEL, "feature-drift", window_end=NOW)
+    service.runner.run(MODEL, "feature-drift", window_end=NOW, mode="scheduled")  # live, whenever the test runs
     assert len(seen) == 1
 
 
