@@ -288,6 +288,8 @@ class MonitorScheduler:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+        self._guard = threading.Lock()  # jobs touch the scheduler only under it, and never once stopping
+        self._stopping = False
 
     def start(self) -> None:
         for model, spec in self._monitors.list():
@@ -296,6 +298,12 @@ class MonitorScheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
+        """Stop firing and wait for running jobs. APScheduler 3 holds its job-store lock while it
+        waits for running jobs, so a job that then asked the scheduler for its next run time or
+        added its retry would deadlock the shutdown (seen as a hung test): jobs check ``_stopping``
+        under ``_guard`` before touching the scheduler, and shutdown sets it under the same lock."""
+        with self._guard:
+            self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
@@ -341,18 +349,22 @@ class MonitorScheduler:
             if outcome is not None and attempt == 1 and self._label_counter is not None:
                 counter = self._label_counter
                 self._runner.rejudge(model, name, end, lambda lo, hi: counter(model, lo, hi))
-            job = self._scheduler.get_job(f"{model}/{name}")
+            retry = outcome is not None and outcome.error is not None and attempt <= len(self._retry_delays)
+            with self._guard:
+                if self._stopping:
+                    return  # shutting down: the persisted next run time covers the restart
+                job = self._scheduler.get_job(f"{model}/{name}")
+                if retry:
+                    delay = self._retry_delays[attempt - 1]
+                    self._scheduler.add_job(
+                        self._fire,
+                        DateTrigger(self._now() + timedelta(seconds=delay)),
+                        args=[model, name, end, attempt + 1],
+                        id=f"{model}/{name}/retry/{end.isoformat()}",
+                        replace_existing=True,
+                    )
+                    log.info("run of %s/%s failed; retry %d in %.0fs", model, name, attempt, delay)
             if job is not None:
                 self._monitors.set_next_run(model, name, job.next_run_time)
-            if outcome is not None and outcome.error and attempt <= len(self._retry_delays):
-                delay = self._retry_delays[attempt - 1]
-                self._scheduler.add_job(
-                    self._fire,
-                    DateTrigger(self._now() + timedelta(seconds=delay)),
-                    args=[model, name, end, attempt + 1],
-                    id=f"{model}/{name}/retry/{end.isoformat()}",
-                    replace_existing=True,
-                )
-                log.info("run of %s/%s failed; retry %d in %.0fs", model, name, attempt, delay)
         except Exception:  # never let a monitor take the scheduler down
             log.exception("scheduled run of %s/%s crashed", model, name)

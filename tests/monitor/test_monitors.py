@@ -266,3 +266,30 @@ def test_liveness_is_one_schedule_period_back_from_now() -> None:
     assert schedule_period(weekdays, now) == timedelta(days=3)  # Friday 09:00 → Monday 09:00
     friday = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     assert is_live(weekdays, "manual", friday, now) and not is_live(weekdays, "manual", friday - timedelta(days=1), now)
+
+
+def test_shutdown_while_a_run_is_in_progress_does_not_hang(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """Shutting the scheduler down while a monitor runs waits for the run and returns: the job does
+    not touch the scheduler once it is stopping (APScheduler 3 holds its job-store lock meanwhile,
+    so a job asking for its next run time used to deadlock the shutdown)."""
+    spec = MonitorSpec.model_validate({**DRIFT, "name": "slow", "detector": "freshness", "reference": None})
+    service.monitors.save(MODEL, spec)
+    service.monitors.set_next_run(MODEL, "slow", datetime.now(UTC) - timedelta(minutes=5))  # due at once
+    running, release = threading.Event(), threading.Event()
+
+    class SlowRunner:
+        def run(self, *args: object, **kwargs: object) -> None:
+            running.set()
+            release.wait(10)
+
+    scheduler = MonitorScheduler(SlowRunner(), service.monitors)  # type: ignore[arg-type]
+    scheduler.start()
+    assert running.wait(10)
+    stopper = threading.Thread(target=scheduler.shutdown)
+    stopper.start()
+    deadline = time.monotonic() + 10
+    while not scheduler._stopping and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()  # the run ends after shutdown began
+    stopper.join(10)
+    assert not stopper.is_alive()
