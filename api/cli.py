@@ -266,7 +266,9 @@ def monitors_run(
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Run monitors once now (their findings go through alerting like a scheduled run)."""
+    """Run monitors once now (their findings go through alerting like a scheduled run). With --at
+    a past window (ending more than one schedule period before now) the run and its findings are
+    recorded but live alert state is left alone."""
     import json as jsonlib
 
     from api.local import open_backend
@@ -284,6 +286,8 @@ def monitors_run(
                 failed |= result["status"] == "failed"
                 line = f"{name}: {result['status']}, {len(result.get('findings', []))} findings, {len(bad)} bad"
                 console.print(line + (f" — {result['error']}" if result.get("error") else ""))
+                if result.get("alert_state", "evaluated") != "evaluated":
+                    console.print(f"  note: {result['alert_state']}")
                 for finding in bad[:10]:
                     where = finding.get("column") or finding["metric"]
                     seg = f" [{jsonlib.dumps(finding['segment'])}]" if finding.get("segment") else ""

@@ -28,6 +28,10 @@ from monitor.service import Loopwatch
 from monitor.settings import Settings
 
 RUNTIME_FILE = "server.json"
+NO_SERVER_NOTE = (
+    "alert state left alone: no loopwatch server holds this data directory, so the alert pipeline "
+    "is not running; the run and its findings were recorded (start the server to alert)"
+)
 TOKEN_FILE = ".cli-token"
 
 
@@ -123,7 +127,10 @@ class DirectBackend:
 
         outcome = self.service.runner.run(model, name, window_end=parse_time(at) if at else None, mode="manual")
         self.service.audit.record("cli", "monitor.run", f"{model}/{name}", {"at": at})
-        return outcome_summary(outcome)
+        summary = outcome_summary(outcome)
+        if summary.get("live"):  # say plainly that nothing moved alerts: only a server runs the pipeline
+            summary["alert_state"] = NO_SERVER_NOTE
+        return summary
 
     def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]:
         from monitor.clock import parse_time

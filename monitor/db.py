@@ -166,6 +166,15 @@ MIGRATIONS: list[str] = [
         next_attempt_at TIMESTAMPTZ NOT NULL, last_error VARCHAR, maybe_delivered BOOLEAN NOT NULL DEFAULT FALSE,
         receipt VARCHAR, created_at TIMESTAMPTZ NOT NULL, sent_at TIMESTAMPTZ);
     """,
+    # 10: alert lifecycle in data time: the first bad window's start (a trailing reference is
+    # frozen there while the alert is open) and the start of a firing alert's ok streak
+    # (keep_firing_for); open episodes from before get their first window from started_at
+    """
+    ALTER TABLE alerts ADD COLUMN first_window_start TIMESTAMPTZ;
+    ALTER TABLE alerts ADD COLUMN ok_since TIMESTAMPTZ;
+    UPDATE alerts SET first_window_start = started_at - (last_window_end - last_window_start)
+        WHERE first_window_start IS NULL;
+    """,
 ]
 
 

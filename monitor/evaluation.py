@@ -70,7 +70,11 @@ class Evaluator:
         window: tuple[datetime, datetime],
         reference: ReferenceSpec | None,
         segments: list[str] | None = None,
+        *,
+        freeze_before: datetime | None = None,
     ) -> Evaluation:
+        """Run one detector over ``window``. ``freeze_before``: a trailing reference must end at
+        or before this time (the caller's rule — e.g. while the monitor has an open alert)."""
         registered = self._registry.get(model)
         spec = ModelSpec.from_dict(registered.schema.model_dump())
         detector = get_detector(detector_name)
@@ -119,6 +123,7 @@ class Evaluator:
                     references_dir=self.references_dir,
                     versions=self._registry.versions(model),
                     current_version=current_version,
+                    freeze_before=freeze_before,
                 )
                 if reference is not None
                 else None

@@ -9,7 +9,8 @@ error instead of failing at 3 a.m.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,10 +24,34 @@ from monitor.references import ReferenceSpec, parse_duration
 from monitor.registry import Registry
 
 Severity = Literal["info", "warning", "critical"]
+FireOn = Literal["critical", "warning", "no_data"]
+DEFAULT_FIRE_ON: tuple[FireOn, ...] = ("critical", "no_data")
 DetectorName = Literal[
     "data_drift", "prediction_drift", "label_drift", "performance", "latency", "data_quality", "volume", "freshness"
 ]
 NO_REFERENCE = frozenset({"volume", "freshness"})  # these compare with history / a silence limit
+MAX_FOR_WINDOWS = 100
+CRON_SAMPLE_RUNS = 200
+
+
+@lru_cache(maxsize=256)
+def cron_min_gap(cron: str) -> timedelta:
+    """The shortest gap between consecutive runs of ``cron`` over its first runs after 2000-01-01
+    (a fixed sample, so the answer never depends on when it is asked)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(cron, timezone="UTC")
+    previous = trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=UTC))
+    gaps: list[timedelta] = []
+    for _ in range(CRON_SAMPLE_RUNS):
+        if previous is None:
+            break
+        following = trigger.get_next_fire_time(previous, previous + timedelta(microseconds=1))
+        if following is None:
+            break
+        gaps.append(following - previous)
+        previous = following
+    return min(gaps) if gaps else timedelta(0)
 
 
 #: Labels a route may group alerts by (``segment.<name>`` too), as in Alertmanager's ``group_by``.
@@ -77,7 +102,13 @@ class RouteSpec(BaseModel):
 
 
 class MonitorSpec(BaseModel):
-    """One monitor, as written in YAML (``for`` is the YAML key for consecutive bad windows)."""
+    """One monitor, as written in YAML.
+
+    ``for`` (how long a condition must stay bad before it fires) and ``keep_firing_for`` (how
+    long it must stay clearly ok before a firing alert resolves) are durations of data time,
+    e.g. ``30m``. A bare integer ``for: N`` (the first release's "N consecutive bad windows")
+    still validates and means ``(N − 1)`` schedule periods; both keep the form they were written in.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -89,9 +120,10 @@ class MonitorSpec(BaseModel):
     reference: ReferenceSpec | None = None
     segments: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
-    for_: int = Field(default=1, alias="for", ge=1, le=100)
+    for_: int | str = Field(default=1, alias="for")
+    keep_firing_for: str | None = None
     severity: Severity = "warning"
-    fire_on: list[Literal["critical", "warning", "no_data"]] = Field(default_factory=lambda: ["critical", "no_data"])
+    fire_on: list[FireOn] = Field(default_factory=lambda: list(DEFAULT_FIRE_ON))
     route: RouteSpec = Field(default_factory=RouteSpec)
     enabled: bool = True
     rejudge: str | None = None  # e.g. 3d: re-judge past windows this recent when late labels arrive
@@ -103,12 +135,46 @@ class MonitorSpec(BaseModel):
             raise ValueError("must be 1-64 characters: lowercase letters, digits, '-' or '_'")
         return value
 
-    @field_validator("every", "window", "rejudge")
+    @field_validator("every", "window", "rejudge", "keep_firing_for")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
             parse_duration(value)
         return value
+
+    @field_validator("for_", mode="before")
+    @classmethod
+    def _for(cls, value: Any) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(
+                    "a count of windows must be greater than or equal to 1 (or give a duration such as 30m)"
+                )
+            if value > MAX_FOR_WINDOWS:
+                raise ValueError(f"a count of windows must be at most {MAX_FOR_WINDOWS} (or give a duration)")
+            return value
+        if isinstance(value, str):
+            parse_duration(value)
+            return value.strip()
+        raise ValueError("for is a duration such as 30m (or, as before, a count of windows)")
+
+    def period(self) -> timedelta:
+        """The schedule's period: ``every``, or for a cron the shortest gap between its runs."""
+        if self.every is not None:
+            return parse_duration(self.every)
+        return cron_min_gap(self.cron or "")
+
+    def for_duration(self) -> timedelta:
+        """``for`` in data time. ``for: N`` (windows) → ``(N − 1) × period()``: N consecutive
+        windows span that much from the first one's end to the last one's. For a cron schedule
+        the period is its *shortest* gap, so N consecutive windows always suffice (across a longer
+        gap, e.g. a weekend, fewer may)."""
+        if isinstance(self.for_, str):
+            return parse_duration(self.for_)
+        return (max(int(self.for_), 1) - 1) * self.period()
+
+    def keep_firing_duration(self) -> timedelta:
+        return parse_duration(self.keep_firing_for) if self.keep_firing_for else timedelta(0)
 
     @field_validator("cron")
     @classmethod

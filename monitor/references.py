@@ -89,10 +89,19 @@ class ResolvedReference:
     end: datetime | None = None
     model_version: str | None = None
     path: Path | None = None
+    frozen_at: datetime | None = None  # a trailing reference held back (its end) while an alert is open
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.kind, self.start, self.end, self.model_version, str(self.path) if self.path else None)
+        """The reference cache key: everything that decides which rows are in it, frozen end included."""
+        return (
+            self.kind,
+            self.start,
+            self.end,
+            self.model_version,
+            str(self.path) if self.path else None,
+            self.frozen_at,
+        )
 
 
 def resolve_reference(
@@ -102,8 +111,13 @@ def resolve_reference(
     references_dir: Path,
     versions: list[dict[str, Any]],
     current_version: str | None,
+    freeze_before: datetime | None = None,
 ) -> ResolvedReference:
-    """Pin ``spec`` for a run whose current window starts at ``window_start``."""
+    """Pin ``spec`` for a run whose current window starts at ``window_start``.
+
+    ``freeze_before`` holds a trailing reference back: it ends there (keeping its length) when
+    that is earlier than where it would trail to — so an ongoing change is never absorbed into
+    the reference it is judged against. Other kinds are fixed rows and ignore it."""
     if spec.kind == "window":
         assert spec.start and spec.end
         return ResolvedReference(
@@ -112,6 +126,14 @@ def resolve_reference(
     if spec.kind == "trailing":
         length = parse_duration(spec.length or "7d")
         end = window_start.replace(minute=0, second=0, microsecond=0)  # hour-aligned: shared by runs this hour
+        if freeze_before is not None and freeze_before < end:
+            return ResolvedReference(
+                "trailing",
+                f"trailing {spec.length} before {freeze_before.isoformat()} (frozen while an alert is open)",
+                freeze_before - length,
+                freeze_before,
+                frozen_at=freeze_before,
+            )
         return ResolvedReference("trailing", f"trailing {spec.length} before {end.isoformat()}", end - length, end)
     if spec.kind == "dataset":
         path = references_dir / (spec.path or "")

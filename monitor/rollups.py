@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from monitor.clock import Clock
 from monitor.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -54,10 +55,16 @@ def _day_start(day: date) -> datetime:
 
 
 class Rollups:
-    def __init__(self, service: Loopwatch, *, label_horizon: timedelta = timedelta(days=7)) -> None:
+    """``now`` defaults to the service's injected clock: it decides which days the label horizon
+    covers and when a rollup is stale, so tests control it like every other timer."""
+
+    def __init__(
+        self, service: Loopwatch, *, label_horizon: timedelta = timedelta(days=7), now: Clock | None = None
+    ) -> None:
         self._service = service
         self._db = service.db
         self._label_horizon = label_horizon
+        self._now: Clock = now or service.now
         self._lock = threading.Lock()
 
     # -- maintenance ----------------------------------------------------------------------
@@ -85,7 +92,7 @@ class Rollups:
                     )
                     days |= {r[0] for r in rows}
                 if label_events != int(state[1]):
-                    today = self._service.now().astimezone(UTC).date()
+                    today = self._now().astimezone(UTC).date()
                     span = max(1, self._label_horizon.days)
                     days |= {today - timedelta(days=i) for i in range(span + 1)}
             recomputed = self._recompute(model, registered.id, days)
@@ -93,7 +100,7 @@ class Rollups:
                 cur.execute("DELETE FROM rollup_state WHERE model_id = ?", [registered.id]).fetchall()
                 cur.execute(
                     "INSERT INTO rollup_state VALUES (?, ?, ?, ?)",
-                    [registered.id, ingested_through, label_events, datetime.now(UTC)],
+                    [registered.id, ingested_through, label_events, self._now()],
                 ).fetchall()
         return recomputed
 
@@ -111,7 +118,7 @@ class Rollups:
         """Refresh inline only if the model was never rolled up or its rollup is older than ``max_age``."""
         registered = self._service.registry.get(model)
         row = self._db.query_one("SELECT refreshed_at FROM rollup_state WHERE model_id = ?", [registered.id])
-        if row is None or row[0] < datetime.now(UTC) - max_age:
+        if row is None or row[0] < self._now() - max_age:
             self.refresh(model)
 
     def _recompute(self, model: str, model_id: int, days: set[date] | None) -> int:
@@ -124,7 +131,7 @@ class Rollups:
             spans = [(_day_start(d), _day_start(d) + timedelta(days=1)) for d in sorted(days)]
         if not spans:
             return 0
-        now = datetime.now(UTC)
+        now = self._now()
         for lo, hi in spans:
             sql, params = store._window_sql(registered, lo, hi, ["model_version", "latency_ms"], None, None, True)
             quantiles = ", ".join(str(q) for q in QUANTILES)
@@ -192,8 +199,10 @@ class RollupMaintainer:
     """Refreshes every model's rollups every ``interval`` seconds in the background (if ``enabled``);
     the app stops it with its other background jobs, before the database closes."""
 
-    def __init__(self, service: Loopwatch, enabled: bool = True, interval: float = 60.0) -> None:
-        self.rollups = Rollups(service)
+    def __init__(
+        self, service: Loopwatch, enabled: bool = True, interval: float = 60.0, now: Clock | None = None
+    ) -> None:
+        self.rollups = Rollups(service, now=now)
         self._job = Periodic("loopwatch-rollups", interval, self.rollups.refresh_all) if enabled else None
         if self._job is not None:
             self._job.start()

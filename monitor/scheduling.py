@@ -1,8 +1,9 @@
 """Running monitors: once on demand, over history (backfill), and on their schedules.
 
 * ``MonitorRunner.run`` evaluates one monitor for one window, records the run and its
-  findings, and publishes the outcome to subscribers (the alert pipeline, labeling) — except
-  for backfills, which are recorded but never page anyone.
+  findings, and publishes the outcome to subscribers (the alert pipeline, labeling) — only
+  if the run is *live* (see :func:`is_live`): backfills and manual runs of a past window are
+  recorded but never move alert state nor page anyone.
 * ``MonitorScheduler`` (APScheduler) fires due monitors. The next run time of every monitor
   is persisted, so after downtime a missed run executes once — coalesced, never N times — and
   schedules survive restarts. One run per monitor at a time; a failed run is retried with
@@ -37,15 +38,60 @@ MAX_BACKFILL_WINDOWS = 10_000
 
 @dataclass
 class RunOutcome:
+    """One recorded run. ``live`` is False for runs of a past window (backfills, manual runs with
+    an old ``at``): they are recorded but never published, so they never move alert state."""
+
     run: RunRecord
     monitor: MonitorSpec
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
     reference: str | None = None
     duration_s: float = 0.0
+    live: bool = True
 
 
 Subscriber = Callable[[RunOutcome], None]
+ReferenceFreeze = Callable[[str, str], datetime | None]
+"""(model, monitor) → where the monitor's trailing reference must end for now (``None``: it trails
+freely). The composition root passes the alert store's answer, so the runner needs no alerting."""
+
+PAST_WINDOW_NOTE = (
+    "alert state left alone: this window does not end within one schedule period of now, so its "
+    "findings were recorded but cannot fire, resolve or inhibit live alerts"
+)
+
+
+def schedule_period(spec: MonitorSpec, now: datetime) -> timedelta:
+    """The length of the schedule slot that contains ``now``: ``every``, or for a cron the gap
+    from its last run at or before ``now`` to its next run after it (so a weekday cron's Friday
+    window is still the latest one on Monday morning)."""
+    if spec.every is not None:
+        return parse_duration(spec.every)
+    trigger = CronTrigger.from_crontab(spec.cron or "", timezone=UTC)
+    following = trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+    back = timedelta(hours=1)
+    while back <= timedelta(days=4 * 366):
+        last = None
+        fire = trigger.get_next_fire_time(None, now - back)
+        while fire is not None and fire <= now:
+            last = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        if last is not None:
+            return (following or now) - last
+        back *= 8
+    return spec.period()
+
+
+def is_live(spec: MonitorSpec, mode: RunMode, window_end: datetime, now: datetime) -> bool:
+    """Whether a run may move live alert state. Scheduled, retry and rejudge runs are live (they
+    judge the schedule's own windows; rejudges are bounded by the ``rejudge`` horizon and never
+    move an open alert backwards); backfills never are; a manual run is live only if its window
+    ends within one schedule period before now (``now − period ≤ window_end ≤ now``)."""
+    if mode == "backfill":
+        return False
+    if mode != "manual":
+        return True
+    return now - schedule_period(spec, now) <= window_end <= now
 
 
 def outcome_summary(outcome: RunOutcome | None) -> dict[str, object]:
@@ -59,6 +105,8 @@ def outcome_summary(outcome: RunOutcome | None) -> dict[str, object]:
         "error": outcome.error,
         "window_start": outcome.run.window_start.isoformat(),
         "window_end": outcome.run.window_end.isoformat(),
+        "live": outcome.live,
+        "alert_state": "evaluated" if outcome.live else PAST_WINDOW_NOTE,
         "reference": outcome.reference,
         "findings": [f.to_dict() for f in outcome.findings],
     }
@@ -76,17 +124,25 @@ def backfill_summary(outcomes: list[RunOutcome]) -> dict[str, object]:
 
 
 class MonitorRunner:
-    def __init__(self, evaluator: Evaluator, runs: RunStore, monitors: MonitorStore, now: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        runs: RunStore,
+        monitors: MonitorStore,
+        now: Clock = utcnow,
+        reference_freeze: ReferenceFreeze | None = None,
+    ) -> None:
         self._evaluator = evaluator
         self._runs = runs
         self._monitors = monitors
         self._now = now
+        self._reference_freeze = reference_freeze
         self._subscribers: list[Subscriber] = []
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     def subscribe(self, subscriber: Subscriber) -> None:
-        """Called with every non-backfill outcome (the composition root wires alerts and labeling)."""
+        """Called with every live outcome (the composition root wires alerts and labeling)."""
         self._subscribers.append(subscriber)
 
     def _lock(self, model: str, name: str) -> threading.Lock:
@@ -116,7 +172,8 @@ class MonitorRunner:
             outcome = self._execute(model, spec, (start, end), mode, attempt)
         finally:
             lock.release()
-        if mode != "backfill":
+        outcome.live = is_live(spec, mode, end, self._now())
+        if outcome.live:
             for subscriber in self._subscribers:
                 try:
                     subscriber(outcome)
@@ -130,8 +187,9 @@ class MonitorRunner:
         run = self._runs.start(model, spec.name, spec.detector, mode, window, attempt)
         started = time.perf_counter()
         try:
+            freeze = self._reference_freeze(model, spec.name) if self._reference_freeze is not None else None
             evaluation = self._evaluator.evaluate(
-                model, spec.detector, spec.params, window, spec.reference, spec.segments
+                model, spec.detector, spec.params, window, spec.reference, spec.segments, freeze_before=freeze
             )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -230,6 +288,8 @@ class MonitorScheduler:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+        self._guard = threading.Lock()  # jobs touch the scheduler only under it, and never once stopping
+        self._stopping = False
 
     def start(self) -> None:
         for model, spec in self._monitors.list():
@@ -238,6 +298,12 @@ class MonitorScheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
+        """Stop firing and wait for running jobs. APScheduler 3 holds its job-store lock while it
+        waits for running jobs, so a job that then asked the scheduler for its next run time or
+        added its retry would deadlock the shutdown (seen as a hung test): jobs check ``_stopping``
+        under ``_guard`` before touching the scheduler, and shutdown sets it under the same lock."""
+        with self._guard:
+            self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
@@ -283,18 +349,22 @@ class MonitorScheduler:
             if outcome is not None and attempt == 1 and self._label_counter is not None:
                 counter = self._label_counter
                 self._runner.rejudge(model, name, end, lambda lo, hi: counter(model, lo, hi))
-            job = self._scheduler.get_job(f"{model}/{name}")
+            retry = outcome is not None and outcome.error is not None and attempt <= len(self._retry_delays)
+            with self._guard:
+                if self._stopping:
+                    return  # shutting down: the persisted next run time covers the restart
+                job = self._scheduler.get_job(f"{model}/{name}")
+                if retry:
+                    delay = self._retry_delays[attempt - 1]
+                    self._scheduler.add_job(
+                        self._fire,
+                        DateTrigger(self._now() + timedelta(seconds=delay)),
+                        args=[model, name, end, attempt + 1],
+                        id=f"{model}/{name}/retry/{end.isoformat()}",
+                        replace_existing=True,
+                    )
+                    log.info("run of %s/%s failed; retry %d in %.0fs", model, name, attempt, delay)
             if job is not None:
                 self._monitors.set_next_run(model, name, job.next_run_time)
-            if outcome is not None and outcome.error and attempt <= len(self._retry_delays):
-                delay = self._retry_delays[attempt - 1]
-                self._scheduler.add_job(
-                    self._fire,
-                    DateTrigger(self._now() + timedelta(seconds=delay)),
-                    args=[model, name, end, attempt + 1],
-                    id=f"{model}/{name}/retry/{end.isoformat()}",
-                    replace_existing=True,
-                )
-                log.info("run of %s/%s failed; retry %d in %.0fs", model, name, attempt, delay)
         except Exception:  # never let a monitor take the scheduler down
             log.exception("scheduled run of %s/%s crashed", model, name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from monitor.alerting.alerts import AlertStore
 from monitor.audit import AuditLog
 from monitor.clock import Clock, utcnow
 from monitor.db import Database
@@ -48,7 +49,12 @@ class Loopwatch:
         self.monitors = MonitorStore(self.db, self.registry, now)
         self.runs = RunStore(self.db, self.registry, VERSION, now)
         self.evaluator = Evaluator(self.store, self.registry, settings.data_dir / "references")
-        self.runner = MonitorRunner(self.evaluator, self.runs, self.monitors, now)
+        # A trailing reference is frozen at the start of the monitor's open alert (the alert store
+        # answers where); injected so the runner and evaluator never import alerting.
+        alerts = AlertStore(self.db, self.registry, now)
+        self.runner = MonitorRunner(
+            self.evaluator, self.runs, self.monitors, now, reference_freeze=alerts.reference_freeze
+        )
 
     def close(self) -> None:
         self.db.close()

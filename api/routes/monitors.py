@@ -19,7 +19,10 @@ router = APIRouter(tags=["monitors"])
 
 
 class RunRequest(BaseModel):
-    at: str | None = Field(default=None, description="Window end (ISO-8601); default now")
+    at: str | None = Field(
+        default=None,
+        description="Window end (ISO-8601); default now. A past window is recorded but never touches live alerts.",
+    )
 
 
 class BackfillRequest(BaseModel):
@@ -85,7 +88,9 @@ def delete_monitor(model: str, monitor: str, request: Request, service: ServiceD
 async def run_monitor(
     model: str, monitor: str, service: ServiceDep, principal: AdminKey, body: RunRequest | None = None
 ) -> dict[str, Any]:
-    """Run a monitor now (optionally for the window ending `at`); its findings go through alerting."""
+    """Run a monitor now (optionally for the window ending `at`). A live run's findings go through
+    alerting; a past window (ending more than one schedule period before now) is recorded but
+    leaves live alert state alone — the response says so (`live`, `alert_state`)."""
     end = _time("at", body.at) if body and body.at else None
     service.monitors.get(model, monitor)
     outcome = await run_in_threadpool(lambda: service.runner.run(model, monitor, window_end=end, mode="manual"))

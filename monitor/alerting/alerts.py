@@ -1,30 +1,34 @@
-"""Alerts: identity, the pending → firing → resolved state machine, acknowledgement, timeline.
+"""Alerts: identity, persistence of the state machine's records, acknowledgement, timeline.
 
 An alert's identity is the fingerprint of (model, monitor, detector, segment, metric, column):
-the same series across windows. Each run's findings move that series' alert: a bad finding
-(a status the monitor fires on) counts a consecutive bad window — ``for`` of them make a
-pending alert fire; a finding that is no longer bad resolves it; ``insufficient_data`` leaves
-it alone (a quiet window is not a recovery). A run that fails is its own alert, so a broken
-monitor is never silent. One row per episode: a fingerprint that fires again after resolving
-opens a new alert.
+the same series across windows. How each run's findings move that series' alert (pending →
+firing after ``for``, resolved after ``keep_firing_for`` of clearly ok windows, ``warning`` and
+``insufficient_data`` neither) is decided by the pure :mod:`monitor.alerting.state`; this store
+loads the records, calls it and persists the result. A run that fails is its own alert, so a
+broken monitor is never silent. One row per episode: a fingerprint that fires again after
+resolving opens a new alert. Only live runs move alerts (see ``RunOutcome.live``).
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from monitor.alerting.describe import title, what_changed
+from monitor.alerting.state import AlertRecord, LifecycleRule, Observation, Verdict, step
 from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import Conflict, NotFound
 from monitor.registry import Registry
 
 if TYPE_CHECKING:
+    from monitor.monitors import MonitorSpec
     from monitor.scheduling import RunOutcome
 
 ACTIVE = ("pending", "firing")
@@ -60,6 +64,44 @@ COLUMNS = (
 )
 
 
+# The columns the state machine owns (AlertRecord's fields; ``column_name`` is its ``column``).
+STATE_COLUMNS = (
+    "id",
+    "fingerprint",
+    "model_id",
+    "monitor",
+    "detector",
+    "metric",
+    "column_name",
+    "segment",
+    "severity",
+    "state",
+    "consecutive",
+    "started_at",
+    "first_window_start",
+    "last_window_start",
+    "last_window_end",
+    "last_run_id",
+    "route",
+    "updated_at",
+    "fired_at",
+    "resolved_at",
+    "ok_since",
+    "value",
+    "threshold",
+    "model_version",
+    "what_changed",
+    "finding_status",
+)
+
+
+def lifecycle_rule(spec: MonitorSpec) -> LifecycleRule:
+    """A monitor's ``for``, ``keep_firing_for`` and ``fire_on`` as the state machine's rule."""
+    return LifecycleRule(
+        for_=spec.for_duration(), keep_firing_for=spec.keep_firing_duration(), fire_on=frozenset(spec.fire_on)
+    )
+
+
 def fingerprint(
     model: str, monitor: str, detector: str, segment: dict[str, Any] | None, metric: str, column: str | None
 ) -> str:
@@ -84,126 +126,120 @@ class AlertStore:
     # -- the state stage --------------------------------------------------------------------
 
     def observe(self, outcome: RunOutcome) -> list[Transition]:
-        """Apply one run's findings to the alert state; returns the alerts that fired or resolved."""
-        run, spec = outcome.run, outcome.monitor
-        model = self._registry.get(run.model)
-        observations: list[tuple[dict[str, Any], bool | None]] = []
-        error_finding = {
-            "detector": "run_error",
-            "metric": "run_error",
-            "model": run.model,
-            "column": None,
-            "segment": None,
-            "status": "critical" if outcome.error else "ok",
-            "value": None,
-            "threshold": None,
-            "details": {},
-            "reference": None,
-            "model_version": None,
-        }
-        observations.append((error_finding, bool(outcome.error)))
-        for finding in outcome.findings:
-            data = finding.to_dict()
-            status = data["status"]
-            bad: bool | None = status in spec.fire_on
-            if status == "insufficient_data":
-                bad = None  # not evidence either way
-            observations.append((data, bad))
+        """Apply one live run's findings to the alert state; returns the alerts that fired or resolved.
+
+        The decisions are :func:`monitor.alerting.state.step`'s; this method loads each series'
+        open episode, calls it, and persists what it returns. A run that is not live (a past
+        window) changes nothing.
+        """
+        if not outcome.live:
+            return []
+        spec = outcome.monitor
+        rule = lifecycle_rule(spec)
+        observations = self._observations(outcome, rule)
         transitions: list[Transition] = []
         now = self._now()
         with self._db.transaction() as cur:
-            for data, bad in observations:
-                fp = fingerprint(
-                    run.model, spec.name, data["detector"], data.get("segment"), data["metric"], data.get("column")
-                )
-                rows = cur.execute(
-                    f"SELECT {', '.join(COLUMNS)} FROM alerts WHERE fingerprint = ? AND state IN ('pending', 'firing')",
-                    [fp],
-                ).fetchall()
-                current = dict(zip(COLUMNS, rows[0], strict=True)) if rows else None
-                if bad is None:
+            for obs in observations:
+                current = self._open_episode(cur, obs.fingerprint)
+                result = step(current, obs, rule, now, new_id="al_" + uuid.uuid4().hex[:12])
+                if result.record is None:
                     continue
-                if current is not None and current["last_window_end"] and run.window_end < current["last_window_end"]:
-                    continue  # a re-judged older window must not move an alert backwards in time
-                if bad:
-                    line = f"run failed: {outcome.error}" if data["detector"] == "run_error" else what_changed(data)
-                    if current is None:
-                        alert_id = "al_" + uuid.uuid4().hex[:12]
-                        fires = spec.for_ <= 1
-                        cur.execute(
-                            "INSERT INTO alerts (id, fingerprint, model_id, monitor, detector, metric, column_name, "
-                            "segment, severity, state, consecutive, started_at, fired_at, last_window_start, "
-                            "last_window_end, value, threshold, model_version, what_changed, finding_status, "
-                            "last_run_id, route, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, "
-                            "?, ?, ?, ?, ?, ?)",
-                            [
-                                alert_id,
-                                fp,
-                                model.id,
-                                spec.name,
-                                data["detector"],
-                                data["metric"],
-                                data.get("column"),
-                                json.dumps(data["segment"]) if data.get("segment") else None,
-                                spec.severity,
-                                "firing" if fires else "pending",
-                                run.window_end,
-                                now if fires else None,
-                                run.window_start,
-                                run.window_end,
-                                data.get("value"),
-                                data.get("threshold"),
-                                data.get("model_version"),
-                                line,
-                                data["status"],
-                                run.id,
-                                spec.route.model_dump_json(),
-                                now,
-                            ],
-                        ).fetchall()
-                        self._event(
-                            cur, alert_id, "fired" if fires else "pending", None, {"run_id": run.id, "line": line}
-                        )
-                        if fires:
-                            transitions.append(Transition(alert_id, "new"))
-                    else:
-                        consecutive = current["consecutive"] + 1
-                        fires = current["state"] == "pending" and consecutive >= spec.for_
-                        cur.execute(
-                            "UPDATE alerts SET consecutive = ?, state = ?, fired_at = coalesce(fired_at, ?), "
-                            "last_window_start = ?, last_window_end = ?, value = ?, threshold = ?, what_changed = ?, "
-                            "finding_status = ?, last_run_id = ?, severity = ?, route = ?, updated_at = ? WHERE id = ?",
-                            [
-                                consecutive,
-                                "firing" if fires or current["state"] == "firing" else "pending",
-                                now if fires else None,
-                                run.window_start,
-                                run.window_end,
-                                data.get("value"),
-                                data.get("threshold"),
-                                line,
-                                data["status"],
-                                run.id,
-                                spec.severity,
-                                spec.route.model_dump_json(),
-                                now,
-                                current["id"],
-                            ],
-                        ).fetchall()
-                        if fires:
-                            self._event(cur, current["id"], "fired", None, {"run_id": run.id, "line": line})
-                            transitions.append(Transition(current["id"], "new"))
-                elif current is not None:
-                    was_firing = current["state"] == "firing"
-                    cur.execute(
-                        "UPDATE alerts SET state = 'resolved', resolved_at = ?, consecutive = 0, last_run_id = ?, "
-                        "finding_status = ?, value = ?, updated_at = ? WHERE id = ?",
-                        [now, run.id, data["status"], data.get("value"), now, current["id"]],
-                    ).fetchall()
-                    self._event(cur, current["id"], "resolved" if was_firing else "cleared", None, {"run_id": run.id})
-                    if was_firing:
-                        transitions.append(Transition(current["id"], "resolved"))
+                self._persist(cur, result.record, created=result.created)
+                record = result.record
+                if result.change in ("pending", "fired"):
+                    self._event(cur, record.id, result.change, None, {"run_id": obs.run_id, "line": obs.what_changed})
+                elif result.change in ("resolved", "cleared"):
+                    self._event(cur, record.id, result.change, None, {"run_id": obs.run_id})
+                if result.change == "fired":
+                    transitions.append(Transition(record.id, "new"))
+                elif result.change == "resolved":
+                    transitions.append(Transition(record.id, "resolved"))
         return transitions
+
+    def reference_freeze(self, model: str, monitor: str) -> datetime | None:
+        """Where a monitor's trailing reference must end while it has an open alert: the start of
+        the earliest first bad window among its pending or firing episodes (``None``: no open
+        alert). Run-error alerts say nothing about the data and do not freeze anything."""
+        row = self._db.query_one(
+            "SELECT min(a.first_window_start) FROM alerts a JOIN models m ON m.id = a.model_id "
+            "WHERE m.name = ? AND a.monitor = ? AND a.state IN ('pending', 'firing') AND a.detector <> 'run_error'",
+            [model, monitor],
+        )
+        return row[0] if row else None
+
+    def _observations(self, outcome: RunOutcome, rule: LifecycleRule) -> list[Observation]:
+        """One observation per series the run speaks about: its findings, and the run itself
+        (a failed run is a bad ``run_error`` window; a successful one an ok one)."""
+        run, spec = outcome.run, outcome.monitor
+        model_id = self._registry.get(run.model).id
+        route = spec.route.model_dump_json()
+
+        def observation(data: dict[str, Any], verdict: Verdict, line: str) -> Observation:
+            segment = data.get("segment") or None
+            return Observation(
+                fingerprint=fingerprint(
+                    run.model, spec.name, data["detector"], segment, data["metric"], data.get("column")
+                ),
+                verdict=verdict,
+                status=data["status"],
+                window_start=run.window_start,
+                window_end=run.window_end,
+                run_id=run.id,
+                model_id=model_id,
+                monitor=spec.name,
+                detector=data["detector"],
+                metric=data["metric"],
+                column=data.get("column"),
+                segment=segment,
+                severity=spec.severity,
+                route=route,
+                value=data.get("value"),
+                threshold=data.get("threshold"),
+                model_version=data.get("model_version"),
+                what_changed=line,
+            )
+
+        error = {"detector": "run_error", "metric": "run_error", "status": "critical" if outcome.error else "ok"}
+        result = [observation(error, "bad" if outcome.error else "ok", f"run failed: {outcome.error}")]
+        for finding in outcome.findings:
+            data = finding.to_dict()
+            verdict = rule.verdict(data["status"])
+            result.append(observation(data, verdict, what_changed(data) if verdict == "bad" else ""))
+        return result
+
+    def _open_episode(self, cur: Any, fp: str) -> AlertRecord | None:
+        cur.execute(
+            f"SELECT {', '.join(STATE_COLUMNS)} FROM alerts WHERE fingerprint = ? AND state IN ('pending', 'firing') "
+            "ORDER BY started_at DESC LIMIT 1",
+            [fp],
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return None
+        data = dict(zip(STATE_COLUMNS, rows[0], strict=True))
+        data["column"] = data.pop("column_name")
+        data["segment"] = json.loads(data["segment"]) if data["segment"] else None
+        data["what_changed"] = data["what_changed"] or ""
+        if data["first_window_start"] is None:  # an episode opened before the column existed
+            data["first_window_start"] = data["last_window_start"] or data["started_at"]
+        return AlertRecord(**data)
+
+    @staticmethod
+    def _persist(cur: Any, record: AlertRecord, *, created: bool) -> None:
+        values = {name: getattr(record, "column" if name == "column_name" else name) for name in STATE_COLUMNS}
+        values["segment"] = json.dumps(dict(record.segment)) if record.segment else None
+        if created:
+            cur.execute(
+                f"INSERT INTO alerts ({', '.join(STATE_COLUMNS)}) VALUES ({', '.join('?' for _ in STATE_COLUMNS)})",
+                list(values.values()),
+            ).fetchall()
+            return
+        changing = [c for c in STATE_COLUMNS if c != "id"]
+        cur.execute(
+            f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in changing)} WHERE id = ?",
+            [values[c] for c in changing] + [record.id],
+        ).fetchall()
 
     # -- reads and on-call actions -----------------------------------------------------------
 
@@ -225,7 +261,7 @@ class AlertStore:
         severity: str | None = None,
         active: bool | None = None,
         limit: int = 200,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         where, params = ["TRUE"], []
         if state:
             where.append("a.state = ?")
@@ -247,7 +283,7 @@ class AlertStore:
         )
         return [self._public(r) for r in rows]
 
-    def events(self, alert_id: str) -> list[dict[str, Any]]:
+    def events(self, alert_id: str) -> builtins.list[dict[str, Any]]:
         rows = self._db.query(
             "SELECT occurred_at, event, actor, details FROM alert_events WHERE alert_id = ? ORDER BY occurred_at, event",
             [alert_id],
@@ -291,11 +327,11 @@ class AlertStore:
                 [now, repeat, list(alert_ids)],
             ).fetchall()
 
-    @staticmethod
-    def _event(cur: Any, alert_id: str, event: str, actor: str | None, details: dict[str, Any]) -> None:
+    def _event(self, cur: Any, alert_id: str, event: str, actor: str | None, details: dict[str, Any]) -> None:
+        """One timeline entry, stamped with the injected clock (not the database's ``now()``)."""
         cur.execute(
-            "INSERT INTO alert_events VALUES (?, now(), ?, ?, ?)",
-            [alert_id, event, actor, json.dumps(details, default=str)],
+            "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?)",
+            [alert_id, self._now(), event, actor, json.dumps(details, default=str)],
         ).fetchall()
 
     @staticmethod

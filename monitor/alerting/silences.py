@@ -6,6 +6,7 @@ silence of a group's labels — the Slack "Silence 1h" button — matches exactl
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from datetime import datetime
@@ -96,7 +97,7 @@ class SilenceStore:
                 return silence
         return None
 
-    def _rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    def _rows(self, where: str, params: builtins.list[Any]) -> builtins.list[dict[str, Any]]:
         rows = self._db.query(
             f"SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at, expired_at FROM silences {where} "
             "ORDER BY created_at DESC",

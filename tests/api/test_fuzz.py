@@ -36,7 +36,8 @@ def mutated_batches(draw: Any) -> list[Any]:
             if draw(st.booleans()) and field in record:
                 del record[field]
             elif field == "features" and draw(st.booleans()):
-                record["features"] = copy.deepcopy(record.get("features") or {})
+                features = record.get("features")  # an earlier draw may have made it a scalar
+                record["features"] = copy.deepcopy(features) if isinstance(features, dict) else {}
                 record["features"][draw(st.sampled_from(FEATURES))] = draw(JSON_VALUES)
             else:
                 record[field] = draw(JSON_VALUES)

@@ -83,10 +83,12 @@ def test_cli_apply_run_and_backfill(tmp_path: Path, service: Loopwatch, braking_
     path.write_text(yaml.safe_dump({"model": BRAKING["name"], "monitors": [DRIFT]}))
     result = runner.invoke(app, ["monitors", "apply", str(path), "--data-dir", data_dir])
     assert result.exit_code == 0 and "feature-drift" in result.output, result.output
-    result = runner.invoke(
-        app, ["monitors", "run", "--model", "harsh-braking", "--at", NOW.isoformat(), "--data-dir", data_dir]
-    )
+    result = runner.invoke(app, ["monitors", "run", "--model", "harsh-braking", "--data-dir", data_dir])
     assert result.exit_code == 0 and "feature-drift: succeeded" in result.output, result.output
+    assert "no loopwatch server holds this data directory" in result.output  # no pipeline without a server
+    past = (NOW - timedelta(hours=20)).isoformat()
+    result = runner.invoke(app, ["monitors", "run", "--model", "harsh-braking", "--at", past, "--data-dir", data_dir])
+    assert result.exit_code == 0 and "alert state left alone" in result.output, result.output  # says so plainly
     result = runner.invoke(
         app,
         [

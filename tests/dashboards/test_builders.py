@@ -146,3 +146,23 @@ def test_overview_states_its_range_in_utc(live: Live) -> None:
     response = live.get("/models/fleet-events", params={"days": 14})
     assert response.status_code == 200
     assert f"{(NOW - timedelta(days=14)):%Y-%m-%d %H:%M} UTC" in response.text
+
+
+def test_rollups_read_the_injected_clock(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """Staleness and refresh stamps come from the injected clock, not the wall clock: a rollup is
+    refreshed again by ensure() only when the injected time has moved past max_age."""
+    clock = [T0]
+    rollups = Rollups(service, now=lambda: clock[0])
+    table = records_to_table([braking_record(i, T0 - timedelta(hours=2)) for i in range(5)], braking_model)
+    service.store.ingest_predictions("harsh-braking", table)
+    rollups.ensure("harsh-braking")
+    registered = service.registry.get("harsh-braking")
+    stamp = service.db.query_one("SELECT refreshed_at FROM rollup_state WHERE model_id = ?", [registered.id])
+    assert stamp is not None and stamp[0] == T0
+    clock[0] = T0 + timedelta(minutes=4)
+    rollups.ensure("harsh-braking")  # not stale yet by the injected clock: no refresh
+    assert service.db.query_one("SELECT refreshed_at FROM rollup_state WHERE model_id = ?", [registered.id]) == stamp
+    clock[0] = T0 + timedelta(minutes=6)
+    rollups.ensure("harsh-braking")
+    after = service.db.query_one("SELECT refreshed_at FROM rollup_state WHERE model_id = ?", [registered.id])
+    assert after is not None and after[0] == T0 + timedelta(minutes=6)

@@ -3,7 +3,7 @@ keeps a random share, respects the daily budget, and records why each sample was
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -141,11 +141,14 @@ def test_firing_alert_routes_samples_by_policy(api) -> None:
     from tests.api.test_monitors_api import DRIFT
 
     service = api.client.app.state.service
-    _load(service, NOW - timedelta(days=1, hours=2), 24, 100, seed=21)
-    _load(service, NOW - timedelta(hours=1), 1, 1000, speed=62, seed=22)
+    # This hour, not the session's NOW: only a run whose window ends within one schedule period
+    # (1h) of now is live and may fire alerts, and a long session can outlive NOW's hour.
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    _load(service, hour - timedelta(days=1, hours=2), 24, 100, seed=21)
+    _load(service, hour - timedelta(hours=1), 1, 1000, speed=62, seed=22)
     api.client.post(f"/v1/models/{MODEL}/monitors", json=DRIFT, headers=api.admin).raise_for_status()
     run = api.client.post(
-        f"/v1/models/{MODEL}/monitors/feature-drift/run", json={"at": NOW.isoformat()}, headers=api.admin
+        f"/v1/models/{MODEL}/monitors/feature-drift/run", json={"at": hour.isoformat()}, headers=api.admin
     ).json()
     assert run["status"] == "succeeded"
     [alert] = [a for a in api.client.get("/v1/alerts", headers=api.read).json() if a["column"] == "speed_kmh"]

@@ -115,7 +115,7 @@ def test_backfill_records_without_paging_and_subscribers_see_live_runs(
     outcomes = service.runner.backfill(MODEL, NOW - timedelta(hours=3), NOW)
     assert len(outcomes) == 3 and not seen
     assert {f["mode"] for f in service.runs.findings(MODEL)} == {"backfill"}
-    service.runner.run(MODEL, "feature-drift", window_end=NOW)
+    service.runner.run(MODEL, "feature-drift", window_end=NOW, mode="scheduled")  # live, whenever the test runs
     assert len(seen) == 1
 
 
@@ -211,3 +211,85 @@ def test_windows_are_rejudged_when_late_labels_arrive(service: Loopwatch, brakin
     assert service.runner.rejudge(MODEL, "perf", NOW, counter) == 1
     modes = [r["mode"] for r in service.runs.runs(MODEL, "perf")]
     assert modes.count("rejudge") == 1
+
+
+def test_for_and_keep_firing_for_are_durations_serialised_as_written() -> None:
+    """`for: 30m` and `keep_firing_for: 1h` are data-time durations and round-trip in the form written."""
+    spec = parse_monitor({**DRIFT, "for": "30m", "keep_firing_for": "1h"})
+    assert spec.for_duration() == timedelta(minutes=30) and spec.keep_firing_duration() == timedelta(hours=1)
+    saved = MonitorSpec.model_validate_json(spec.to_json())
+    assert '"for":"30m"' in spec.to_json() and '"keep_firing_for":"1h"' in spec.to_json()
+    assert saved.for_ == "30m" and saved.keep_firing_for == "1h"
+    assert parse_monitor(DRIFT).keep_firing_duration() == timedelta(0)
+
+
+def test_a_bare_integer_for_still_means_consecutive_windows() -> None:
+    """for: N (the first release's window count) is (N - 1) schedule periods; it stays an integer when saved."""
+    spec = parse_monitor({**DRIFT, "for": 3})
+    assert spec.for_duration() == timedelta(minutes=30) and '"for":3' in spec.to_json()
+    assert parse_monitor({**DRIFT, "for": 1}).for_duration() == timedelta(0)
+    hourly_cron = parse_monitor({**DRIFT, "every": None, "cron": "0 * * * *", "for": 2})
+    assert hourly_cron.for_duration() == timedelta(hours=1)
+    weekdays = parse_monitor({**DRIFT, "every": None, "cron": "0 9 * * 1-5", "for": 2})
+    assert weekdays.for_duration() == timedelta(days=1)  # a cron's shortest gap: N windows always suffice
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("30 minutes", "duration"), (True, "duration"), (101, "at most"), ("2", "duration")],
+)
+def test_bad_for_values_are_refused(value: object, reason: str) -> None:
+    """`for` is a duration or a window count of 1-100; anything else is refused naming the field."""
+    with pytest.raises(InvalidInput) as err:
+        parse_monitor({**DRIFT, "for": value}, 0)
+    errors = [e.to_dict() for e in err.value.errors]
+    assert any(e["field"].endswith("for") and reason in e["reason"] for e in errors), errors
+    with pytest.raises(InvalidInput):
+        parse_monitor({**DRIFT, "keep_firing_for": "soon"}, 0)
+
+
+def test_liveness_is_one_schedule_period_back_from_now() -> None:
+    """Scheduled/retry/rejudge runs are live, backfills never; a manual run is live if its window ends
+    within one schedule period before now. For a cron the period is the slot containing now (a weekday
+    cron's Friday window is still the latest one on Monday morning)."""
+    from monitor.scheduling import is_live, schedule_period
+
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday
+    spec = MonitorSpec.model_validate(DRIFT)
+    assert schedule_period(spec, now) == timedelta(minutes=15)
+    assert is_live(spec, "scheduled", now - timedelta(days=3), now) and is_live(spec, "rejudge", now, now)
+    assert not is_live(spec, "backfill", now, now)
+    assert is_live(spec, "manual", now - timedelta(minutes=15), now)
+    assert not is_live(spec, "manual", now - timedelta(minutes=16), now)
+    assert not is_live(spec, "manual", now + timedelta(seconds=1), now)
+    weekdays = MonitorSpec.model_validate({**DRIFT, "every": None, "cron": "0 9 * * 1-5"})
+    assert schedule_period(weekdays, now) == timedelta(days=3)  # Friday 09:00 → Monday 09:00
+    friday = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    assert is_live(weekdays, "manual", friday, now) and not is_live(weekdays, "manual", friday - timedelta(days=1), now)
+
+
+def test_shutdown_while_a_run_is_in_progress_does_not_hang(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """Shutting the scheduler down while a monitor runs waits for the run and returns: the job does
+    not touch the scheduler once it is stopping (APScheduler 3 holds its job-store lock meanwhile,
+    so a job asking for its next run time used to deadlock the shutdown)."""
+    spec = MonitorSpec.model_validate({**DRIFT, "name": "slow", "detector": "freshness", "reference": None})
+    service.monitors.save(MODEL, spec)
+    service.monitors.set_next_run(MODEL, "slow", datetime.now(UTC) - timedelta(minutes=5))  # due at once
+    running, release = threading.Event(), threading.Event()
+
+    class SlowRunner:
+        def run(self, *args: object, **kwargs: object) -> None:
+            running.set()
+            release.wait(10)
+
+    scheduler = MonitorScheduler(SlowRunner(), service.monitors)  # type: ignore[arg-type]
+    scheduler.start()
+    assert running.wait(10)
+    stopper = threading.Thread(target=scheduler.shutdown)
+    stopper.start()
+    deadline = time.monotonic() + 10
+    while not scheduler._stopping and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()  # the run ends after shutdown began
+    stopper.join(10)
+    assert not stopper.is_alive()

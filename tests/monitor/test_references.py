@@ -82,3 +82,18 @@ def test_cache_prepares_once_and_is_bounded() -> None:
     for key in ["a", "a", "b", "c", "a"]:
         cache.get_or_prepare((key,), lambda key=key: calls.append(key) or key)
     assert calls == ["a", "b", "c", "a"] and cache.hits == 1
+
+
+def test_a_frozen_trailing_reference_ends_at_the_freeze_and_has_its_own_cache_key(tmp_path: Path) -> None:
+    """freeze_before earlier than the trailing end holds the reference there (same length, own cache key);
+    a freeze at or after the normal end changes nothing; fixed references ignore it."""
+    spec = ReferenceSpec(kind="trailing", length="7d")
+    kwargs = {"window_start": T0, "references_dir": tmp_path, "versions": [], "current_version": None}
+    free = resolve_reference(spec, **kwargs)
+    freeze = datetime(2026, 11, 19, 9, 15, tzinfo=UTC)
+    frozen = resolve_reference(spec, **kwargs, freeze_before=freeze)
+    assert frozen.end == freeze and frozen.start == freeze - timedelta(days=7) and frozen.frozen_at == freeze
+    assert "frozen" in frozen.description and frozen.key != free.key and freeze in frozen.key
+    assert resolve_reference(spec, **kwargs, freeze_before=T0).key == free.key
+    window = ReferenceSpec(kind="window", start=T0 - timedelta(days=9), end=T0 - timedelta(days=2))
+    assert resolve_reference(window, **kwargs, freeze_before=freeze) == resolve_reference(window, **kwargs)
