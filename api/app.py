@@ -52,7 +52,7 @@ def connect_alerting(
 ) -> tuple[AlertPipeline, LabelingQueue]:
     """Monitor outcomes → the alert pipeline → the routing policy (samples for each alert that
     starts firing). Used by the server and by the demo, which runs monitors before serving."""
-    pipeline = build_pipeline(service, notifier, now)
+    pipeline = build_pipeline(service, notifier, now, labels_help=lambda detector: why_labels_cannot_help(detector) is None)
     queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
     auto_budget = settings.labeling_auto_route_budget
 

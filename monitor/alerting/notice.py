@@ -78,6 +78,9 @@ class GroupNotice:
     runbook_url: str | None = None
     acked_by: str | None = None
     silenced_until: datetime | None = None
+    #: False when no alert of the group is one that labels can help with (latency, volume …):
+    #: receivers then leave out the "send samples to labeling" action.
+    labels_can_help: bool = True
 
     @property
     def firing(self) -> tuple[AlertLine, ...]:

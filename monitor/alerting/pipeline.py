@@ -47,7 +47,12 @@ DeliveryHook = Callable[[str, str], None]  # (receiver, result)
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """``labels_help``: does routing samples to annotators help with this detector's alerts?
+    Supplied by the composition root (the rule lives in ``labeling.routing``, which the monitor
+    may not import); without it every group offers the button."""
+
     public_url: str | None = None
+    labels_help: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,13 @@ class AlertPipeline:
             runbook_url=group.route.runbook,
             acked_by=", ".join(sorted(a for a in acked if a)) if firing and None not in acked else None,
             silenced_until=min(s for s in silenced if s) if firing and None not in silenced else None,
+            labels_can_help=self._labels_can_help(lines),
         )
+
+    def _labels_can_help(self, lines: tuple[AlertLine, ...] | list[AlertLine]) -> bool:
+        """Offer "Send samples to labeling" only if labels help with at least one of the alerts."""
+        helps = self.config.labels_help
+        return helps is None or any(helps(line.detector) for line in lines)
 
     def _line(self, alert: dict[str, Any], base: str) -> AlertLine:
         silence = self.silences.silencing(alert) if alert["state"] != "resolved" else None
@@ -407,7 +418,12 @@ class Dispatcher(Periodic):
         super().__init__("loopwatch-alert-dispatcher", interval, pipeline.dispatch_due)
 
 
-def build_pipeline(service: Any, notifier: Notifier | None = None, now: Clock = utcnow) -> AlertPipeline:
+def build_pipeline(
+    service: Any,
+    notifier: Notifier | None = None,
+    now: Clock = utcnow,
+    labels_help: Callable[[str], bool] | None = None,
+) -> AlertPipeline:
     """The composition of the stages above for one service."""
     settings = service.settings
     return AlertPipeline(
@@ -417,7 +433,7 @@ def build_pipeline(service: Any, notifier: Notifier | None = None, now: Clock = 
         outbox=Outbox(service.db, now),
         messages=MessageStore(service.db, now),
         notifier=notifier or LogNotifier(),
-        config=PipelineConfig(public_url=settings.public_url),
+        config=PipelineConfig(public_url=settings.public_url, labels_help=labels_help),
         now=now,
     )
 

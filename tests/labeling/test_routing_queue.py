@@ -215,6 +215,9 @@ def test_latency_alert_routes_nothing_by_policy_button_or_api(api) -> None:
     assert all(s["alert_id"] != alert_id for s in queue.list(MODEL))
     events = api.client.app.state.alerts.alerts.events(alert_id)
     assert any(e["event"] == "samples_not_routed" and "latency" in e["details"]["reason"] for e in events)
+    pipeline = api.client.app.state.alerts
+    [group] = pipeline.groups.of_alert(alert_id)
+    assert pipeline.notice(group, "new").labels_can_help is False  # the message offers no such button
 
     response = api.client.post(
         "/v1/labeling/route",

@@ -338,7 +338,8 @@ def _actions(notice: GroupNotice, *, firing: bool) -> dict[str, Any]:
             elements.append(_button(ACTION_ACK, "Acknowledge", value, style="primary"))
         elements.append(_button(ACTION_SILENCE_1H, "Silence 1h", value))
         elements.append(_button(ACTION_SILENCE_24H, "Silence 24h", value))
-    elements.append(_button(ACTION_ROUTE_SAMPLES, "Send samples to labeling", value))
+    if notice.labels_can_help:
+        elements.append(_button(ACTION_ROUTE_SAMPLES, "Send samples to labeling", value))
     elements.extend(_link_buttons(notice, value))
     return {"type": "actions", "block_id": "group_actions", "elements": elements}
 

@@ -148,6 +148,13 @@ def test_buttons_carry_the_group_id_as_json() -> None:
     assert found["ack"]["style"] == "primary"
 
 
+def test_send_samples_button_only_where_labels_help() -> None:
+    """A group offers "Send samples to labeling" unless labels cannot help with any of its
+    alerts (latency, volume, freshness, data quality): then the button is left out."""
+    assert "route_samples" in buttons(firing_message(make_notice()))
+    assert "route_samples" not in buttons(firing_message(make_notice(labels_can_help=False)))
+
+
 def test_dashboard_and_runbook_are_link_buttons_when_present() -> None:
     """Dashboard and runbook URLs become link buttons; without URLs there are no link buttons."""
     with_links = buttons(firing_message(make_notice()))
