@@ -22,6 +22,7 @@ p-value crossed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +152,14 @@ class _Pending:
     n_reference: int = 0
 
 
+#: Windows with at least this many values in total (rows × watched columns) are judged on a
+#: small thread pool, one column slice per task: the heavy steps (numpy sorts and searches,
+#: Arrow counting) release the GIL, so two cores nearly halve a big run. Smaller windows stay
+#: serial, where a pool costs more than it saves.
+PARALLEL_MIN_VALUES = 2_000_000
+PARALLEL_WORKERS = 2
+
+
 def run_drift(
     detector: str,
     current: pa.Table,
@@ -158,51 +167,64 @@ def run_drift(
     config: DriftConfig,
     context: RunContext,
 ) -> list[Finding]:
-    """Compare every watched column in every segment slice; BH-adjust; build findings."""
-    pending: list[_Pending] = []
-    for segment, part in segment_slices(current, reference.segments):
-        key = segment_key(segment)
-        minimum = min_rows_for(segment, config.min_rows, config.min_segment_rows)
-        ref_columns = reference.summaries.get(key)
-        for column in reference.columns:
-            if column.name not in part.column_names:
-                pending.append(_Pending(segment, column, None, "column missing from the current window"))
-                continue
-            cur = summarize(_values(part, column), column.kind)
-            ref = ref_columns.get(column.name) if ref_columns is not None else None
-            if ref is None:
-                reason = "segment value absent from the reference" if ref_columns is None else (
-                    "column missing from the reference")
-                pending.append(_Pending(segment, column, None, reason, cur.n))
-                continue
-            id_like = _id_like(ref, column, config)
-            if id_like is not None:
-                pending.append(_Pending(segment, column, None, id_like, cur.n, ref.n))
-                continue
-            if cur.n < minimum or ref.n < minimum:
-                side = "current" if cur.n < minimum else "reference"
-                pending.append(_Pending(
-                    segment, column, None,
-                    f"{side} window has fewer than {minimum} non-missing values", cur.n, ref.n,
-                ))
-                continue
-            method = config.methods.get(column.name, config.method) if _fits(config, column) else None
-            threshold = config.thresholds.get(column.name, config.threshold)
-            if config.compat == "evidently":
-                result = compare_summaries(
-                    column.name, column.kind, ref, cur, method=method, threshold=threshold,
-                    with_details=config.details,
-                )
-            else:
-                result = calibrated_compare(
-                    column.name, column.kind, ref, cur, method=method, threshold=threshold,
-                    alpha=config.alpha, numeric_floor=config.numeric_floor,
-                    categorical_floor=config.categorical_floor, min_expected=config.min_expected,
-                    with_details=config.details,
-                )
-            pending.append(_Pending(segment, column, result, None, cur.n, ref.n))
+    """Compare every watched column in every segment slice; BH-adjust; build findings.
+
+    Findings come out in the same order whether or not the slices were judged in parallel.
+    """
+    tasks = [
+        (segment, part, column)
+        for segment, part in segment_slices(current, reference.segments)
+        for column in reference.columns
+    ]
+
+    def judge(task: tuple[Segment, pa.Table, WatchedColumn]) -> _Pending:
+        return _judge_column(*task, reference, config)
+
+    if current.num_rows * len(reference.columns) >= PARALLEL_MIN_VALUES and len(tasks) > 1:
+        with ThreadPoolExecutor(max_workers=PARALLEL_WORKERS, thread_name_prefix="drift") as pool:
+            pending = list(pool.map(judge, tasks))
+    else:
+        pending = [judge(task) for task in tasks]
     adjusted = _adjust(pending, config.fdr)
     return [_finding(detector, p, adjusted.get(i), config, context) for i, p in enumerate(pending)]
+
+
+def _judge_column(
+    segment: Segment, part: pa.Table, column: WatchedColumn, reference: DriftReference, config: DriftConfig
+) -> _Pending:
+    """One column of one segment slice: summarise the current side, check sizes, compare."""
+    if column.name not in part.column_names:
+        return _Pending(segment, column, None, "column missing from the current window")
+    ref_columns = reference.summaries.get(segment_key(segment))
+    cur = summarize(_values(part, column), column.kind)
+    ref = ref_columns.get(column.name) if ref_columns is not None else None
+    if ref is None:
+        reason = "segment value absent from the reference" if ref_columns is None else (
+            "column missing from the reference")
+        return _Pending(segment, column, None, reason, cur.n)
+    id_like = _id_like(ref, column, config)
+    if id_like is not None:
+        return _Pending(segment, column, None, id_like, cur.n, ref.n)
+    minimum = min_rows_for(segment, config.min_rows, config.min_segment_rows)
+    if cur.n < minimum or ref.n < minimum:
+        side = "current" if cur.n < minimum else "reference"
+        return _Pending(
+            segment, column, None, f"{side} window has fewer than {minimum} non-missing values", cur.n, ref.n
+        )
+    method = config.methods.get(column.name, config.method) if _fits(config, column) else None
+    threshold = config.thresholds.get(column.name, config.threshold)
+    if config.compat == "evidently":
+        result = compare_summaries(
+            column.name, column.kind, ref, cur, method=method, threshold=threshold, with_details=config.details,
+        )
+    else:
+        result = calibrated_compare(
+            column.name, column.kind, ref, cur, method=method, threshold=threshold,
+            alpha=config.alpha, numeric_floor=config.numeric_floor,
+            categorical_floor=config.categorical_floor, min_expected=config.min_expected,
+            with_details=config.details,
+        )
+    return _Pending(segment, column, result, None, cur.n, ref.n)
 
 
 #: Below this many reference values a column is never called id-like (too few to tell).
