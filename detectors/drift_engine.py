@@ -283,7 +283,8 @@ def _finding(
     elif r.rule == "calibrated":
         relevant = r.score >= r.threshold
         alpha = r.alpha if r.alpha is not None else config.alpha
-        established = (adjusted if adjusted is not None else r.p_value or 1.0) < alpha
+        p_value = adjusted if adjusted is not None else r.p_value
+        established = p_value is not None and p_value < alpha
         suggestive = r.p_value is not None and r.p_value < alpha
         status = Status.CRITICAL if relevant and established else (
             Status.WARNING if relevant and suggestive else Status.OK)

@@ -118,3 +118,17 @@ def test_id_like_categorical_feature_is_not_compared() -> None:
     assert found["request"].status is Status.INSUFFICIENT_DATA
     assert "id-like" in found["request"].details["reason"]
     assert found["normal"].status is Status.OK
+
+
+def test_an_overwhelming_shift_is_critical_with_fdr_off_too() -> None:
+    """With ``fdr: false`` each column is judged on its raw p-value — including a p-value that
+    underflows to exactly 0 for a huge shift, which must count as established, not as missing."""
+    detector = DataDrift()
+    spec = ModelSpec(task="regression", features={"normal": "numeric"})
+    rng = np.random.default_rng(13)
+    ref = pa.table({"normal": rng.normal(0, 1, 20_000)})
+    cur = pa.table({"normal": rng.normal(5, 1, 20_000)})
+    config = detector.config({"fdr": False})
+    finding = next(f for f in detector.run(cur, detector.prepare_reference(ref, spec, config), config, context())
+                   if f.column)
+    assert finding.p_value == 0.0 and finding.status is Status.CRITICAL
