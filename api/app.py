@@ -27,6 +27,7 @@ from api.routes import (
     predictions,
     reports,
     session,
+    store,
 )
 from api.version import VERSION
 from labeling.curation import DatasetStore
@@ -122,6 +123,18 @@ def create_app(
         maintenance = (
             Periodic("loopwatch-sealing", settings.seal_interval_seconds, service.store.seal) if background else None
         )
+        # Sealed files re-hashed against the catalog: once shortly after start, then every
+        # verify_interval_seconds, throttled; damage shows on /readyz and in every read needing it.
+        verification = (
+            Periodic(
+                "loopwatch-verify-sealed",
+                settings.verify_interval_seconds,
+                lambda: service.store.verify_sealed(throttled=True),
+                first_after=1.0,
+            )
+            if background
+            else None
+        )
         pipeline, queue = connect_alerting(service, settings, notifier or notifier_from_settings(settings), now)
         metrics: Metrics = app.state.metrics
 
@@ -166,6 +179,8 @@ def create_app(
         app.state.scheduler = scheduler
         if maintenance:
             maintenance.start()
+        if verification:
+            verification.start()
         if scheduler:
             scheduler.start()
         try:
@@ -182,6 +197,9 @@ def create_app(
                 on_shutdown()
             if maintenance:
                 maintenance.stop()
+            service.store.stop_verification()
+            if verification:
+                verification.stop()
             if app.state.json_pool is not None:
                 app.state.json_pool.shutdown(wait=True, cancel_futures=True)
             service.close()
@@ -213,6 +231,7 @@ def create_app(
         datasets.router,
         reports.router,
         keys.router,
+        store.router,
         dashboards.router,
     ):
         app.include_router(router)

@@ -30,7 +30,9 @@ dataset_app = typer.Typer(help="Curated, versioned training sets.", no_args_is_h
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(monitors_app, name="monitors")
+store_app = typer.Typer(help="Sealed Parquet files: verify against the catalog, drop a damaged one.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(store_app, name="store")
 
 console = Console(stderr=True)
 out = Console()
@@ -580,6 +582,72 @@ def seal(data_dir: DataDir = None, config: ConfigFile = None) -> None:
             console.print(f"sealed {sealed.rows} rows of {sealed.model} for {sealed.date} → {sealed.path}")
     finally:
         service.close()
+
+
+@store_app.command("verify")
+def store_verify(
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Check every sealed file's size and sha256 against the catalog; exit 1 on damage, 0 when clean.
+
+    Changes nothing when no server holds the data directory (read-only catalog); otherwise the
+    server verifies and records the result (its /readyz follows)."""
+    import json
+
+    from rich.table import Table
+
+    from api.local import verify_store
+
+    settings = _settings(data_dir, config)
+    try:
+        report = verify_store(settings)
+    except LoopwatchError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    problems = report["problems"]
+    if fmt == "json":
+        out.print_json(json.dumps(report))
+    else:
+        gb = report["bytes"] / 1e9
+        console.print(f"checked {report['checked']} of {report['files']} sealed files ({gb:.3f} GB) in {report['seconds']} s")
+        if problems:
+            table = Table("path", "model", "date", "window", "problem", title=f"{len(problems)} damaged sealed file(s)")
+            for p in problems:
+                table.add_row(p["path"], p["model"], p["date"], f"{p['window_start']} – {p['window_end']}", p["reason"])
+            out.print(table)
+            console.print("repair: restore the file from backup, or `loopwatch store drop-file PATH` and re-ingest its window")
+        else:
+            out.print("all sealed files match the catalog")
+    raise typer.Exit(1 if problems else 0)
+
+
+@store_app.command("drop-file")
+def store_drop_file(
+    path: Annotated[str, typer.Argument(help="The sealed file as `store verify` lists it (model=…/date=…/part-….parquet).")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Remove a (damaged) sealed file from the catalog; it moves to quarantine/. Audited.
+
+    Its rows leave the store: re-ingest that window from the source to restore them."""
+    from api.local import open_backend
+
+    settings = _settings(data_dir, config)
+    try:
+        with open_backend(settings) as backend:
+            dropped = backend.drop_sealed_file(path)
+    except LoopwatchError as exc:
+        _fail(exc)
+    out.print(
+        f"dropped {dropped['path']}: {dropped['rows']} rows of {dropped['model']} "
+        f"{dropped['window_start']} – {dropped['window_end']} left the store"
+        + (f" (file moved to {dropped['moved_to']})" if dropped["moved_to"] else "")
+        + "; re-ingest that window to restore them",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -77,6 +77,7 @@ class Backend(Protocol):
     def list_monitors(self, model: str) -> list[dict[str, Any]]: ...
     def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]: ...
     def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]: ...
+    def drop_sealed_file(self, path: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -140,6 +141,11 @@ class DirectBackend:
         self.service.audit.record("cli", "monitor.backfill", model, {"from": start, "to": end})
         return backfill_summary(outcomes)
 
+    def drop_sealed_file(self, path: str) -> dict[str, Any]:
+        dropped = self.service.store.drop_sealed_file(path)
+        self.service.audit.record("cli", "store.file_dropped", dropped["path"], dropped)
+        return dropped
+
 
 @dataclass
 class RemoteBackend:
@@ -199,8 +205,80 @@ class RemoteBackend:
         body = {"from": start, "to": end, "monitors": monitors}
         return self._check(self.client.post(f"/v1/models/{model}/backfill", json=body, timeout=3600))
 
+    def drop_sealed_file(self, path: str) -> dict[str, Any]:
+        return self._check(self.client.post("/v1/store/drop-file", json={"path": path}))
+
+    def verify_store(self) -> dict[str, Any]:
+        return self._check(self.client.get("/v1/store/verify", timeout=3600))
+
     def close(self) -> None:
         self.client.close()
+
+
+def verify_store(settings: Settings) -> dict[str, Any]:
+    """Check every sealed file (size + sha256) against the catalog, changing nothing.
+
+    With the data directory free, the catalog is read through a read-only DuckDB connection;
+    while a server holds it, the server verifies (``GET /v1/store/verify``) and records damage."""
+    import time
+
+    import duckdb
+
+    from monitor.integrity import SealedRecord, check_file
+
+    if not settings.db_path.exists():
+        raise LoopwatchError(f"no loopwatch database in {settings.data_dir}", status=404, code="not_found")
+    try:
+        con = duckdb.connect(str(settings.db_path), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise LoopwatchError(f"cannot open {settings.db_path} read-only: {exc}") from exc
+        server = running_server(settings.data_dir)
+        if server is None:
+            raise StoreLocked(
+                f"the data directory {settings.data_dir} is locked by another process and no running "
+                "loopwatch server was found for it; stop that process or point --data-dir elsewhere"
+            ) from None
+        remote = RemoteBackend(*server)
+        try:
+            return remote.verify_store()
+        finally:
+            remote.close()
+    try:
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+        rows = con.execute(
+            "SELECT s.path, m.name, s.date, s.rows, s.min_ts, s.max_ts, s.bytes, s.sha256 FROM sealed_files s "
+            "JOIN models m ON m.id = s.model_id ORDER BY s.path"
+        ).fetchall()
+    finally:
+        con.close()
+    from monitor.clock import iso_z
+
+    started = time.perf_counter()
+    problems = []
+    total = 0
+    for row in rows:
+        record = SealedRecord(*row)
+        total += record.bytes
+        reason = check_file(settings.sealed_dir / record.path, record.bytes, record.sha256)
+        if reason is not None:
+            problems.append(
+                {
+                    "path": record.path,
+                    "model": record.model,
+                    "date": record.date.isoformat(),
+                    "window_start": iso_z(record.min_ts),
+                    "window_end": iso_z(record.max_ts),
+                    "reason": reason,
+                }
+            )
+    return {
+        "files": len(rows),
+        "checked": len(rows),
+        "bytes": total,
+        "seconds": round(time.perf_counter() - started, 3),
+        "problems": problems,
+    }
 
 
 @contextlib.contextmanager

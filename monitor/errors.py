@@ -89,3 +89,13 @@ class StoreLocked(LoopwatchError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, [], 409, "store_locked")
+
+
+class StorageDamaged(LoopwatchError):
+    """A sealed Parquet file needed for the request does not match its recorded size/sha256 (503).
+
+    Nothing is read from such a file: answering with its contents could silently return wrong
+    rows. ``errors`` names each file (field) with the window it holds and why it is damaged."""
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message, errors or [], 503, "storage_damaged")

@@ -14,11 +14,14 @@ log = logging.getLogger("loopwatch")
 
 
 class Periodic:
-    """Runs ``job`` every ``interval`` seconds until stopped."""
+    """Runs ``job`` every ``interval`` seconds (the first time after ``first_after``) until stopped."""
 
-    def __init__(self, name: str, interval: float, job: Callable[[], object]) -> None:
+    def __init__(
+        self, name: str, interval: float, job: Callable[[], object], *, first_after: float | None = None
+    ) -> None:
         self.name = name
         self._interval = interval
+        self._first_after = interval if first_after is None else first_after
         self._job = job
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -32,7 +35,9 @@ class Periodic:
             self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        wait = self._first_after
+        while not self._stop.wait(wait):
+            wait = self._interval
             try:
                 self._job()
             except Exception:

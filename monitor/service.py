@@ -42,6 +42,7 @@ class Loopwatch:
             now=now,
             max_future=timedelta(seconds=settings.max_future_seconds),
             hot_days=settings.hot_days,
+            verify_bytes_per_second=settings.verify_bytes_per_second,
         )
         self.keys = KeyStore(self.db, now)
         self.audit = AuditLog(self.db, now)

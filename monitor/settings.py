@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     checkpoint_threshold: str = "1GB"
     hot_days: int = Field(default=2, ge=0)  # whole days kept in DuckDB before sealing to Parquet
     seal_interval_seconds: int = Field(default=3600, ge=1)
+    # Sealed files are re-hashed against the catalog this often (first pass right after start),
+    # reading at most this many bytes per second (0 = unthrottled).
+    verify_interval_seconds: int = Field(default=86400, ge=1)
+    verify_bytes_per_second: int = Field(default=100_000_000, ge=0)
 
     # Integrations (later issues use these).
     slack_token: SecretStr | None = Field(

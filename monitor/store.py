@@ -8,6 +8,12 @@ WAL makes the commit durable before we acknowledge.
 Reads: every query spans the hot table and the sealed files whose day overlaps the window,
 so callers never know where a row lives.
 
+Verification: a sealed file is read only once it has matched its recorded size and sha256 in
+this process (checked on first use, re-checked when its size or mtime changes, and re-hashed
+by a throttled background pass); a read that fails re-checks the files it touched. A damaged or
+missing file is recorded (memory + ``sealed_file_damage``) and every read that needs it raises
+:class:`StorageDamaged` naming the file and the window — never wrong rows, never a bare 500.
+
 Sealing moves whole past days out of DuckDB into ``sealed/model=NAME/date=YYYY-MM-DD/``:
 write a temp file, fsync, rename, fsync the directory, then record the file and delete the
 rows in one transaction. A crash at any point leaves either the rows in DuckDB or a recorded
@@ -20,12 +26,16 @@ import base64
 import logging
 import os
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,8 +43,9 @@ import pyarrow.parquet as pq
 
 from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
-from monitor.errors import InvalidInput
+from monitor.errors import FieldError, InvalidInput, NotFound, StorageDamaged
 from monitor.files import fsync_path, sha256_file
+from monitor.integrity import Problem, SealedRecord, Stopped, Throttle, check_file, file_signature
 from monitor.names import quote_ident
 from monitor.registry import RegisteredModel, Registry
 from monitor.validation import (
@@ -90,6 +101,7 @@ class PredictionStore:
         now: Clock = utcnow,
         max_future: timedelta = timedelta(days=1),
         hot_days: int = 2,
+        verify_bytes_per_second: int = 0,
     ) -> None:
         self._db = db
         self._registry = registry
@@ -100,7 +112,12 @@ class PredictionStore:
         self._file_columns: dict[str, set[str]] = {}
         self._last_ingest_at = FAR_PAST
         self._file_lock = threading.Lock()
+        self._verify_rate = verify_bytes_per_second
+        self._verify_stop = threading.Event()
+        self._verified: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when it matched
+        self._damaged: dict[str, Problem] = {}
         self._remove_unrecorded_files()
+        self._load_damage()
 
     # ---------------------------------------------------------------------------------------
     # Writes
@@ -135,13 +152,14 @@ class PredictionStore:
                 "ingested_at",
                 pa.repeat(pa.scalar(now, stamp_type), rows.num_rows),
             )
+            existing_sql, params = self._ids_in_span_sql(model, lo, hi)
             cur.register("incoming", rows)
             try:
-                existing_sql, params = self._ids_in_span_sql(model, lo, hi)
                 new_rows_sql = f"SELECT b.* FROM incoming b ANTI JOIN ({existing_sql}) e USING (prediction_id)"
-                accepted = cur.execute(
-                    f"INSERT INTO {model.predictions_table} BY NAME {new_rows_sql}", params
-                ).fetchall()[0][0]
+                with self._guard(model, params, lo, hi):
+                    accepted = cur.execute(
+                        f"INSERT INTO {model.predictions_table} BY NAME {new_rows_sql}", params
+                    ).fetchall()[0][0]
                 if accepted:
                     # Usually every row is new and the versions come from the batch itself; with
                     # resends among them, from the rows just inserted (same anti-join, pre-insert view
@@ -223,7 +241,8 @@ class PredictionStore:
         sql, params = self._window_sql(model, start, end, columns, model_version, segments, with_labels)
         cur = self._db.cursor()
         try:
-            return cur.sql(sql + " ORDER BY p.timestamp, p.prediction_id", params=params).to_arrow_table()
+            with self._guard(model, params, start, end):
+                return cur.sql(sql + " ORDER BY p.timestamp, p.prediction_id", params=params).to_arrow_table()
         finally:
             cur.close()
 
@@ -234,7 +253,8 @@ class PredictionStore:
         params["ids"] = ids
         cur = self._db.cursor()
         try:
-            return cur.sql(sql + " AND p.prediction_id IN (SELECT unnest($ids))", params=params).to_arrow_table()
+            with self._guard(model, params, start, end):
+                return cur.sql(sql + " AND p.prediction_id IN (SELECT unnest($ids))", params=params).to_arrow_table()
         finally:
             cur.close()
 
@@ -262,7 +282,8 @@ class PredictionStore:
         params["limit"] = limit + 1
         cur = self._db.cursor()
         try:
-            table = cur.sql(sql, params=params).to_arrow_table()
+            with self._guard(model, params, start, end):
+                table = cur.sql(sql, params=params).to_arrow_table()
         finally:
             cur.close()
         rows = table.to_pylist()
@@ -279,11 +300,12 @@ class PredictionStore:
         sql, params = self._window_sql(model, start, end, ["model_version"], None, None, True)
         cur = self._db.cursor()
         try:
-            rows = cur.execute(
-                f"SELECT model_version, count(*), count(label), min(timestamp), max(timestamp) FROM ({sql}) "
-                "GROUP BY model_version ORDER BY min(timestamp)",
-                params,
-            ).fetchall()
+            with self._guard(model, params, start, end):
+                rows = cur.execute(
+                    f"SELECT model_version, count(*), count(label), min(timestamp), max(timestamp) FROM ({sql}) "
+                    "GROUP BY model_version ORDER BY min(timestamp)",
+                    params,
+                ).fetchall()
             total_labels = cur.execute(f"SELECT count(*) FROM {model.labels_table}").fetchall()[0][0]
         finally:
             cur.close()
@@ -317,12 +339,13 @@ class PredictionStore:
         sql, params = self._window_sql(model, start, end, list(segments) or ["model_version"], None, None, False)
         cur = self._db.cursor()
         try:
-            total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
-            by_segment: dict[str, dict[str, int]] = {}
-            for seg in segments:
-                col = quote_ident(seg)
-                rows = cur.execute(f"SELECT {col}, count(*) FROM ({sql}) GROUP BY {col}", params).fetchall()
-                by_segment[seg] = {str(v): n for v, n in rows if v is not None}
+            with self._guard(model, params, start, end):
+                total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+                by_segment: dict[str, dict[str, int]] = {}
+                for seg in segments:
+                    col = quote_ident(seg)
+                    rows = cur.execute(f"SELECT {col}, count(*) FROM ({sql}) GROUP BY {col}", params).fetchall()
+                    by_segment[seg] = {str(v): n for v, n in rows if v is not None}
         finally:
             cur.close()
         return {"total": total, "by_segment": by_segment}
@@ -345,22 +368,23 @@ class PredictionStore:
         sql, params = self._window_sql(model, before - lookback, before, ["timestamp", *segments], None, None, False)
         cur = self._db.cursor()
         try:
-            at = cur.execute(f"SELECT max(timestamp) FROM ({sql})", params).fetchall()[0][0]
-            if at is None:
-                at = cur.execute(
-                    f"SELECT max(timestamp) FROM {model.predictions_table} WHERE timestamp < ?", [before]
-                ).fetchall()[0][0]
-                sealed = cur.execute(
-                    "SELECT max(max_ts) FROM sealed_files WHERE model_id = ? AND min_ts < ?", [model.id, before]
-                ).fetchall()[0][0]
-                if sealed is not None and sealed >= before:  # a file spanning `before`: read it exactly
-                    sealed = None
-                at = max((t for t in (at, sealed) if t is not None), default=None)
-            by_segment: dict[str, dict[str, datetime]] = {}
-            for seg in segments:
-                col = quote_ident(seg)
-                rows = cur.execute(f"SELECT {col}, max(timestamp) FROM ({sql}) GROUP BY {col}", params).fetchall()
-                by_segment[seg] = {str(v): t for v, t in rows if v is not None}
+            with self._guard(model, params, before - lookback, before):
+                at = cur.execute(f"SELECT max(timestamp) FROM ({sql})", params).fetchall()[0][0]
+                if at is None:
+                    at = cur.execute(
+                        f"SELECT max(timestamp) FROM {model.predictions_table} WHERE timestamp < ?", [before]
+                    ).fetchall()[0][0]
+                    sealed = cur.execute(
+                        "SELECT max(max_ts) FROM sealed_files WHERE model_id = ? AND min_ts < ?", [model.id, before]
+                    ).fetchall()[0][0]
+                    if sealed is not None and sealed >= before:  # a file spanning `before`: read it exactly
+                        sealed = None
+                    at = max((t for t in (at, sealed) if t is not None), default=None)
+                by_segment: dict[str, dict[str, datetime]] = {}
+                for seg in segments:
+                    col = quote_ident(seg)
+                    rows = cur.execute(f"SELECT {col}, max(timestamp) FROM ({sql}) GROUP BY {col}", params).fetchall()
+                    by_segment[seg] = {str(v): t for v, t in rows if v is not None}
         finally:
             cur.close()
         return {"at": at, "by_segment": by_segment}
@@ -470,15 +494,205 @@ class PredictionStore:
                 path.unlink()
 
     # ---------------------------------------------------------------------------------------
+    # Verification of sealed files (size + sha256 against the catalog)
+    # ---------------------------------------------------------------------------------------
+
+    def damaged_files(self) -> list[Problem]:
+        """Sealed files known not to match their record (missing, truncated, changed)."""
+        with self._file_lock:
+            return sorted(self._damaged.values(), key=lambda p: p.path)
+
+    def verify_sealed(self, *, throttled: bool = False) -> dict[str, Any]:
+        """Hash every sealed file against the catalog; record damage and clear repaired files.
+
+        ``throttled`` caps the reading at ``verify_bytes_per_second`` (the background pass);
+        :meth:`stop_verification` ends a pass between chunks."""
+        records = self._records("TRUE", [])
+        throttle = Throttle(self._verify_rate if throttled else 0, self._verify_stop)
+        started = time.perf_counter()
+        checked = 0
+        total = 0
+        problems: list[Problem] = []
+        for record in records:
+            try:
+                problem = self._check(record, throttle)
+            except Stopped:
+                break
+            checked += 1
+            total += record.bytes
+            if problem is not None:
+                problems.append(problem)
+        seconds = time.perf_counter() - started
+        if problems:
+            log.error("sealed-file verification: %d damaged: %s", len(problems), [p.path for p in problems])
+        return {
+            "files": len(records),
+            "checked": checked,
+            "bytes": total,
+            "seconds": round(seconds, 3),
+            "problems": [p.to_dict() for p in problems],
+        }
+
+    def stop_verification(self) -> None:
+        self._verify_stop.set()
+
+    def drop_sealed_file(self, path: str) -> dict[str, Any]:
+        """Remove a sealed file from the catalog (repair path for a damaged file without a backup).
+
+        The file, if present, is moved to ``quarantine/`` next to ``sealed/`` (never deleted);
+        its rows are no longer part of the store — re-ingest that window to restore them."""
+        rel = self._relative(path)
+        records = self._records("s.path = ?", [rel])
+        if not records:
+            raise NotFound(f"no sealed file {path!r} in the catalog (see `loopwatch store verify`)")
+        record = records[0]
+        full = self._sealed_dir / rel
+        moved_to = None
+        if full.exists():
+            target = self._sealed_dir.parent / "quarantine" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(full, target)
+            moved_to = str(target)
+        with self._db.transaction() as cur:
+            cur.execute("DELETE FROM sealed_files WHERE path = ?", [rel]).fetchall()
+            cur.execute("DELETE FROM sealed_file_damage WHERE path = ?", [rel]).fetchall()
+        with self._file_lock:
+            self._damaged.pop(rel, None)
+            self._verified.pop(rel, None)
+            self._file_columns.pop(str(full), None)
+        log.warning("dropped sealed file %s (%s rows of %s for %s) from the catalog", rel, record.rows, record.model, record.date)
+        return {
+            "path": rel,
+            "model": record.model,
+            "date": record.date.isoformat(),
+            "rows": record.rows,
+            "window_start": iso_z(record.min_ts),
+            "window_end": iso_z(record.max_ts),
+            "moved_to": moved_to,
+        }
+
+    def _relative(self, path: str) -> str:
+        """Accept a path relative to ``sealed/``, to the data directory, or absolute."""
+        candidate = Path(path)
+        if candidate.is_absolute():
+            try:
+                return str(candidate.resolve().relative_to(self._sealed_dir.resolve()))
+            except ValueError:
+                return path
+        parts = candidate.parts
+        if parts and parts[0] == self._sealed_dir.name:
+            return str(Path(*parts[1:]))
+        return path
+
+    def _records(self, where: str, params: list[Any]) -> list[SealedRecord]:
+        rows = self._db.query(
+            "SELECT s.path, m.name, s.date, s.rows, s.min_ts, s.max_ts, s.bytes, s.sha256 FROM sealed_files s "
+            f"JOIN models m ON m.id = s.model_id WHERE {where} ORDER BY s.path",
+            params,
+        )
+        return [SealedRecord(*r) for r in rows]
+
+    def _check_before_use(self, record: SealedRecord) -> Problem | None:
+        """Known damage, or a hash check when the file was not verified in this process (or its
+        size/mtime changed since): a file is never read before it has matched its record."""
+        with self._file_lock:
+            known = self._damaged.get(record.path)
+            verified = self._verified.get(record.path)
+        if known is not None:
+            return known
+        signature = file_signature(self._sealed_dir / record.path)
+        if signature is not None and signature == verified:
+            return None
+        return self._check(record)
+
+    def _check(self, record: SealedRecord, throttle: Throttle | None = None) -> Problem | None:
+        full = self._sealed_dir / record.path
+        signature = file_signature(full)
+        reason = check_file(full, record.bytes, record.sha256, throttle)
+        if reason is None:
+            self._mark_sound(record, signature)
+            return None
+        return self._mark_damaged(record, reason)
+
+    def _recheck(self, files: list[str]) -> list[Problem]:
+        """After a read failed: hash the files it touched again (ignoring earlier verification)."""
+        wanted = [self._relative(f) for f in files]
+        records = self._records("list_contains($1, s.path)", [wanted]) if wanted else []
+        return [p for p in (self._check(r) for r in records) if p is not None]
+
+    def _mark_sound(self, record: SealedRecord, signature: tuple[int, int] | None) -> None:
+        with self._file_lock:
+            was_damaged = self._damaged.pop(record.path, None) is not None
+            if signature is not None:
+                self._verified[record.path] = signature
+        if was_damaged:
+            log.warning("sealed file %s matches its record again (repaired)", record.path)
+            with self._db.transaction() as cur:
+                cur.execute("DELETE FROM sealed_file_damage WHERE path = ?", [record.path]).fetchall()
+
+    def _mark_damaged(self, record: SealedRecord, reason: str) -> Problem:
+        with self._file_lock:
+            self._verified.pop(record.path, None)
+            known = self._damaged.get(record.path)
+            if known is not None and known.reason == reason:
+                return known
+            problem = Problem(record.path, record.model, record.date, record.min_ts, record.max_ts, reason, self._now())
+            self._damaged[record.path] = problem
+        log.error("sealed file %s is damaged: %s", record.path, reason)
+        with self._db.transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO sealed_file_damage VALUES (?, ?, ?, ?)",
+                [record.path, reason, problem.detected_at, record.model],
+            ).fetchall()
+        return problem
+
+    def _load_damage(self) -> None:
+        """Damage found before a restart stays known (until a check finds the file sound)."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS sealed_file_damage(path VARCHAR PRIMARY KEY, reason VARCHAR NOT NULL, "
+                "detected_at TIMESTAMPTZ NOT NULL, model VARCHAR)"
+            ).fetchall()
+            cur.execute("DELETE FROM sealed_file_damage WHERE path NOT IN (SELECT path FROM sealed_files)").fetchall()
+        known = {r[0]: (r[1], r[2]) for r in self._db.query("SELECT path, reason, detected_at FROM sealed_file_damage")}
+        if not known:
+            return
+        for record in self._records("list_contains($1, s.path)", [list(known)]):
+            reason, at = known[record.path]
+            self._damaged[record.path] = Problem(
+                record.path, record.model, record.date, record.min_ts, record.max_ts, reason, at
+            )
+
+    @contextmanager
+    def _guard(
+        self, model: RegisteredModel, params: dict[str, Any], start: datetime | None, end: datetime | None
+    ) -> Iterator[None]:
+        """A read over sealed files that fails re-checks those files: damage becomes
+        :class:`StorageDamaged` naming them; anything else is re-raised as it was."""
+        try:
+            yield
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            files = params.get("files") or []
+            if not files:
+                raise
+            problems = self._recheck(files)
+            if problems:
+                raise _damage_error(problems, start, end) from exc
+            raise
+
+
+    # ---------------------------------------------------------------------------------------
     # SQL building (identifiers come from the registry; every value is a bound parameter)
     # ---------------------------------------------------------------------------------------
 
     def _files_overlapping(self, model: RegisteredModel, lo: datetime, hi: datetime) -> list[str]:
-        rows = self._db.query(
-            "SELECT path FROM sealed_files WHERE model_id = ? AND max_ts >= ? AND min_ts <= ? ORDER BY path",
-            [model.id, lo, hi],
-        )
-        return [str(self._sealed_dir / r[0]) for r in rows]
+        """The sealed files a window needs — each one known to match its record, else
+        :class:`StorageDamaged` (nothing is read from a damaged file)."""
+        records = self._records("s.model_id = ? AND s.max_ts >= ? AND s.min_ts <= ?", [model.id, lo, hi])
+        problems = [p for p in (self._check_before_use(r) for r in records) if p is not None]
+        if problems:
+            raise _damage_error(problems, lo, hi)
+        return [str(self._sealed_dir / r.path) for r in records]
 
     def _columns_in(self, files: list[str]) -> set[str]:
         found: set[str] = set()
@@ -558,6 +772,24 @@ class PredictionStore:
         else:
             sql = f"SELECT p.* FROM ({source}) p WHERE TRUE"
         return sql, params
+
+
+def _damage_error(problems: list[Problem], start: datetime | None, end: datetime | None) -> StorageDamaged:
+    lo = "the beginning" if start is None or start <= FAR_PAST else iso_z(start)
+    hi = "now" if end is None or end >= FAR_FUTURE else iso_z(end)
+    names = ", ".join(f"{p.path} ({p.model}, {p.date.isoformat()})" for p in problems)
+    return StorageDamaged(
+        f"sealed file{'s' if len(problems) > 1 else ''} {names} needed for the window {lo} – {hi} "
+        f"{'are' if len(problems) > 1 else 'is'} damaged and not read: restore from backup, or "
+        "`loopwatch store drop-file PATH` and re-ingest that window (docs/operations.md)",
+        [
+            FieldError(
+                p.path,
+                f"{p.reason}; holds {p.model} rows {iso_z(p.window_start)} – {iso_z(p.window_end)}",
+            )
+            for p in problems
+        ],
+    )
 
 
 def _encode_cursor(ts: datetime, prediction_id: str) -> str:

@@ -7,6 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import MetricsDep, ReadKey, ServiceDep
 from api.version import VERSION
+from monitor.clock import iso_z
+from monitor.errors import FieldError, StorageDamaged
 
 router = APIRouter(tags=["operations"])
 
@@ -19,8 +21,19 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(service: ServiceDep, _: ReadKey) -> dict[str, str]:
-    """Readiness: the store answers a query."""
+    """Readiness: the store answers a query and no sealed file is known to be damaged
+    (503 ``storage_damaged`` naming each file, its window and why, otherwise)."""
     service.db.query("SELECT 1")
+    damaged = service.store.damaged_files()
+    if damaged:
+        raise StorageDamaged(
+            f"{len(damaged)} sealed file(s) damaged: {', '.join(p.path for p in damaged)}; reads that need them "
+            "fail until they are restored from backup or dropped (`loopwatch store verify`, docs/operations.md)",
+            [
+                FieldError(p.path, f"{p.reason}; holds {p.model} rows {iso_z(p.window_start)} – {iso_z(p.window_end)}")
+                for p in damaged
+            ],
+        )
     return {"status": "ready"}
 
 
