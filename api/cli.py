@@ -596,8 +596,6 @@ def store_verify(
     server verifies and records the result (its /readyz follows)."""
     import json
 
-    from rich.table import Table
-
     from api.local import verify_store
 
     settings = _settings(data_dir, config)
@@ -613,10 +611,15 @@ def store_verify(
         gb = report["bytes"] / 1e9
         console.print(f"checked {report['checked']} of {report['files']} sealed files ({gb:.3f} GB) in {report['seconds']} s")
         if problems:
-            table = Table("path", "model", "date", "window", "problem", title=f"{len(problems)} damaged sealed file(s)")
+            # One block per file, never truncated: the path is what `store drop-file` takes.
+            out.print(f"{len(problems)} damaged sealed file(s):", highlight=False)
             for p in problems:
-                table.add_row(p["path"], p["model"], p["date"], f"{p['window_start']} – {p['window_end']}", p["reason"])
-            out.print(table)
+                out.print(
+                    f"DAMAGED  {p['path']}\n         model {p['model']}, date {p['date']}, rows "
+                    f"{p['window_start']} – {p['window_end']}\n         {p['reason']}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             console.print("repair: restore the file from backup, or `loopwatch store drop-file PATH` and re-ingest its window")
         else:
             out.print("all sealed files match the catalog")
