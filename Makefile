@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/window_scan.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/performance_quality.py
+	$(PY) bench/verify_sealed.py
 
 serve: $(STAMP)
 	$(VENV)/bin/loopwatch serve
