@@ -775,11 +775,12 @@ class PredictionStore:
 
 
 def _damage_error(problems: list[Problem], start: datetime | None, end: datetime | None) -> StorageDamaged:
-    lo = "the beginning" if start is None or start <= FAR_PAST else iso_z(start)
-    hi = "now" if end is None or end >= FAR_FUTURE else iso_z(end)
+    lo = None if start is None or start <= FAR_PAST else iso_z(start)
+    hi = None if end is None or end >= FAR_FUTURE else iso_z(end)
+    window = "all time" if lo is None and hi is None else f"{lo or 'the beginning'} – {hi or 'now'}"
     names = ", ".join(f"{p.path} ({p.model}, {p.date.isoformat()})" for p in problems)
     return StorageDamaged(
-        f"sealed file{'s' if len(problems) > 1 else ''} {names} needed for the window {lo} – {hi} "
+        f"sealed file{'s' if len(problems) > 1 else ''} {names} needed for the window ({window}) "
         f"{'are' if len(problems) > 1 else 'is'} damaged and not read: restore from backup, or "
         "`loopwatch store drop-file PATH` and re-ingest that window (docs/operations.md)",
         [
