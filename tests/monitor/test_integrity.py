@@ -217,3 +217,24 @@ def test_check_file_reasons_and_throttle(tmp_path: Path) -> None:
     started = time.monotonic()
     assert check_file(path, len(data), digest, Throttle(10 << 20)) is None  # 3 MiB at 10 MiB/s
     assert time.monotonic() - started >= 0.2
+
+
+def test_a_background_pass_stops_promptly_at_shutdown(
+    service: Loopwatch, braking_model: ModelSchema, settings: Settings
+) -> None:
+    """The throttled pass stops between chunks when the store stops verification (bounded shutdown)."""
+    import threading
+    import time
+
+    seal_old_day(service, braking_model)
+    svc_store = service.store
+    svc_store._verify_rate = 1  # 1 byte/s: the pass would take hours
+    result: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: result.update(svc_store.verify_sealed(throttled=True)))
+    worker.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    svc_store.stop_verification()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and time.monotonic() - started < 2
+    assert result["checked"] == 0 and result["problems"] == []
