@@ -3,8 +3,10 @@
 * ``push``: queued samples become Label Studio tasks (with the model's prediction as a
   pre-annotation). If Label Studio is down or slow the samples stay queued with the error
   noted, and the next push retries them; the backend never imports a prediction_id twice.
-* ``apply``: annotations (from the webhook or the poll) become ground-truth labels in the store,
-  with annotator, time and source, so the FP/FN detectors see them. With several annotations on
+* ``apply``: annotations (from the webhook or the poll) become labels of authority ``annotator``
+  in the store, with annotator, time and source, so the FP/FN detectors see them. They never
+  replace a ``ground_truth`` or ``review`` label: a disagreement is recorded as a conflict and
+  the sample is flagged for review (``needs_review``). With several annotations on
   a task the majority label wins and the agreement (share of annotators who gave it) is kept;
   disagreements are flagged for review. Applying the same annotations twice changes nothing.
 """
@@ -262,7 +264,23 @@ def apply_annotations(
                 "annotator": [r["annotator"] for r in label_rows],
             }
         )
-        service.store.ingest_labels(model, table, source="label_studio")
+        result = service.store.ingest_labels(model, table, source="label_studio", authority="annotator")
+        if result.conflict_ids:
+            # The annotators disagree with a label of higher authority (e.g. clinical ground
+            # truth): the stored label stays, and the sample is flagged for review.
+            with service.db.transaction() as cur:
+                flagged = cur.execute(
+                    "UPDATE routed_samples SET needs_review = TRUE WHERE model_id = ? AND prediction_id IN "
+                    "(SELECT unnest(?)) AND needs_review IS DISTINCT FROM TRUE",
+                    [registered.id, list(result.conflict_ids)],
+                ).fetchall()[0][0]
+            review += int(flagged)
+            log.warning(
+                "%d annotations of %s disagree with a label of higher authority; kept the stored labels and "
+                "flagged the samples for review",
+                len(result.conflict_ids),
+                model,
+            )
     return {"labels": len(label_rows), "needs_review": review}
 
 
