@@ -17,6 +17,7 @@ import duckdb
 
 from monitor.errors import StoreLocked
 
+
 def _label_authority(con: duckdb.DuckDBPyConnection) -> None:
     """Migration 11: labels carry an authority (ground_truth > review > annotator).
 
@@ -29,16 +30,24 @@ def _label_authority(con: duckdb.DuckDBPyConnection) -> None:
         "CASE WHEN source = 'label_studio' THEN 'annotator' WHEN source = 'review' THEN 'review' "
         "ELSE 'ground_truth' END"
     )
-    con.execute("ALTER TABLE label_events ADD COLUMN authority VARCHAR").fetchall()
-    con.execute("ALTER TABLE label_events ADD COLUMN previous_authority VARCHAR").fetchall()
-    con.execute("ALTER TABLE label_events ADD COLUMN outcome VARCHAR").fetchall()
+    con.execute("ALTER TABLE label_events ADD COLUMN IF NOT EXISTS authority VARCHAR").fetchall()
+    con.execute("ALTER TABLE label_events ADD COLUMN IF NOT EXISTS previous_authority VARCHAR").fetchall()
+    con.execute("ALTER TABLE label_events ADD COLUMN IF NOT EXISTS outcome VARCHAR").fetchall()
     con.execute(f"UPDATE label_events SET authority = {derive}, outcome = 'applied'").fetchall()
-    con.execute("ALTER TABLE routed_samples ADD COLUMN blind BOOLEAN").fetchall()
+    con.execute("ALTER TABLE routed_samples ADD COLUMN IF NOT EXISTS blind BOOLEAN").fetchall()
     for (model_id,) in con.execute("SELECT id FROM models").fetchall():
         table = f"labels_{int(model_id)}"
-        con.execute(f"ALTER TABLE {table} ADD COLUMN authority VARCHAR").fetchall()
-        con.execute(f"ALTER TABLE {table} ADD COLUMN conflict BOOLEAN NOT NULL DEFAULT FALSE").fetchall()
-        con.execute(f"UPDATE {table} SET authority = {derive}").fetchall()
+        present = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+            ).fetchall()
+        }
+        if "authority" not in present:  # tables created by a newer registry already have both
+            con.execute(f"ALTER TABLE {table} ADD COLUMN authority VARCHAR").fetchall()
+        if "conflict" not in present:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN conflict BOOLEAN NOT NULL DEFAULT FALSE").fetchall()
+        con.execute(f"UPDATE {table} SET authority = {derive} WHERE authority IS NULL").fetchall()
 
 
 Migration = str | Callable[[duckdb.DuckDBPyConnection], None]

@@ -823,9 +823,10 @@ def normalize_labels(
     annot = to_string(table.column("annotator"), "annotator", sink, max_length=200) if "annotator" in names else None
     auth = to_string(table.column("authority"), "authority", sink, max_length=20) if "authority" in names else None
     if auth is not None:
-        bad = pc.and_(pc.is_valid(auth), pc.invert(pc.is_in(auth, pa.array(AUTHORITIES))))
+        named = auth
+        bad = pc.and_(pc.is_valid(named), pc.invert(pc.is_in(named, pa.array(AUTHORITIES))))
         if pc.any(bad).as_py():
-            sink.add_rows("authority", bad, lambda r: f"{auth[r].as_py()!r} is not one of {list(AUTHORITIES)}")
+            sink.add_rows("authority", bad, lambda r: f"{named[r].as_py()!r} is not one of {list(AUTHORITIES)}")
     sink.raise_if_any("labels")
     src = pc.fill_null(src, source) if src is not None else pa.array([source] * n, pa.string())
     annot = annot if annot is not None else pa.nulls(n, pa.string())
