@@ -194,7 +194,9 @@ class LabelingQueue:
 
     def _insert(self, model_id: int, chosen: list[Selected], request: RouteRequest, times: dict[str, datetime]) -> None:
         now = self._now()
-        blind = is_blind(request.strategy, request.show_model_output, self._service.settings.labeling_errors_show_model_output)
+        blind = is_blind(
+            request.strategy, request.show_model_output, self._service.settings.labeling_errors_show_model_output
+        )
         with self._service.db.transaction() as cur:
             for item in chosen:
                 cur.execute(

@@ -71,7 +71,12 @@ class LabelResult:
     conflict_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, int]:
-        return {"received": self.received, "applied": self.applied, "unchanged": self.unchanged, "conflicts": self.conflicts}
+        return {
+            "received": self.received,
+            "applied": self.applied,
+            "unchanged": self.unchanged,
+            "conflicts": self.conflicts,
+        }
 
 
 @dataclass(frozen=True)
@@ -294,7 +299,9 @@ class PredictionStore:
             by_id.setdefault(event.pop("prediction_id"), []).append(_jsonable(event))
         for row in out:
             row["conflict"] = True
-            row["conflicting"] = [e for e in by_id.get(row["prediction_id"], []) if e["received_at"] >= row["received_at"]]
+            row["conflicting"] = [
+                e for e in by_id.get(row["prediction_id"], []) if e["received_at"] >= row["received_at"]
+            ]
         return out
 
     # ---------------------------------------------------------------------------------------

@@ -213,7 +213,9 @@ class LabelStudioBackend:
         emails = self._user_emails()
         out: list[AnnotationOut] = []
         with translated(f"list tasks of project {project_id}"):
-            tasks: Iterable[RoleBasedTask] = self._client.tasks.list(project=project_id, fields="all", page_size=PAGE_SIZE)
+            tasks: Iterable[RoleBasedTask] = self._client.tasks.list(
+                project=project_id, fields="all", page_size=PAGE_SIZE
+            )
             for task in tasks:
                 prediction_id = (task.data or {}).get("prediction_id")
                 if not isinstance(prediction_id, str) or not prediction_id:
