@@ -52,3 +52,18 @@ def test_bad_authority_and_missing_label_are_4xx(api: Api) -> None:
     assert r.status_code == 422 and r.json()["error"]["errors"][0]["field"] == "authority"
     assert api.client.post(BASE, params={"authority": "boss"}, json=[], headers=api.ingest).status_code == 422
     assert api.client.get(f"{BASE}/nope", headers=api.read).status_code == 404
+
+
+def test_the_labeling_page_lists_conflicts(api: Api) -> None:
+    """The labeling page shows each conflict: the kept label with its authority and the
+    disagreeing labels with theirs (escaped)."""
+    post = api.client.post
+    post(BASE, json=[{"prediction_id": "p-9", "label": "brake"}], headers=api.ingest).raise_for_status()
+    hostile = "<b>ann</b>"
+    rows = [{"prediction_id": "p-9", "label": "none", "authority": "annotator", "annotator": hostile}]
+    assert post(BASE, json=rows, headers=api.ingest).json()["conflicts"] == 1
+    page = api.client.get("/labeling", params={"model": "harsh-braking"}, headers=api.read)
+    assert page.status_code == 200
+    section = page.text.split('id="label-conflicts"')[1].split("</section>")[0]
+    assert "p-9" in section and "ground_truth" in section and "none (annotator, &lt;b&gt;ann&lt;/b&gt;)" in section
+    assert hostile not in page.text
