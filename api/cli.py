@@ -162,7 +162,13 @@ def models_register(
 def ingest(
     file: Annotated[Path, typer.Argument(help="Parquet, CSV or JSONL file.", exists=True, dir_okay=False)],
     model: Annotated[str, typer.Option(help="Registered model name.")],
-    labels: Annotated[bool, typer.Option("--labels", help="The file holds labels, not predictions.")] = False,
+    labels: Annotated[
+        bool,
+        typer.Option(
+            "--labels",
+            help="The file holds labels, not predictions (authority ground_truth unless a row names another).",
+        ),
+    ] = False,
     batch_rows: Annotated[int, typer.Option(help="Rows per batch (≥122,880 skips DuckDB's WAL copy).")] = 245_760,
     data_dir: DataDir = None,
     config: ConfigFile = None,
@@ -207,7 +213,14 @@ def ingest(
     except LoopwatchError as exc:
         _fail(exc)
     if labels:
-        console.print(f"{totals['received']} labels read, {totals['applied']} applied, {totals['unchanged']} unchanged")
+        console.print(
+            f"{totals['received']} labels read, {totals['applied']} applied, {totals['unchanged']} unchanged"
+            + (
+                f", {totals['conflicts']} in conflict with a label of higher authority (kept, flagged for review)"
+                if totals.get("conflicts")
+                else ""
+            )
+        )
     else:
         console.print(
             f"{totals['received']} rows read, {totals['accepted']} stored, {totals['duplicates']} already present"

@@ -326,11 +326,14 @@ class DashboardData:
         )
         recent = self._db.query(
             "SELECT m.name, r.prediction_id, r.strategy, r.reason, r.status, r.routed_at, r.label, r.agreement, "
-            f"r.alert_id FROM routed_samples r JOIN models m ON m.id = r.model_id WHERE {cond} "
+            f"r.alert_id, coalesce(r.blind, FALSE) FROM routed_samples r JOIN models m ON m.id = r.model_id WHERE {cond} "
             "ORDER BY r.routed_at DESC, r.priority DESC LIMIT 50",
             params,
         )
+        names = [model] if model else [m.name for m in self.service.registry.list()]
+        conflicts = [{"model": name, **c} for name in names for c in self.service.store.label_conflicts(name, limit=50)]
         return {
+            "conflicts": conflicts,
             "depth": {str(k): int(v) for k, v in depth.items()},
             "routed_per_day": routed,
             "annotated_per_day": annotated,

@@ -511,6 +511,7 @@ def labeling_page(ctx: Context, model: str | None = None, alert: str | None = No
         ("Waiting in queue", number(sum(n for st, n in depth.items() if st not in ("annotated", "applied", "done")))),
         (f"Annotated ({s['days']}d)", number(annotated)),
         ("Mean agreement", pct(mean_agreement) if mean_agreement is not None else "—"),
+        ("Label conflicts", number(len(s["conflicts"]))),
     ]
     tile_html = "".join(
         f'<div class="tile"><div class="k">{e(k)}</div><div class="v">{e(v)}</div></div>' for k, v in tiles
@@ -519,7 +520,7 @@ def labeling_page(ctx: Context, model: str | None = None, alert: str | None = No
         [
             e(m),
             f"<code>{e(pid)}</code>",
-            e(strategy),
+            e(strategy) + (' <span class="muted small">blind</span>' if blind else ""),
             e(reason or ""),
             badge("info", status),
             when(routed_at),
@@ -527,7 +528,24 @@ def labeling_page(ctx: Context, model: str | None = None, alert: str | None = No
             pct(agr),
             f'<a href="{e(alert_path(m, a))}">alert</a>' if a else "",
         ]
-        for m, pid, strategy, reason, status, routed_at, label, agr, a in s["recent"]
+        for m, pid, strategy, reason, status, routed_at, label, agr, a, blind in s["recent"]
+    ]
+    # A lower authority (annotator, review) disagreed with the kept label: shown for review.
+    conflict_rows = [
+        [
+            e(c["model"]),
+            f"<code>{e(c['prediction_id'])}</code>",
+            f'{e(str(c["label"]))} <span class="muted small">{e(c["authority"])}</span>',
+            e(
+                "; ".join(
+                    f"{x['label']} ({x['authority']}{', ' + x['annotator'] if x['annotator'] else ''})"
+                    for x in c["conflicting"]
+                )
+            ),
+            when(c["received_at"]),
+            f'<a href="{e("/v1/models/" + part(c["model"]) + "/labels/" + part(c["prediction_id"]) + "/history")}">history</a>',
+        ]
+        for c in s["conflicts"]
     ]
     datasets = [
         d for d in (ctx.datasets.list() if ctx.datasets is not None else []) if not model or d["model"] == model
@@ -555,6 +573,7 @@ def labeling_page(ctx: Context, model: str | None = None, alert: str | None = No
 {page.figure(figures.throughput_figure(s["routed_per_day"], s["annotated_per_day"]), "fig-throughput", "No routing or annotations in the last days.")}
 {page.figure(figures.agreement_figure(agreement), "fig-agreement", "No annotations yet.")}
 </div>
+<section id="label-conflicts"><h2>Label conflicts <span class="muted small">kept label (authority) vs. the lower-authority labels that disagreed; ground_truth &gt; review &gt; annotator</span></h2>{table(["Model", "Prediction", "Kept label", "Disagreeing", "Labelled", ""], conflict_rows, "No label conflicts.")}</section>
 <section><h2>Recently routed</h2>{table(["Model", "Prediction", "Strategy", "Reason", "Status", "Routed", "Label", "Agreement", ""], recent, "Nothing routed yet.")}</section>
 <section><h2>Datasets built</h2>{table(["Name", "Model", "Versions", "Rows (latest)", "Built", ""], dataset_rows, "No datasets built yet.")}</section>
 """

@@ -45,6 +45,18 @@ class RouteRequest:
     random_share: float = 0.1
     collapse_duplicates: bool = True
     requested_by: str = "api"
+    # For `errors` samples only: None = the setting `labeling_errors_show_model_output` (default
+    # False: labelled blind); other strategies always show the model's answer.
+    show_model_output: bool | None = None
+
+
+def is_blind(strategy: str, show_model_output: bool | None, setting: bool) -> bool:
+    """Samples routed as likely errors are labelled blind unless the route or the setting
+    ``labeling_errors_show_model_output`` asks to show the model's output: a pre-selected wrong
+    answer invites annotators to accept it."""
+    if strategy != "errors":
+        return False
+    return not (setting if show_model_output is None else show_model_output)
 
 
 class LabelingQueue:
@@ -182,12 +194,15 @@ class LabelingQueue:
 
     def _insert(self, model_id: int, chosen: list[Selected], request: RouteRequest, times: dict[str, datetime]) -> None:
         now = self._now()
+        blind = is_blind(
+            request.strategy, request.show_model_output, self._service.settings.labeling_errors_show_model_output
+        )
         with self._service.db.transaction() as cur:
             for item in chosen:
                 cur.execute(
                     "INSERT INTO routed_samples (model_id, prediction_id, strategy, reason, priority, finding_id, "
-                    "alert_id, routed_at, routed_by, status, prediction_ts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT DO NOTHING",
+                    "alert_id, routed_at, routed_by, status, prediction_ts, blind) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT DO NOTHING",
                     [
                         model_id,
                         item.prediction_id,
@@ -199,6 +214,7 @@ class LabelingQueue:
                         now,
                         request.requested_by,
                         times.get(item.prediction_id),
+                        blind,
                     ],
                 ).fetchall()
 
@@ -214,7 +230,7 @@ class LabelingQueue:
         out = self._service.db.query_dicts(
             "SELECT m.name AS model, r.prediction_id, r.strategy, r.reason, r.priority, r.finding_id, r.alert_id, r.routed_at, "
             "r.routed_by, r.status, r.project_id, r.task_id, r.pushed_at, r.push_error, r.annotated_at, r.label, "
-            "r.agreement, r.annotations, r.needs_review FROM routed_samples r JOIN models m ON m.id = r.model_id "
+            "r.agreement, r.annotations, r.needs_review, coalesce(r.blind, FALSE) AS blind FROM routed_samples r JOIN models m ON m.id = r.model_id "
             f"WHERE {' AND '.join(where)} ORDER BY r.routed_at DESC, r.priority DESC LIMIT ?",
             [*params, limit],
         )

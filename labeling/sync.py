@@ -1,10 +1,12 @@
 """Moving samples between loopwatch's queue and Label Studio, both ways, idempotently.
 
 * ``push``: queued samples become Label Studio tasks (with the model's prediction as a
-  pre-annotation). If Label Studio is down or slow the samples stay queued with the error
+  pre-annotation, except for samples labelled blind: see ``labeling.queue.is_blind``). If Label Studio is down or slow the samples stay queued with the error
   noted, and the next push retries them; the backend never imports a prediction_id twice.
-* ``apply``: annotations (from the webhook or the poll) become ground-truth labels in the store,
-  with annotator, time and source, so the FP/FN detectors see them. With several annotations on
+* ``apply``: annotations (from the webhook or the poll) become labels of authority ``annotator``
+  in the store, with annotator, time and source, so the FP/FN detectors see them. They never
+  replace a ``ground_truth`` or ``review`` label: a disagreement is recorded as a conflict and
+  the sample is flagged for review (``needs_review``). With several annotations on
   a task the majority label wins and the agreement (share of annotators who gave it) is kept;
   disagreements are flagged for review. Applying the same annotations twice changes nothing.
 """
@@ -53,9 +55,9 @@ class LabelSync:
         for name in models:
             registered = self._service.registry.get(name)
             rows = self._service.db.query(
-                "SELECT prediction_id, reason, prediction_ts FROM routed_samples WHERE model_id = ? AND status = 'queued' "
-                "ORDER BY priority DESC, routed_at LIMIT ?",
-                [registered.id, limit],
+                "SELECT prediction_id, reason, prediction_ts, coalesce(blind, strategy = 'errors' AND NOT ?) "
+                "FROM routed_samples WHERE model_id = ? AND status = 'queued' ORDER BY priority DESC, routed_at LIMIT ?",
+                [self._service.settings.labeling_errors_show_model_output, registered.id, limit],
             )
             if not rows:
                 continue
@@ -102,6 +104,7 @@ class LabelSync:
         table = self._service.store.rows_by_ids(model, ids, lo, hi)
         by_id = {row["prediction_id"]: row for row in table.to_pylist()}
         reasons = {r[0]: r[1] for r in rows}
+        blind = {r[0]: bool(r[3]) for r in rows}
         tasks = []
         for pid in ids:
             row = by_id.get(pid)
@@ -116,6 +119,7 @@ class LabelSync:
                     model_version=row.get("model_version") or "",
                     reason=reasons.get(pid) or "",
                     segments={s: row.get(s) for s in registered.schema.segments},
+                    blind=blind.get(pid, False),
                 )
             )
         return tasks
@@ -262,7 +266,23 @@ def apply_annotations(
                 "annotator": [r["annotator"] for r in label_rows],
             }
         )
-        service.store.ingest_labels(model, table, source="label_studio")
+        result = service.store.ingest_labels(model, table, source="label_studio", authority="annotator")
+        if result.conflict_ids:
+            # The annotators disagree with a label of higher authority (e.g. clinical ground
+            # truth): the stored label stays, and the sample is flagged for review.
+            with service.db.transaction() as cur:
+                flagged = cur.execute(
+                    "UPDATE routed_samples SET needs_review = TRUE WHERE model_id = ? AND prediction_id IN "
+                    "(SELECT unnest(?)) AND needs_review IS DISTINCT FROM TRUE",
+                    [registered.id, list(result.conflict_ids)],
+                ).fetchall()[0][0]
+            review += int(flagged)
+            log.warning(
+                "%d annotations of %s disagree with a label of higher authority; kept the stored labels and "
+                "flagged the samples for review",
+                len(result.conflict_ids),
+                model,
+            )
     return {"labels": len(label_rows), "needs_review": review}
 
 

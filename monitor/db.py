@@ -8,7 +8,7 @@ insert) are atomic with respect to each other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,42 @@ import duckdb
 
 from monitor.errors import StoreLocked
 
-MIGRATIONS: list[str] = [
+
+def _label_authority(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 11: labels carry an authority (ground_truth > review > annotator).
+
+    Existing rows keep their recorded ``source``; the authority is derived from it: Label
+    Studio's labels (``label_studio``) become ``annotator``, ``review`` stays ``review``, and
+    every other source (``api``, ``demo``, a pipeline's own name, or none) was written by the
+    model owner's pipeline through the label endpoints, so it becomes ``ground_truth``.
+    A per-model ``conflict`` flag marks labels that a lower authority disagreed with."""
+    derive = (
+        "CASE WHEN source = 'label_studio' THEN 'annotator' WHEN source = 'review' THEN 'review' "
+        "ELSE 'ground_truth' END"
+    )
+    con.execute("ALTER TABLE label_events ADD COLUMN IF NOT EXISTS authority VARCHAR").fetchall()
+    con.execute("ALTER TABLE label_events ADD COLUMN IF NOT EXISTS previous_authority VARCHAR").fetchall()
+    con.execute("ALTER TABLE label_events ADD COLUMN IF NOT EXISTS outcome VARCHAR").fetchall()
+    con.execute(f"UPDATE label_events SET authority = {derive}, outcome = 'applied'").fetchall()
+    con.execute("ALTER TABLE routed_samples ADD COLUMN IF NOT EXISTS blind BOOLEAN").fetchall()
+    for (model_id,) in con.execute("SELECT id FROM models").fetchall():
+        table = f"labels_{int(model_id)}"
+        present = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+            ).fetchall()
+        }
+        if "authority" not in present:  # tables created by a newer registry already have both
+            con.execute(f"ALTER TABLE {table} ADD COLUMN authority VARCHAR").fetchall()
+        if "conflict" not in present:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN conflict BOOLEAN NOT NULL DEFAULT FALSE").fetchall()
+        con.execute(f"UPDATE {table} SET authority = {derive} WHERE authority IS NULL").fetchall()
+
+
+Migration = str | Callable[[duckdb.DuckDBPyConnection], None]
+
+MIGRATIONS: list[Migration] = [
     # 1: metadata
     """
     CREATE TABLE models(
@@ -175,6 +210,8 @@ MIGRATIONS: list[str] = [
     UPDATE alerts SET first_window_start = started_at - (last_window_end - last_window_start)
         WHERE first_window_start IS NULL;
     """,
+    # 11: label authority and conflicts; blind labelling of routed samples (see _label_authority)
+    _label_authority,
 ]
 
 
@@ -278,8 +315,11 @@ class Database:
                     continue
                 self._con.execute("BEGIN TRANSACTION").fetchall()
                 try:
-                    for statement in [s for s in sql.split(";") if s.strip()]:
-                        self._con.execute(statement).fetchall()
+                    if callable(sql):
+                        sql(self._con)
+                    else:
+                        for statement in [s for s in sql.split(";") if s.strip()]:
+                            self._con.execute(statement).fetchall()
                     self._con.execute("INSERT INTO schema_migrations VALUES (?, now())", [number]).fetchall()
                 except BaseException:
                     self._con.execute("ROLLBACK").fetchall()

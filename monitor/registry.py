@@ -84,7 +84,8 @@ class Registry:
                 label_type = "VARCHAR" if spec.is_classifier else "DOUBLE"
                 cur.execute(
                     f"CREATE TABLE labels_{model_id} (prediction_id VARCHAR PRIMARY KEY, label {label_type} NOT NULL, "
-                    "timestamp TIMESTAMPTZ NOT NULL, received_at TIMESTAMPTZ NOT NULL, source VARCHAR, annotator VARCHAR)"
+                    "timestamp TIMESTAMPTZ NOT NULL, received_at TIMESTAMPTZ NOT NULL, source VARCHAR, annotator VARCHAR, "
+                    "authority VARCHAR, conflict BOOLEAN NOT NULL DEFAULT FALSE)"
                 ).fetchall()
                 outcome: RegisterOutcome = "created"
                 changes = ["created"]

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     labeling_sync_interval_seconds: int = Field(default=60, ge=1)
     labeling_daily_budget: int = Field(default=500, ge=0)
     labeling_auto_route_budget: int = Field(default=20, ge=0)  # samples routed when an alert fires; 0 = off
+    # Blind labelling: samples routed as likely errors (strategy `errors`) reach annotators without
+    # the model's answer (no pre-annotation, no model output in the task). True shows the model's
+    # output and pre-selects it, as for the other strategies; `show_model_output` on a route overrides.
+    labeling_errors_show_model_output: bool = False
 
     log_level: str = "INFO"
 

@@ -49,6 +49,7 @@ from monitor.integrity import Problem, SealedRecord, Stopped, Throttle, check_fi
 from monitor.names import quote_ident
 from monitor.registry import RegisteredModel, Registry
 from monitor.validation import (
+    AUTHORITIES,
     dedupe_batch,
     latest_label_per_id,
     normalize_labels,
@@ -77,9 +78,16 @@ class LabelResult:
     received: int
     applied: int
     unchanged: int
+    conflicts: int = 0  # lower-authority labels that disagreed: recorded, not applied
+    conflict_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {
+            "received": self.received,
+            "applied": self.applied,
+            "unchanged": self.unchanged,
+            "conflicts": self.conflicts,
+        }
 
 
 @dataclass(frozen=True)
@@ -178,28 +186,62 @@ class PredictionStore:
         return IngestResult(received, accepted, received - accepted)
 
     def ingest_labels(
-        self, model_name: str, table: pa.Table, *, source: str = "api", row_offset: int = 0
+        self,
+        model_name: str,
+        table: pa.Table,
+        *,
+        source: str = "api",
+        authority: str = "ground_truth",
+        row_offset: int = 0,
     ) -> LabelResult:
-        """Store ground truth by prediction_id. A newer label replaces the older (by label
-        timestamp); every change is kept in ``label_events``. Labels may precede their predictions."""
+        """Store labels by prediction_id under the authority rule (docs/architecture.md, "Labels").
+
+        Authorities rank ``ground_truth`` > ``review`` > ``annotator`` (``authority`` is the
+        default for rows that do not name one). A label of a higher authority replaces a lower
+        one; within the same authority the newer label timestamp wins (an identical resend
+        changes nothing). A lower-authority label that disagrees never replaces the stored one:
+        it is recorded in ``label_events`` as a ``conflict`` (with both values) and the stored
+        label is flagged ``conflict`` until the same or a higher authority labels it again.
+        Every change is kept in ``label_events``. Labels may precede their predictions."""
         model = self._registry.get(model_name)
         received = table.num_rows
         if received == 0:
             return LabelResult(0, 0, 0)
         now = self._now()
         labels = normalize_labels(
-            table, model.schema, now=now, max_future=self._max_future, source=source, row_offset=row_offset
+            table,
+            model.schema,
+            now=now,
+            max_future=self._max_future,
+            source=source,
+            authority=authority,
+            row_offset=row_offset,
         )
         labels = latest_label_per_id(labels)
+        rank_i, rank_l = _authority_rank("i.authority"), _authority_rank("l.authority")
         with self._db.transaction() as cur:
             cur.register("incoming_labels", labels)
             try:
                 changed = cur.sql(
-                    f"SELECT i.*, l.label AS previous_label FROM incoming_labels i "
-                    f"LEFT JOIN {model.labels_table} l USING (prediction_id) "
-                    "WHERE l.prediction_id IS NULL OR (i.timestamp >= l.timestamp AND "
-                    "(i.label IS DISTINCT FROM l.label OR i.annotator IS DISTINCT FROM l.annotator "
-                    " OR i.source IS DISTINCT FROM l.source))"
+                    f"SELECT i.*, l.label AS previous_label, l.authority AS previous_authority, "
+                    f"CASE WHEN l.prediction_id IS NULL THEN 'applied' WHEN {rank_i} > {rank_l} THEN 'overridden' "
+                    "ELSE 'applied' END AS outcome "
+                    f"FROM incoming_labels i LEFT JOIN {model.labels_table} l USING (prediction_id) "
+                    f"WHERE l.prediction_id IS NULL OR {rank_i} > {rank_l} OR ({rank_i} = {rank_l} AND "
+                    "i.timestamp >= l.timestamp AND (l.conflict OR i.label IS DISTINCT FROM l.label "
+                    "OR i.annotator IS DISTINCT FROM l.annotator OR i.source IS DISTINCT FROM l.source))"
+                ).to_arrow_table()
+                # A lower authority that disagrees: kept on record once (resends and polls repeat it).
+                conflicts = cur.sql(
+                    f"SELECT i.*, l.label AS previous_label, l.authority AS previous_authority, "
+                    "'conflict' AS outcome "
+                    f"FROM incoming_labels i JOIN {model.labels_table} l USING (prediction_id) "
+                    f"WHERE {rank_i} < {rank_l} AND i.label IS DISTINCT FROM l.label AND NOT EXISTS ("
+                    "SELECT 1 FROM label_events e WHERE e.model_id = $model_id AND e.outcome = 'conflict' "
+                    "AND e.prediction_id = i.prediction_id AND e.label = CAST(i.label AS VARCHAR) "
+                    "AND e.previous_label = CAST(l.label AS VARCHAR) AND e.authority = i.authority "
+                    "AND e.timestamp = i.timestamp AND e.annotator IS NOT DISTINCT FROM i.annotator)",
+                    params={"model_id": model.id},
                 ).to_arrow_table()
             finally:
                 cur.unregister("incoming_labels")
@@ -208,18 +250,77 @@ class PredictionStore:
                 try:
                     cur.execute(
                         f"INSERT INTO {model.labels_table} SELECT prediction_id, label, timestamp, received_at, source, "
-                        "annotator FROM changed_labels ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, "
-                        "timestamp = excluded.timestamp, received_at = excluded.received_at, source = excluded.source, "
-                        "annotator = excluded.annotator"
-                    ).fetchall()
-                    cur.execute(
-                        "INSERT INTO label_events SELECT ?, prediction_id, CAST(label AS VARCHAR), "
-                        "CAST(previous_label AS VARCHAR), timestamp, received_at, source, annotator FROM changed_labels",
-                        [model.id],
+                        "annotator, authority, FALSE FROM changed_labels ON CONFLICT (prediction_id) DO UPDATE SET "
+                        "label = excluded.label, timestamp = excluded.timestamp, received_at = excluded.received_at, "
+                        "source = excluded.source, annotator = excluded.annotator, authority = excluded.authority, "
+                        "conflict = FALSE"
                     ).fetchall()
                 finally:
                     cur.unregister("changed_labels")
-        return LabelResult(received, changed.num_rows, received - changed.num_rows)
+            if conflicts.num_rows:
+                cur.register("conflicting_labels", conflicts)
+                try:
+                    cur.execute(
+                        f"UPDATE {model.labels_table} SET conflict = TRUE WHERE prediction_id IN "
+                        "(SELECT prediction_id FROM conflicting_labels)"
+                    ).fetchall()
+                finally:
+                    cur.unregister("conflicting_labels")
+            events = pa.concat_tables([changed, conflicts]) if conflicts.num_rows else changed
+            if events.num_rows:
+                cur.register("label_changes", events)
+                try:
+                    cur.execute(
+                        "INSERT INTO label_events (model_id, prediction_id, label, previous_label, timestamp, received_at, "
+                        "source, annotator, authority, previous_authority, outcome) SELECT ?, prediction_id, "
+                        "CAST(label AS VARCHAR), CAST(previous_label AS VARCHAR), timestamp, received_at, source, annotator, "
+                        "authority, previous_authority, outcome FROM label_changes",
+                        [model.id],
+                    ).fetchall()
+                finally:
+                    cur.unregister("label_changes")
+        conflict_ids = tuple(conflicts.column("prediction_id").to_pylist())
+        return LabelResult(
+            received, changed.num_rows, received - changed.num_rows - len(conflict_ids), len(conflict_ids), conflict_ids
+        )
+
+    def label(self, model_name: str, prediction_id: str) -> dict[str, Any] | None:
+        """The current (authoritative) label of one prediction, with its authority and conflict flag."""
+        model = self._registry.get(model_name)
+        rows = self._db.query_dicts(
+            f"SELECT prediction_id, label, timestamp, received_at, source, annotator, authority, conflict "
+            f"FROM {model.labels_table} WHERE prediction_id = ?",
+            [prediction_id],
+        )
+        return _jsonable(rows[0]) if rows else None
+
+    def label_conflicts(self, model_name: str, limit: int = 500) -> list[dict[str, Any]]:
+        """Labels flagged for review: the kept (higher-authority) label and every disagreeing
+        lower-authority label recorded since it was last set."""
+        model = self._registry.get(model_name)
+        rows = self._db.query_dicts(
+            f"SELECT l.prediction_id, l.label, l.authority, l.source, l.annotator, l.timestamp, l.received_at "
+            f"FROM {model.labels_table} l WHERE l.conflict ORDER BY l.received_at DESC, l.prediction_id LIMIT ?",
+            [limit],
+        )
+        out = [_jsonable(r) for r in rows]
+        if not out:
+            return out
+        events = self._db.query_dicts(
+            "SELECT prediction_id, label, authority, source, annotator, timestamp, received_at FROM label_events "
+            "WHERE model_id = ? AND outcome = 'conflict' AND prediction_id IN (SELECT unnest(?)) "
+            "ORDER BY received_at, timestamp",
+            [model.id, [r["prediction_id"] for r in out]],
+        )
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_id.setdefault(event.pop("prediction_id"), []).append(_jsonable(event))
+        for row in out:
+            row["conflict"] = True
+            row["conflicting"] = [
+                e for e in by_id.get(row["prediction_id"], []) if e["received_at"] >= row["received_at"]
+            ]
+        return out
 
     # ---------------------------------------------------------------------------------------
     # Reads
@@ -392,7 +493,8 @@ class PredictionStore:
     def label_history(self, model_name: str, prediction_id: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)
         rows = self._db.query_dicts(
-            "SELECT label, previous_label, timestamp, received_at, source, annotator FROM label_events "
+            "SELECT label, previous_label, timestamp, received_at, source, annotator, authority, previous_authority, "
+            "coalesce(outcome, 'applied') AS outcome FROM label_events "
             "WHERE model_id = ? AND prediction_id = ? ORDER BY received_at, timestamp",
             [model.id, prediction_id],
         )
@@ -791,6 +893,12 @@ def _damage_error(problems: list[Problem], start: datetime | None, end: datetime
             for p in problems
         ],
     )
+
+
+def _authority_rank(column: str) -> str:
+    """SQL ranking an authority column: higher is more authoritative (unknown ranks lowest)."""
+    ranks = " ".join(f"WHEN '{a}' THEN {len(AUTHORITIES) - i}" for i, a in enumerate(AUTHORITIES))
+    return f"(CASE {column} {ranks} ELSE 0 END)"
 
 
 def _encode_cursor(ts: datetime, prediction_id: str) -> str:

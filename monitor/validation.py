@@ -732,7 +732,12 @@ def dedupe_batch(table: pa.Table) -> tuple[pa.Table, int]:
 # Labels.
 # --------------------------------------------------------------------------------------------
 
-LABEL_KEYS = frozenset({"prediction_id", "label", "timestamp", "source", "annotator"})
+LABEL_KEYS = frozenset({"prediction_id", "label", "timestamp", "source", "annotator", "authority"})
+
+# Who a label comes from, most authoritative first (see docs/architecture.md, "Labels"): the
+# model owner's pipeline (REST / Arrow / Parquet / `loopwatch ingest --labels`), an explicit
+# reviewer decision, an annotator in Label Studio. A lower authority never replaces a higher one.
+AUTHORITIES: tuple[str, ...] = ("ground_truth", "review", "annotator")
 
 
 def label_records_to_table(records: Any) -> pa.Table:
@@ -758,6 +763,7 @@ def label_records_to_table(records: Any) -> pa.Table:
         "timestamp": "timestamp",
         "source": "string",
         "annotator": "string",
+        "authority": "string",
     }
     for key, expect in expects.items():
         if any(key in r for r in records) or key in ("prediction_id", "label"):
@@ -775,9 +781,11 @@ def normalize_labels(
     now: datetime,
     max_future: timedelta,
     source: str = "api",
+    authority: str = "ground_truth",
     row_offset: int = 0,
 ) -> pa.Table:
-    """Validate labels: known id column, label of the model's type (a class, or a finite number)."""
+    """Validate labels: known id column, label of the model's type (a class, or a finite number),
+    an authority from :data:`AUTHORITIES` (rows without one get ``authority``)."""
     names = table.column_names
     ids_col = table.column("prediction_id").to_pylist() if "prediction_id" in names else None
     sink = ErrorSink(row_offset=row_offset, ids=ids_col)
@@ -813,9 +821,16 @@ def normalize_labels(
         ts = pa.array([now] * n, TS_TYPE)
     src = to_string(table.column("source"), "source", sink, max_length=100) if "source" in names else None
     annot = to_string(table.column("annotator"), "annotator", sink, max_length=200) if "annotator" in names else None
+    auth = to_string(table.column("authority"), "authority", sink, max_length=20) if "authority" in names else None
+    if auth is not None:
+        named = auth
+        bad = pc.and_(pc.is_valid(named), pc.invert(pc.is_in(named, pa.array(AUTHORITIES))))
+        if pc.any(bad).as_py():
+            sink.add_rows("authority", bad, lambda r: f"{named[r].as_py()!r} is not one of {list(AUTHORITIES)}")
     sink.raise_if_any("labels")
     src = pc.fill_null(src, source) if src is not None else pa.array([source] * n, pa.string())
     annot = annot if annot is not None else pa.nulls(n, pa.string())
+    auth = pc.fill_null(auth, authority) if auth is not None else pa.array([authority] * n, pa.string())
     return pa.table(
         {
             "prediction_id": pid,
@@ -824,21 +839,28 @@ def normalize_labels(
             "received_at": pa.array([now] * n, TS_TYPE),
             "source": src,
             "annotator": annot,
+            "authority": auth,
         }
     )
 
 
 def latest_label_per_id(table: pa.Table) -> pa.Table:
-    """Within one label batch, keep the row with the newest timestamp (last one wins on ties)."""
+    """Within one label batch, keep per id the row of the highest authority, and among those the
+    newest timestamp (last one wins on ties)."""
     if table.num_rows == len(pc.unique(table.column("prediction_id"))):
         return table
     order = pa.array(np.arange(table.num_rows))
     t = table.append_column("_i", order)
-    t = t.sort_by([("prediction_id", "ascending"), ("timestamp", "ascending"), ("_i", "ascending")])
+    sort = [("prediction_id", "ascending"), ("timestamp", "ascending"), ("_i", "ascending")]
+    if "authority" in t.column_names:
+        rank = pc.index_in(t.column("authority"), pa.array(AUTHORITIES[::-1]))
+        t = t.append_column("_rank", rank)
+        sort.insert(1, ("_rank", "ascending"))
+    t = t.sort_by(sort)
     ids = t.column("prediction_id").to_numpy(zero_copy_only=False)
     last = np.ones(len(ids), dtype=bool)
     last[:-1] = ids[:-1] != ids[1:]
-    return t.filter(pa.array(last)).drop_columns(["_i"])
+    return t.filter(pa.array(last)).drop_columns([c for c in ("_i", "_rank") if c in t.column_names])
 
 
 def warm_up() -> None:

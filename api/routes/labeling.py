@@ -33,6 +33,11 @@ class RouteCreate(BaseModel):
     end: str | None = None
     column: str | None = Field(default=None, description="drift_region: the drifted feature")
     random_share: float = Field(default=0.1, ge=0, le=1)
+    show_model_output: bool | None = Field(
+        default=None,
+        description="errors: show the model's answer to annotators (pre-selected) instead of labelling blind; "
+        "default: the setting LOOPWATCH_LABELING_ERRORS_SHOW_MODEL_OUTPUT (false)",
+    )
 
 
 def queue_of(request: Request) -> LabelingQueue:
@@ -55,6 +60,7 @@ async def route(body: RouteCreate, request: Request, service: ServiceDep, princi
                 alert_id=body.alert_id,
                 column=body.column,
                 random_share=body.random_share,
+                show_model_output=body.show_model_output,
                 requested_by=principal.id,
             )
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request
@@ -15,7 +15,7 @@ from api.body import read_limited_body
 from api.deps import IngestKey, MetricsDep, ReadKey, ServiceDep
 from api.params import parse_segments, parse_window
 from monitor.decoding import decode_json_predictions, unpack
-from monitor.errors import LoopwatchError, PayloadTooLarge
+from monitor.errors import LoopwatchError, NotFound, PayloadTooLarge
 from monitor.formats import body_kind, parse_json, read_arrow_stream, read_parquet_bytes
 from monitor.service import Loopwatch
 from monitor.validation import label_records_to_table, records_to_table
@@ -33,6 +33,7 @@ class LabelsPublic(BaseModel):
     received: int
     applied: int
     unchanged: int
+    conflicts: int = 0
 
 
 class PredictionPage(BaseModel):
@@ -115,11 +116,23 @@ async def ingest_predictions(
 
 @router.post("/labels", response_model=LabelsPublic)
 async def ingest_labels(
-    model: str, request: Request, service: ServiceDep, metrics: MetricsDep, _: IngestKey
+    model: str,
+    request: Request,
+    service: ServiceDep,
+    metrics: MetricsDep,
+    _: IngestKey,
+    authority: Annotated[
+        Literal["ground_truth", "review", "annotator"],
+        Query(description="authority of rows that do not carry their own `authority` field"),
+    ] = "ground_truth",
 ) -> dict[str, int]:
-    """Store ground truth by `prediction_id` (`{prediction_id, label, timestamp?}` records, or
-    Arrow/Parquet with those columns). Labels may arrive before their predictions; a newer label
-    replaces an older one and the change is kept on record."""
+    """Store labels by `prediction_id` (`{prediction_id, label, timestamp?, source?, annotator?,
+    authority?}` records, or Arrow/Parquet with those columns). Labels may arrive before their
+    predictions. Authorities rank `ground_truth` (the default here: the model owner's pipeline) >
+    `review` (an explicit reviewer decision) > `annotator` (Label Studio). A higher authority
+    replaces a lower one; within one authority the newer label wins; a lower authority that
+    disagrees is recorded as a conflict (`conflicts` in the answer) and never replaces the label.
+    Every change is kept on record."""
     service.registry.get(model)
     kind = body_kind(request.headers.get("content-type"))
     body = await read_limited_body(request, service.settings.max_body_bytes)
@@ -127,7 +140,7 @@ async def ingest_labels(
     def work() -> dict[str, int]:
         table = _decode(kind, body, label_records_to_table)
         _check_rows(service, table)
-        return service.store.ingest_labels(model, table).to_dict()
+        return service.store.ingest_labels(model, table, authority=authority).to_dict()
 
     try:
         result = await run_in_threadpool(work)
@@ -167,7 +180,27 @@ def list_predictions(
     return {"rows": rows, "next_cursor": next_cursor}
 
 
+@router.get("/labels/conflicts")
+def label_conflicts(
+    model: str, service: ServiceDep, _: ReadKey, limit: Annotated[int, Query(ge=1, le=10_000)] = 500
+) -> dict[str, Any]:
+    """Labels flagged for review: a lower authority (e.g. an annotator) disagreed with the kept,
+    higher-authority label. Each item has the kept label and the `conflicting` labels on record."""
+    return {"conflicts": service.store.label_conflicts(model, limit=limit)}
+
+
+@router.get("/labels/{prediction_id}")
+def current_label(model: str, prediction_id: str, service: ServiceDep, _: ReadKey) -> dict[str, Any]:
+    """The current label of one prediction with its `authority`, `source` and `conflict` flag."""
+    found = service.store.label(model, prediction_id)
+    if found is None:
+        raise NotFound(f"no label for prediction_id {prediction_id!r} of model {model!r}")
+    return found
+
+
 @router.get("/labels/{prediction_id}/history")
 def label_history(model: str, prediction_id: str, service: ServiceDep, _: ReadKey) -> list[dict[str, Any]]:
-    """Every label change for one prediction: value, previous value, source, annotator, time."""
+    """Every label change for one prediction: value, previous value, source, annotator, time,
+    authority, previous authority and outcome (`applied`, `overridden` = a higher authority
+    replaced a lower one, `conflict` = a lower authority disagreed and was not applied)."""
     return service.store.label_history(model, prediction_id)

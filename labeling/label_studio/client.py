@@ -147,7 +147,7 @@ class LabelStudioBackend:
 
         Each task carries the model's answer as a Label Studio *prediction* (``model_version``
         and ``score`` = the model's confidence), so annotators confirm or correct it and
-        uncertainty sampling serves the least confident first. Label Studio OSS shows the
+        uncertainty sampling serves the least confident first; a ``blind`` task carries none. Label Studio OSS shows the
         predictions of one model version per project: the project is switched to the version
         most of this batch carries. ``schema`` defaults to the one given to ``ensure_project``.
         """
@@ -179,7 +179,7 @@ class LabelStudioBackend:
 
     def _task_payload(self, schema: ModelSchema, task: TaskIn) -> dict[str, Any]:
         payload: dict[str, Any] = {"data": task_data(schema, task)}
-        result = label_result(schema, task.prediction)
+        result = label_result(schema, task.pre_annotation)
         if result is not None:
             prediction: dict[str, Any] = {"model_version": task.model_version or "unknown", "result": result}
             score = confidence(schema, task.prediction, task.score)
@@ -189,7 +189,7 @@ class LabelStudioBackend:
         return payload
 
     def _follow_model_version(self, project_id: int, tasks: Sequence[TaskIn]) -> None:
-        versions = Counter(task.model_version or "unknown" for task in tasks if task.prediction is not None)
+        versions = Counter(task.model_version or "unknown" for task in tasks if task.pre_annotation is not None)
         if not versions:
             return
         version = versions.most_common(1)[0][0]
@@ -213,7 +213,9 @@ class LabelStudioBackend:
         emails = self._user_emails()
         out: list[AnnotationOut] = []
         with translated(f"list tasks of project {project_id}"):
-            tasks: Iterable[RoleBasedTask] = self._client.tasks.list(project=project_id, fields="all", page_size=PAGE_SIZE)
+            tasks: Iterable[RoleBasedTask] = self._client.tasks.list(
+                project=project_id, fields="all", page_size=PAGE_SIZE
+            )
             for task in tasks:
                 prediction_id = (task.data or {}).get("prediction_id")
                 if not isinstance(prediction_id, str) or not prediction_id:

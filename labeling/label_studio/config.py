@@ -33,6 +33,7 @@ OBJECT_NAME = "context"  # the object tag the label is attached to (always prese
 TITLE_PREFIX = "loopwatch · "
 TITLE_MAX = 50  # Label Studio refuses longer project titles
 MISSING = "(missing)"
+BLIND = "(hidden: blind labelling)"
 
 
 def project_title(model: str) -> str:
@@ -128,13 +129,13 @@ def task_data(schema: ModelSchema, task: TaskIn) -> dict[str, Any]:
         "features": {name: display(task.features.get(name)) for name in tabular_features(schema)},
         "segments": {name: display(task.segments.get(name)) for name in schema.segments},
         OBJECT_NAME: {
-            "model prediction": display(task.prediction),
-            "score": display(task.score),
+            "model prediction": BLIND if task.blind else display(task.prediction),
+            "score": BLIND if task.blind else display(task.score),
             "model version": task.model_version or MISSING,
             "why routed": task.reason or MISSING,
         },
-        "model_prediction": task.prediction,
-        "model_score": task.score,
+        "model_prediction": None if task.blind else task.prediction,
+        "model_score": None if task.blind else task.score,
         "model_version": task.model_version,
         "reason": task.reason,
     }

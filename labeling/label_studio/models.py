@@ -35,6 +35,14 @@ class TaskIn:
     model_version: str = ""
     reason: str = ""
     segments: Mapping[str, str | None] = field(default_factory=dict)
+    # Blind labelling: the annotator sees neither the model's answer nor its score, and no
+    # pre-annotation is imported (samples routed as likely errors, by default).
+    blind: bool = False
+
+    @property
+    def pre_annotation(self) -> Label | None:
+        """The label to pre-select in Label Studio: the model's answer, unless labelled blind."""
+        return None if self.blind else self.prediction
 
     def __post_init__(self) -> None:
         if not isinstance(self.prediction_id, str) or not self.prediction_id:

@@ -134,7 +134,7 @@ class FakeLabelStudio:
                     raise LabelStudioUnavailable("import: Label Studio went away mid-push (fake)")
                 self._budget -= 1
             predictions = []
-            result = label_result(schema, task.prediction)
+            result = label_result(schema, task.pre_annotation)
             if result is not None:
                 prediction: dict[str, Any] = {"model_version": task.model_version or "unknown", "result": result}
                 score = confidence(schema, task.prediction, task.score)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from labeling.label_studio import LabelStudioBackend, LabelStudioUnavailable, TaskIn
-from labeling.label_studio.config import CONTROL_NAME, OBJECT_NAME
+from labeling.label_studio.config import BLIND, CONTROL_NAME, OBJECT_NAME
 from labeling.label_studio.protocol import LabelingBackend
 from tests.fakes.label_studio import FakeLabelStudio
 
@@ -30,6 +30,7 @@ class Harness:
     annotate: Callable[[int, str, int | None], int]  # (task id, label, user id) -> annotation id
     add_user: Callable[[str], int]
     predictions: Callable[[int], list[dict[str, Any]]]  # task id -> [{"model_version", "score", "result"}]
+    data: Callable[[int], dict[str, Any]]  # task id -> the task's data as annotators see it
 
 
 def real_harness(url: str, token: str) -> Harness:
@@ -50,7 +51,10 @@ def real_harness(url: str, token: str) -> Harness:
             for p in sdk.tasks.get(task_id).predictions or []
         ]
 
-    return Harness(backend, annotate, add_user, predictions)
+    def data(task_id: int) -> dict[str, Any]:
+        return dict(sdk.tasks.get(task_id).data or {})
+
+    return Harness(backend, annotate, add_user, predictions, data)
 
 
 def fake_harness() -> Harness:
@@ -65,7 +69,7 @@ def fake_harness() -> Harness:
             for p in fake.tasks[task_id].predictions
         ]
 
-    return Harness(fake, annotate, fake.add_user, predictions)
+    return Harness(fake, annotate, fake.add_user, predictions, lambda task_id: fake.tasks[task_id].data)
 
 
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.slow)])
@@ -76,8 +80,8 @@ def harness(request: pytest.FixtureRequest) -> Harness:
     return real_harness(url, token)
 
 
-def sample(pid: str, prediction: str | None = "brake", score: float | None = 0.8) -> TaskIn:
-    return TaskIn(pid, {"speed_kmh": 50.0}, prediction, score, "2.0.0", "errors", {"region": "eu"})
+def sample(pid: str, prediction: str | None = "brake", score: float | None = 0.8, blind: bool = False) -> TaskIn:
+    return TaskIn(pid, {"speed_kmh": 50.0}, prediction, score, "2.0.0", "errors", {"region": "eu"}, blind=blind)
 
 
 def test_projects_are_reused(harness: Harness, schema_factory: Any) -> None:
@@ -99,6 +103,23 @@ def test_import_is_idempotent_and_pre_annotated(harness: Harness, schema_factory
     (second,) = harness.predictions(ids[1])
     assert second["score"] == pytest.approx(0.8)  # confidence in "none" when P(brake) = 0.2
     assert harness.predictions(ids[2]) == []  # a class the config cannot show is not pre-selected
+
+
+def test_blind_tasks_carry_no_answer(harness: Harness, schema_factory: Any) -> None:
+    """Blind labelling: a blind task has no pre-annotation and its data hides the model's answer
+    and score; the same sample not blind is pre-annotated and shows them as context."""
+    schema = schema_factory()
+    backend = harness.backend
+    project = backend.ensure_project(schema)
+    blind, shown = backend.import_tasks(project, [sample("blind", blind=True), sample("shown")])
+    assert harness.predictions(blind) == []
+    data = harness.data(blind)
+    assert data["model_prediction"] is None and data["model_score"] is None
+    assert data[OBJECT_NAME]["model prediction"] == BLIND and data[OBJECT_NAME]["score"] == BLIND
+    assert data[OBJECT_NAME]["why routed"] == "errors"  # the reason stays visible
+    (pre,) = harness.predictions(shown)
+    assert pre["result"][0]["value"]["choices"] == ["brake"]
+    assert harness.data(shown)["model_prediction"] == "brake"
 
 
 def test_annotations_are_fetched_with_annotator(harness: Harness, schema_factory: Any) -> None:
