@@ -17,6 +17,7 @@ file, never both and never neither (unrecorded files are removed at start-up).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -156,7 +158,7 @@ class PredictionStore:
                         ).fetchall()
                     Registry.record_versions(cur, model, source, now)
             finally:
-                cur.unregister("incoming")
+                _unregister(cur, "incoming")
         return IngestResult(received, accepted, received - accepted)
 
     def ingest_labels(
@@ -184,7 +186,7 @@ class PredictionStore:
                     " OR i.source IS DISTINCT FROM l.source))"
                 ).to_arrow_table()
             finally:
-                cur.unregister("incoming_labels")
+                _unregister(cur, "incoming_labels")
             if changed.num_rows:
                 cur.register("changed_labels", changed)
                 try:
@@ -200,7 +202,7 @@ class PredictionStore:
                         [model.id],
                     ).fetchall()
                 finally:
-                    cur.unregister("changed_labels")
+                    _unregister(cur, "changed_labels")
         return LabelResult(received, changed.num_rows, received - changed.num_rows)
 
     # ---------------------------------------------------------------------------------------
@@ -558,6 +560,13 @@ class PredictionStore:
         else:
             sql = f"SELECT p.* FROM ({source}) p WHERE TRUE"
         return sql, params
+
+
+def _unregister(cur: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a registered view. After a failed statement the transaction is aborted and this
+    would raise too, hiding the real error, so a failure here is ignored (the rollback follows)."""
+    with contextlib.suppress(duckdb.Error):
+        cur.unregister(name)
 
 
 def _encode_cursor(ts: datetime, prediction_id: str) -> str:
