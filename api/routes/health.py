@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import MetricsDep, ReadKey, ServiceDep
+from api.errors import ApiError
 from api.version import VERSION
+from monitor.errors import DiskFull
 
 router = APIRouter(tags=["operations"])
 
@@ -18,8 +20,12 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(service: ServiceDep, _: ReadKey) -> dict[str, str]:
-    """Readiness: the store answers a query."""
+def readyz(request: Request, service: ServiceDep, _: ReadKey) -> dict[str, str]:
+    """Readiness: the store answers a query, and the last write did not fail for lack of disk
+    space (503 with Retry-After until a write succeeds again)."""
+    full = getattr(request.app.state, "disk_full", None)
+    if full:
+        raise ApiError(503, "disk_full", full, {"Retry-After": str(DiskFull.RETRY_AFTER_SECONDS)})
     service.db.query("SELECT 1")
     return {"status": "ready"}
 
