@@ -37,12 +37,13 @@ def parse_json(body: bytes | bytearray) -> Any:
         raise MalformedBody(f"body is not valid UTF-8 JSON: {exc}") from exc
 
 
-def read_arrow_stream(body: bytes | bytearray) -> pa.Table:
+def read_arrow_stream(body: bytes | bytearray, *, check_text: bool = True) -> pa.Table:
+    """An Arrow IPC stream; ``check_text=False`` only for streams this service wrote itself."""
     try:
         table = ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise MalformedBody(f"body is not a valid Arrow IPC stream: {exc}") from exc
-    return check_utf8(table)
+    return check_utf8(table) if check_text else table
 
 
 def read_parquet_bytes(body: bytes | bytearray) -> pa.Table:
