@@ -78,7 +78,8 @@ def _utf8_problems(arr: pa.Array, name: str) -> list[FieldError]:
         arr.validate(full=True)
     except pa.ArrowInvalid as exc:
         where = str(exc).rsplit("Invalid UTF8 sequence at string index ", 1)
-        row = int(where[1]) if len(where) == 2 and where[1].isdigit() and not pa.types.is_dictionary(t) else None
+        plain = pa.types.is_string(t) or pa.types.is_large_string(t)  # the index is a row only here
+        row = int(where[1]) if plain and len(where) == 2 and where[1].isdigit() else None
         return [FieldError(name, "text is not valid UTF-8", row)]
     return []
 
