@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.guard import RequestGuard
 from api.metrics import Metrics
 from api.routes import (
     alerts,
@@ -217,6 +218,8 @@ def create_app(
     app.state.cli_token_hash = cli_token_hash
     app.state.json_pool = None
     app.state.json_inflight = 0
+    app.state.disk_full = None  # the message of the last write refused for lack of space, until one succeeds
+    app.add_middleware(RequestGuard)
     app.state.scheduler = None
     app.state.label_sync = None
     install_error_handlers(app)

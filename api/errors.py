@@ -10,12 +10,13 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+import duckdb
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor.errors import LoopwatchError
+from monitor.errors import DiskFull, LoopwatchError, is_disk_full
 
 log = logging.getLogger("loopwatch.api")
 
@@ -46,12 +47,35 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+def disk_full_message() -> str:
+    return (
+        "the server's disk is full: nothing from this request was written; "
+        f"retry after {DiskFull.RETRY_AFTER_SECONDS} s, once an operator has freed space"
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoopwatchError)
-    async def _domain(_: Request, exc: LoopwatchError) -> JSONResponse:
+    async def _domain(request: Request, exc: LoopwatchError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, DiskFull):
+            request.app.state.disk_full = exc.message
+            headers = {"Retry-After": str(DiskFull.RETRY_AFTER_SECONDS)}
         return JSONResponse(
-            error_body(exc.code, exc.message, [e.to_dict() for e in exc.errors]), status_code=exc.status
+            error_body(exc.code, exc.message, [e.to_dict() for e in exc.errors]),
+            status_code=exc.status,
+            headers=headers,
         )
+
+    async def _io(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk on any write path is a 507 the client can retry, not a 500."""
+        if is_disk_full(exc):
+            log.error("write refused on %s %s: the disk is full (%s)", request.method, request.url.path, exc)
+            return await _domain(request, DiskFull(disk_full_message()))
+        return await _unexpected(request, exc)
+
+    app.add_exception_handler(OSError, _io)
+    app.add_exception_handler(duckdb.Error, _io)
 
     @app.exception_handler(LoginRequired)
     async def _login(_: Request, exc: LoginRequired) -> RedirectResponse:
@@ -71,7 +95,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )

@@ -41,7 +41,7 @@ import orjson
 
 log = logging.getLogger("loopwatch.client")
 
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507})  # 507: disk full, retried after Retry-After
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 

@@ -79,6 +79,32 @@ class PayloadTooLarge(LoopwatchError):
         super().__init__(message, [], 413, "payload_too_large")
 
 
+class DiskFull(LoopwatchError):
+    """The data directory's disk is full: nothing was written; retry once space is freed (507)."""
+
+    RETRY_AFTER_SECONDS = 60
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 507, "disk_full")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError ENOSPC (or EDQUOT), or DuckDB's IO error for the same, anywhere in the chain."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(current).lower()
+        if "no space left on device" in text or "disk quota exceeded" in text or "out of disk space" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class UnsupportedMediaType(LoopwatchError):
     def __init__(self, message: str) -> None:
         super().__init__(message, [], 415, "unsupported_media_type")

@@ -18,7 +18,7 @@ import pyarrow.ipc as ipc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from monitor.errors import MalformedBody, UnsupportedMediaType
+from monitor.errors import FieldError, InvalidInput, MalformedBody, UnsupportedMediaType
 
 JSON = "application/json"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -37,18 +37,70 @@ def parse_json(body: bytes | bytearray) -> Any:
         raise MalformedBody(f"body is not valid UTF-8 JSON: {exc}") from exc
 
 
-def read_arrow_stream(body: bytes | bytearray) -> pa.Table:
+def read_arrow_stream(body: bytes | bytearray, *, check_text: bool = True) -> pa.Table:
+    """An Arrow IPC stream; ``check_text=False`` only for streams this service wrote itself."""
     try:
-        return ipc.open_stream(pa.py_buffer(body)).read_all()
+        table = ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise MalformedBody(f"body is not a valid Arrow IPC stream: {exc}") from exc
+    return check_utf8(table) if check_text else table
 
 
 def read_parquet_bytes(body: bytes | bytearray) -> pa.Table:
     try:
-        return pq.read_table(io.BytesIO(body))
+        table = pq.read_table(io.BytesIO(body))
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise MalformedBody(f"body is not a valid Parquet file: {exc}") from exc
+    return check_utf8(table)
+
+
+def _has_text(t: pa.DataType) -> bool:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return True
+    if pa.types.is_dictionary(t):
+        return _has_text(t.value_type)
+    if pa.types.is_struct(t):
+        return any(_has_text(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _has_text(t.value_type)
+    return False
+
+
+def _utf8_problems(arr: pa.Array, name: str) -> list[FieldError]:
+    """Fields of ``arr`` whose text is not valid UTF-8 (Arrow and Parquet readers do not check)."""
+    t = arr.type
+    if pa.types.is_struct(t):  # name the nested field: features.road_type, segments.region
+        out: list[FieldError] = []
+        for i in range(t.num_fields):
+            out += _utf8_problems(arr.field(i), f"{name}.{t.field(i).name}")
+        return out
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        where = str(exc).rsplit("Invalid UTF8 sequence at string index ", 1)
+        plain = pa.types.is_string(t) or pa.types.is_large_string(t)  # the index is a row only here
+        row = int(where[1]) if plain and len(where) == 2 and where[1].isdigit() else None
+        return [FieldError(name, "text is not valid UTF-8", row)]
+    return []
+
+
+def check_utf8(table: pa.Table) -> pa.Table:
+    """Refuse (422, naming the field and row) text columns holding bytes that are not UTF-8.
+
+    Arrow IPC and Parquet carry strings as raw bytes and neither reader validates them; invalid
+    bytes would otherwise fail deep inside validation or DuckDB as a 500."""
+    problems: list[FieldError] = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if not _has_text(column.type):
+            continue
+        offset = 0
+        for chunk in column.chunks:
+            for err in _utf8_problems(chunk, name):
+                problems.append(FieldError(err.field, err.reason, None if err.row is None else err.row + offset))
+            offset += len(chunk)
+    if problems:
+        raise InvalidInput("batch holds text that is not valid UTF-8", problems[:50])
+    return table
 
 
 def body_kind(content_type: str | None) -> str:
@@ -84,7 +136,7 @@ def iter_file_batches(
     if suffix in (".parquet", ".pq"):
         pf = pq.ParquetFile(path)
         for batch in pf.iter_batches(batch_size=batch_rows):
-            yield pa.Table.from_batches([batch])
+            yield check_utf8(pa.Table.from_batches([batch]))
     elif suffix in (".csv", ".csv.gz"):
         reader = pacsv.open_csv(
             path,
@@ -102,7 +154,7 @@ def iter_file_batches(
             yield table.slice(start, batch_rows)
     elif suffix == ".arrow" or suffix == ".arrows":
         with ipc.open_stream(pa.memory_map(str(path))) as reader:
-            yield from _rebatch((pa.Table.from_batches([b]) for b in reader), batch_rows)
+            yield from _rebatch((check_utf8(pa.Table.from_batches([b])) for b in reader), batch_rows)
     else:
         raise MalformedBody(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .jsonl")
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_future_seconds: int = Field(default=24 * 3600, ge=0)  # a timestamp further ahead is refused
     max_batch_rows: int = Field(default=1_000_000, ge=1)
+    # Backpressure: ingest requests (predictions + labels) handled at once; more get 503 with
+    # Retry-After, which the Python client honours. Sized for 2 cores (the JSON pool has 2 workers).
+    max_inflight_ingest: int = Field(default=4, ge=1)
+    overload_retry_after_seconds: int = Field(default=1, ge=1)
     # JSON bodies above this size are decoded in worker processes (the GIL limits one process
     # to one core); 0 workers decodes everything in the server process.
     json_workers: int = Field(default=2, ge=0, le=64)

@@ -23,6 +23,7 @@ file, never both and never neither (unrecorded files are removed at start-up).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import threading
@@ -182,7 +183,7 @@ class PredictionStore:
                         ).fetchall()
                     Registry.record_versions(cur, model, source, now)
             finally:
-                cur.unregister("incoming")
+                _unregister(cur, "incoming")
         return IngestResult(received, accepted, received - accepted)
 
     def ingest_labels(
@@ -244,7 +245,7 @@ class PredictionStore:
                     params={"model_id": model.id},
                 ).to_arrow_table()
             finally:
-                cur.unregister("incoming_labels")
+                _unregister(cur, "incoming_labels")
             if changed.num_rows:
                 cur.register("changed_labels", changed)
                 try:
@@ -256,7 +257,7 @@ class PredictionStore:
                         "conflict = FALSE"
                     ).fetchall()
                 finally:
-                    cur.unregister("changed_labels")
+                    _unregister(cur, "changed_labels")
             if conflicts.num_rows:
                 cur.register("conflicting_labels", conflicts)
                 try:
@@ -265,7 +266,7 @@ class PredictionStore:
                         "(SELECT prediction_id FROM conflicting_labels)"
                     ).fetchall()
                 finally:
-                    cur.unregister("conflicting_labels")
+                    _unregister(cur, "conflicting_labels")
             events = pa.concat_tables([changed, conflicts]) if conflicts.num_rows else changed
             if events.num_rows:
                 cur.register("label_changes", events)
@@ -278,7 +279,7 @@ class PredictionStore:
                         [model.id],
                     ).fetchall()
                 finally:
-                    cur.unregister("label_changes")
+                    _unregister(cur, "label_changes")
         conflict_ids = tuple(conflicts.column("prediction_id").to_pylist())
         return LabelResult(
             received, changed.num_rows, received - changed.num_rows - len(conflict_ids), len(conflict_ids), conflict_ids
@@ -899,6 +900,13 @@ def _authority_rank(column: str) -> str:
     """SQL ranking an authority column: higher is more authoritative (unknown ranks lowest)."""
     ranks = " ".join(f"WHEN '{a}' THEN {len(AUTHORITIES) - i}" for i, a in enumerate(AUTHORITIES))
     return f"(CASE {column} {ranks} ELSE 0 END)"
+
+
+def _unregister(cur: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a registered view. After a failed statement the transaction is aborted and this
+    would raise too, hiding the real error, so a failure here is ignored (the rollback follows)."""
+    with contextlib.suppress(duckdb.Error):
+        cur.unregister(name)
 
 
 def _encode_cursor(ts: datetime, prediction_id: str) -> str:

@@ -188,10 +188,17 @@ def to_timestamp(
     t = arr.type
     out: pa.Array | None = None
     if pa.types.is_timestamp(t):
-        out = pc.cast(arr, pa.timestamp("us", tz=t.tz or "UTC") if t.tz else pa.timestamp("us"))
+        if not _timestamps_in_range(arr, field, sink, now=now, max_future=max_future):
+            return None
+        # In range, so the cast cannot overflow; sub-microsecond digits are dropped.
+        out = pc.cast(arr, pa.timestamp("us", tz=t.tz or "UTC") if t.tz else pa.timestamp("us"), safe=False)
         out = pc.assume_timezone(out, "UTC") if t.tz is None else pc.cast(out, TS_TYPE)
     elif pa.types.is_date(t):
-        out = pc.assume_timezone(pc.cast(pc.cast(arr, pa.date32()), pa.timestamp("us")), "UTC")
+        try:
+            out = pc.assume_timezone(pc.cast(pc.cast(arr, pa.date32()), pa.timestamp("us")), "UTC")
+        except (pa.ArrowInvalid, OverflowError):
+            sink.add(field, "a date is out of range (expected 2000-01-01 or later, not far in the future)")
+            return None
     elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
         strings = arr.dictionary_decode() if pa.types.is_dictionary(t) else pc.cast(arr, pa.string())
         out = _parse_iso(strings, field, sink)
@@ -218,6 +225,37 @@ def to_timestamp(
             ),
         )
     return out
+
+
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _timestamps_in_range(
+    arr: pa.Array, field: str, sink: ErrorSink, *, now: datetime, max_future: timedelta
+) -> bool:
+    """Check Arrow timestamps in their own unit before any cast: a value such as 2**62 ns
+    overflows on conversion, so it is refused here, by row, with the raw number."""
+    unit = arr.type.unit
+    ticks = _TICKS_PER_SECOND[unit]
+    raw = arr.view(pa.int64())
+
+    def in_unit(moment: datetime) -> int:
+        micros = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        return micros * ticks // 1_000_000
+
+    lo, hi = in_unit(EARLIEST_TIMESTAMP), in_unit(now + max_future)
+    bad = pc.or_(pc.less(raw, lo), pc.greater(raw, hi))
+    if not pc.any(bad).as_py():
+        return True
+    sink.add_rows(
+        field,
+        bad,
+        lambda r: (
+            f"{raw[r].as_py()} {unit} since 1970 is outside 2000-01-01 .. "
+            f"{(now + max_future).isoformat(timespec='seconds')}; check the unit"
+        ),
+    )
+    return False
 
 
 def _parse_iso(strings: pa.Array, field: str, sink: ErrorSink) -> pa.Array | None:

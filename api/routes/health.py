@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import MetricsDep, ReadKey, ServiceDep
+from api.errors import ApiError
 from api.version import VERSION
 from monitor.clock import iso_z
-from monitor.errors import FieldError, StorageDamaged
+from monitor.errors import DiskFull, FieldError, StorageDamaged
 
 router = APIRouter(tags=["operations"])
 
@@ -20,9 +21,13 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(service: ServiceDep, _: ReadKey) -> dict[str, str]:
-    """Readiness: the store answers a query and no sealed file is known to be damaged
-    (503 ``storage_damaged`` naming each file, its window and why, otherwise)."""
+def readyz(request: Request, service: ServiceDep, _: ReadKey) -> dict[str, str]:
+    """Readiness: the store answers a query, the last write did not fail for lack of disk space
+    (503 ``disk_full`` with Retry-After until a write succeeds again), and no sealed file is known
+    to be damaged (503 ``storage_damaged`` naming each file, its window and why)."""
+    full = getattr(request.app.state, "disk_full", None)
+    if full:
+        raise ApiError(503, "disk_full", full, {"Retry-After": str(DiskFull.RETRY_AFTER_SECONDS)})
     service.db.query("SELECT 1")
     damaged = service.store.damaged_files()
     if damaged:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import swagger_ui_bundle
 from fastapi import APIRouter, Request
@@ -41,6 +41,21 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
+def _same_origin_form(request: Request) -> bool:
+    """True unless Origin (or, without it, Referer) names a host other than this one. ``Origin:
+    null`` (sandboxed frames, some redirects) is refused; a request with neither header is not
+    from a browser form and is allowed (a script that has the key can call the API anyway)."""
+    origin = request.headers.get("origin")
+    source = origin if origin is not None else request.headers.get("referer")
+    if source is None:
+        return True
+    parts = urlsplit(source.strip())
+    if not parts.scheme or not parts.netloc:
+        return False
+    host = request.headers.get("host", "")
+    return parts.netloc.lower() == host.lower() and parts.scheme in ("http", "https")
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(next: str | None = None) -> HTMLResponse:
     return HTMLResponse(LOGIN_PAGE.format(error="", next=html.escape(_safe_next(next))))
@@ -48,6 +63,12 @@ def login_page(next: str | None = None) -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request, service: ServiceDep) -> Response:
+    """Sign in. A browser always sends ``Origin`` (or at least ``Referer``) on a form POST; one
+    naming another site is refused (403), so a page elsewhere cannot sign a visitor in."""
+    if not _same_origin_form(request):
+        return HTMLResponse(
+            LOGIN_PAGE.format(error='<p class="err">Cross-site sign-in refused.</p>', next="/docs"), status_code=403
+        )
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key_text = (form.get("key") or [""])[0].strip()
     next_values = form.get("next")

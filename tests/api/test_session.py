@@ -56,3 +56,24 @@ def test_revoking_the_key_ends_its_sessions(api: Api) -> None:
     assert api.client.get("/v1/models").status_code == 200
     api.client.delete(f"/v1/keys/{created['id']}", headers=api.admin)
     assert api.client.get("/v1/models").status_code == 401
+
+
+def test_cross_origin_login_is_refused(api: Api) -> None:
+    """A /login POST whose Origin (or Referer) names another site — or is ``null`` — is refused
+    with 403 and sets no cookie; from this origin it signs in as before."""
+    form = {"key": _key(api), "next": "/docs"}
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://testserver.evil.example"},
+        {"Referer": "https://evil.example/page"},
+    ):
+        refused = api.client.post("/login", data=form, headers=headers, follow_redirects=False)
+        assert refused.status_code == 403, headers
+        assert "set-cookie" not in refused.headers
+    same = api.client.post("/login", data=form, headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert same.status_code == 303 and "set-cookie" in same.headers
+    referer = api.client.post(
+        "/login", data=form, headers={"Referer": "http://testserver/login?next=/docs"}, follow_redirects=False
+    )
+    assert referer.status_code == 303

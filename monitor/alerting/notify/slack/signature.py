@@ -109,6 +109,8 @@ def parse_action(body: bytes) -> SlackAction:
         payload = json.loads(raw[0])
     except json.JSONDecodeError as exc:
         raise ValueError(f"Slack action payload is not JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:  # e.g. 50,000 nested arrays: Python's parser runs out of stack
+        raise ValueError("Slack action payload is nested too deeply") from None
     if not isinstance(payload, dict):
         raise ValueError("Slack action payload is not a JSON object")
     if payload.get("type") != "block_actions":
@@ -148,7 +150,7 @@ def _target(value: Any) -> tuple[str | None, str | None]:
         raise ValueError("Slack action has no value (expected JSON with a group_id)")
     try:
         decoded = json.loads(value)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise ValueError('Slack action value is not JSON (expected {"group_id": …})') from None
     if not isinstance(decoded, dict):
         raise ValueError("Slack action value has no group_id")
