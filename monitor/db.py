@@ -294,6 +294,32 @@ class Database:
         with self.write_lock:
             self.query("CHECKPOINT")
 
+    @property
+    def wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".wal")
+
+    def wal_bytes(self) -> int:
+        """The size of the write-ahead log now (0 when there is none: just checkpointed)."""
+        try:
+            return self.wal_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def checkpoint_if_wal_over(self, limit: int) -> bool:
+        """Checkpoint when the WAL exceeds ``limit`` bytes (0 = never); True if it checkpointed.
+
+        Run by the background ``loopwatch-wal-checkpoint`` job, never by a request: ingest keeps
+        the large automatic ``checkpoint_threshold`` so no request pays for a checkpoint, and this
+        bounds the WAL (and the memory DuckDB holds for it) between automatic checkpoints. It takes
+        the write lock like sealing, so it runs between ingest commits, never inside one."""
+        if limit <= 0 or self.wal_bytes() <= limit:
+            return False
+        with self.write_lock:
+            if self._con is None or self.wal_bytes() <= limit:
+                return False
+            self.query("CHECKPOINT")
+        return True
+
     def close(self) -> None:
         with self.write_lock:
             if self._con is None:
