@@ -200,7 +200,9 @@ def create_app(
             yield
         finally:
             if scheduler:
-                scheduler.shutdown()
+                scheduler.shutdown(settings.shutdown_grace_seconds)
+            else:
+                service.runner.finish_runs(settings.shutdown_grace_seconds)  # manual runs from API threads
             app.state.dashboards.stop()
             if dispatcher:
                 dispatcher.stop()

@@ -20,6 +20,7 @@ from monitor.errors import NotFound
 from monitor.registry import Registry
 
 RunMode = Literal["scheduled", "manual", "backfill", "retry", "rejudge"]
+RunStatus = Literal["running", "succeeded", "failed", "interrupted"]  # interrupted: the server stopped mid-run
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,15 @@ class RunStore:
             cur.execute(
                 "UPDATE runs SET status = 'failed', finished_at = ?, duration_ms = ?, error = ? WHERE id = ?",
                 [self._now(), duration_ms, error[:4000], run.id],
+            ).fetchall()
+
+    def interrupt(self, run: RunRecord, reason: str) -> None:
+        """A run still going when the server stopped: ``interrupted``, never left ``running``. A run
+        that finishes before the process exits overwrites this with its real outcome."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+                [self._now(), reason[:4000], run.id],
             ).fetchall()
 
     def get(self, run_id: str) -> dict[str, Any]:
