@@ -7,6 +7,7 @@ insert) are atomic with respect to each other.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from typing import Any
 import duckdb
 
 from monitor.errors import StoreLocked
+
+log = logging.getLogger("loopwatch")
 
 
 def _label_authority(con: duckdb.DuckDBPyConnection) -> None:
@@ -327,7 +330,13 @@ class Database:
             try:
                 self._con.execute("CHECKPOINT").fetchall()
             finally:
-                self._con.close()
+                try:
+                    self._con.close()
+                except duckdb.Error as exc:
+                    # A monitor run abandoned after the shutdown grace is still querying: leave the
+                    # connection to the process exit. Every commit is already in the WAL, which
+                    # DuckDB replays at the next start.
+                    log.warning("database left open at shutdown (%s); the WAL is replayed at next start", exc)
                 self._con = None  # type: ignore[assignment]  # let the binding object go even if we linger
 
     def _migrate(self) -> None:

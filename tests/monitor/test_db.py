@@ -59,9 +59,7 @@ def test_the_wal_job_leaves_a_small_wal_alone(service: Loopwatch, braking_model:
     assert service.db.checkpoint_if_wal_over(1) is True
 
 
-def test_rows_checkpointed_by_the_job_survive_a_restart(
-    service: Loopwatch, braking_model: ModelSchema
-) -> None:
+def test_rows_checkpointed_by_the_job_survive_a_restart(service: Loopwatch, braking_model: ModelSchema) -> None:
     """Rule: the background checkpoint loses nothing — rows written before and after it are all
     present after the database is closed and reopened."""
     before = _fill_wal(service, braking_model, LIMIT)
