@@ -188,6 +188,8 @@ def create_app(
             else None
         )
         app.state.scheduler = scheduler
+        if background:
+            service.runs.interrupt_stale()
         if maintenance:
             maintenance.start()
         if wal_checkpoint:

@@ -148,6 +148,19 @@ class RunStore:
                 [self._now(), reason[:4000], run.id],
             ).fetchall()
 
+    def interrupt_stale(self) -> int:
+        """At server start: runs left ``running`` by a process that died without its shutdown
+        (kill -9, power loss) become ``interrupted``. Only one process opens the data directory,
+        so no run of this one has started yet. Returns how many were marked."""
+        with self._db.transaction() as cur:
+            rows = cur.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                "error = 'the server stopped during the run (no clean shutdown)' WHERE status = 'running' "
+                "RETURNING id",
+                [self._now()],
+            ).fetchall()
+        return len(rows)
+
     def get(self, run_id: str) -> dict[str, Any]:
         rows = self._db.query_dicts(
             "SELECT r.id, m.name AS model, r.monitor, r.detector, r.mode, r.window_start, r.window_end, r.status, "

@@ -353,3 +353,18 @@ def test_a_run_that_ends_within_the_grace_is_recorded_normally(
     assert scheduler.shutdown(grace=10) == []
     [run] = service.runs.runs(MODEL, "brief")
     assert run["status"] == "succeeded"
+
+
+def test_runs_left_running_by_a_dead_process_are_interrupted_at_start(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """Rule: a run recorded ``running`` by a process that died without shutting down (kill -9) is
+    marked ``interrupted`` when the server starts; finished runs are left alone."""
+    spec = MonitorSpec.model_validate({**DRIFT, "name": "fresh", "detector": "freshness", "reference": None})
+    service.monitors.save(MODEL, spec)
+    done = service.runner.run(MODEL, "fresh", window_end=NOW)
+    assert done is not None
+    orphan = service.runs.start(MODEL, "fresh", "freshness", "scheduled", (NOW - timedelta(hours=1), NOW))
+    assert service.runs.interrupt_stale() == 1
+    assert service.runs.get(orphan.id)["status"] == "interrupted"
+    assert service.runs.get(done.run.id)["status"] == "succeeded"
