@@ -4,7 +4,8 @@ Starts ``loopwatch serve`` on a free loopback port with a temporary data directo
 a model (25 features) and four monitors that run every minute (data drift, prediction drift,
 volume, freshness), preloads 40 minutes of history for their references, then sends
 predictions at ``--rate`` rows/s (Arrow or JSON batches of ``--batch`` rows) for ``--minutes``.
-Every ``--sample-seconds`` it samples the server's RSS (/proc/PID/status VmRSS) and the WAL size.
+Windows are one minute long, so the rows a run scans are constant after the first minute and
+the RSS after warm-up shows growth, not a filling window. Every ``--sample-seconds`` it samples the server's RSS (/proc/PID/status VmRSS) and the WAL size.
 At the end it sends SIGTERM and times the shutdown.
 
     .venv/bin/python bench/soak.py [--minutes 60] [--rate 5000] [--format arrow|json]
@@ -44,10 +45,10 @@ from monitor.settings import Settings  # noqa: E402
 
 TRAILING = {"kind": "trailing", "length": "30m"}
 MONITORS = [
-    {"name": "drift", "detector": "data_drift", "every": "1m", "window": "5m", "reference": TRAILING},
-    {"name": "pred-drift", "detector": "prediction_drift", "every": "1m", "window": "5m", "reference": TRAILING},
-    {"name": "volume", "detector": "volume", "every": "1m", "window": "5m"},
-    {"name": "freshness", "detector": "freshness", "every": "1m", "window": "5m"},
+    {"name": "drift", "detector": "data_drift", "every": "1m", "window": "1m", "reference": TRAILING},
+    {"name": "pred-drift", "detector": "prediction_drift", "every": "1m", "window": "1m", "reference": TRAILING},
+    {"name": "volume", "detector": "volume", "every": "1m", "window": "1m"},
+    {"name": "freshness", "detector": "freshness", "every": "1m", "window": "1m"},
 ]
 
 
@@ -162,6 +163,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=5000, help="target rows per second")
     parser.add_argument("--batch", type=int, default=1000, help="rows per request")
     parser.add_argument("--format", choices=["arrow", "json"], default="arrow")
+    parser.add_argument(
+        "--monitors", type=int, default=4, choices=range(5), help="how many of the 4 monitors (0: none)"
+    )
     parser.add_argument("--sample-seconds", type=float, default=10)
     parser.add_argument("--warmup-seconds", type=float, default=None, help="default: min(120, duration / 5)")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "soak.json")
@@ -169,6 +173,7 @@ def main() -> None:
     if not 0 < args.minutes <= 24 * 60 or not 0 < args.rate <= 200_000 or not 0 < args.batch <= 100_000:
         parser.error("--minutes in (0, 1440], --rate in (0, 200000], --batch in (0, 100000]")
     duration = args.minutes * 60
+    monitors = MONITORS[: args.monitors]
     warmup = args.warmup_seconds if args.warmup_seconds is not None else min(120.0, duration / 5)
 
     with tempfile.TemporaryDirectory(prefix="loopwatch-soak-") as tmp:
@@ -193,10 +198,11 @@ def main() -> None:
                 client.post(
                     "/v1/models/bench/predictions", content=body, headers={"Content-Type": content_type}
                 ).raise_for_status()
-                client.post("/v1/models/bench/monitors", json=MONITORS).raise_for_status()
+                if monitors:
+                    client.post("/v1/models/bench/monitors", json=monitors).raise_for_status()
             print(
                 f"soak: {args.minutes:g} min at {args.rate:,} rows/s ({args.format}, {args.batch}-row batches), "
-                f"4 monitors every minute, server pid {proc.pid}",
+                f"{len(monitors)} monitors every minute, server pid {proc.pid}",
                 flush=True,
             )
             sending = threading.Thread(target=sender.run, args=(duration,), daemon=True)
@@ -260,7 +266,7 @@ def main() -> None:
         },
         "wal_max_mb": max((s["wal_mb"] for s in samples), default=0.0),
         "shutdown_s": shutdown_s,
-        "monitors": [m["name"] for m in MONITORS],
+        "monitors": [m["name"] for m in monitors],
         "samples": samples,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cores",
