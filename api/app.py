@@ -124,6 +124,16 @@ def create_app(
         maintenance = (
             Periodic("loopwatch-sealing", settings.seal_interval_seconds, service.store.seal) if background else None
         )
+        # The WAL kept bounded outside the request path (see Database.checkpoint_if_wal_over).
+        wal_checkpoint = (
+            Periodic(
+                "loopwatch-wal-checkpoint",
+                settings.wal_checkpoint_interval_seconds,
+                lambda: service.db.checkpoint_if_wal_over(settings.wal_checkpoint_bytes),
+            )
+            if background and settings.wal_checkpoint_bytes > 0
+            else None
+        )
         # Sealed files re-hashed against the catalog: once shortly after start, then every
         # verify_interval_seconds, throttled; damage shows on /readyz and in every read needing it.
         verification = (
@@ -178,8 +188,12 @@ def create_app(
             else None
         )
         app.state.scheduler = scheduler
+        if background:
+            service.runs.interrupt_stale()
         if maintenance:
             maintenance.start()
+        if wal_checkpoint:
+            wal_checkpoint.start()
         if verification:
             verification.start()
         if scheduler:
@@ -188,7 +202,9 @@ def create_app(
             yield
         finally:
             if scheduler:
-                scheduler.shutdown()
+                scheduler.shutdown(settings.shutdown_grace_seconds)
+            else:
+                service.runner.finish_runs(settings.shutdown_grace_seconds)  # manual runs from API threads
             app.state.dashboards.stop()
             if dispatcher:
                 dispatcher.stop()
@@ -198,6 +214,8 @@ def create_app(
                 on_shutdown()
             if maintenance:
                 maintenance.stop()
+            if wal_checkpoint:
+                wal_checkpoint.stop()
             service.store.stop_verification()
             if verification:
                 verification.stop()

@@ -7,6 +7,7 @@ insert) are atomic with respect to each other.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from typing import Any
 import duckdb
 
 from monitor.errors import StoreLocked
+
+log = logging.getLogger("loopwatch")
 
 
 def _label_authority(con: duckdb.DuckDBPyConnection) -> None:
@@ -294,6 +297,32 @@ class Database:
         with self.write_lock:
             self.query("CHECKPOINT")
 
+    @property
+    def wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".wal")
+
+    def wal_bytes(self) -> int:
+        """The size of the write-ahead log now (0 when there is none: just checkpointed)."""
+        try:
+            return self.wal_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def checkpoint_if_wal_over(self, limit: int) -> bool:
+        """Checkpoint when the WAL exceeds ``limit`` bytes (0 = never); True if it checkpointed.
+
+        Run by the background ``loopwatch-wal-checkpoint`` job, never by a request: ingest keeps
+        the large automatic ``checkpoint_threshold`` so no request pays for a checkpoint, and this
+        bounds the WAL (and the memory DuckDB holds for it) between automatic checkpoints. It takes
+        the write lock like sealing, so it runs between ingest commits, never inside one."""
+        if limit <= 0 or self.wal_bytes() <= limit:
+            return False
+        with self.write_lock:
+            if self._con is None or self.wal_bytes() <= limit:
+                return False
+            self.query("CHECKPOINT")
+        return True
+
     def close(self) -> None:
         with self.write_lock:
             if self._con is None:
@@ -301,7 +330,13 @@ class Database:
             try:
                 self._con.execute("CHECKPOINT").fetchall()
             finally:
-                self._con.close()
+                try:
+                    self._con.close()
+                except duckdb.Error as exc:
+                    # A monitor run abandoned after the shutdown grace is still querying: leave the
+                    # connection to the process exit. Every commit is already in the WAL, which
+                    # DuckDB replays at the next start.
+                    log.warning("database left open at shutdown (%s); the WAL is replayed at next start", exc)
                 self._con = None  # type: ignore[assignment]  # let the binding object go even if we linger
 
     def _migrate(self) -> None:

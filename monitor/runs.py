@@ -20,6 +20,7 @@ from monitor.errors import NotFound
 from monitor.registry import Registry
 
 RunMode = Literal["scheduled", "manual", "backfill", "retry", "rejudge"]
+RunStatus = Literal["running", "succeeded", "failed", "interrupted"]  # interrupted: the server stopped mid-run
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,28 @@ class RunStore:
                 "UPDATE runs SET status = 'failed', finished_at = ?, duration_ms = ?, error = ? WHERE id = ?",
                 [self._now(), duration_ms, error[:4000], run.id],
             ).fetchall()
+
+    def interrupt(self, run: RunRecord, reason: str) -> None:
+        """A run still going when the server stopped: ``interrupted``, never left ``running``. A run
+        that finishes before the process exits overwrites this with its real outcome."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+                [self._now(), reason[:4000], run.id],
+            ).fetchall()
+
+    def interrupt_stale(self) -> int:
+        """At server start: runs left ``running`` by a process that died without its shutdown
+        (kill -9, power loss) become ``interrupted``. Only one process opens the data directory,
+        so no run of this one has started yet. Returns how many were marked."""
+        with self._db.transaction() as cur:
+            rows = cur.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                "error = 'the server stopped during the run (no clean shutdown)' WHERE status = 'running' "
+                "RETURNING id",
+                [self._now()],
+            ).fetchall()
+        return len(rows)
 
     def get(self, run_id: str) -> dict[str, Any]:
         rows = self._db.query_dicts(

@@ -140,6 +140,9 @@ class MonitorRunner:
         self._subscribers: list[Subscriber] = []
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._inflight: dict[str, RunRecord] = {}  # run id → record, while its evaluation runs
+        self._idle = threading.Condition()
+        self._closing = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Called with every live outcome (the composition root wires alerts and labeling)."""
@@ -161,6 +164,9 @@ class MonitorRunner:
     ) -> RunOutcome | None:
         """Evaluate ``name`` for the window ending at ``window_end`` (default: now).
         Returns ``None`` only if ``wait`` is False and a run of this monitor is in progress."""
+        if self._closing:
+            log.info("shutting down: not starting a run of %s/%s", model, name)
+            return None
         spec = self._monitors.get(model, name)
         end = (window_end or self._now()).astimezone(UTC)
         start = end - parse_duration(spec.window)
@@ -185,6 +191,42 @@ class MonitorRunner:
         self, model: str, spec: MonitorSpec, window: tuple[datetime, datetime], mode: RunMode, attempt: int
     ) -> RunOutcome:
         run = self._runs.start(model, spec.name, spec.detector, mode, window, attempt)
+        with self._idle:
+            self._inflight[run.id] = run
+        try:
+            return self._evaluate(model, spec, window, run)
+        finally:
+            with self._idle:
+                self._inflight.pop(run.id, None)
+                self._idle.notify_all()
+
+    def finish_runs(self, grace: float) -> list[str]:
+        """At shutdown: start no new runs, wait up to ``grace`` seconds for the runs in progress,
+        and record those still going as ``interrupted`` (their threads are abandoned: the process
+        exits). Returns the ids of the interrupted runs."""
+        self._closing = True
+        deadline = time.monotonic() + max(grace, 0.0)
+        with self._idle:
+            while self._inflight and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
+            stragglers = list(self._inflight.values())
+        for run in stragglers:
+            try:
+                self._runs.interrupt(run, f"server shut down; still running after the {grace:g} s grace")
+            except Exception:
+                log.exception("could not record run %s as interrupted", run.id)
+        if stragglers:
+            log.warning(
+                "shutdown: %d monitor run(s) still going after %g s recorded as interrupted: %s",
+                len(stragglers),
+                grace,
+                ", ".join(f"{r.model}/{r.monitor}" for r in stragglers),
+            )
+        return [r.id for r in stragglers]
+
+    def _evaluate(
+        self, model: str, spec: MonitorSpec, window: tuple[datetime, datetime], run: RunRecord
+    ) -> RunOutcome:
         started = time.perf_counter()
         try:
             freeze = self._reference_freeze(model, spec.name) if self._reference_freeze is not None else None
@@ -297,15 +339,17 @@ class MonitorScheduler:
                 self.schedule(model, spec)
         self._scheduler.start()
 
-    def shutdown(self) -> None:
-        """Stop firing and wait for running jobs. APScheduler 3 holds its job-store lock while it
-        waits for running jobs, so a job that then asked the scheduler for its next run time or
-        added its retry would deadlock the shutdown (seen as a hung test): jobs check ``_stopping``
-        under ``_guard`` before touching the scheduler, and shutdown sets it under the same lock."""
+    def shutdown(self, grace: float = 20.0) -> list[str]:
+        """Stop firing, wait at most ``grace`` seconds for runs in progress, and record the runs
+        still going as ``interrupted`` (returns their ids). The scheduler is shut down without
+        waiting for its jobs: a detector stuck on a huge window must not hold SIGTERM (measured:
+        over 60 s). Jobs check ``_stopping`` under ``_guard`` before touching the scheduler, and
+        shutdown sets it under the same lock, so a job finishing meanwhile never re-schedules."""
         with self._guard:
             self._stopping = True
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
+            self._scheduler.shutdown(wait=False)
+        return self._runner.finish_runs(grace)
 
     def schedule(self, model: str, spec: MonitorSpec) -> datetime | None:
         """(Re)schedule a monitor; a persisted next run in the past means a run was missed: run it now, once."""

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = None
     duckdb_threads: int | None = None
     checkpoint_threshold: str = "1GB"
+    # Flat memory (issue 11): a background job checkpoints every wal_checkpoint_interval_seconds
+    # once the WAL exceeds wal_checkpoint_bytes (0 = off), under the write lock between ingest
+    # commits, so the WAL and the memory it pins stay bounded while requests never checkpoint.
+    wal_checkpoint_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    wal_checkpoint_interval_seconds: float = Field(default=30, gt=0)
     hot_days: int = Field(default=2, ge=0)  # whole days kept in DuckDB before sealing to Parquet
     seal_interval_seconds: int = Field(default=3600, ge=1)
     # Sealed files are re-hashed against the catalog this often (first pass right after start),
@@ -72,6 +77,10 @@ class Settings(BaseSettings):
     # the model's answer (no pre-annotation, no model output in the task). True shows the model's
     # output and pre-selects it, as for the other strategies; `show_model_output` on a route overrides.
     labeling_errors_show_model_output: bool = False
+
+    # SIGTERM: monitor runs still going after this many seconds are recorded as `interrupted`
+    # and the server exits without waiting for them.
+    shutdown_grace_seconds: float = Field(default=20, ge=0)
 
     log_level: str = "INFO"
 

@@ -282,6 +282,9 @@ def test_shutdown_while_a_run_is_in_progress_does_not_hang(service: Loopwatch, b
             running.set()
             release.wait(10)
 
+        def finish_runs(self, grace: float) -> list[str]:
+            return []
+
     scheduler = MonitorScheduler(SlowRunner(), service.monitors)  # type: ignore[arg-type]
     scheduler.start()
     assert running.wait(10)
@@ -293,3 +296,75 @@ def test_shutdown_while_a_run_is_in_progress_does_not_hang(service: Loopwatch, b
     release.set()  # the run ends after shutdown began
     stopper.join(10)
     assert not stopper.is_alive()
+
+
+def _blocked_run(service: Loopwatch, name: str) -> tuple[threading.Event, threading.Event]:
+    """Make every evaluation of ``name`` block until released; returns (started, release)."""
+    started, release = threading.Event(), threading.Event()
+    evaluate = service.evaluator.evaluate
+
+    def slow(*args: object, **kwargs: object) -> object:
+        started.set()
+        release.wait(30)
+        return evaluate(*args, **kwargs)  # type: ignore[arg-type]
+
+    service.evaluator.evaluate = slow  # type: ignore[method-assign]
+    return started, release
+
+
+def test_shutdown_waits_at_most_the_grace_and_records_the_run_interrupted(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """Rule: shutdown waits for a monitor run in progress at most ``shutdown_grace_seconds``; a run
+    still going then is recorded as ``interrupted`` (never left ``running``), and shutdown returns."""
+    spec = MonitorSpec.model_validate({**DRIFT, "name": "stuck", "detector": "freshness", "reference": None})
+    service.monitors.save(MODEL, spec)
+    service.monitors.set_next_run(MODEL, "stuck", datetime.now(UTC) - timedelta(minutes=5))  # due at once
+    started, release = _blocked_run(service, "stuck")
+    scheduler = MonitorScheduler(service.runner, service.monitors)
+    scheduler.start()
+    try:
+        assert started.wait(10)
+        began = time.monotonic()
+        interrupted = scheduler.shutdown(grace=0.5)
+        took = time.monotonic() - began
+    finally:
+        release.set()
+    assert 0.5 <= took < 3, took
+    assert len(interrupted) == 1
+    run = service.runs.get(interrupted[0])
+    assert run["status"] == "interrupted"
+    assert run["finished_at"] is not None and "grace" in run["error"]
+    assert service.runner.run(MODEL, "stuck") is None  # no new runs once shutting down
+
+
+def test_a_run_that_ends_within_the_grace_is_recorded_normally(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """Rule: shutdown waits for runs that finish within the grace; they keep their real outcome."""
+    spec = MonitorSpec.model_validate({**DRIFT, "name": "brief", "detector": "freshness", "reference": None})
+    service.monitors.save(MODEL, spec)
+    service.monitors.set_next_run(MODEL, "brief", datetime.now(UTC) - timedelta(minutes=5))
+    started, release = _blocked_run(service, "brief")
+    scheduler = MonitorScheduler(service.runner, service.monitors)
+    scheduler.start()
+    assert started.wait(10)
+    threading.Timer(0.3, release.set).start()
+    assert scheduler.shutdown(grace=10) == []
+    [run] = service.runs.runs(MODEL, "brief")
+    assert run["status"] == "succeeded"
+
+
+def test_runs_left_running_by_a_dead_process_are_interrupted_at_start(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """Rule: a run recorded ``running`` by a process that died without shutting down (kill -9) is
+    marked ``interrupted`` when the server starts; finished runs are left alone."""
+    spec = MonitorSpec.model_validate({**DRIFT, "name": "fresh", "detector": "freshness", "reference": None})
+    service.monitors.save(MODEL, spec)
+    done = service.runner.run(MODEL, "fresh", window_end=NOW)
+    assert done is not None
+    orphan = service.runs.start(MODEL, "fresh", "freshness", "scheduled", (NOW - timedelta(hours=1), NOW))
+    assert service.runs.interrupt_stale() == 1
+    assert service.runs.get(orphan.id)["status"] == "interrupted"
+    assert service.runs.get(done.run.id)["status"] == "succeeded"

@@ -1,0 +1,287 @@
+"""Soak benchmark: does a real server's memory stay flat under steady ingest and monitors?
+
+Starts ``loopwatch serve`` on a free loopback port with a temporary data directory, registers
+a model (25 features) and four monitors that run every minute (data drift, prediction drift,
+volume, freshness), preloads 40 minutes of history for their references, then sends
+predictions at ``--rate`` rows/s (Arrow or JSON batches of ``--batch`` rows) for ``--minutes``.
+Windows are one minute long, so the rows a run scans are constant after the first minute and
+the RSS after warm-up shows growth, not a filling window. Every ``--sample-seconds`` it samples the server's RSS (/proc/PID/status VmRSS) and the WAL size.
+At the end it sends SIGTERM and times the shutdown.
+
+    .venv/bin/python bench/soak.py [--minutes 60] [--rate 5000] [--format arrow|json]
+
+Writes bench/results/soak.json and prints a summary: RSS after warm-up (min/max/last and the
+drift last vs first in %), WAL max, errors, request latency p50/p99, achieved rate, shutdown time.
+Bounded: loopback only, at most ``--minutes`` of sending, one server, two sender threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import pyarrow as pa
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from ingest import SPEC, free_port, json_records, start_server  # noqa: E402
+
+from monitor.formats import ARROW_STREAM, table_to_arrow_stream  # noqa: E402
+from monitor.service import Loopwatch  # noqa: E402
+from monitor.settings import Settings  # noqa: E402
+
+TRAILING = {"kind": "trailing", "length": "30m"}
+MONITORS = [
+    {"name": "drift", "detector": "data_drift", "every": "1m", "window": "1m", "reference": TRAILING},
+    {"name": "pred-drift", "detector": "prediction_drift", "every": "1m", "window": "1m", "reference": TRAILING},
+    {"name": "volume", "detector": "volume", "every": "1m", "window": "1m"},
+    {"name": "freshness", "detector": "freshness", "every": "1m", "window": "1m"},
+]
+
+
+def batch_table(rows: int, start_id: int, end: datetime, span_s: float, rng: np.random.Generator) -> pa.Table:
+    """``rows`` predictions with ids from ``start_id``, timestamps spread over ``span_s`` before ``end``."""
+    end64 = np.datetime64(end.replace(tzinfo=None), "us")
+    offsets = np.sort(rng.integers(0, max(int(span_s * 1e6), 1), rows)).astype("timedelta64[us]")
+    cols: dict[str, pa.Array] = {
+        "prediction_id": pa.array([f"s-{start_id + i:010d}" for i in range(rows)]),
+        "timestamp": pa.array(end64 - offsets[::-1], pa.timestamp("us", tz="UTC")),
+        "model_version": pa.array(np.where(rng.random(rows) < 0.5, "1.0.0", "1.1.0")),
+    }
+    for name, kind in SPEC.features.items():
+        if kind == "numeric":
+            cols[name] = pa.array(rng.normal(size=rows))
+        elif kind == "boolean":
+            cols[name] = pa.array(rng.random(rows) < 0.1)
+        else:
+            cols[name] = pa.array(np.array([f"v{j}" for j in range(6)])[rng.integers(0, 6, rows)])
+    score = rng.random(rows)
+    cols["prediction"] = pa.array(np.where(score > 0.5, "pos", "neg"))
+    cols["score"] = pa.array(score)
+    cols["latency_ms"] = pa.array(rng.lognormal(3, 0.3, rows))
+    cols["region"] = pa.array(np.array(["eu", "us", "apac"])[rng.integers(0, 3, rows)])
+    cols["firmware"] = pa.array(np.array(["3.1", "3.2"])[rng.integers(0, 2, rows)])
+    return pa.table(cols)
+
+
+def encode(table: pa.Table, fmt: str) -> tuple[bytes, str]:
+    if fmt == "arrow":
+        return table_to_arrow_stream(table), ARROW_STREAM
+    return orjson.dumps(json_records(table)), "application/json"
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class Sender:
+    """Two threads send paced batches: batch k is due at ``k * batch / rate`` seconds after start."""
+
+    def __init__(self, url: str, key: str, args: argparse.Namespace) -> None:
+        self.url, self.key, self.args = url, key, args
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.accepted = 0
+        self.sent_rows = 0
+        self._next = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def run(self, seconds: float) -> None:
+        self._t0 = time.monotonic()
+        self._end = self._t0 + seconds
+        threads = [threading.Thread(target=self._worker, args=(i,), daemon=True) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _worker(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        interval = self.args.batch / self.args.rate
+        headers = {"Authorization": f"Bearer {self.key}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=60) as client:
+            while not self._stop.is_set():
+                with self._lock:
+                    k = self._next
+                    self._next += 1
+                due = self._t0 + k * interval
+                if due >= self._end:
+                    return
+                wait = due - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    return
+                table = batch_table(self.args.batch, k * self.args.batch, datetime.now(UTC), interval, rng)
+                body, content_type = encode(table, self.args.format)
+                t0 = time.perf_counter()
+                outcome = "ok"
+                accepted = 0
+                try:
+                    response = client.post(
+                        "/v1/models/bench/predictions", content=body, headers={"Content-Type": content_type}
+                    )
+                    if response.status_code >= 300:
+                        outcome = str(response.status_code)
+                    else:
+                        accepted = int(response.json()["accepted"])
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                elapsed = time.perf_counter() - t0
+                with self._lock:
+                    self.latencies.append(elapsed)
+                    self.sent_rows += self.args.batch
+                    self.accepted += accepted
+                    if outcome != "ok":
+                        self.errors[outcome] = self.errors.get(outcome, 0) + 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--rate", type=int, default=5000, help="target rows per second")
+    parser.add_argument("--batch", type=int, default=1000, help="rows per request")
+    parser.add_argument("--format", choices=["arrow", "json"], default="arrow")
+    parser.add_argument(
+        "--monitors", type=int, default=4, choices=range(5), help="how many of the 4 monitors (0: none)"
+    )
+    parser.add_argument("--sample-seconds", type=float, default=10)
+    parser.add_argument("--warmup-seconds", type=float, default=None, help="default: min(120, duration / 5)")
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "soak.json")
+    args = parser.parse_args()
+    if not 0 < args.minutes <= 24 * 60 or not 0 < args.rate <= 200_000 or not 0 < args.batch <= 100_000:
+        parser.error("--minutes in (0, 1440], --rate in (0, 200000], --batch in (0, 100000]")
+    duration = args.minutes * 60
+    monitors = MONITORS[: args.monitors]
+    warmup = args.warmup_seconds if args.warmup_seconds is not None else min(120.0, duration / 5)
+
+    with tempfile.TemporaryDirectory(prefix="loopwatch-soak-") as tmp:
+        data_dir = Path(tmp) / "data"
+        service = Loopwatch(Settings(data_dir=data_dir))
+        service.registry.register(SPEC)
+        _, key = service.keys.create("admin", "soak")
+        service.close()
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_server(data_dir, port)
+        wal = data_dir / "loopwatch.duckdb.wal"
+        samples: list[dict[str, float]] = []
+        sender = Sender(url, key, args)
+        shutdown_s = None
+        try:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
+                history = batch_table(
+                    60_000, 10**9, datetime.now(UTC) - timedelta(minutes=5), 40 * 60, np.random.default_rng(7)
+                )
+                body, content_type = encode(history, "arrow")
+                client.post(
+                    "/v1/models/bench/predictions", content=body, headers={"Content-Type": content_type}
+                ).raise_for_status()
+                if monitors:
+                    client.post("/v1/models/bench/monitors", json=monitors).raise_for_status()
+            print(
+                f"soak: {args.minutes:g} min at {args.rate:,} rows/s ({args.format}, {args.batch}-row batches), "
+                f"{len(monitors)} monitors every minute, server pid {proc.pid}",
+                flush=True,
+            )
+            sending = threading.Thread(target=sender.run, args=(duration,), daemon=True)
+            started = time.monotonic()
+            sending.start()
+            while sending.is_alive():
+                t = time.monotonic() - started
+                rss = rss_mb(proc.pid)
+                if rss is None or proc.poll() is not None:
+                    print("server exited during the soak", flush=True)
+                    sender.stop()
+                    break
+                samples.append(
+                    {
+                        "t_s": round(t, 1),
+                        "rss_mb": round(rss, 1),
+                        "wal_mb": round(wal.stat().st_size / 2**20 if wal.exists() else 0.0, 1),
+                    }
+                )
+                if len(samples) % 6 == 1:
+                    print(
+                        f"  t={t:6.0f}s rss={rss:7.1f} MB wal={samples[-1]['wal_mb']:6.1f} MB rows={sender.accepted:,}",
+                        flush=True,
+                    )
+                sending.join(args.sample_seconds)
+            elapsed = time.monotonic() - started
+        finally:
+            sender.stop()
+            if proc.poll() is None:
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=120)
+                    shutdown_s = round(time.monotonic() - t0, 2)
+                except Exception:
+                    proc.kill()
+                    proc.wait(timeout=30)
+
+    after = [s for s in samples if s["t_s"] >= warmup] or samples
+    rss = [s["rss_mb"] for s in after]
+    lat = np.array(sender.latencies or [0.0]) * 1000
+    summary = {
+        "duration_s": round(elapsed),
+        "format": args.format,
+        "batch_rows": args.batch,
+        "target_rows_per_s": args.rate,
+        "achieved_rows_per_s": round(sender.accepted / elapsed) if elapsed else 0,
+        "rows_accepted": sender.accepted,
+        "requests": len(sender.latencies),
+        "errors": sum(sender.errors.values()),
+        "errors_by_kind": sender.errors,
+        "latency_p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "latency_p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "warmup_s": warmup,
+        "rss_after_warmup_mb": {
+            "first": rss[0] if rss else None,
+            "min": min(rss) if rss else None,
+            "max": max(rss) if rss else None,
+            "last": rss[-1] if rss else None,
+            "drift_pct": round((rss[-1] - rss[0]) / rss[0] * 100, 1) if rss else None,
+        },
+        "wal_max_mb": max((s["wal_mb"] for s in samples), default=0.0),
+        "shutdown_s": shutdown_s,
+        "monitors": [m["name"] for m in monitors],
+        "samples": samples,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} cores",
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
+    r = summary["rss_after_warmup_mb"]
+    print(
+        f"soak {summary['duration_s']} s at {summary['achieved_rows_per_s']:,}/{args.rate:,} rows/s: "
+        f"RSS after {warmup:g} s warm-up min {r['min']} / max {r['max']} / last {r['last']} MB "
+        f"(drift {r['drift_pct']}%), WAL max {summary['wal_max_mb']} MB, errors {summary['errors']} "
+        f"{sender.errors or ''}, p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms, "
+        f"SIGTERM → exit {shutdown_s} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
