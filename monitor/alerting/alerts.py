@@ -12,6 +12,7 @@ resolving opens a new alert. Only live runs move alerts (see ``RunOutcome.live``
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -64,35 +65,9 @@ COLUMNS = (
 )
 
 
-# The columns the state machine owns (AlertRecord's fields; ``column_name`` is its ``column``).
-STATE_COLUMNS = (
-    "id",
-    "fingerprint",
-    "model_id",
-    "monitor",
-    "detector",
-    "metric",
-    "column_name",
-    "segment",
-    "severity",
-    "state",
-    "consecutive",
-    "started_at",
-    "first_window_start",
-    "last_window_start",
-    "last_window_end",
-    "last_run_id",
-    "route",
-    "updated_at",
-    "fired_at",
-    "resolved_at",
-    "ok_since",
-    "value",
-    "threshold",
-    "model_version",
-    "what_changed",
-    "finding_status",
-)
+# The columns the state machine owns: AlertRecord's fields, in order (``column`` is stored as
+# ``column_name``, a reserved-word-safe name), so a field added to the record is persisted too.
+STATE_COLUMNS = tuple("column_name" if f.name == "column" else f.name for f in dataclasses.fields(AlertRecord))
 
 
 def lifecycle_rule(spec: MonitorSpec) -> LifecycleRule:
