@@ -118,6 +118,18 @@ def _categorical_details(reference: Summary, current: Summary) -> dict[str, Any]
     }
 
 
+def _sizes(column: str, kind: str, reference: Summary, current: Summary) -> dict[str, Any]:
+    """The identity and sample sizes every :class:`ColumnDrift` carries, whichever rule judged it."""
+    return {
+        "column": column,
+        "kind": kind,
+        "n_reference": reference.n,
+        "n_current": current.n,
+        "missing_reference": reference.n_missing,
+        "missing_current": current.n_missing,
+    }
+
+
 def compare_summaries(
     column: str,
     kind: str,
@@ -139,14 +151,7 @@ def compare_summaries(
     >>> r.method, r.drifted, round(r.score, 2)
     ('wasserstein', True, 0.52)
     """
-    base = {
-        "column": column,
-        "kind": kind,
-        "n_reference": reference.n,
-        "n_current": current.n,
-        "missing_reference": reference.n_missing,
-        "missing_current": current.n_missing,
-    }
+    base = _sizes(column, kind, reference, current)
     if reference.n == 0 or current.n == 0:
         requested = get_method(method) if method else None
         side = "reference" if reference.n == 0 else "current"
@@ -158,7 +163,7 @@ def compare_summaries(
             p_value=None,
             effect_size=None,
             reason=f"no non-missing values in the {side} window",
-            **base,  # type: ignore[arg-type]
+            **base,
         )
     chosen = resolve_method(kind, reference, current, method)
     limit = chosen.default_threshold if threshold is None else float(threshold)
@@ -177,7 +182,7 @@ def compare_summaries(
         p_value=scored.p_value,
         effect_size=scored.effect_size,
         details=details,
-        **base,  # type: ignore[arg-type]
+        **base,
     )
 
 
@@ -231,14 +236,7 @@ def calibrated_compare(
     >>> r.drifted, r.p_value < 0.05, r.score < 0.1    # established but irrelevant: no drift
     (False, True, True)
     """
-    base = {
-        "column": column,
-        "kind": kind,
-        "n_reference": reference.n,
-        "n_current": current.n,
-        "missing_reference": reference.n_missing,
-        "missing_current": current.n_missing,
-    }
+    base = _sizes(column, kind, reference, current)
     requested = get_method(method) if method else None
     if requested is not None and kind not in requested.kinds:
         raise ValueError(f"drift method {requested.name!r} does not apply to {kind} columns")
@@ -255,7 +253,7 @@ def calibrated_compare(
         return ColumnDrift(
             method=effect_method.name, score=None, threshold=floor, drifted=False, p_value=None,
             effect_size=None, reason=f"no non-missing values in the {side} window", rule="calibrated",
-            alpha=alpha, **base,  # type: ignore[arg-type]
+            alpha=alpha, **base,
         )
     details: dict[str, Any] = {"rule": "calibrated", "alpha": alpha}
     buckets = pvalues.bucket_categories(reference, current, min_expected) if discrete else None
@@ -297,5 +295,5 @@ def calibrated_compare(
         details=details,
         rule="calibrated",
         alpha=alpha,
-        **base,  # type: ignore[arg-type]
+        **base,
     )
