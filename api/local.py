@@ -233,13 +233,7 @@ def verify_store(settings: Settings) -> dict[str, Any]:
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise LoopwatchError(f"cannot open {settings.db_path} read-only: {exc}") from exc
-        server = running_server(settings.data_dir)
-        if server is None:
-            raise StoreLocked(
-                f"the data directory {settings.data_dir} is locked by another process and no running "
-                "loopwatch server was found for it; stop that process or point --data-dir elsewhere"
-            ) from None
-        remote = RemoteBackend(*server)
+        remote = _server_holding(settings)
         try:
             return remote.verify_store()
         finally:
@@ -281,19 +275,24 @@ def verify_store(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _server_holding(settings: Settings) -> RemoteBackend:
+    """The running server that holds a locked data directory, or StoreLocked saying what to do."""
+    server = running_server(settings.data_dir)
+    if server is None:
+        raise StoreLocked(
+            f"the data directory {settings.data_dir} is locked by another process and no running "
+            "loopwatch server was found for it; stop that process or point --data-dir elsewhere"
+        ) from None
+    return RemoteBackend(*server)
+
+
 @contextlib.contextmanager
 def open_backend(settings: Settings) -> Iterator[Backend]:
     """The store itself if free, else the running server that holds it."""
     try:
         service = Loopwatch(settings)
     except StoreLocked:
-        server = running_server(settings.data_dir)
-        if server is None:
-            raise StoreLocked(
-                f"the data directory {settings.data_dir} is locked by another process and no running "
-                "loopwatch server was found for it; stop that process or point --data-dir elsewhere"
-            ) from None
-        remote = RemoteBackend(*server)
+        remote = _server_holding(settings)
         try:
             yield remote
         finally:
