@@ -143,25 +143,32 @@ def _pct(entry: dict[str, Any]) -> str:
     return f"{entry['rate'] * 100:.1f}% ({low * 100:.1f}–{high * 100:.1f})"
 
 
+def _side_by_side(
+    title: str, key: str, calibrated: dict[str, Any], evidently: dict[str, Any], *, head: bool = False
+) -> list[str]:
+    """One markdown table: a row per key, the calibrated rate next to Evidently's."""
+    first = "calibrated (default)" if head else "calibrated"
+    lines = [] if head else [""]
+    lines += [f"### {title}", "", f"| {key} | {first} | `--compat evidently` |", "|---|---|---|"]
+    lines += [f"| {name} | {_pct(calibrated[name])} | {_pct(evidently[name])} |" for name in calibrated]
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["### False alarms under no change (share of windows with any `critical` finding)", ""]
-    lines += ["| reference / current rows | calibrated (default) | `--compat evidently` |", "|---|---|---|"]
-    for size in result["null"]["calibrated"]["any_critical"]:
-        lines.append(
-            f"| {size} | {_pct(result['null']['calibrated']['any_critical'][size])} "
-            f"| {_pct(result['null']['evidently']['any_critical'][size])} |"
-        )
-    lines += ["", "### Critical rate per column under no change (all sizes pooled, overall window)", ""]
-    lines += ["| column | calibrated | `--compat evidently` |", "|---|---|---|"]
-    for column in result["null"]["calibrated"]["per_column"]:
-        lines.append(
-            f"| {column} | {_pct(result['null']['calibrated']['per_column'][column])} "
-            f"| {_pct(result['null']['evidently']['per_column'][column])} |"
-        )
-    lines += ["", "### Power (share of windows in which the shifted column is `critical`)", ""]
-    lines += ["| shift @ rows | calibrated | `--compat evidently` |", "|---|---|---|"]
-    for name in result["power"]["calibrated"]:
-        lines.append(f"| {name} | {_pct(result['power']['calibrated'][name])} | {_pct(result['power']['evidently'][name])} |")
+    null, power = result["null"], result["power"]
+    lines = _side_by_side(
+        "False alarms under no change (share of windows with any `critical` finding)",
+        "reference / current rows", null["calibrated"]["any_critical"], null["evidently"]["any_critical"],
+        head=True,
+    )
+    lines += _side_by_side(
+        "Critical rate per column under no change (all sizes pooled, overall window)",
+        "column", null["calibrated"]["per_column"], null["evidently"]["per_column"],
+    )
+    lines += _side_by_side(
+        "Power (share of windows in which the shifted column is `critical`)",
+        "shift @ rows", power["calibrated"], power["evidently"],
+    )
     lines += ["", "### A 0.01σ shift on 1M / 1M rows (share of windows `critical`)", ""]
     lines += ["| rule | critical |", "|---|---|"]
     for name, entry in result["tiny_shift"].items():
