@@ -124,6 +124,11 @@ def create_app(
         maintenance = (
             Periodic("loopwatch-sealing", settings.seal_interval_seconds, service.store.seal) if background else None
         )
+        # Every model's id index opened before serving; its runs merged in the background.
+        service.store.open_indexes()
+        id_index_upkeep = (
+            Periodic("loopwatch-id-index", 5.0, service.store.maintain_indexes) if background else None
+        )
         # The WAL kept bounded outside the request path (see Database.checkpoint_if_wal_over).
         wal_checkpoint = (
             Periodic(
@@ -192,6 +197,8 @@ def create_app(
             service.runs.interrupt_stale()
         if maintenance:
             maintenance.start()
+        if id_index_upkeep:
+            id_index_upkeep.start()
         if wal_checkpoint:
             wal_checkpoint.start()
         if verification:
@@ -214,6 +221,8 @@ def create_app(
                 on_shutdown()
             if maintenance:
                 maintenance.stop()
+            if id_index_upkeep:
+                id_index_upkeep.stop()
             if wal_checkpoint:
                 wal_checkpoint.stop()
             service.store.stop_verification()

@@ -183,6 +183,7 @@ def ingest(
     settings = _settings(data_dir, config)
     kind = "labels" if labels else "predictions"
     totals = {"received": 0, "accepted": 0, "duplicates": 0, "applied": 0, "unchanged": 0}
+    changed_ids: list[str] = []
     total_rows = file_row_count(file)
     try:
         with (
@@ -207,7 +208,10 @@ def ingest(
                         )
                     raise
                 for key, value in result.items():
-                    totals[key] = totals.get(key, 0) + value
+                    if isinstance(value, int):
+                        totals[key] = totals.get(key, 0) + value
+                    elif key == "changed_ids" and len(changed_ids) < 20:
+                        changed_ids.extend(value[: 20 - len(changed_ids)])
                 offset += batch.num_rows
                 progress.update(task, advance=batch.num_rows)
     except LoopwatchError as exc:
@@ -225,6 +229,11 @@ def ingest(
         console.print(
             f"{totals['received']} rows read, {totals['accepted']} stored, {totals['duplicates']} already present"
         )
+        if totals.get("changed"):
+            console.print(
+                f"{totals['changed']} of those already present differ from the stored rows, which were kept "
+                f"(a prediction is its id; send a correction under a new id), e.g. {', '.join(changed_ids[:5])}"
+            )
 
 
 @monitors_app.command("apply")

@@ -58,4 +58,5 @@ class Loopwatch:
         )
 
     def close(self) -> None:
+        self.store.close_indexes()
         self.db.close()

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +47,7 @@ from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import FieldError, InvalidInput, NotFound, StorageDamaged
 from monitor.files import fsync_path, sha256_file
+from monitor.identity import CANARY_TEXT, IdIndex, Matches
 from monitor.integrity import Problem, SealedRecord, Stopped, Throttle, check_file, file_signature
 from monitor.names import quote_ident
 from monitor.registry import RegisteredModel, Registry
@@ -68,10 +70,14 @@ MAX_PAGE = 10_000
 class IngestResult:
     received: int
     accepted: int
-    duplicates: int
+    duplicates: int  # rows not stored: ids already stored (any timestamp) or repeated in the batch
+    changed: int = 0  # resends whose fields differ from the stored row (which is kept)
+    changed_ids: tuple[str, ...] = ()  # up to 20 of them
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = asdict(self)
+        out["changed_ids"] = list(self.changed_ids)
+        return out
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class PredictionStore:
         max_future: timedelta = timedelta(days=1),
         hot_days: int = 2,
         verify_bytes_per_second: int = 0,
+        index_dir: Path | None = None,
     ) -> None:
         self._db = db
         self._registry = registry
@@ -125,8 +132,97 @@ class PredictionStore:
         self._verify_stop = threading.Event()
         self._verified: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when it matched
         self._damaged: dict[str, Problem] = {}
+        self._index_dir = index_dir or sealed_dir.parent / "ids"
+        self._indexes: dict[int, IdIndex] = {}
+        self._canary = int(db.query("SELECT hash(?)", [CANARY_TEXT])[0][0])
         self._remove_unrecorded_files()
         self._load_damage()
+
+    # ---------------------------------------------------------------------------------------
+    # The id index (monitor/identity.py): which prediction ids each model has stored
+    # ---------------------------------------------------------------------------------------
+
+    def open_indexes(self) -> None:
+        """Open (or rebuild) every model's id index now, so the first ingest does not wait."""
+        for model in self._registry.list():
+            self._index(model)
+
+    def maintain_indexes(self) -> None:
+        """Merge index runs and grow filters (the background job; never holds the write lock)."""
+        with self._db.write_lock:
+            indexes = list(self._indexes.values())
+        for index in indexes:
+            index.maintain()
+
+    def close_indexes(self) -> None:
+        """Write what the indexes hold in memory, so the next start has nothing to replay."""
+        with self._db.write_lock:
+            for index in self._indexes.values():
+                index.flush()
+
+    def id_index_stats(self, model_name: str) -> dict[str, int]:
+        model = self._registry.get(model_name)
+        with self._db.write_lock:
+            return self._index(model).stats()
+
+    def _index(self, model: RegisteredModel) -> IdIndex:
+        """The model's id index, opened on first use (called under the write lock)."""
+        with self._db.write_lock:
+            index = self._indexes.get(model.id)
+            if index is None:
+                index = self._open_index(model)
+                self._indexes[model.id] = index
+            return index
+
+    def _open_index(self, model: RegisteredModel) -> IdIndex:
+        index = IdIndex(self._index_dir / f"model-{model.id}", self._canary)
+        hot_stamp = self._db.query(f"SELECT epoch_us(max(ingested_at)) FROM {model.predictions_table}")[0][0] or 0
+        if not index.loaded:
+            started = time.perf_counter()
+            index.replace_all(self._all_id_hashes(model), watermark_us=hot_stamp)
+            log.info(
+                "built the id index of %s: %d ids in %.1f s", model.name, index.count, time.perf_counter() - started
+            )
+        else:
+            # Rows committed after the last flush (a crash, or a kill -9) are added again.
+            cur = self._db.cursor()
+            try:
+                got = cur.execute(
+                    f"SELECT hash(prediction_id) AS h, epoch_us(timestamp) AS t FROM {model.predictions_table} "
+                    "WHERE epoch_us(ingested_at) > ?",
+                    [index.watermark_us],
+                ).fetchnumpy()
+            finally:
+                cur.close()
+            if len(got["h"]):
+                log.info("id index of %s: %d ids added since its last flush", model.name, len(got["h"]))
+                index.add(np.asarray(got["h"], np.uint64), np.asarray(got["t"], np.int64), hot_stamp)
+                index.flush()
+        latest = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=max(hot_stamp, index.watermark_us))
+        self._last_ingest_at = max(self._last_ingest_at, latest)
+        return index
+
+    def _all_id_hashes(self, model: RegisteredModel) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(hash, µs timestamp) of every stored prediction: hot rows, then each sound sealed file."""
+        sources: list[tuple[str, list[Any]]] = [(f"SELECT hash(prediction_id) AS h, epoch_us(timestamp) AS t FROM {model.predictions_table}", [])]
+        for record in self._records("s.model_id = ?", [model.id]):
+            problem = self._check_before_use(record)
+            if problem is not None:
+                log.warning("id index of %s: skipping damaged sealed file %s (%s)", model.name, record.path, problem.reason)
+                continue
+            sources.append(
+                (
+                    "SELECT hash(prediction_id) AS h, epoch_us(timestamp) AS t FROM read_parquet(?)",
+                    [str(self._sealed_dir / record.path)],
+                )
+            )
+        cur = self._db.cursor()
+        try:
+            for sql, params in sources:
+                got = cur.execute(sql, params).fetchnumpy()
+                yield np.asarray(got["h"], np.uint64), np.asarray(got["t"], np.int64)
+        finally:
+            cur.close()
 
     # ---------------------------------------------------------------------------------------
     # Writes
@@ -143,48 +239,99 @@ class PredictionStore:
         return self.store_normalized(model_name, rows)
 
     def store_normalized(self, model_name: str, rows: pa.Table) -> IngestResult:
-        """Store rows already in the model's canonical layout (from :func:`normalize_predictions`)."""
+        """Store rows already in the model's canonical layout (from :func:`normalize_predictions`).
+
+        A prediction is its id (docs/architecture.md, "Deduplication"): a row whose
+        ``prediction_id`` is already stored — with any timestamp, hot or sealed — is not stored
+        again and the stored row keeps every field (first write wins); a resend whose fields
+        differ is counted in ``changed`` (up to 20 of its ids in ``changed_ids``)."""
         model = self._registry.get(model_name)
         received = rows.num_rows
         if received == 0:
             return IngestResult(0, 0, 0)
         now = self._now()
         rows, _ = dedupe_batch(rows)
-        lo, hi = (v.as_py() for v in pc.min_max(rows.column("timestamp")).values())
-        with self._db.transaction() as cur:
-            # Each batch gets a distinct, increasing ingest stamp (identifies the batch's rows).
-            now = max(now, self._last_ingest_at + timedelta(microseconds=1))
-            self._last_ingest_at = now
-            stamp_type = rows.schema.field("ingested_at").type
-            rows = rows.set_column(
-                rows.schema.get_field_index("ingested_at"),
-                "ingested_at",
-                pa.repeat(pa.scalar(now, stamp_type), rows.num_rows),
-            )
-            existing_sql, params = self._ids_in_span_sql(model, lo, hi)
-            cur.register("incoming", rows)
-            try:
-                new_rows_sql = f"SELECT b.* FROM incoming b ANTI JOIN ({existing_sql}) e USING (prediction_id)"
-                with self._guard(model, params, lo, hi):
+        with self._db.write_lock:  # lookup → insert → index add: no other batch in between
+            index = self._index(model)
+            with self._db.transaction() as cur:
+                # Each batch gets a distinct, increasing ingest stamp (identifies the batch's rows).
+                now = max(now, self._last_ingest_at + timedelta(microseconds=1))
+                self._last_ingest_at = now
+                stamp_type = rows.schema.field("ingested_at").type
+                rows = rows.set_column(
+                    rows.schema.get_field_index("ingested_at"),
+                    "ingested_at",
+                    pa.repeat(pa.scalar(now, stamp_type), rows.num_rows),
+                )
+                hashes = _id_hashes(cur, rows.column("prediction_id"))
+                matches = index.lookup(hashes)
+                resent = self._stored_among(cur, model, rows, matches) if not matches.empty else None
+                cur.register("incoming", rows)
+                try:
+                    if resent is None or resent.num_rows == 0:
+                        new_rows_sql = "SELECT * FROM incoming"
+                    else:
+                        cur.register("resent", resent)
+                        new_rows_sql = "SELECT b.* FROM incoming b ANTI JOIN resent r USING (prediction_id)"
                     accepted = cur.execute(
-                        f"INSERT INTO {model.predictions_table} BY NAME {new_rows_sql}", params
+                        f"INSERT INTO {model.predictions_table} BY NAME {new_rows_sql}"
                     ).fetchall()[0][0]
-                if accepted:
-                    # Usually every row is new and the versions come from the batch itself; with
-                    # resends among them, from the rows just inserted (same anti-join, pre-insert view
-                    # is gone, so select this batch's rows by id from the table).
-                    source = "incoming" if accepted == rows.num_rows else "inserted"
-                    if source == "inserted":
-                        cur.execute(
-                            f"CREATE OR REPLACE TEMP TABLE inserted AS SELECT t.model_version, t.timestamp "
-                            f"FROM {model.predictions_table} t SEMI JOIN incoming b USING (prediction_id) "
-                            "WHERE t.ingested_at = $now AND t.timestamp BETWEEN $lo AND $hi",
-                            {"now": now, "lo": lo, "hi": hi},
-                        ).fetchall()
-                    Registry.record_versions(cur, model, source, now)
-            finally:
-                _unregister(cur, "incoming")
-        return IngestResult(received, accepted, received - accepted)
+                    if accepted:
+                        excluded = "resent" if resent is not None and resent.num_rows else None
+                        Registry.record_versions(cur, model, "incoming", now, exclude=excluded)
+                finally:
+                    _unregister(cur, "incoming")
+                    _unregister(cur, "resent")
+            # Committed: record the new ids before the write lock lets the next batch look.
+            keep = np.ones(rows.num_rows, dtype=bool)
+            changed_ids: tuple[str, ...] = ()
+            changed = 0
+            if resent is not None and resent.num_rows:
+                keep = ~pc.is_in(rows.column("prediction_id"), resent.column("prediction_id")).to_numpy(
+                    zero_copy_only=False
+                )
+                changed_mask = resent.column("changed").to_numpy(zero_copy_only=False)
+                changed = int(changed_mask.sum())
+                changed_ids = tuple(resent.filter(pa.array(changed_mask)).column("prediction_id").to_pylist()[:20])
+            index.add(hashes[keep], _micros(rows.column("timestamp")).astype(np.int64)[keep], _us(now))
+        if changed:
+            log.warning(
+                "%s: %d resent predictions differ from the stored ones (kept the stored rows), e.g. %s",
+                model.name,
+                changed,
+                ", ".join(changed_ids[:5]),
+            )
+        return IngestResult(received, accepted, received - accepted, changed, changed_ids)
+
+    def _stored_among(
+        self, cur: duckdb.DuckDBPyConnection, model: RegisteredModel, rows: pa.Table, matches: Matches
+    ) -> pa.Table:
+        """The incoming ids already stored (confirmed at the timestamp the index names), each
+        with ``changed``: whether any field of the incoming row differs from the stored row."""
+        stored_ts = pa.array(matches.timestamps_us, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+        candidates = pa.table(
+            {"prediction_id": rows.column("prediction_id").take(pa.array(matches.rows)), "ts": stored_ts}
+        )
+        lo, hi = (v.as_py() for v in pc.min_max(stored_ts).values())
+        sql, params = self._window_sql(model, lo, hi + timedelta(microseconds=1), None, None, None, False)
+        compared = [
+            c for c in (f.name for f in model.schema.arrow_schema()) if c not in ("prediction_id", "ingested_at")
+        ]
+        differs = " OR ".join(f"b.{quote_ident(c)} IS DISTINCT FROM s.{quote_ident(c)}" for c in compared) or "FALSE"
+        cur.register("candidates", candidates)
+        cur.register("incoming_rows", rows)
+        try:
+            with self._guard(model, params, lo, hi):
+                return cur.sql(
+                    f"WITH stored AS (SELECT s.* FROM ({sql}) s SEMI JOIN candidates c "
+                    "ON s.prediction_id = c.prediction_id AND s.timestamp = c.ts) "
+                    f"SELECT b.prediction_id, bool_and({differs}) AS changed "
+                    "FROM incoming_rows b JOIN stored s USING (prediction_id) GROUP BY b.prediction_id",
+                    params=params,
+                ).to_arrow_table()
+        finally:
+            _unregister(cur, "candidates")
+            _unregister(cur, "incoming_rows")
 
     def ingest_labels(
         self,
@@ -537,6 +684,9 @@ class PredictionStore:
         final = part_dir / f"part-{uuid.uuid4().hex}.parquet"
         tmp = final.with_name(final.name + ".tmp")
         with self._db.transaction() as cur:  # holds the write lock: no ingest can slip in between
+            # The index must hold these rows on disk before they leave the hot table (its
+            # start-up replay reads only the hot table).
+            self._index(model).flush()
             rows = cur.execute(
                 f"SELECT count(*), min(timestamp), max(timestamp) FROM {model.predictions_table} "
                 "WHERE timestamp >= ? AND timestamp < ?",
@@ -900,6 +1050,28 @@ def _authority_rank(column: str) -> str:
     """SQL ranking an authority column: higher is more authoritative (unknown ranks lowest)."""
     ranks = " ".join(f"WHEN '{a}' THEN {len(AUTHORITIES) - i}" for i, a in enumerate(AUTHORITIES))
     return f"(CASE {column} {ranks} ELSE 0 END)"
+
+
+def _id_hashes(cur: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray) -> np.ndarray:
+    """DuckDB's ``hash`` of each id, in row order (the id index's key; see monitor/identity.py)."""
+    cur.register("incoming_ids", pa.table({"prediction_id": ids, "row": pa.array(np.arange(len(ids)))}))
+    try:
+        got = cur.sql("SELECT row, hash(prediction_id) AS h FROM incoming_ids").fetchnumpy()
+    finally:
+        _unregister(cur, "incoming_ids")
+    out = np.empty(len(ids), dtype=np.uint64)
+    out[np.asarray(got["row"])] = np.asarray(got["h"], dtype=np.uint64)
+    return out
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column as int64 µs since the epoch (UTC)."""
+    as_us = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(as_us.to_numpy(), dtype=np.int64)
+
+
+def _us(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def _unregister(cur: duckdb.DuckDBPyConnection, name: str) -> None:

@@ -54,13 +54,17 @@ def test_readyz_and_reads_answer_storage_damaged(api: Api, settings: Settings, k
     assert api.client.get(f"{BASE}/stats", params=recent, headers=api.read).status_code == 200
 
 
-def test_ingest_overlapping_a_damaged_file_is_503(api: Api, settings: Settings) -> None:
-    """Ingest whose time span overlaps a damaged file answers 503 storage_damaged naming it."""
+def test_resend_of_a_row_in_a_damaged_file_is_503(api: Api, settings: Settings) -> None:
+    """A resend whose stored row lies in a damaged file cannot be confirmed: 503 storage_damaged
+    naming the file (never stored twice); a new id in the same span is stored (201/200)."""
     path = _sealed(api)
     DAMAGE["truncated"](path)
+    resend = braking_record(3, OLD_DAY + timedelta(hours=5))
+    response = api.client.post(f"{BASE}/predictions", json=[resend], headers=api.ingest)
+    assert response.status_code == 503 and rel(path, settings) in response.json()["error"]["message"]
     late = braking_record(70_000, OLD_DAY - timedelta(seconds=50, milliseconds=500))
     response = api.client.post(f"{BASE}/predictions", json=[late], headers=api.ingest)
-    assert response.status_code == 503 and rel(path, settings) in response.json()["error"]["message"]
+    assert response.is_success and response.json()["accepted"] == 1
 
 
 def test_background_verification_flags_damage_after_start(settings: Settings) -> None:

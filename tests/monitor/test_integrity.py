@@ -134,20 +134,21 @@ def test_a_read_that_fails_rechecks_the_file(service: Loopwatch, braking_model: 
     assert service.store.damaged_files()[0].reason.startswith("sha256")
 
 
-def test_ingest_into_a_damaged_day_is_refused_and_other_days_work(
+def test_ingest_into_a_damaged_day_refuses_only_resends_it_cannot_confirm(
     service: Loopwatch, braking_model: ModelSchema, settings: Settings
 ) -> None:
-    """A batch whose time span overlaps a damaged file's [min_ts, max_ts] is refused with
-    StorageDamaged (its resends could not be recognised); a batch outside that span — even on the
-    same day — and any other day are stored normally."""
+    """A new id is stored even inside a damaged file's span (the id index knows it was never
+    stored, so the file is not read); a resend of an id stored in the damaged file is refused
+    with StorageDamaged naming the file (it could not be confirmed, so it is neither stored twice
+    nor silently dropped); other days are stored normally."""
     path = seal_old_day(service, braking_model)
     truncate(path)
     late = [braking_record(50_000, OLD_DAY - timedelta(seconds=100, milliseconds=500))]
+    assert service.store.ingest_predictions(MODEL, records_to_table(late, braking_model)).accepted == 1
+    resend = [braking_record(7, OLD_DAY + timedelta(hours=3))]  # p-7 lives in the damaged file
     with pytest.raises(StorageDamaged) as info:
-        service.store.ingest_predictions(MODEL, records_to_table(late, braking_model))
+        service.store.ingest_predictions(MODEL, records_to_table(resend, braking_model))
     assert rel(path, settings) in info.value.message
-    later_same_day = [braking_record(50_001, OLD_DAY + timedelta(minutes=1))]
-    assert service.store.ingest_predictions(MODEL, records_to_table(later_same_day, braking_model)).accepted == 1
     fresh = [braking_record(60_000, NOW - timedelta(seconds=5))]
     assert service.store.ingest_predictions(MODEL, records_to_table(fresh, braking_model)).accepted == 1
 

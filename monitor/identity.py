@@ -1,0 +1,443 @@
+"""Which prediction ids a model has stored: a log-structured index of 64-bit id hashes.
+
+"A prediction is its id": a resend must be recognised whatever timestamp it carries, including
+into days already sealed to Parquet, without scanning history. DuckDB's primary key was
+measured at ~2.2 s per million keys on insert (docs/architecture.md, "Deduplication"), so
+each model keeps this index beside the database instead:
+
+* **Entries** are ``(hash, timestamp)``: DuckDB's ``hash(prediction_id)`` (UBIGINT) and the
+  stored row's timestamp in µs. The index only says *where to look*: a hash match is confirmed
+  against the stored row at that timestamp (zone maps / the sealed-file catalog make that one
+  cheap lookup), so a 64-bit collision or an entry whose row was dropped never hides a new
+  prediction.
+* **Log-structured merge** (O'Neil et al., "The log-structured merge-tree", 1996): new entries
+  go to an in-memory table of sorted chunks; at ``flush_entries`` they are written as one
+  sorted, immutable run file (raw uint64 hashes + int64 timestamps, fsynced, then recorded in
+  ``index.json`` by an atomic rename). Runs are merged in a background thread by a tiered
+  policy (``fanout`` runs of one level make one run of the next), so a lookup touches at most
+  ``(fanout - 1) × levels`` runs; merges stream in chunks, so memory stays bounded.
+* **A blocked Bloom filter** (Putze, Sanders, Singler, "Cache-, hash- and space-efficient
+  Bloom filters", 2007: 4 bits in one 512-bit block, 12 bits per entry, ~0.7 % false
+  positives) holds every entry in memory, so an id that was never stored — nearly every id —
+  costs one cache line and no disk access. Only the filter's positives are searched in the
+  runs (memory-mapped for the search only, then unmapped, so the runs never count as resident
+  memory). The filter is rebuilt at 1.5× size in the background when it fills.
+* **Derived, never authoritative for durability.** The index is rebuilt from stored rows:
+  ``index.json`` records the ingest stamp up to which runs are complete (the *watermark*);
+  at start-up every hot row ingested after it is added again, and a missing or unreadable
+  index (or a DuckDB whose ``hash`` changed, detected by a canary) is rebuilt from all rows.
+
+Thread model: lookups and adds come from the store under the database write lock (serial);
+the maintenance thread merges and rebuilds concurrently, swapping state under ``_lock``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from monitor.files import fsync_path
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = 1
+CANARY_TEXT = "loopwatch-id-canary"
+HASH_SQL = "hash"  # DuckDB's function: the index records which one built it
+
+_BLOCK_WORDS = 8  # 512-bit blocks: one cache line
+_PROBES = 4
+_BITS_PER_ENTRY = 12
+_MIN_CAPACITY = 1 << 20
+_GROWTH = 1.5
+
+
+class BlockedBloom:
+    """A blocked Bloom filter over uint64 hashes (vectorised with numpy).
+
+    The block comes from the hash's high bits, the probe bits from a remix of it, so the
+    filter's hash is independent of the index's sort order."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(int(capacity), _MIN_CAPACITY)
+        blocks = max(1, (self.capacity * _BITS_PER_ENTRY + 511) // 512)
+        self._blocks = np.uint64(blocks)
+        self._words = np.zeros(blocks * _BLOCK_WORDS, dtype=np.uint64)
+        self.count = 0
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._words.nbytes)
+
+    def _positions(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(word index, bit mask) for each of the ``_PROBES`` bits of each hash: shape (probes, n)."""
+        with np.errstate(over="ignore"):
+            mixed = (h ^ (h >> np.uint64(31))) * np.uint64(0x9E3779B97F4A7C15)
+            block = (h >> np.uint64(20)) % self._blocks
+        shifts = np.arange(_PROBES, dtype=np.uint64)[:, None] * np.uint64(9)
+        bit = (mixed[None, :] >> shifts) & np.uint64(511)
+        word = block[None, :] * np.uint64(_BLOCK_WORDS) + (bit >> np.uint64(6))
+        mask = np.left_shift(np.uint64(1), bit & np.uint64(63))
+        return word.astype(np.int64), mask
+
+    def add(self, h: np.ndarray) -> None:
+        if h.size == 0:
+            return
+        word, mask = self._positions(h)
+        np.bitwise_or.at(self._words, word.ravel(), mask.ravel())
+        self.count += int(h.size)
+
+    def might_contain(self, h: np.ndarray) -> np.ndarray:
+        if h.size == 0:
+            return np.zeros(0, dtype=bool)
+        word, mask = self._positions(h)
+        return np.all((self._words[word] & mask) != 0, axis=0)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One sorted, immutable run file pair: ``NAME.hash`` (uint64) and ``NAME.ts`` (int64 µs)."""
+
+    name: str
+    level: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Stored entries whose hash equals an incoming one: ``rows`` index the incoming batch."""
+
+    rows: np.ndarray  # int64
+    timestamps_us: np.ndarray  # int64
+
+    @property
+    def empty(self) -> bool:
+        return self.rows.size == 0
+
+
+_NO_MATCHES = Matches(np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+class IdIndex:
+    """The id-hash index of one model, in ``directory`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        canary: int,
+        *,
+        flush_entries: int = 256 * 1024,
+        fanout: int = 4,
+        merge_chunk: int = 1 << 18,
+    ) -> None:
+        self.directory = directory
+        self._canary = int(canary)
+        self._flush_entries = flush_entries
+        self._fanout = fanout
+        self._merge_chunk = merge_chunk
+        self._lock = threading.Lock()
+        self._maintenance = threading.Lock()  # one merge / rebuild at a time
+        self._meta_lock = threading.Lock()  # one change of the recorded run list at a time
+        self._runs: list[Run] = []
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] = []  # sorted (hash, ts) per add
+        self._chunk_entries = 0
+        self._chunk_stamp = 0  # ingest stamp (µs) of the newest entry in memory
+        self.watermark_us = 0  # every row ingested at or before this is in the runs
+        self._bloom = BlockedBloom(_MIN_CAPACITY)
+        self._pending: list[np.ndarray] | None = None  # adds during a filter rebuild
+        self.loaded = self._load()
+
+    # -- state on disk ---------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return sum(r.count for r in self._runs) + self._chunk_entries
+
+    def _meta_path(self) -> Path:
+        return self.directory / "index.json"
+
+    def _load(self) -> bool:
+        """Open the recorded runs; False (and an empty index) when there is none to trust."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        meta_path = self._meta_path()
+        runs: list[Run] = []
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != INDEX_FORMAT or meta.get("canary") != self._canary:
+                log.warning("id index %s was built differently (format/hash changed): rebuilding", self.directory)
+                meta = None
+            else:
+                runs = [Run(r["name"], int(r["level"]), int(r["count"])) for r in meta["runs"]]
+                for run in runs:
+                    for suffix in (".hash", ".ts"):
+                        if (self.directory / (run.name + suffix)).stat().st_size != run.count * 8:
+                            raise ValueError(f"{run.name}{suffix} has the wrong size")
+        except FileNotFoundError:
+            meta = None
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            log.warning("id index %s is unreadable (%s): rebuilding", self.directory, exc)
+            meta = None
+        if meta is None:
+            runs = []
+        self._runs = runs
+        self.watermark_us = int(meta["watermark_us"]) if meta else 0
+        self._remove_unrecorded()
+        self._bloom = self._build_bloom(runs, extra=0)
+        return meta is not None
+
+    def _remove_unrecorded(self) -> None:
+        keep = {r.name + s for r in self._runs for s in (".hash", ".ts")} | {"index.json"}
+        for path in self.directory.iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    def _write_meta(self, runs: list[Run], watermark_us: int) -> None:
+        meta = {
+            "format": INDEX_FORMAT,
+            "hash": HASH_SQL,
+            "canary": self._canary,
+            "watermark_us": watermark_us,
+            "runs": [{"name": r.name, "level": r.level, "count": r.count} for r in runs],
+        }
+        tmp = self.directory / f"index.json.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(json.dumps(meta))
+        fsync_path(tmp)
+        os.replace(tmp, self._meta_path())
+        fsync_path(self.directory)
+
+    def _write_run(self, level: int, parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> Run:
+        name = f"run-{uuid.uuid4().hex}"
+        count = 0
+        hash_path, ts_path = self.directory / (name + ".hash"), self.directory / (name + ".ts")
+        with hash_path.open("wb") as fh, ts_path.open("wb") as ft:
+            for h, ts in parts:
+                fh.write(np.ascontiguousarray(h, dtype="<u8").tobytes())
+                ft.write(np.ascontiguousarray(ts, dtype="<i8").tobytes())
+                count += int(h.size)
+            for f in (fh, ft):
+                f.flush()
+                os.fsync(f.fileno())
+        return Run(name, level, count)
+
+    def _mapped(self, run: Run) -> tuple[np.ndarray, np.ndarray]:
+        if run.count == 0:
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        h = np.memmap(self.directory / (run.name + ".hash"), dtype="<u8", mode="r", shape=(run.count,))
+        ts = np.memmap(self.directory / (run.name + ".ts"), dtype="<i8", mode="r", shape=(run.count,))
+        return h, ts
+
+    def _build_bloom(self, runs: list[Run], extra: int) -> BlockedBloom:
+        total = sum(r.count for r in runs) + extra
+        bloom = BlockedBloom(int(total * _GROWTH))
+        for run in runs:
+            h, _ = self._mapped(run)
+            for start in range(0, run.count, 1 << 20):
+                bloom.add(np.asarray(h[start : start + (1 << 20)]))
+            del h
+        return bloom
+
+    # -- the store's calls (under the database write lock) ------------------------------------
+
+    def lookup(self, hashes: np.ndarray) -> Matches:
+        """Every stored entry whose hash equals one of ``hashes`` (a uint64 array)."""
+        with self._lock:
+            bloom, runs, chunks = self._bloom, list(self._runs), list(self._chunks)
+        rows = np.flatnonzero(bloom.might_contain(hashes))
+        if rows.size == 0:
+            return _NO_MATCHES
+        order = np.argsort(hashes[rows], kind="stable")
+        rows = rows[order]
+        wanted = hashes[rows]
+        found_rows: list[np.ndarray] = []
+        found_ts: list[np.ndarray] = []
+        for h, ts in chunks:
+            _match_sorted(h, ts, wanted, rows, found_rows, found_ts)
+        for run in runs:
+            h, ts = self._mapped(run)
+            _match_sorted(h, ts, wanted, rows, found_rows, found_ts)
+            del h, ts  # unmap: the run's pages stay in the page cache, not in our RSS
+        if not found_rows:
+            return _NO_MATCHES
+        return Matches(np.concatenate(found_rows), np.concatenate(found_ts))
+
+    def add(self, hashes: np.ndarray, timestamps_us: np.ndarray, ingested_us: int) -> None:
+        """Record stored rows (after their commit); flush to a run when the memory table fills."""
+        if hashes.size == 0:
+            return
+        order = np.argsort(hashes, kind="stable")
+        chunk = (np.ascontiguousarray(hashes[order]), np.ascontiguousarray(timestamps_us[order], dtype=np.int64))
+        with self._lock:
+            self._bloom.add(chunk[0])
+            if self._pending is not None:
+                self._pending.append(chunk[0])
+            self._chunks.append(chunk)
+            self._chunk_entries += int(hashes.size)
+            self._chunk_stamp = max(self._chunk_stamp, int(ingested_us))
+            full = self._chunk_entries >= self._flush_entries
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the memory table as a level-0 run and advance the watermark (durable on return)."""
+        with self._lock:
+            chunks, stamp = list(self._chunks), self._chunk_stamp
+        if not chunks:
+            return
+        h = np.concatenate([c[0] for c in chunks])
+        ts = np.concatenate([c[1] for c in chunks])
+        order = np.argsort(h, kind="stable")
+        run = self._write_run(0, [(h[order], ts[order])])
+        with self._meta_lock:
+            runs = [*self._runs, run]
+            watermark = max(self.watermark_us, stamp)
+            self._write_meta(runs, watermark)
+            with self._lock:
+                self._runs = runs
+                self.watermark_us = watermark
+                self._chunks = self._chunks[len(chunks) :]
+                self._chunk_entries = sum(int(c[0].size) for c in self._chunks)
+
+    def replace_all(self, parts: Iterable[tuple[np.ndarray, np.ndarray]], watermark_us: int) -> None:
+        """Rebuild from scratch: ``parts`` are (hash, ts) batches of every stored row."""
+        h_parts, ts_parts = [], []
+        for h, ts in parts:
+            h_parts.append(h.astype(np.uint64, copy=False))
+            ts_parts.append(ts.astype(np.int64, copy=False))
+        h = np.concatenate(h_parts) if h_parts else np.zeros(0, np.uint64)
+        ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, np.int64)
+        order = np.argsort(h, kind="stable")
+        run = self._write_run(_level_of(int(h.size), self._flush_entries, self._fanout), [(h[order], ts[order])])
+        bloom = self._build_bloom([run], extra=0)
+        with self._maintenance, self._meta_lock:
+            self._write_meta([run], watermark_us)
+            with self._lock:
+                self._runs = [run]
+                self._chunks = []
+                self._chunk_entries = 0
+                self.watermark_us = watermark_us
+                self._bloom = bloom
+            self._remove_unrecorded()
+
+    # -- background maintenance ------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Merge full levels and grow the filter when it is full (the background job)."""
+        with self._maintenance:
+            while self._merge_one_level():
+                pass
+            self._grow_bloom_if_full()
+
+    def _merge_one_level(self) -> bool:
+        with self._lock:
+            runs = list(self._runs)
+        for level in sorted({r.level for r in runs}):
+            group = [r for r in runs if r.level == level]
+            if len(group) < self._fanout:
+                continue
+            merged = self._write_run(level + 1, self._merged_chunks(group))
+            with self._meta_lock:  # flushes may have added runs meanwhile: keep them
+                position = next(i for i, r in enumerate(self._runs) if r in group)
+                current = [r for r in self._runs if r not in group]
+                new_runs = [*current[:position], merged, *current[position:]]
+                self._write_meta(new_runs, self.watermark_us)
+                with self._lock:
+                    self._runs = new_runs
+            for run in group:
+                for suffix in (".hash", ".ts"):
+                    (self.directory / (run.name + suffix)).unlink(missing_ok=True)
+            return True
+        return False
+
+    def _merged_chunks(self, group: list[Run]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """A k-way merge of sorted runs, ``merge_chunk`` entries of each at a time."""
+        mapped = [self._mapped(r) for r in group]
+        pos = [0] * len(mapped)
+        try:
+            while True:
+                live = [i for i, (h, _) in enumerate(mapped) if pos[i] < h.size]
+                if not live:
+                    return
+                cut = min(mapped[i][0][min(pos[i] + self._merge_chunk, mapped[i][0].size) - 1] for i in live)
+                hs, tss = [], []
+                for i in live:
+                    h, ts = mapped[i]
+                    end = pos[i] + int(np.searchsorted(h[pos[i] :], cut, side="right"))
+                    hs.append(np.asarray(h[pos[i] : end]))
+                    tss.append(np.asarray(ts[pos[i] : end]))
+                    pos[i] = end
+                h_all, ts_all = np.concatenate(hs), np.concatenate(tss)
+                order = np.argsort(h_all, kind="stable")
+                yield h_all[order], ts_all[order]
+        finally:
+            del mapped
+
+    def _grow_bloom_if_full(self) -> None:
+        with self._lock:
+            if self._bloom.count <= self._bloom.capacity:
+                return
+            runs, chunks = list(self._runs), list(self._chunks)
+            self._pending = []
+        try:
+            bloom = self._build_bloom(runs, extra=sum(int(c[0].size) for c in chunks))
+            for h, _ in chunks:
+                bloom.add(h)
+        except BaseException:
+            with self._lock:
+                self._pending = None
+            raise
+        with self._lock:
+            for h in self._pending or []:
+                bloom.add(h)
+            self._pending = None
+            self._bloom = bloom
+        log.info("id index %s: filter grown to %d entries (%d MB)", self.directory, bloom.capacity, bloom.nbytes >> 20)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "entries": sum(r.count for r in self._runs) + self._chunk_entries,
+                "runs": len(self._runs),
+                "in_memory_entries": self._chunk_entries,
+                "filter_bytes": self._bloom.nbytes,
+            }
+
+
+def _level_of(count: int, flush_entries: int, fanout: int) -> int:
+    level = 0
+    size = flush_entries
+    while count > size * fanout:
+        size *= fanout
+        level += 1
+    return level
+
+
+def _match_sorted(
+    h: np.ndarray,
+    ts: np.ndarray,
+    wanted: np.ndarray,
+    rows: np.ndarray,
+    found_rows: list[np.ndarray],
+    found_ts: list[np.ndarray],
+) -> None:
+    """Append (row, ts) for every entry of the sorted ``h`` equal to a (sorted) wanted hash."""
+    if h.size == 0:
+        return
+    left = np.searchsorted(h, wanted, side="left")
+    right = np.searchsorted(h, wanted, side="right")
+    counts = right - left
+    hit = counts > 0
+    if not hit.any():
+        return
+    left, counts = left[hit], counts[hit]
+    starts = np.repeat(left, counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    found_rows.append(np.repeat(rows[hit], counts))
+    found_ts.append(np.asarray(ts[starts + offsets], dtype=np.int64))
