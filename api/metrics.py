@@ -14,6 +14,12 @@ class Metrics:
         self.duplicate_rows = Counter(
             "loopwatch_duplicate_rows", "Prediction rows dropped as resends", ["model"], registry=self.registry
         )
+        self.changed_resends = Counter(
+            "loopwatch_changed_resends",
+            "Resent predictions whose fields differ from the stored row (the stored row is kept)",
+            ["model"],
+            registry=self.registry
+        )
         self.rejected_batches = Counter(
             "loopwatch_rejected_batches", "Batches refused as invalid", ["model", "kind"], registry=self.registry
         )

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.body import read_limited_body
@@ -26,7 +26,9 @@ router = APIRouter(prefix="/v1/models/{model}", tags=["predictions"])
 class IngestPublic(BaseModel):
     received: int
     accepted: int
-    duplicates: int
+    duplicates: int = Field(description="rows not stored: their prediction_id is already stored (any timestamp)")
+    changed: int = Field(0, description="of the duplicates, how many differ from the stored row (which is kept)")
+    changed_ids: list[str] = Field(default_factory=list, description="up to 20 of the changed resends' ids")
 
 
 class LabelsPublic(BaseModel):
@@ -59,7 +61,7 @@ def _check_rows(service: Loopwatch, table: pa.Table) -> None:
 @router.post("/predictions", response_model=IngestPublic)
 async def ingest_predictions(
     model: str, request: Request, service: ServiceDep, metrics: MetricsDep, _: IngestKey
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Store a batch of predictions: a JSON list of records, an Arrow IPC stream
     (`application/vnd.apache.arrow.stream`) or a Parquet file (`application/x-parquet`).
     All-or-nothing; re-sending a batch never duplicates rows; a 200 means the rows are durable."""
@@ -70,11 +72,11 @@ async def ingest_predictions(
     pool = request.app.state.json_pool
     settings = service.settings
 
-    def store(rows: pa.Table) -> dict[str, int]:
+    def store(rows: pa.Table) -> dict[str, Any]:
         _check_rows(service, rows)
         return service.store.store_normalized(model, rows).to_dict()
 
-    def work() -> dict[str, int]:
+    def work() -> dict[str, Any]:
         table = _decode(kind, body, lambda records: records_to_table(records, registered.schema))
         _check_rows(service, table)
         return service.store.ingest_predictions(model, table).to_dict()
@@ -111,6 +113,8 @@ async def ingest_predictions(
     metrics.ingest_seconds.labels(kind).observe(time.perf_counter() - started)
     metrics.ingested_rows.labels(model, kind).inc(result["accepted"])
     metrics.duplicate_rows.labels(model).inc(result["duplicates"])
+    if result["changed"]:
+        metrics.changed_resends.labels(model).inc(result["changed"])
     return result
 
 
@@ -137,7 +141,7 @@ async def ingest_labels(
     kind = body_kind(request.headers.get("content-type"))
     body = await read_limited_body(request, service.settings.max_body_bytes)
 
-    def work() -> dict[str, int]:
+    def work() -> dict[str, Any]:
         table = _decode(kind, body, label_records_to_table)
         _check_rows(service, table)
         return service.store.ingest_labels(model, table, authority=authority).to_dict()

@@ -38,9 +38,11 @@ def test_json_batch_is_stored_and_resend_is_idempotent(api: Api) -> None:
     """A JSON list is acknowledged with counts; re-sending it stores nothing new."""
     batch = [braking_record(i) for i in range(20)]
     first = api.client.post(PREDICTIONS, json=batch, headers=api.ingest)
-    assert first.status_code == 200 and first.json() == {"received": 20, "accepted": 20, "duplicates": 0}
+    counts = ("received", "accepted", "duplicates", "changed")
+    assert first.status_code == 200
+    assert [first.json()[k] for k in counts] == [20, 20, 0, 0]
     again = api.client.post(PREDICTIONS, json=batch, headers=api.ingest)
-    assert again.json() == {"received": 20, "accepted": 0, "duplicates": 20}
+    assert [again.json()[k] for k in counts] == [20, 0, 20, 0] and again.json()["changed_ids"] == []
     stats = api.client.get("/v1/models/harsh-braking/stats", headers=api.read).json()
     assert stats["predictions"] == 20
 
@@ -217,3 +219,53 @@ def test_json_decoded_in_worker_processes_behaves_the_same(tmp_path) -> None:
         }
         rows = client.get(PREDICTIONS, params={"limit": 100}, headers=headers).json()["rows"]
         assert len(rows) == 50 and rows[0]["road_type"] in ("urban", "highway")
+
+
+def _body(fmt: str, table: pa.Table) -> tuple[bytes, str]:
+    if fmt == "arrow":
+        return table_to_arrow_stream(table), ARROW_STREAM
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return buf.getvalue(), "application/x-parquet"
+    import orjson
+
+    rows = [{**r, "timestamp": r["timestamp"].isoformat()} for r in table.to_pylist()]
+    records = [
+        {
+            "prediction_id": r["prediction_id"],
+            "timestamp": r["timestamp"],
+            "model_version": r["model_version"],
+            "features": {"speed_kmh": r["speed_kmh"], "road_type": r["road_type"], "night": r["night"]},
+            "prediction": r["prediction"],
+            "score": r["score"],
+            "latency_ms": r["latency_ms"],
+            "segments": {"region": r["region"], "firmware": r["firmware"]},
+        }
+        for r in rows
+    ]
+    return orjson.dumps(records), "application/json"
+
+
+@pytest.mark.parametrize("fmt", ["json", "arrow", "parquet"])
+def test_resend_with_new_timestamps_is_recognised_on_every_format(api: Api, fmt: str) -> None:
+    """The same prediction_ids sent again with timestamps two hours later store nothing: the
+    answer counts them as duplicates and as changed (their timestamp differs), with their ids."""
+    table = _flat_table(40)
+    body, content_type = _body(fmt, table)
+    first = api.client.post(PREDICTIONS, content=body, headers={**api.ingest, "Content-Type": content_type})
+    assert first.status_code == 200 and first.json()["accepted"] == 40
+    shifted = table.set_column(
+        1,
+        "timestamp",
+        pa.array(
+            [t.as_py() - timedelta(hours=2) for t in table.column("timestamp")], table.schema.field("timestamp").type
+        ),
+    )
+    body, content_type = _body(fmt, shifted)
+    again = api.client.post(PREDICTIONS, content=body, headers={**api.ingest, "Content-Type": content_type})
+    assert again.status_code == 200
+    assert (again.json()["accepted"], again.json()["duplicates"], again.json()["changed"]) == (0, 40, 40)
+    assert len(again.json()["changed_ids"]) == 20
+    stats = api.client.get("/v1/models/harsh-braking/stats", headers=api.read).json()
+    assert stats["predictions"] == 40

@@ -1,0 +1,143 @@
+"""A prediction is its id: a resend is recognised with any timestamp, hot or sealed, across
+restarts and crashes; the stored row is kept (first write wins) and changed resends are counted."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.schema import ModelSchema
+from monitor.service import Loopwatch
+from monitor.settings import Settings
+from monitor.validation import records_to_table
+from tests.conftest import braking_record
+
+MODEL = "harsh-braking"
+NOW = datetime.now(UTC).replace(microsecond=0)
+OLD_DAY = (NOW - timedelta(days=5)).replace(hour=12, minute=0, second=0)
+
+
+def _ingest(service: Loopwatch, spec: ModelSchema, records: list[dict]) -> dict:
+    return service.store.ingest_predictions(MODEL, records_to_table(records, spec)).to_dict()
+
+
+def _ids(service: Loopwatch) -> list[str]:
+    table = service.store.scan(MODEL, columns=["prediction_id"], with_labels=False)
+    return table.column("prediction_id").to_pylist()
+
+
+def test_resend_with_a_new_timestamp_is_not_stored_and_the_first_write_wins(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """The same ids sent an hour later (and with another score) store nothing: duplicates counts
+    them, changed counts those whose fields differ, the stored rows keep their first values."""
+    first = [braking_record(i, NOW - timedelta(minutes=i)) for i in range(10)]
+    assert _ingest(service, braking_model, first)["accepted"] == 10
+    later = [braking_record(i, NOW - timedelta(minutes=i) + timedelta(hours=1)) for i in range(10)]
+    later[3]["score"] = 0.99
+    result = _ingest(service, braking_model, later)
+    assert (result["accepted"], result["duplicates"], result["changed"]) == (0, 10, 10)
+    assert set(result["changed_ids"]) == {f"p-{i}" for i in range(10)}
+    stored = service.store.rows_by_ids(MODEL, ["p-3"], NOW - timedelta(hours=1), NOW)
+    assert stored.column("score").to_pylist() == [0.03]
+    assert stored.column("timestamp")[0].as_py() == NOW - timedelta(minutes=3)
+    identical = _ingest(service, braking_model, first)
+    assert (identical["duplicates"], identical["changed"]) == (10, 0)
+    assert sorted(_ids(service)) == sorted(f"p-{i}" for i in range(10))
+
+
+def test_a_mixed_batch_stores_only_its_new_rows_and_counts_versions_once(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """New and resent rows in one batch: only the new ones are stored and counted in the model
+    version's row count."""
+    _ingest(service, braking_model, [braking_record(i, NOW - timedelta(minutes=i)) for i in range(5)])
+    mixed = [braking_record(i, NOW - timedelta(seconds=i)) for i in range(3, 8)]  # p-3, p-4 resent
+    result = _ingest(service, braking_model, mixed)
+    assert (result["accepted"], result["duplicates"]) == (3, 2)
+    assert len(_ids(service)) == 8
+    versions = service.db.query("SELECT rows FROM model_versions")
+    assert sum(r[0] for r in versions) == 8
+
+
+def test_resends_into_and_out_of_sealed_days_are_recognised(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """An id stored on a day now sealed in Parquet, resent with today's timestamp, is not stored;
+    a today id resent with a timestamp on the sealed day is not stored either."""
+    _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(50)])
+    _ingest(service, braking_model, [braking_record(1000 + i, NOW - timedelta(seconds=i)) for i in range(5)])
+    assert len(service.store.seal()) == 1
+    into_today = _ingest(service, braking_model, [braking_record(i, NOW - timedelta(seconds=30)) for i in range(50)])
+    assert (into_today["accepted"], into_today["duplicates"]) == (0, 50)
+    into_sealed_day = _ingest(
+        service, braking_model, [braking_record(1000 + i, OLD_DAY + timedelta(hours=1)) for i in range(5)]
+    )
+    assert (into_sealed_day["accepted"], into_sealed_day["duplicates"]) == (0, 5)
+    assert len(_ids(service)) == 55
+
+
+def test_resends_are_recognised_after_a_restart(settings: Settings, braking_model: ModelSchema) -> None:
+    """Ids stored before a clean restart are recognised after it, with any timestamp."""
+    service = Loopwatch(settings)
+    _ingest(service, braking_model, [braking_record(i, NOW - timedelta(minutes=i)) for i in range(20)])
+    service.close()
+    service = Loopwatch(settings)
+    try:
+        result = _ingest(service, braking_model, [braking_record(i, NOW - timedelta(days=1)) for i in range(20)])
+        assert result["accepted"] == 0 and len(_ids(service)) == 20
+    finally:
+        service.close()
+
+
+def test_ids_committed_after_the_last_index_flush_come_back_after_a_crash(
+    settings: Settings, braking_model: ModelSchema
+) -> None:
+    """A crash loses the index's in-memory entries but not the rows: at start-up every hot row
+    ingested after the index's watermark is added again, so its resends are still recognised."""
+    service = Loopwatch(settings)
+    _ingest(service, braking_model, [braking_record(i, NOW - timedelta(minutes=i)) for i in range(10)])
+    service.store.close_indexes()  # flushed: the watermark covers p-0..p-9
+    _ingest(service, braking_model, [braking_record(100 + i, NOW - timedelta(minutes=i)) for i in range(10)])
+    service.store._indexes.clear()  # the process dies: the index's memory table is gone…
+    service.db.close()  # …and nothing else is flushed
+    service = Loopwatch(settings)
+    try:
+        resend = [braking_record(i, NOW - timedelta(hours=3)) for i in [*range(10), *range(100, 110)]]
+        result = _ingest(service, braking_model, resend)
+        assert (result["accepted"], result["duplicates"]) == (0, 20)
+        fresh = _ingest(service, braking_model, [braking_record(500, NOW)])
+        assert fresh["accepted"] == 1
+    finally:
+        service.close()
+
+
+def test_a_missing_index_is_rebuilt_from_hot_and_sealed_rows(settings: Settings, braking_model: ModelSchema) -> None:
+    """A data directory without an index (an upgrade, or the directory deleted) gets one built
+    from every stored row, hot and sealed, before the first ingest is answered."""
+    service = Loopwatch(settings)
+    _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(30)])
+    _ingest(service, braking_model, [braking_record(100 + i, NOW - timedelta(seconds=i)) for i in range(10)])
+    service.store.seal()
+    service.close()
+    shutil.rmtree(settings.data_dir / "ids")
+    service = Loopwatch(settings)
+    try:
+        resend = [braking_record(i, NOW - timedelta(minutes=1)) for i in [*range(30), *range(100, 110)]]
+        assert _ingest(service, braking_model, resend)["accepted"] == 0
+        assert service.store.id_index_stats(MODEL)["entries"] == 40
+    finally:
+        service.close()
+
+
+def test_an_id_whose_row_was_dropped_can_be_stored_again(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """The index only says where to look: after `store drop-file` removes a damaged day, the
+    documented recovery (re-ingest that window) stores its ids again instead of calling them
+    resends."""
+    _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(20)])
+    _ingest(service, braking_model, [braking_record(100, NOW)])
+    sealed = service.store.seal()
+    path = Path(sealed[0].path)
+    service.store.drop_sealed_file(str(path.relative_to(service.settings.sealed_dir)))
+    again = _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(20)])
+    assert (again["accepted"], again["duplicates"]) == (20, 0)
+    assert len(_ids(service)) == 21
