@@ -52,6 +52,7 @@ class ClientStats:
     queued: int = 0
     sent: int = 0
     duplicates: int = 0
+    changed_resends: int = 0  # resent ids whose fields differ from the stored row (server kept its row)
     dropped_queue_full: int = 0
     rejected: int = 0
     retries: int = 0
@@ -291,6 +292,7 @@ class PredictionLogger:
             with self._cond:
                 self.stats.sent += len(batch)
                 self.stats.duplicates += int(body.get("duplicates", 0)) if isinstance(body, dict) else 0
+                self.stats.changed_resends += int(body.get("changed", 0)) if isinstance(body, dict) else 0
                 channel.in_flight = []
             return None
         if status in RETRYABLE_STATUS:

@@ -175,20 +175,15 @@ class Registry:
         ]
 
     @staticmethod
-    def record_versions(
-        cur: duckdb.DuckDBPyConnection, model: RegisteredModel, relation: str, now: datetime, *, exclude: str | None = None
-    ) -> None:
+    def record_versions(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, relation: str, now: datetime) -> None:
         """Within an ingest transaction: note each model version's first/last time and row count.
 
-        ``relation`` names a registered relation holding the batch; rows whose id is in the
-        relation ``exclude`` (resends that were not stored) do not count.
-        """
-        if relation != "incoming" or exclude not in (None, "resent"):
-            raise ValueError(f"unexpected relations {relation!r}, {exclude!r}")
-        source = f"{relation} b ANTI JOIN {exclude} r USING (prediction_id)" if exclude else relation
+        ``relation`` names the registered relation holding the rows being stored."""
+        if relation != "incoming":
+            raise ValueError(f"unexpected relation {relation!r}")
         cur.execute(
             "INSERT INTO model_versions SELECT $model_id, model_version, min(timestamp), max(timestamp), $now, count(*) "
-            f"FROM {source} GROUP BY model_version ON CONFLICT (model_id, version) DO UPDATE SET "
+            f"FROM {relation} GROUP BY model_version ON CONFLICT (model_id, version) DO UPDATE SET "
             "first_seen = least(model_versions.first_seen, excluded.first_seen), "
             "last_seen = greatest(model_versions.last_seen, excluded.last_seen), "
             "rows = model_versions.rows + excluded.rows",

@@ -266,34 +266,28 @@ class PredictionStore:
                 hashes = _id_hashes(cur, rows.column("prediction_id"))
                 matches = index.lookup(hashes)
                 resent = self._stored_among(cur, model, rows, matches) if not matches.empty else None
-                cur.register("incoming", rows)
-                try:
-                    if resent is None or resent.num_rows == 0:
-                        new_rows_sql = "SELECT * FROM incoming"
-                    else:
-                        cur.register("resent", resent)
-                        new_rows_sql = "SELECT b.* FROM incoming b ANTI JOIN resent r USING (prediction_id)"
-                    accepted = cur.execute(
-                        f"INSERT INTO {model.predictions_table} BY NAME {new_rows_sql}"
-                    ).fetchall()[0][0]
-                    if accepted:
-                        excluded = "resent" if resent is not None and resent.num_rows else None
-                        Registry.record_versions(cur, model, "incoming", now, exclude=excluded)
-                finally:
-                    _unregister(cur, "incoming")
-                    _unregister(cur, "resent")
+                keep = np.ones(rows.num_rows, dtype=bool)
+                if resent is not None and resent.num_rows:
+                    keep = ~pc.is_in(rows.column("prediction_id"), resent.column("prediction_id")).to_numpy(
+                        zero_copy_only=False
+                    )
+                new_rows = rows if keep.all() else rows.filter(pa.array(keep))
+                accepted = new_rows.num_rows
+                if accepted:
+                    cur.register("incoming", new_rows)
+                    try:
+                        cur.execute(f"INSERT INTO {model.predictions_table} BY NAME SELECT * FROM incoming").fetchall()
+                        Registry.record_versions(cur, model, "incoming", now)
+                    finally:
+                        _unregister(cur, "incoming")
             # Committed: record the new ids before the write lock lets the next batch look.
-            keep = np.ones(rows.num_rows, dtype=bool)
-            changed_ids: tuple[str, ...] = ()
-            changed = 0
-            if resent is not None and resent.num_rows:
-                keep = ~pc.is_in(rows.column("prediction_id"), resent.column("prediction_id")).to_numpy(
-                    zero_copy_only=False
-                )
-                changed_mask = resent.column("changed").to_numpy(zero_copy_only=False)
-                changed = int(changed_mask.sum())
-                changed_ids = tuple(resent.filter(pa.array(changed_mask)).column("prediction_id").to_pylist()[:20])
-            index.add(hashes[keep], _micros(rows.column("timestamp")).astype(np.int64)[keep], _us(now))
+            index.add(hashes, _micros(rows.column("timestamp")), _us(now), keep=keep)
+        changed_ids: tuple[str, ...] = ()
+        changed = 0
+        if resent is not None and resent.num_rows:
+            changed_mask = resent.column("changed").to_numpy(zero_copy_only=False)
+            changed = int(changed_mask.sum())
+            changed_ids = tuple(resent.filter(pa.array(changed_mask)).column("prediction_id").to_pylist()[:20])
         if changed:
             log.warning(
                 "%s: %d resent predictions differ from the stored ones (kept the stored rows), e.g. %s",
