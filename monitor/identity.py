@@ -159,6 +159,7 @@ class IdIndex:
         self._lock = threading.Lock()
         self._maintenance = threading.Lock()  # one merge / rebuild at a time
         self._meta_lock = threading.Lock()  # one change of the recorded run list at a time
+        self._flush_lock = threading.Lock()
         self._runs: list[Run] = []
         self._chunks: list[tuple[np.ndarray, np.ndarray]] = []  # sorted (hash, ts) per add
         self._chunk_entries = 0
@@ -232,14 +233,19 @@ class IdIndex:
         name = f"run-{uuid.uuid4().hex}"
         count = 0
         hash_path, ts_path = self.directory / (name + ".hash"), self.directory / (name + ".ts")
-        with hash_path.open("wb") as fh, ts_path.open("wb") as ft:
-            for h, ts in parts:
-                fh.write(np.ascontiguousarray(h, dtype="<u8").tobytes())
-                ft.write(np.ascontiguousarray(ts, dtype="<i8").tobytes())
-                count += int(h.size)
-            for f in (fh, ft):
-                f.flush()
-                os.fsync(f.fileno())
+        try:
+            with hash_path.open("wb") as fh, ts_path.open("wb") as ft:
+                for h, ts in parts:
+                    fh.write(np.ascontiguousarray(h, dtype="<u8").tobytes())
+                    ft.write(np.ascontiguousarray(ts, dtype="<i8").tobytes())
+                    count += int(h.size)
+                for f in (fh, ft):
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:  # e.g. a full disk: leave no half-written run behind
+            hash_path.unlink(missing_ok=True)
+            ts_path.unlink(missing_ok=True)
+            raise
         return Run(name, level, count)
 
     def _mapped(self, run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -316,10 +322,17 @@ class IdIndex:
             self._chunk_stamp = max(self._chunk_stamp, int(ingested_us))
             full = self._chunk_entries >= self._flush_entries
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except OSError as exc:  # the rows are committed: keep the entries in memory, retry later
+                log.warning("id index %s: flush failed (%s); entries kept in memory", self.directory, exc)
 
     def flush(self) -> None:
         """Write the memory table as a level-0 run and advance the watermark (durable on return)."""
+        with self._flush_lock:  # one flush at a time: each removes exactly the chunks it wrote
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             chunks, stamp = list(self._chunks), self._chunk_stamp
         if not chunks:
@@ -363,6 +376,10 @@ class IdIndex:
 
     def maintain(self) -> None:
         """Merge full levels and grow the filter when it is full (the background job)."""
+        with self._lock:
+            overdue = self._chunk_entries >= self._flush_entries
+        if overdue:  # a flush at ingest failed (e.g. disk full): retry here
+            self.flush()
         with self._maintenance:
             while self._merge_one_level():
                 pass
