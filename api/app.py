@@ -7,7 +7,7 @@ so the core packages never import what sits above them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -40,6 +40,7 @@ from monitor.alerting.notify.receivers import notifier_from_settings
 from monitor.alerting.pipeline import AlertPipeline, Dispatcher, build_pipeline
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
+from monitor.errors import is_disk_full
 from monitor.periodic import Periodic
 from monitor.scheduling import MonitorScheduler, RunOutcome
 from monitor.service import Loopwatch
@@ -103,6 +104,26 @@ def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: s
     )
 
 
+def watch_disk(app: FastAPI, name: str, job: Callable[[], object]) -> Callable[[], object]:
+    """A background write job whose full disk shows on /readyz (503 ``disk_full``) like a refused
+    request's; the job's next success clears what it set (a successful write request does too)."""
+
+    def run() -> object:
+        try:
+            result = job()
+        except Exception as exc:
+            if is_disk_full(exc):
+                app.state.disk_full = f"the server's disk is full: {name} could not write ({exc}); free space"
+                app.state.disk_full_source = name
+            raise
+        if getattr(app.state, "disk_full_source", None) == name:
+            app.state.disk_full = None
+            app.state.disk_full_source = None
+        return result
+
+    return run
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -122,19 +143,25 @@ def create_app(
         warm_up()
         app.state.json_pool = make_pool(settings.json_workers)
         maintenance = (
-            Periodic("loopwatch-sealing", settings.seal_interval_seconds, service.store.seal) if background else None
+            Periodic("loopwatch-sealing", settings.seal_interval_seconds, watch_disk(app, "sealing", service.store.seal))
+            if background
+            else None
         )
         # Every model's id index opened before serving; its runs merged in the background.
         service.store.open_indexes()
         id_index_upkeep = (
-            Periodic("loopwatch-id-index", 5.0, service.store.maintain_indexes) if background else None
+            Periodic("loopwatch-id-index", 5.0, watch_disk(app, "id-index upkeep", service.store.maintain_indexes))
+            if background
+            else None
         )
         # The WAL kept bounded outside the request path (see Database.checkpoint_if_wal_over).
         wal_checkpoint = (
             Periodic(
                 "loopwatch-wal-checkpoint",
                 settings.wal_checkpoint_interval_seconds,
-                lambda: service.db.checkpoint_if_wal_over(settings.wal_checkpoint_bytes),
+                watch_disk(
+                    app, "WAL checkpoint", lambda: service.db.checkpoint_if_wal_over(settings.wal_checkpoint_bytes)
+                ),
             )
             if background and settings.wal_checkpoint_bytes > 0
             else None

@@ -255,6 +255,29 @@ def test_full_disk_is_507_then_recovers(api: Api, monkeypatch: pytest.MonkeyPatc
     assert api.client.get(f"{MODEL}/stats", headers=api.read).json()["predictions"] == 2
 
 
+def test_a_background_job_on_a_full_disk_turns_readiness_503_until_it_succeeds(api: Api) -> None:
+    """Sealing, WAL checkpoints and id-index upkeep run outside requests: when one fails for lack
+    of space, /readyz answers 503 disk_full naming it; its next success makes /readyz 200."""
+    from api.app import watch_disk
+
+    app = api.client.app
+    fail = [True]
+
+    def seal() -> None:
+        if fail[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    job = watch_disk(app, "sealing", seal)  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        job()
+    ready = api.client.get("/readyz", headers=api.read)
+    assert ready.status_code == 503 and ready.json()["error"]["code"] == "disk_full"
+    assert "sealing" in ready.json()["error"]["message"] and "Retry-After" in ready.headers
+    fail[0] = False
+    job()
+    assert api.client.get("/readyz", headers=api.read).status_code == 200
+
+
 def test_full_disk_on_a_real_small_tmpfs(tmp_path: Path) -> None:
     """On a real 24 MiB tmpfs filled to 3 MiB of free space: ingest until the disk is full gets
     507 (disk_full, Retry-After) and readiness 503; after space is freed, ingest succeeds,
