@@ -146,5 +146,24 @@ APP_JS = r"""
       }).catch(function (err) { say("Could not silence: " + err.message); });
     });
   }
+  // Label conflicts: a reviewer settles one with a `review` label (it replaces annotator labels;
+  // a ground_truth label stays, and the review is recorded against it).
+  Array.prototype.forEach.call(document.querySelectorAll("button.review"), function (btn) {
+    btn.addEventListener("click", function () {
+      var cell = btn.parentNode;
+      var label = JSON.parse(btn.getAttribute("data-label"));
+      var path = "/v1/models/" + encodeURIComponent(btn.getAttribute("data-model")) + "/labels?authority=review";
+      Array.prototype.forEach.call(cell.querySelectorAll("button"), function (b) { b.disabled = true; });
+      say("recording review…");
+      post(path, [{prediction_id: btn.getAttribute("data-id"), label: label}]).then(function (r) {
+        cell.setAttribute("data-reviewed", String(label));
+        cell.textContent = r.conflicts ? "review kept as a conflict (a ground_truth label stays)" : "reviewed: " + label;
+        say("Review recorded.");
+      }).catch(function (err) {
+        Array.prototype.forEach.call(cell.querySelectorAll("button"), function (b) { b.disabled = false; });
+        say("Could not record the review: " + err.message);
+      });
+    });
+  });
 })();
 """

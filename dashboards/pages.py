@@ -544,6 +544,7 @@ def labeling_page(ctx: Context, model: str | None = None, alert: str | None = No
             ),
             when(c["received_at"]),
             f'<a href="{e("/v1/models/" + part(c["model"]) + "/labels/" + part(c["prediction_id"]) + "/history")}">history</a>',
+            _review_buttons(c),
         ]
         for c in s["conflicts"]
     ]
@@ -573,7 +574,7 @@ def labeling_page(ctx: Context, model: str | None = None, alert: str | None = No
 {page.figure(figures.throughput_figure(s["routed_per_day"], s["annotated_per_day"]), "fig-throughput", "No routing or annotations in the last days.")}
 {page.figure(figures.agreement_figure(agreement), "fig-agreement", "No annotations yet.")}
 </div>
-<section id="label-conflicts"><h2>Label conflicts <span class="muted small">kept label (authority) vs. the lower-authority labels that disagreed; ground_truth &gt; review &gt; annotator</span></h2>{table(["Model", "Prediction", "Kept label", "Disagreeing", "Labelled", ""], conflict_rows, "No label conflicts.")}</section>
+<section id="label-conflicts"><h2>Label conflicts <span class="muted small">kept label (authority) vs. the lower-authority labels that disagreed; ground_truth &gt; review &gt; annotator</span></h2>{table(["Model", "Prediction", "Kept label", "Disagreeing", "Labelled", "", "Review"], conflict_rows, "No label conflicts.")}<span id="action-result" role="status"></span></section>
 <section><h2>Recently routed</h2>{table(["Model", "Prediction", "Strategy", "Reason", "Status", "Routed", "Label", "Agreement", ""], recent, "Nothing routed yet.")}</section>
 <section><h2>Datasets built</h2>{table(["Name", "Model", "Versions", "Rows (latest)", "Built", ""], dataset_rows, "No datasets built yet.")}</section>
 """
@@ -633,3 +634,28 @@ Evidently renders from the stored windows (sampled for large windows); this take
 <iframe id="report" class="report" title="Evidently report" src="{e(src)}" loading="eager"></iframe>
 """
     return page.render(body, [("Models", "/models"), (model, model_path(model)), ("report", None)])
+
+
+def _review_buttons(conflict: dict[str, Any]) -> str:
+    """One button per candidate label of a conflict: keep the stored one, or take a disagreeing
+    one. Each records a `review` label (a key with scope ingest or admin is needed)."""
+    kept = conflict["label"]
+    numeric = isinstance(kept, int | float) and not isinstance(kept, bool)
+    candidates: list[tuple[str, Any]] = [("Keep", kept)]
+    seen = {str(kept)}
+    for other in conflict["conflicting"]:
+        value = other["label"]
+        if str(value) in seen:
+            continue
+        seen.add(str(value))
+        if numeric:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+        candidates.append(("Use", value))
+    return " ".join(
+        f'<button type="button" class="review" data-model="{e(conflict["model"])}" '
+        f'data-id="{e(conflict["prediction_id"])}" data-label="{e(json.dumps(value))}">{verb} {e(str(value))}</button>'
+        for verb, value in candidates
+    )

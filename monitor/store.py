@@ -87,6 +87,7 @@ class LabelResult:
     unchanged: int
     conflicts: int = 0  # lower-authority labels that disagreed: recorded, not applied
     conflict_ids: tuple[str, ...] = ()
+    confirmed: int = 0  # reviews agreeing with a higher-authority label: its conflict is settled
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -94,6 +95,7 @@ class LabelResult:
             "applied": self.applied,
             "unchanged": self.unchanged,
             "conflicts": self.conflicts,
+            "confirmed": self.confirmed,
         }
 
 
@@ -385,8 +387,25 @@ class PredictionStore:
                     "AND e.timestamp = i.timestamp AND e.annotator IS NOT DISTINCT FROM i.annotator)",
                     params={"model_id": model.id},
                 ).to_arrow_table()
+                # A review that agrees with a higher-authority label settles its conflict.
+                confirmed = cur.sql(
+                    f"SELECT i.*, l.label AS previous_label, l.authority AS previous_authority, "
+                    "'confirmed' AS outcome "
+                    f"FROM incoming_labels i JOIN {model.labels_table} l USING (prediction_id) "
+                    f"WHERE l.conflict AND i.authority = 'review' AND {rank_i} < {rank_l} "
+                    "AND i.label IS NOT DISTINCT FROM l.label"
+                ).to_arrow_table()
             finally:
                 _unregister(cur, "incoming_labels")
+            if confirmed.num_rows:
+                cur.register("confirmed_labels", confirmed)
+                try:
+                    cur.execute(
+                        f"UPDATE {model.labels_table} SET conflict = FALSE WHERE prediction_id IN "
+                        "(SELECT prediction_id FROM confirmed_labels)"
+                    ).fetchall()
+                finally:
+                    _unregister(cur, "confirmed_labels")
             if changed.num_rows:
                 cur.register("changed_labels", changed)
                 try:
@@ -408,7 +427,7 @@ class PredictionStore:
                     ).fetchall()
                 finally:
                     _unregister(cur, "conflicting_labels")
-            events = pa.concat_tables([changed, conflicts]) if conflicts.num_rows else changed
+            events = pa.concat_tables([t for t in (changed, conflicts, confirmed) if t.num_rows] or [changed])
             if events.num_rows:
                 cur.register("label_changes", events)
                 try:
@@ -423,7 +442,12 @@ class PredictionStore:
                     _unregister(cur, "label_changes")
         conflict_ids = tuple(conflicts.column("prediction_id").to_pylist())
         return LabelResult(
-            received, changed.num_rows, received - changed.num_rows - len(conflict_ids), len(conflict_ids), conflict_ids
+            received,
+            changed.num_rows,
+            received - changed.num_rows - len(conflict_ids) - confirmed.num_rows,
+            len(conflict_ids),
+            conflict_ids,
+            confirmed.num_rows,
         )
 
     def label(self, model_name: str, prediction_id: str) -> dict[str, Any] | None:

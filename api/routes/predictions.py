@@ -36,6 +36,7 @@ class LabelsPublic(BaseModel):
     applied: int
     unchanged: int
     conflicts: int = 0
+    confirmed: int = Field(0, description="reviews that agreed with a higher-authority label and settled its conflict")
 
 
 class PredictionPage(BaseModel):

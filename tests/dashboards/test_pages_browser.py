@@ -258,3 +258,24 @@ def test_favicon_and_plotly_are_served_locally(live: Live) -> None:
     assert httpx.get(live.url + "/favicon.ico", timeout=10).status_code == 200
     js = live.get("/assets/plotly.min.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000
+
+
+def test_labeling_page_review_button_settles_a_conflict(tab: Session, live: Live) -> None:
+    """A conflict (annotator vs. ground truth) shows on the labeling page; clicking "Keep" records
+    a review that confirms the kept label, and the API then reports no conflict for it."""
+    base = "/v1/models/fleet-events/labels"
+    for row in (
+        {"prediction_id": "conflict-1", "label": "harsh_braking"},
+        {"prediction_id": "conflict-1", "label": "none", "authority": "annotator", "annotator": "a@x"},
+    ):
+        httpx.post(live.url + base, json=[row], headers=live.headers, timeout=30).raise_for_status()
+    assert httpx.get(live.url + base + "/conflict-1", headers=live.headers, timeout=30).json()["conflict"] is True
+    tab.open("/labeling?model=fleet-events")
+    keep = tab.page.locator('#label-conflicts button.review[data-id="conflict-1"]', has_text="Keep")
+    keep.click()
+    tab.page.wait_for_function(
+        "document.getElementById('action-result').textContent === 'Review recorded.'", timeout=WAIT_MS
+    )
+    label = httpx.get(live.url + base + "/conflict-1", headers=live.headers, timeout=30).json()
+    assert (label["label"], label["authority"], label["conflict"]) == ("harsh_braking", "ground_truth", False)
+    tab.shot("labeling-review")
