@@ -151,7 +151,7 @@ def test_labels_endpoint_and_coverage(api: Api) -> None:
     )
     labels = [{"prediction_id": f"p-{i}", "label": "brake"} for i in range(4)]
     response = api.client.post("/v1/models/harsh-braking/labels", json=labels, headers=api.ingest)
-    assert response.json() == {"received": 4, "applied": 4, "unchanged": 0, "conflicts": 0}
+    assert response.json() == {"received": 4, "applied": 4, "unchanged": 0, "conflicts": 0, "confirmed": 0}
     stats = api.client.get(
         "/v1/models/harsh-braking/stats",
         params={
