@@ -161,6 +161,7 @@ class PredictionStore:
         with self._db.write_lock:
             for index in self._indexes.values():
                 index.flush()
+                index.save_filter()
 
     def id_index_stats(self, model_name: str) -> dict[str, int]:
         model = self._registry.get(model_name)

@@ -191,3 +191,23 @@ def test_concurrent_adds_flushes_and_merges_lose_nothing(tmp_path: Path) -> None
     _assert_all_found(index, h_all, t_all)
     index.flush()
     _assert_all_found(IdIndex(tmp_path / "ix", canary=7), h_all, t_all)
+
+
+def test_a_saved_filter_is_reused_only_while_it_matches_the_runs(tmp_path: Path) -> None:
+    """After a clean shutdown (flush + save) the next open loads the saved filter instead of
+    rebuilding it; once later entries are flushed without saving, the stale filter is ignored
+    and rebuilt, and every entry is still found."""
+    index = IdIndex(tmp_path / "ix", canary=7, flush_entries=1_000)
+    h, t = _fill(index, batches=5, size=400)
+    index.flush()
+    index.save_filter()
+    reopened = IdIndex(tmp_path / "ix", canary=7, flush_entries=1_000)
+    assert reopened._saved_filter() is not None
+    assert np.array_equal(reopened._bloom.words, index._bloom.words)
+    _assert_all_found(reopened, h, t)
+    more_h, more_t = _entries(77, 300)
+    reopened.add(more_h, more_t, ingested_us=99)
+    reopened.flush()  # not saved: the file on disk no longer matches the runs
+    again = IdIndex(tmp_path / "ix", canary=7)
+    assert again._saved_filter() is None
+    _assert_all_found(again, np.concatenate([h, more_h]), np.concatenate([t, more_t]))
