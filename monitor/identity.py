@@ -318,14 +318,19 @@ class IdIndex:
         ts = np.memmap(self.directory / (run.name + ".ts"), dtype="<i8", mode="r", shape=(run.count,))
         return h, ts
 
+    def _read(self, run: Run, suffix: str, start: int, stop: int) -> np.ndarray:
+        """Entries ``[start, stop)`` of a run file, read (not mapped): a merge or a filter build
+        streams whole runs, and mapped pages would count in the server's RSS while mapped."""
+        count = max(0, min(stop, run.count) - start)
+        dtype = "<u8" if suffix == ".hash" else "<i8"
+        return np.fromfile(self.directory / (run.name + suffix), dtype=dtype, count=count, offset=start * 8)
+
     def _build_bloom(self, runs: list[Run], extra: int) -> BlockedBloom:
         total = sum(r.count for r in runs) + extra
         bloom = BlockedBloom(int(total * _GROWTH))
         for run in runs:
-            h, _ = self._mapped(run)
             for start in range(0, run.count, 1 << 20):
-                bloom.add(np.asarray(h[start : start + (1 << 20)]))
-            del h
+                bloom.add(self._read(run, ".hash", start, start + (1 << 20)))
         return bloom
 
     # -- the store's calls (under the database write lock) ------------------------------------
@@ -471,27 +476,26 @@ class IdIndex:
         return False
 
     def _merged_chunks(self, group: list[Run]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """A k-way merge of sorted runs, ``merge_chunk`` entries of each at a time."""
-        mapped = [self._mapped(r) for r in group]
-        pos = [0] * len(mapped)
-        try:
-            while True:
-                live = [i for i, (h, _) in enumerate(mapped) if pos[i] < h.size]
-                if not live:
-                    return
-                cut = min(mapped[i][0][min(pos[i] + self._merge_chunk, mapped[i][0].size) - 1] for i in live)
-                hs, tss = [], []
-                for i in live:
-                    h, ts = mapped[i]
-                    end = pos[i] + int(np.searchsorted(h[pos[i] :], cut, side="right"))
-                    hs.append(np.asarray(h[pos[i] : end]))
-                    tss.append(np.asarray(ts[pos[i] : end]))
-                    pos[i] = end
-                h_all, ts_all = np.concatenate(hs), np.concatenate(tss)
-                order = np.argsort(h_all)
-                yield h_all[order], ts_all[order]
-        finally:
-            del mapped
+        """A k-way merge of sorted runs, reading ``merge_chunk`` entries of each at a time.
+
+        Each round reads the next chunk of every unfinished run and cuts at the smallest of
+        their last hashes: everything up to the cut is final (later entries are ≥ the cut)."""
+        pos = [0] * len(group)
+        while True:
+            live = [i for i, run in enumerate(group) if pos[i] < run.count]
+            if not live:
+                return
+            heads = {i: self._read(group[i], ".hash", pos[i], pos[i] + self._merge_chunk) for i in live}
+            cut = min(h[-1] for h in heads.values())
+            hs, tss = [], []
+            for i, h in heads.items():
+                end = int(np.searchsorted(h, cut, side="right"))
+                hs.append(h[:end])
+                tss.append(self._read(group[i], ".ts", pos[i], pos[i] + end))
+                pos[i] += end
+            h_all, ts_all = np.concatenate(hs), np.concatenate(tss)
+            order = np.argsort(h_all)
+            yield h_all[order], ts_all[order]
 
     def _grow_bloom_if_full(self) -> None:
         with self._lock:
