@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/dashboard.py
 	$(PY) bench/performance_quality.py
 	$(PY) bench/verify_sealed.py
+	$(PY) bench/id_index.py
 	$(PY) bench/soak.py --minutes 5
 
 serve: $(STAMP)
