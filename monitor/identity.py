@@ -370,10 +370,12 @@ class IdIndex:
         positions: tuple[np.ndarray, np.ndarray] | None = None
         probe_bloom: BlockedBloom | None = None
         if keep is not None:
+            every = bool(keep.all())
             if probe is not None and probe[0] is hashes:
-                positions = (probe[2][0][:, keep], probe[2][1][:, keep])
+                positions = probe[2] if every else (probe[2][0][:, keep], probe[2][1][:, keep])
                 probe_bloom = probe[1]
-            hashes, timestamps_us = hashes[keep], timestamps_us[keep]
+            if not every:
+                hashes, timestamps_us = hashes[keep], timestamps_us[keep]
         if hashes.size == 0:
             return
         order = np.argsort(hashes)

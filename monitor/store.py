@@ -253,7 +253,6 @@ class PredictionStore:
         if received == 0:
             return IngestResult(0, 0, 0)
         now = self._now()
-        rows, _ = dedupe_batch(rows)
         with self._db.write_lock:  # lookup → insert → index add: no other batch in between
             index = self._index(model)
             with self._db.transaction() as cur:
@@ -267,6 +266,9 @@ class PredictionStore:
                     pa.repeat(pa.scalar(now, stamp_type), rows.num_rows),
                 )
                 hashes = _id_hashes(cur, rows.column("prediction_id"))
+                if _has_repeats(hashes):  # distinct hashes ⇒ distinct ids; else dedupe exactly
+                    rows, _ = dedupe_batch(rows)
+                    hashes = _id_hashes(cur, rows.column("prediction_id"))
                 matches = index.lookup(hashes)
                 resent = self._stored_among(cur, model, rows, matches) if not matches.empty else None
                 keep = np.ones(rows.num_rows, dtype=bool)
@@ -1081,6 +1083,11 @@ def _id_hashes(cur: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray) -> np.ndarr
     out = np.empty(len(ids), dtype=np.uint64)
     out[np.asarray(got["row"])] = np.asarray(got["h"], dtype=np.uint64)
     return out
+
+
+def _has_repeats(values: np.ndarray) -> bool:
+    ordered = np.sort(values)
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _micros(column: pa.ChunkedArray) -> np.ndarray:

@@ -141,3 +141,12 @@ def test_an_id_whose_row_was_dropped_can_be_stored_again(service: Loopwatch, bra
     again = _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(20)])
     assert (again["accepted"], again["duplicates"]) == (20, 0)
     assert len(_ids(service)) == 21
+
+
+def test_an_id_repeated_within_one_batch_keeps_its_first_row(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """Two rows with one id in a batch: the first is stored, the second counts as a duplicate."""
+    rows = [braking_record(1, NOW, score=0.1), braking_record(2, NOW), braking_record(1, NOW, score=0.9)]
+    result = _ingest(service, braking_model, rows)
+    assert (result["accepted"], result["duplicates"]) == (2, 1)
+    stored = service.store.rows_by_ids(MODEL, ["p-1"], NOW - timedelta(minutes=1), NOW)
+    assert stored.column("score").to_pylist() == [0.1]
