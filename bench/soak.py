@@ -11,7 +11,8 @@ At the end it sends SIGTERM and times the shutdown.
     .venv/bin/python bench/soak.py [--minutes 60] [--rate 5000] [--format arrow|json]
 
 Writes bench/results/soak.json and prints a summary: RSS after warm-up (min/max/last and the
-drift last vs first in %), WAL max, errors, request latency p50/p99, achieved rate, shutdown time.
+drift last vs first in %), WAL max, errors, monitor runs that failed (read from the server's run
+records before SIGTERM), request latency p50/p99, achieved rate, shutdown time.
 Bounded: loopback only, at most ``--minutes`` of sending, one server, two sender threads.
 """
 
@@ -27,6 +28,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -44,7 +46,7 @@ from monitor.service import Loopwatch  # noqa: E402
 from monitor.settings import Settings  # noqa: E402
 
 TRAILING = {"kind": "trailing", "length": "30m"}
-MONITORS = [
+MONITORS: list[dict[str, Any]] = [
     {"name": "drift", "detector": "data_drift", "every": "1m", "window": "1m", "reference": TRAILING},
     {"name": "pred-drift", "detector": "prediction_drift", "every": "1m", "window": "1m", "reference": TRAILING},
     {"name": "volume", "detector": "volume", "every": "1m", "window": "1m"},
@@ -157,6 +159,15 @@ class Sender:
                         self.errors[outcome] = self.errors.get(outcome, 0) + 1
 
 
+def monitor_runs(url: str, key: str) -> list[dict[str, Any]]:
+    """The server's run records (a monitor run that fails, e.g. out of memory, is an error too)."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        response = client.get("/v1/models/bench/runs", params={"limit": 10_000})
+        response.raise_for_status()
+        runs: list[dict[str, Any]] = response.json()
+        return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60)
@@ -189,6 +200,7 @@ def main() -> None:
         samples: list[dict[str, float]] = []
         sender = Sender(url, key, args)
         shutdown_s = None
+        runs: list[dict[str, Any]] = []
         try:
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
                 history = batch_table(
@@ -229,6 +241,7 @@ def main() -> None:
                     )
                 sending.join(args.sample_seconds)
             elapsed = time.monotonic() - started
+            runs = monitor_runs(url, key) if monitors and proc.poll() is None else []
         finally:
             sender.stop()
             if proc.poll() is None:
@@ -242,9 +255,9 @@ def main() -> None:
                     proc.wait(timeout=30)
 
     after = [s for s in samples if s["t_s"] >= warmup] or samples
-    rss = [s["rss_mb"] for s in after]
+    kept = [s["rss_mb"] for s in after]
     lat = np.array(sender.latencies or [0.0]) * 1000
-    summary = {
+    summary: dict[str, Any] = {
         "duration_s": round(elapsed),
         "format": args.format,
         "batch_rows": args.batch,
@@ -258,12 +271,16 @@ def main() -> None:
         "latency_p99_ms": round(float(np.percentile(lat, 99)), 1),
         "warmup_s": warmup,
         "rss_after_warmup_mb": {
-            "first": rss[0] if rss else None,
-            "min": min(rss) if rss else None,
-            "max": max(rss) if rss else None,
-            "last": rss[-1] if rss else None,
-            "drift_pct": round((rss[-1] - rss[0]) / rss[0] * 100, 1) if rss else None,
+            "first": kept[0] if kept else None,
+            "min": min(kept) if kept else None,
+            "max": max(kept) if kept else None,
+            "last": kept[-1] if kept else None,
+            "drift_pct": round((kept[-1] - kept[0]) / kept[0] * 100, 1) if kept else None,
         },
+        "monitor_runs": len(runs),
+        "monitor_runs_failed": sum(1 for r in runs if r.get("status") != "succeeded"),
+        "monitor_run_errors": sorted({str(r.get("error"))[:160] for r in runs if r.get("status") != "succeeded"}),
+        "monitor_run_ms_max": max((float(r.get("duration_ms") or 0) for r in runs), default=0.0),
         "wal_max_mb": max((s["wal_mb"] for s in samples), default=0.0),
         "shutdown_s": shutdown_s,
         "monitors": [m["name"] for m in monitors],
@@ -278,7 +295,7 @@ def main() -> None:
         f"soak {summary['duration_s']} s at {summary['achieved_rows_per_s']:,}/{args.rate:,} rows/s: "
         f"RSS after {warmup:g} s warm-up min {r['min']} / max {r['max']} / last {r['last']} MB "
         f"(drift {r['drift_pct']}%), WAL max {summary['wal_max_mb']} MB, errors {summary['errors']} "
-        f"{sender.errors or ''}, p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms, "
+        f"{sender.errors or ''}, monitor runs failed {summary['monitor_runs_failed']}/{summary['monitor_runs']}, p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms, "
         f"SIGTERM → exit {shutdown_s} s"
     )
 

@@ -27,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from detectors import Finding
 from monitor.clock import Clock, utcnow
 from monitor.evaluation import Evaluator
+from monitor.memory import release_free_memory
 from monitor.monitors import MonitorSpec, MonitorStore
 from monitor.references import parse_duration
 from monitor.runs import RunMode, RunRecord, RunStore
@@ -199,6 +200,9 @@ class MonitorRunner:
             with self._idle:
                 self._inflight.pop(run.id, None)
                 self._idle.notify_all()
+            # The window's arrays are freed now; hand the heap they leave back to the OS, or
+            # every run adds its arena's free memory to the RSS (see monitor.memory).
+            release_free_memory()
 
     def finish_runs(self, grace: float) -> list[str]:
         """At shutdown: start no new runs, wait up to ``grace`` seconds for the runs in progress,

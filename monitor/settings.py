@@ -45,7 +45,11 @@ class Settings(BaseSettings):
 
     # Store tuning. A large checkpoint threshold keeps DuckDB from checkpointing inside ingest
     # requests (measured: 296k → 880k rows/s); the WAL still makes every commit durable.
-    duckdb_memory_limit: str | None = None
+    # DuckDB's buffer pool keeps every block it has read or checkpointed until memory_limit (its
+    # own default: 80 % of RAM), so the server's RSS grew with the hot table (~50 MB/min at
+    # 5k rows/s). 256MB holds the un-checkpointed rows plus a 1-minute window's sort at that rate
+    # (128MB made monitor runs fail out of memory); larger scans spill. "" = DuckDB's default.
+    duckdb_memory_limit: str | None = "256MB"
     duckdb_threads: int | None = None
     checkpoint_threshold: str = "1GB"
     # Flat memory (issue 11): a background job checkpoints every wal_checkpoint_interval_seconds

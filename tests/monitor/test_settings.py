@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.service import Loopwatch
 from monitor.settings import load_settings
 
 
@@ -36,3 +37,25 @@ def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
     config.write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match=r"bad\.yaml"):
         load_settings(config)
+
+
+def test_duckdb_memory_is_capped_by_default_and_the_cap_can_be_lifted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flat memory (issue 11): the server's DuckDB buffer pool is capped at 256MB unless
+    configured, instead of DuckDB's 80 % of RAM (it caches the whole hot table until then);
+    an empty ``LOOPWATCH_DUCKDB_MEMORY_LIMIT`` leaves DuckDB's own default."""
+    monkeypatch.delenv("LOOPWATCH_CONFIG", raising=False)
+    monkeypatch.delenv("LOOPWATCH_DUCKDB_MEMORY_LIMIT", raising=False)
+    default = Loopwatch(load_settings(data_dir=tmp_path / "a"))
+    try:
+        assert default.db.query_one("SELECT current_setting('memory_limit')") == ("244.1 MiB",)
+    finally:
+        default.close()
+    monkeypatch.setenv("LOOPWATCH_DUCKDB_MEMORY_LIMIT", "")
+    lifted = Loopwatch(load_settings(data_dir=tmp_path / "b"))
+    try:
+        (limit,) = lifted.db.query_one("SELECT current_setting('memory_limit')") or ("",)
+        assert limit != "244.1 MiB" and "GiB" in limit
+    finally:
+        lifted.close()

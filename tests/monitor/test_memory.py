@@ -1,0 +1,65 @@
+"""Freed C heap goes back to the OS after every monitor run (flat memory, issue 11)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from monitor import memory, scheduling
+from monitor.monitors import MonitorSpec
+from monitor.schema import ModelSchema
+from monitor.service import Loopwatch
+
+MODEL = "harsh-braking"
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(memory._TRIM is None or not Path("/proc/self/status").exists(), reason="glibc/Linux only")
+def test_release_free_memory_returns_a_worker_threads_freed_heap() -> None:
+    """Rule: memory a worker thread allocated and freed, which glibc keeps in that thread's
+    arena, leaves the process's RSS once ``release_free_memory`` runs (what a monitor run's
+    window arrays leave behind)."""
+    kept: list[bytes] = []
+
+    def work() -> None:
+        chunks = [bytes(2000) for _ in range(60_000)]  # ~120 MB in 2 KB malloc chunks
+        kept.extend(chunks[::64])  # a few survivors pin the heap: glibc keeps the rest as free memory
+        del chunks
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    before = _rss_mb()
+    assert memory.release_free_memory()
+    assert before - _rss_mb() > 50, "the freed heap stayed in the process"
+    assert len(kept) == 60_000 // 64 + 1
+
+
+def test_every_monitor_run_releases_free_memory_even_a_failed_one(
+    service: Loopwatch, braking_model: ModelSchema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: the runner hands freed heap back after each run, whether it succeeded or failed."""
+    calls: list[int] = []
+
+    def release() -> bool:
+        calls.append(1)
+        return True
+
+    monkeypatch.setattr(scheduling, "release_free_memory", release)
+    spec = {"name": "volume", "detector": "volume", "every": "1h", "window": "1h"}
+    service.monitors.save(MODEL, MonitorSpec.model_validate(spec))
+    ok = service.runner.run(MODEL, "volume")
+    assert ok is not None and ok.error is None
+    broken = {**spec, "name": "broken", "detector": "latency", "reference": {"kind": "dataset", "path": "gone.parquet"}}
+    service.monitors.save(MODEL, MonitorSpec.model_validate(broken))
+    outcome = service.runner.run(MODEL, "broken")
+    assert outcome is not None and outcome.error
+    assert len(calls) == 2
