@@ -188,6 +188,7 @@ def create_app(
 
         service.runner.subscribe(count_run)
         metrics.outbox_depth.set_function(pipeline.outbox.depth)
+        metrics.watch_memory(service.memory)
         pipeline.on_delivery = lambda receiver, result: metrics.notifications.labels(receiver, result).inc()
         app.state.alerts = pipeline
         label_sync = make_label_sync(service, settings)

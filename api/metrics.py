@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 
 class Metrics:
@@ -18,7 +21,7 @@ class Metrics:
             "loopwatch_changed_resends",
             "Resent predictions whose fields differ from the stored row (the stored row is kept)",
             ["model"],
-            registry=self.registry
+            registry=self.registry,
         )
         self.rejected_batches = Counter(
             "loopwatch_rejected_batches", "Batches refused as invalid", ["model", "kind"], registry=self.registry
@@ -57,3 +60,29 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+
+    def watch_memory(self, source: Callable[[], dict[str, int]]) -> None:
+        """Export ``loopwatch_memory_bytes{part=…}``, read from ``source`` at each scrape (a
+        restarted app replaces its source)."""
+        previous = getattr(self, "_memory", None)
+        if previous is not None:
+            self.registry.unregister(previous)
+        self._memory = _MemoryCollector(source)
+        self.registry.register(self._memory)
+
+
+class _MemoryCollector:
+    """Where the server's memory is, by part (see monitor.memory and docs/operations.md)."""
+
+    def __init__(self, source: Callable[[], dict[str, int]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "loopwatch_memory_bytes",
+            "Server memory by part: resident pages, C heap, Arrow pool, DuckDB by tag, id index",
+            labels=["part"],
+        )
+        for part, value in sorted(self._source().items()):
+            family.add_metric([part], value)
+        yield family

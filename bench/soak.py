@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -159,6 +160,18 @@ class Sender:
                         self.errors[outcome] = self.errors.get(outcome, 0) + 1
 
 
+MEMORY_LINE = re.compile(r'^loopwatch_memory_bytes\{part="([^"]+)"\} (\S+)$', re.MULTILINE)
+
+
+def memory_parts(url: str, key: str) -> dict[str, float]:
+    """The server's own breakdown (``loopwatch_memory_bytes`` at /metrics) in MB; {} if unreachable."""
+    try:
+        text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    return {part: round(float(value) / 2**20, 1) for part, value in MEMORY_LINE.findall(text)}
+
+
 def monitor_runs(url: str, key: str) -> list[dict[str, Any]]:
     """The server's run records (a monitor run that fails, e.g. out of memory, is an error too)."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
@@ -197,7 +210,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         proc = start_server(data_dir, port)
         wal = data_dir / "loopwatch.duckdb.wal"
-        samples: list[dict[str, float]] = []
+        samples: list[dict[str, Any]] = []
         sender = Sender(url, key, args)
         shutdown_s = None
         runs: list[dict[str, Any]] = []
@@ -232,6 +245,7 @@ def main() -> None:
                         "t_s": round(t, 1),
                         "rss_mb": round(rss, 1),
                         "wal_mb": round(wal.stat().st_size / 2**20 if wal.exists() else 0.0, 1),
+                        "memory_mb": memory_parts(url, key),
                     }
                 )
                 if len(samples) % 6 == 1:
@@ -282,6 +296,13 @@ def main() -> None:
         "monitor_run_errors": sorted({str(r.get("error"))[:160] for r in runs if r.get("status") != "succeeded"}),
         "monitor_run_ms_max": max((float(r.get("duration_ms") or 0) for r in runs), default=0.0),
         "wal_max_mb": max((s["wal_mb"] for s in samples), default=0.0),
+        # Which part moved: each part's first and last value after the warm-up (MB).
+        "memory_parts_after_warmup_mb": {
+            part: {"first": after[0]["memory_mb"].get(part), "last": after[-1]["memory_mb"].get(part)}
+            for part in sorted(set(after[0].get("memory_mb", {})) | set(after[-1].get("memory_mb", {})))
+        }
+        if after
+        else {},
         "shutdown_s": shutdown_s,
         "monitors": [m["name"] for m in monitors],
         "samples": samples,

@@ -301,6 +301,11 @@ class Database:
     def wal_path(self) -> Path:
         return self.path.with_name(self.path.name + ".wal")
 
+    def memory_by_tag(self) -> dict[str, int]:
+        """DuckDB's own memory by tag (``duckdb_memory()``: buffer pool and allocator use)."""
+        rows = self.query("SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0")
+        return {str(tag).lower(): int(used) for tag, used in rows}
+
     def wal_bytes(self) -> int:
         """The size of the write-ahead log now (0 when there is none: just checkpointed)."""
         try:

@@ -43,3 +43,74 @@ def release_free_memory() -> bool:
     except OSError as exc:  # pragma: no cover - defensive: never let housekeeping fail a run
         log.debug("malloc_trim failed: %s", exc)
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the memory is: the parts an operator (and bench/soak.py) can watch over time.
+# ---------------------------------------------------------------------------------------------
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _load_mallinfo2() -> Callable[[], _MallInfo2] | None:
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
+    except (OSError, AttributeError, TypeError):  # not glibc ≥ 2.33
+        return None
+    fn.argtypes = []
+    fn.restype = _MallInfo2
+    return fn
+
+
+_MALLINFO2 = _load_mallinfo2()
+
+
+def _proc_status(fields: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in fields:
+                    out[key] = int(value.split()[0]) * 1024  # kB
+    except OSError:  # not Linux
+        pass
+    return out
+
+
+def process_memory() -> dict[str, int]:
+    """Bytes by part of this process: resident anonymous/file pages (Linux), the C heap in use
+    and free-but-held (glibc), and Arrow's pool. Parts a platform cannot report are absent."""
+    parts: dict[str, int] = {}
+    status = _proc_status(("RssAnon", "RssFile"))
+    if "RssAnon" in status:
+        parts["rss_anonymous"] = status["RssAnon"]
+    if "RssFile" in status:
+        parts["rss_file"] = status["RssFile"]
+    if _MALLINFO2 is not None:
+        info = _MALLINFO2()
+        parts["c_heap_in_use"] = int(info.uordblks + info.hblkhd)
+        parts["c_heap_free_held"] = int(info.fordblks)
+    try:
+        import pyarrow
+
+        parts["arrow_pool"] = int(pyarrow.total_allocated_bytes())
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pass
+    return parts

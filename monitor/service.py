@@ -13,6 +13,7 @@ from monitor.clock import Clock, utcnow
 from monitor.db import Database
 from monitor.evaluation import Evaluator
 from monitor.keys import KeyStore
+from monitor.memory import process_memory
 from monitor.monitors import MonitorStore
 from monitor.registry import Registry
 from monitor.runs import RunStore
@@ -56,6 +57,15 @@ class Loopwatch:
         self.runner = MonitorRunner(
             self.evaluator, self.runs, self.monitors, now, reference_freeze=alerts.reference_freeze
         )
+
+    def memory(self) -> dict[str, int]:
+        """Bytes by part (``loopwatch_memory_bytes``): the process's resident pages, C heap and
+        Arrow pool, DuckDB's memory by tag, and what the id indexes keep resident."""
+        parts = process_memory()
+        for tag, used in self.db.memory_by_tag().items():
+            parts[f"duckdb_{tag}"] = used
+        parts["id_index"] = self.store.id_index_memory()
+        return parts
 
     def close(self) -> None:
         self.store.close_indexes()

@@ -163,6 +163,13 @@ class PredictionStore:
                 index.flush()
                 index.save_filter()
 
+    def id_index_memory(self) -> int:
+        """Bytes the id indexes keep resident: their filters and in-memory entries (16 B each)."""
+        with self._db.write_lock:
+            indexes = list(self._indexes.values())
+        stats = [index.stats() for index in indexes]
+        return sum(s["filter_bytes"] + 16 * s["in_memory_entries"] for s in stats)
+
     def id_index_stats(self, model_name: str) -> dict[str, int]:
         model = self._registry.get(model_name)
         with self._db.write_lock:

@@ -84,3 +84,18 @@ def test_metrics_report_labeling_queue_depth(api: Api) -> None:
     """The labeling queue depth per status is exported at scrape time."""
     text = api.client.get("/metrics", headers=api.read).text
     assert 'loopwatch_labeling_queue_depth{status="queued"} 0.0' in text
+
+
+def test_metrics_report_memory_by_part(api: Api) -> None:
+    """loopwatch_memory_bytes breaks the server's memory down at scrape time: resident anonymous
+    pages, the C heap, DuckDB by tag and the id indexes (positive once a model has ingested)."""
+    import re
+
+    from tests.conftest import braking_record
+
+    api.client.post("/v1/models/harsh-braking/predictions", json=[braking_record(1)], headers=api.ingest)
+    text = api.client.get("/metrics", headers=api.read).text
+    parts = {m[0]: float(m[1]) for m in re.findall(r'loopwatch_memory_bytes\{part="([^"]+)"\} (\S+)', text)}
+    assert parts["rss_anonymous"] > 10e6 and parts["c_heap_in_use"] > 0
+    assert parts["id_index"] > 0  # the model's filter
+    assert any(p.startswith("duckdb_") for p in parts)
