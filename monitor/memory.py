@@ -35,7 +35,19 @@ _TRIM = _load_trim()
 
 
 def release_free_memory() -> bool:
-    """Return the C heap's free pages to the OS; True if glibc released any (False elsewhere)."""
+    """Return free pages to the OS: Arrow's memory pool, then the C heap; True if glibc
+    released any (False where there is no glibc).
+
+    Arrow's pool (mimalloc) keeps what it frees, like glibc: a monitor run that materialised a
+    30-minute trailing reference (9M rows × 30 columns) left 2.2 GB resident in the 1-hour
+    soak. Measured in isolation: 2.3 GB of Arrow arrays freed, RSS 3,540 → 2,395 MB;
+    after ``release_unused()`` 55 MB."""
+    try:
+        import pyarrow
+
+        pyarrow.default_memory_pool().release_unused()
+    except Exception as exc:  # pragma: no cover - never let housekeeping fail a run
+        log.debug("releasing Arrow's pool failed: %s", exc)
     if _TRIM is None:
         return False
     try:
