@@ -325,7 +325,13 @@ class Database:
         with self.write_lock:
             if self._con is None or self.wal_bytes() <= limit:
                 return False
-            self.query("CHECKPOINT")
+            try:
+                self.query("CHECKPOINT")
+            except duckdb.TransactionException as exc:
+                # A write outside the store's lock is open (seen once in the 1-hour soak, at an
+                # hour boundary): not a failure, the next tick checkpoints.
+                log.info("WAL checkpoint deferred: %s", exc)
+                return False
         return True
 
     def close(self) -> None:
