@@ -91,7 +91,7 @@ class BlockedBloom:
     def words(self) -> np.ndarray:
         return self._words
 
-    def _positions(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def positions(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(word index, bit mask) for each of the 4 probe bits of each hash: shape (4, n).
 
         The block is the hash's top 28 bits scaled to the block count (Lemire's multiply-shift
@@ -109,7 +109,7 @@ class BlockedBloom:
         """Set the bits of ``h`` (``positions``: their already computed (word, mask), if any)."""
         if h.size == 0:
             return
-        word, mask = positions if positions is not None else self._positions(h)
+        word, mask = positions if positions is not None else self.positions(h)
         word, mask = word.ravel(), mask.ravel()
         # A buffered |= keeps only one update per repeated word; the few bits that lost are set
         # again with the unbuffered ufunc.at (3x faster than ufunc.at for all of them).
@@ -122,11 +122,8 @@ class BlockedBloom:
     def might_contain(self, h: np.ndarray, positions: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         if h.size == 0:
             return np.zeros(0, dtype=bool)
-        word, mask = positions if positions is not None else self._positions(h)
+        word, mask = positions if positions is not None else self.positions(h)
         return np.all((self._words[word] & mask) != 0, axis=0)
-
-    def positions(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._positions(h)
 
 
 @dataclass(frozen=True)

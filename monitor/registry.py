@@ -175,15 +175,12 @@ class Registry:
         ]
 
     @staticmethod
-    def record_versions(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, relation: str, now: datetime) -> None:
-        """Within an ingest transaction: note each model version's first/last time and row count.
-
-        ``relation`` names the registered relation holding the rows being stored."""
-        if relation != "incoming":
-            raise ValueError(f"unexpected relation {relation!r}")
+    def record_versions(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, now: datetime) -> None:
+        """Within an ingest transaction: note each model version's first/last time and row count
+        of the rows being stored (the relation ``incoming`` registered on ``cur``)."""
         cur.execute(
             "INSERT INTO model_versions SELECT $model_id, model_version, min(timestamp), max(timestamp), $now, count(*) "
-            f"FROM {relation} GROUP BY model_version ON CONFLICT (model_id, version) DO UPDATE SET "
+            "FROM incoming GROUP BY model_version ON CONFLICT (model_id, version) DO UPDATE SET "
             "first_seen = least(model_versions.first_seen, excluded.first_seen), "
             "last_seen = greatest(model_versions.last_seen, excluded.last_seen), "
             "rows = model_versions.rows + excluded.rows",

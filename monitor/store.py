@@ -289,7 +289,7 @@ class PredictionStore:
                     cur.register("incoming", new_rows)
                     try:
                         cur.execute(f"INSERT INTO {model.predictions_table} BY NAME SELECT * FROM incoming").fetchall()
-                        Registry.record_versions(cur, model, "incoming", now)
+                        Registry.record_versions(cur, model, now)
                     finally:
                         _unregister(cur, "incoming")
             # Committed: record the new ids before the write lock lets the next batch look.
@@ -408,14 +408,7 @@ class PredictionStore:
             finally:
                 _unregister(cur, "incoming_labels")
             if confirmed.num_rows:
-                cur.register("confirmed_labels", confirmed)
-                try:
-                    cur.execute(
-                        f"UPDATE {model.labels_table} SET conflict = FALSE WHERE prediction_id IN "
-                        "(SELECT prediction_id FROM confirmed_labels)"
-                    ).fetchall()
-                finally:
-                    _unregister(cur, "confirmed_labels")
+                _set_conflict_flag(cur, model, confirmed, False)
             if changed.num_rows:
                 cur.register("changed_labels", changed)
                 try:
@@ -429,14 +422,7 @@ class PredictionStore:
                 finally:
                     _unregister(cur, "changed_labels")
             if conflicts.num_rows:
-                cur.register("conflicting_labels", conflicts)
-                try:
-                    cur.execute(
-                        f"UPDATE {model.labels_table} SET conflict = TRUE WHERE prediction_id IN "
-                        "(SELECT prediction_id FROM conflicting_labels)"
-                    ).fetchall()
-                finally:
-                    _unregister(cur, "conflicting_labels")
+                _set_conflict_flag(cur, model, conflicts, True)
             events = pa.concat_tables([t for t in (changed, conflicts, confirmed) if t.num_rows] or [changed])
             if events.num_rows:
                 cur.register("label_changes", events)
@@ -1105,6 +1091,19 @@ def _micros(column: pa.ChunkedArray) -> np.ndarray:
 
 def _us(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def _set_conflict_flag(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, ids: pa.Table, flag: bool) -> None:
+    """Set (a lower authority disagreed) or clear (a review confirmed) the labels' conflict flag."""
+    cur.register("flagged_labels", ids.select(["prediction_id"]))
+    try:
+        cur.execute(
+            f"UPDATE {model.labels_table} SET conflict = ? WHERE prediction_id IN "
+            "(SELECT prediction_id FROM flagged_labels)",
+            [flag],
+        ).fetchall()
+    finally:
+        _unregister(cur, "flagged_labels")
 
 
 def _unregister(cur: duckdb.DuckDBPyConnection, name: str) -> None:
