@@ -62,13 +62,18 @@ def make_table(rows: int, seed: int = 0) -> pa.Table:
     for i, name in enumerate(CATEGORICAL):
         cols[name] = pa.array(np.array([f"v{j}" for j in range(5 + i)])[rng.integers(0, 5 + i, rows)])
     cols["flag"] = pa.array(rng.random(rows) < 0.1)
+    return pa.table(with_outputs_and_segments(cols, rng, rows))
+
+
+def with_outputs_and_segments(cols: dict[str, pa.Array], rng: np.random.Generator, rows: int) -> dict[str, pa.Array]:
+    """Add the model's output (prediction, score), latency and segments of SPEC to ``cols``."""
     score = rng.random(rows)
     cols["prediction"] = pa.array(np.where(score > 0.5, "pos", "neg"))
     cols["score"] = pa.array(score)
     cols["latency_ms"] = pa.array(rng.lognormal(3, 0.3, rows))
     cols["region"] = pa.array(np.array(["eu", "us", "apac"])[rng.integers(0, 3, rows)])
     cols["firmware"] = pa.array(np.array(["3.1", "3.2"])[rng.integers(0, 2, rows)])
-    return pa.table(cols)
+    return cols
 
 
 def json_records(table: pa.Table) -> list[dict]:

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from ingest import SPEC, free_port, json_records, start_server  # noqa: E402
+from ingest import SPEC, free_port, json_records, start_server, with_outputs_and_segments  # noqa: E402
 
 from monitor.formats import ARROW_STREAM, table_to_arrow_stream  # noqa: E402
 from monitor.service import Loopwatch  # noqa: E402
@@ -71,13 +71,7 @@ def batch_table(rows: int, start_id: int, end: datetime, span_s: float, rng: np.
             cols[name] = pa.array(rng.random(rows) < 0.1)
         else:
             cols[name] = pa.array(np.array([f"v{j}" for j in range(6)])[rng.integers(0, 6, rows)])
-    score = rng.random(rows)
-    cols["prediction"] = pa.array(np.where(score > 0.5, "pos", "neg"))
-    cols["score"] = pa.array(score)
-    cols["latency_ms"] = pa.array(rng.lognormal(3, 0.3, rows))
-    cols["region"] = pa.array(np.array(["eu", "us", "apac"])[rng.integers(0, 3, rows)])
-    cols["firmware"] = pa.array(np.array(["3.1", "3.2"])[rng.integers(0, 2, rows)])
-    return pa.table(cols)
+    return pa.table(with_outputs_and_segments(cols, rng, rows))
 
 
 def encode(table: pa.Table, fmt: str) -> tuple[bytes, str]:
