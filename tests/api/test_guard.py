@@ -34,6 +34,7 @@ from api.routes import (
     predictions,
     reports,
     session,
+    store,
 )
 from monitor.settings import Settings
 from tests.conftest import BRAKING, REPO, Api, braking_record
@@ -126,7 +127,9 @@ def test_unauthenticated_64_mib_body_is_answered_before_it_is_sent(server_factor
 def _body_routes() -> list[tuple[str, str]]:
     """Every (method, path) that may carry a body, from the routers the app mounts."""
     out = []
-    for module in (alerts, datasets, health, keys, labeling, models, monitors, predictions, reports, session, dashboards):
+    for module in (
+        alerts, datasets, health, keys, labeling, models, monitors, predictions, reports, session, store, dashboards
+    ):
         for route in module.router.routes:
             for method in sorted(getattr(route, "methods", None) or ()):
                 if method in ("POST", "PUT", "PATCH", "DELETE"):
