@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from detectors.context import RunContext
 from detectors.finding import Finding
+from detectors.sampling import keep_sampled, sample_rates
 from detectors.spec import ModelSpec
 
 InputKind = Literal["table", "counts", "last_seen"]
@@ -130,9 +131,14 @@ def _value_order(value: Any) -> tuple[int, str]:
 def segment_slices(table: pa.Table, segments: Sequence[str]) -> Iterator[tuple[Segment, pa.Table]]:
     """The whole table first, then one slice per value of each segment column (sorted, null last).
 
-    Segment columns missing from the table are skipped (data quality reports them).
+    Segment columns missing from the table are skipped (data quality reports them). A sampled
+    reference (``detectors.sampling``) gives each slice its own uniform sample.
     """
-    yield None, table
+    rates = sample_rates(table)
+    if rates is None:
+        yield None, table
+    else:
+        yield None, keep_sampled(table, rates.overall)
     for name in segments:
         if name not in table.column_names:
             continue
@@ -140,7 +146,8 @@ def segment_slices(table: pa.Table, segments: Sequence[str]) -> Iterator[tuple[S
         values = sorted(pc.unique(column).to_pylist(), key=_value_order)
         for value in values:
             mask = pc.is_null(column) if value is None else pc.fill_null(pc.equal(column, value), False)
-            yield {name: value}, table.filter(mask)
+            part = table.filter(mask)
+            yield {name: value}, part if rates is None else keep_sampled(part, rates.rate({name: value}))
 
 
 def min_rows_for(segment: Segment, min_rows: int, min_segment_rows: int) -> int:

@@ -328,8 +328,9 @@ class Database:
             try:
                 self.query("CHECKPOINT")
             except duckdb.TransactionException as exc:
-                # A write outside the store's lock is open (seen once in the 1-hour soak, at an
-                # hour boundary): not a failure, the next tick checkpoints.
+                # Run/alert records, rollups, audit, keys and sessions write in their own short
+                # transactions outside write_lock (seen once in the 1-hour soak, at an hour
+                # boundary): not a failure, the next tick checkpoints.
                 log.info("WAL checkpoint deferred: %s", exc)
                 return False
         return True

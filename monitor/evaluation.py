@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from detectors import Finding, LastSeen, ModelSpec, RunContext, VolumeCounts, config_fingerprint, get_detector
+from detectors.sampling import sample_table
 from monitor.errors import InvalidInput
 from monitor.references import ReferenceCache, ReferenceSpec, ResolvedReference, load_dataset, resolve_reference
 
@@ -55,12 +56,21 @@ class Evaluator:
     DuckDB connection alive)."""
 
     def __init__(
-        self, store: PredictionStore, registry: Registry, references_dir: Path, cache: ReferenceCache | None = None
+        self,
+        store: PredictionStore,
+        registry: Registry,
+        references_dir: Path,
+        cache: ReferenceCache | None = None,
+        *,
+        reference_sample_rows: int = 0,
     ) -> None:
+        """``reference_sample_rows``: a reference slice with more rows is judged on a uniform
+        sample of this many (``detectors.sampling``); 0 keeps every row."""
         self._store = store
         self._registry = registry
         self.references_dir = references_dir
         self.cache = cache or ReferenceCache()
+        self.reference_sample_rows = reference_sample_rows
 
     def evaluate(
         self,
@@ -153,7 +163,7 @@ class Evaluator:
             raise ValueError(f"detector {detector_name} needs a reference")
         key = (model, registered.schema_version, resolved.key, detector_name, config_hash)
         stats = self.cache.get_or_prepare(
-            key, lambda: detector.prepare_reference(self._reference_table(model, resolved), spec, config)
+            key, lambda: detector.prepare_reference(self._reference_table(model, resolved, segments or []), spec, config)
         )
         ctx = RunContext(model, start, end, reference=resolved.description, model_version=None)
         findings = detector.run(table, stats, config, ctx)
@@ -168,11 +178,14 @@ class Evaluator:
             {"model_version": current_version},
         )
 
-    def _reference_table(self, model: str, resolved: ResolvedReference) -> pa.Table:
+    def _reference_table(self, model: str, resolved: ResolvedReference, segments: list[str]) -> pa.Table:
+        cap = self.reference_sample_rows
         if resolved.kind == "dataset":
             assert resolved.path is not None
-            return load_dataset(resolved.path)
-        return self._store.scan(model, resolved.start, resolved.end, model_version=resolved.model_version)
+            return sample_table(load_dataset(resolved.path), segments, cap)
+        return self._store.reference_sample(
+            model, resolved.start, resolved.end, segments=segments, cap=cap, model_version=resolved.model_version
+        )
 
     def _last_seen(self, model: str, segments: list[str], before: datetime) -> LastSeen:
         seen = self._store.last_seen(model, segments, before=before)

@@ -9,7 +9,9 @@ within the same hour share one preparation.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -172,30 +175,70 @@ def load_dataset(path: Path) -> pa.Table:
 
 
 class ReferenceCache:
-    """LRU of prepared reference statistics (bounded: they can hold sorted feature values)."""
+    """LRU of prepared reference statistics, bounded in entries and in bytes: they hold the
+    sorted values of every numeric column per segment slice, and a trailing reference is
+    prepared anew every hour, so an entry-count bound alone let superseded references pile up."""
 
-    def __init__(self, max_entries: int = 32) -> None:
-        self._entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+    def __init__(self, max_entries: int = 32, max_bytes: int | None = None) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], tuple[Any, int]] = OrderedDict()
         self._max = max_entries
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.bytes = 0
 
     def get_or_prepare(self, key: tuple[Any, ...], prepare: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return self._entries[key]
+                return self._entries[key][0]
         value = prepare()  # outside the lock: preparation can take seconds
+        size = approx_nbytes(value)
         with self._lock:
             self.misses += 1
-            self._entries[key] = value
+            if key in self._entries:
+                self.bytes -= self._entries[key][1]
+            self._entries[key] = (value, size)
             self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self.bytes += size
+            # The newest entry always stays (the caller is about to use it anyway).
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._max or (self._max_bytes is not None and self.bytes > self._max_bytes)
+            ):
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self.bytes -= evicted
         return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self.bytes = 0
+
+
+def approx_nbytes(value: Any, _seen: set[int] | None = None) -> int:
+    """Bytes held by prepared statistics: numpy and Arrow buffers, plus the containers and
+    dataclasses around them (each object counted once)."""
+    seen = _seen if _seen is not None else set()
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, (pa.Table, pa.Array, pa.ChunkedArray)):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(
+            approx_nbytes(k, seen) + approx_nbytes(v, seen) for k, v in value.items()
+        )
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sys.getsizeof(value) + sum(approx_nbytes(v, seen) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sys.getsizeof(value) + sum(
+            approx_nbytes(getattr(value, f.name), seen) for f in dataclasses.fields(value)
+        )
+    return sys.getsizeof(value)

@@ -15,6 +15,7 @@ from monitor.evaluation import Evaluator
 from monitor.keys import KeyStore
 from monitor.memory import process_memory
 from monitor.monitors import MonitorStore
+from monitor.references import ReferenceCache
 from monitor.registry import Registry
 from monitor.runs import RunStore
 from monitor.scheduling import MonitorRunner
@@ -50,7 +51,13 @@ class Loopwatch:
         self.sessions = SessionStore(self.db, now)
         self.monitors = MonitorStore(self.db, self.registry, now)
         self.runs = RunStore(self.db, self.registry, VERSION, now)
-        self.evaluator = Evaluator(self.store, self.registry, settings.data_dir / "references")
+        self.evaluator = Evaluator(
+            self.store,
+            self.registry,
+            settings.data_dir / "references",
+            ReferenceCache(max_bytes=settings.reference_cache_mb * 1024 * 1024),
+            reference_sample_rows=settings.reference_sample_rows,
+        )
         # A trailing reference is frozen at the start of the monitor's open alert (the alert store
         # answers where); injected so the runner and evaluator never import alerting.
         alerts = AlertStore(self.db, self.registry, now)
@@ -60,11 +67,13 @@ class Loopwatch:
 
     def memory(self) -> dict[str, int]:
         """Bytes by part (``loopwatch_memory_bytes``): the process's resident pages, C heap and
-        Arrow pool, DuckDB's memory by tag, and what the id indexes keep resident."""
+        Arrow pool, DuckDB's memory by tag, what the id indexes keep resident, and the prepared
+        reference statistics."""
         parts = process_memory()
         for tag, used in self.db.memory_by_tag().items():
             parts[f"duckdb_{tag}"] = used
         parts["id_index"] = self.store.id_index_memory()
+        parts["reference_cache"] = self.evaluator.cache.bytes
         return parts
 
     def close(self) -> None:

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     # commits, so the WAL and the memory it pins stay bounded while requests never checkpoint.
     wal_checkpoint_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     wal_checkpoint_interval_seconds: float = Field(default=30, gt=0)
+    # Drift references (issue 11, flat memory): a reference slice (the window, or one segment
+    # value) above reference_sample_rows rows is judged on a uniform sample of that many
+    # (detectors/sampling.py; 0 = every row), and prepared references are kept in an LRU of at
+    # most reference_cache_mb. A 30-minute trailing reference at 5k rows/s held 4.7 GB whole.
+    reference_sample_rows: int = Field(default=50_000, ge=0)
+    reference_cache_mb: int = Field(default=512, ge=1)
     hot_days: int = Field(default=2, ge=0)  # whole days kept in DuckDB before sealing to Parquet
     seal_interval_seconds: int = Field(default=3600, ge=1)
     # Sealed files are re-hashed against the catalog this often (first pass right after start),

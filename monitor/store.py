@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from detectors.sampling import SAMPLE_KEY, SampleRates, mark_sampled
 from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import FieldError, InvalidInput, NotFound, StorageDamaged
@@ -508,6 +509,62 @@ class PredictionStore:
                 return cur.sql(sql + " ORDER BY p.timestamp, p.prediction_id", params=params).to_arrow_table()
         finally:
             cur.close()
+
+    def reference_sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        segments: list[str],
+        cap: int,
+        model_version: str | None = None,
+    ) -> pa.Table:
+        """The window as a drift reference: whole when no slice (the window, or one value of a
+        segment column) holds more than ``cap`` rows, else a stratified Bernoulli sample of at
+        most ~``cap`` rows per slice (``detectors.sampling``), drawn in DuckDB on the uniform
+        key ``hash(prediction_id) / 2^64`` so only the sample is ever materialised."""
+        model = self._registry.get(model_name)
+        segments = [s for s in segments if s in model.schema.segments]
+        sql, params = self._window_sql(model, start, end, None, model_version, None, True)
+        count_sql, _ = self._window_sql(model, start, end, segments or ["model_version"], model_version, None, False)
+        cur = self._db.cursor()
+        try:
+            with self._guard(model, params, start, end):
+                total = cur.execute(f"SELECT count(*) FROM ({count_sql})", params).fetchall()[0][0]
+                by_segment: dict[str, dict[Any, int]] = {}
+                for seg in segments:
+                    col = quote_ident(seg)
+                    by_segment[seg] = dict(
+                        cur.execute(f"SELECT {col}, count(*) FROM ({count_sql}) GROUP BY {col}", params).fetchall()
+                    )
+                rates = SampleRates.for_counts(total, by_segment, cap)
+                if not rates.samples:
+                    return cur.sql(sql + " ORDER BY p.timestamp, p.prediction_id", params=params).to_arrow_table()
+                # A row is fetched when any slice it belongs to keeps it; segment_slices then keeps
+                # each slice's own share, so the whole window is not skewed towards small segments.
+                thresholds = ["$rate_all"]
+                params["rate_all"] = rates.overall
+                for i, (seg, value_rates) in enumerate(rates.by_segment.items()):
+                    col = quote_ident(seg)
+                    known = [(v, r) for v, r in value_rates.items() if v is not None]
+                    params[f"values{i}"] = [str(v) for v, _ in known]
+                    params[f"rates{i}"] = [r for _, r in known]
+                    params[f"null_rate{i}"] = value_rates.get(None, 1.0)
+                    thresholds.append(
+                        f"CASE WHEN {col} IS NULL THEN $null_rate{i} "
+                        f"ELSE coalesce(list_extract($rates{i}, list_position($values{i}, CAST({col} AS VARCHAR))), 1.0) END"
+                    )
+                key = f"hash(s.prediction_id)::DOUBLE / {2.0**64!r}"
+                sampled = cur.sql(
+                    f"SELECT * FROM (SELECT s.*, {key} AS {quote_ident(SAMPLE_KEY)} FROM ({sql}) s) "
+                    f"WHERE {quote_ident(SAMPLE_KEY)} < greatest({', '.join(thresholds)}) "
+                    "ORDER BY timestamp, prediction_id",
+                    params=params,
+                ).to_arrow_table()
+        finally:
+            cur.close()
+        return mark_sampled(sampled, rates)
 
     def rows_by_ids(self, model_name: str, ids: list[str], start: datetime, end: datetime) -> pa.Table:
         """The stored rows (with labels) of these predictions, known to lie in ``[start, end]``."""

@@ -109,3 +109,27 @@ def test_dataset_reference(service: Loopwatch, braking_model: ModelSchema) -> No
     )
     assert evaluation.reference is not None and evaluation.reference.description == "dataset training.parquet"
     assert any(f.column == "speed_kmh" and f.status == "critical" for f in evaluation.findings)
+
+
+def test_a_reference_above_the_sample_cap_is_judged_on_its_sample(
+    service: Loopwatch, braking_model: ModelSchema
+) -> None:
+    """A 24,000-row reference with ``reference_sample_rows`` 2,000 keeps ~2,000 sorted values per
+    slice (not 24,000) and still finds the shifted feature, and only it."""
+    ref_start = NOW - timedelta(days=2)
+    _load(service, ref_start, 24, 1000, seed=11)
+    _load(service, NOW - timedelta(hours=2), 1, 2000, speed=58.0, seed=12)
+    _load(service, NOW - timedelta(hours=1), 1, 2000, seed=13)
+    evaluator = Evaluator(
+        service.store, service.registry, service.settings.data_dir / "references", reference_sample_rows=2_000
+    )
+    reference = ReferenceSpec(kind="window", start=ref_start, end=ref_start + timedelta(days=1))
+    shifted = evaluator.evaluate(
+        MODEL, "data_drift", {}, (NOW - timedelta(hours=2), NOW - timedelta(hours=1)), reference, ["region"]
+    )
+    assert {f.column for f in shifted.findings if f.status == "critical" and f.column} == {"speed_kmh"}
+    calm = evaluator.evaluate(MODEL, "data_drift", {}, (NOW - timedelta(hours=1), NOW), reference, ["region"])
+    assert not [f for f in calm.findings if f.status == "critical"]
+    (stats,) = [value for value, _ in evaluator.cache._entries.values()]
+    kept = [summary.n for summary in (s["speed_kmh"] for s in stats.summaries.values())]
+    assert len(kept) == 3 and all(abs(n - 2_000) < 5 * 2_000**0.5 for n in kept), kept

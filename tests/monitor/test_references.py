@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -97,3 +98,16 @@ def test_a_frozen_trailing_reference_ends_at_the_freeze_and_has_its_own_cache_ke
     assert resolve_reference(spec, **kwargs, freeze_before=T0).key == free.key
     window = ReferenceSpec(kind="window", start=T0 - timedelta(days=9), end=T0 - timedelta(days=2))
     assert resolve_reference(window, **kwargs, freeze_before=freeze) == resolve_reference(window, **kwargs)
+
+
+def test_reference_cache_is_bounded_in_bytes() -> None:
+    """Prepared statistics past ``max_bytes`` evict the least recently used; the newest entry
+    stays even when it alone is larger (the run is about to use it)."""
+    cache = ReferenceCache(max_entries=32, max_bytes=3 * 8_100_000)
+    for key in "abc":
+        cache.get_or_prepare((key,), lambda: np.zeros(1_000_000))
+    assert len(cache) == 3 and 3 * 8_000_000 <= cache.bytes < 3 * 8_100_000
+    cache.get_or_prepare(("d",), lambda: {"x": [np.zeros(1_000_000)]})
+    assert len(cache) == 3 and cache.get_or_prepare(("a",), lambda: "again") == "again"  # "a" was evicted
+    cache.get_or_prepare(("huge",), lambda: np.zeros(10_000_000))
+    assert len(cache) == 1 and cache.bytes >= 80_000_000
