@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/drift_vs_evidently.py
 	$(PY) bench/alert_quality.py
+	$(PY) bench/reference_sample.py
 	$(PY) bench/window_scan.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/performance_quality.py
