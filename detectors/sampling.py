@@ -40,18 +40,27 @@ SAMPLE_KEY = "__reference_sample_key"
 _RATES_META = b"loopwatch.reference_sample_rates"
 
 
+def _value_key(value: Any) -> str | None:
+    """Segment values are keyed by their text (any type survives the JSON metadata); null stays null."""
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class SampleRates:
-    """Inclusion probability of each slice: the whole window, and each segment value."""
+    """Inclusion probability of each slice: the whole window, and each segment value (keyed by
+    ``_value_key``)."""
 
     overall: float
-    by_segment: Mapping[str, Mapping[Any, float]] = field(default_factory=dict)
+    by_segment: Mapping[str, Mapping[str | None, float]] = field(default_factory=dict)
 
     def rate(self, segment: Mapping[str, Any] | None) -> float:
         if not segment:
             return self.overall
         ((name, value),) = segment.items()
-        return self.by_segment.get(name, {}).get(value, 1.0)
+        return self.value_rate(name, value)
+
+    def value_rate(self, name: str, value: Any) -> float:
+        return self.by_segment.get(name, {}).get(_value_key(value), 1.0)
 
     @property
     def samples(self) -> bool:
@@ -67,7 +76,10 @@ class SampleRates:
         def rate(n: int) -> float:
             return 1.0 if cap <= 0 or n <= cap else cap / n
 
-        return cls(rate(total), {seg: {v: rate(n) for v, n in counts.items()} for seg, counts in by_segment.items()})
+        return cls(
+            rate(total),
+            {seg: {_value_key(v): rate(n) for v, n in counts.items()} for seg, counts in by_segment.items()},
+        )
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -122,9 +134,12 @@ def sample_table(table: pa.Table, segments: Sequence[str], cap: int, seed: int =
         return table
     key = np.random.default_rng(seed).random(total)
     threshold = np.full(total, rates.overall)
-    for name, value_rates in rates.by_segment.items():
-        values = table.column(name).to_pylist()
-        threshold = np.maximum(threshold, np.array([value_rates.get(v, 1.0) for v in values]))
+    for name in rates.by_segment:
+        column = table.column(name)
+        distinct = pc.unique(column)
+        per_value = np.array([rates.value_rate(name, v) for v in distinct.to_pylist()])
+        position = pc.index_in(column, value_set=distinct, skip_nulls=False).to_numpy(zero_copy_only=False)
+        threshold = np.maximum(threshold, per_value[position])
     keep = key < threshold
     sampled = table.filter(pa.array(keep)).append_column(SAMPLE_KEY, pa.array(key[keep]))
     return mark_sampled(sampled, rates)

@@ -72,10 +72,22 @@ def test_the_same_reference_gives_the_same_sample() -> None:
 
 
 def test_rates_survive_their_metadata_round_trip() -> None:
-    """Segment values keep their type (str, int, bool, None) through the schema metadata."""
-    rates = SampleRates(0.25, {"site": {"a": 0.5, None: 1.0}, "n": {3: 0.1, True: 0.2}})
+    """Segment values of any type (str, int, bool, null) find their rate after the schema
+    metadata's JSON round trip."""
+    rates = SampleRates.for_counts(400, {"site": {"a": 200, None: 10}, "n": {3: 1000, True: 400}}, 100)
     again = SampleRates.from_json(rates.to_json())
-    assert again == rates and again.rate({"n": 3}) == 0.1 and again.rate({"site": None}) == 1.0
+    assert again == rates
+    assert again.rate({"n": 3}) == 0.1 and again.rate({"n": True}) == 0.25
+    assert again.rate({"site": None}) == 1.0 and again.rate({"site": "a"}) == 0.5 and again.rate(None) == 0.25
+
+
+def test_integer_segments_of_a_dataset_file_are_sampled_per_value() -> None:
+    """A dataset whose segment column holds integers is stratified like a string one."""
+    rng = np.random.default_rng(5)
+    table = _table(40_000, rng).append_column("line", pa.array(rng.integers(0, 2, 40_000)))
+    sampled = sample_table(table, ["line"], 3_000)
+    sizes = [part.num_rows for seg, part in segment_slices(sampled, ["line"])]
+    assert len(sizes) == 3 and all(abs(n - 3_000) < 5 * np.sqrt(3_000) for n in sizes), sizes
 
 
 def _critical(reference: pa.Table, current: pa.Table) -> set[str]:
