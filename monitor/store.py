@@ -531,13 +531,7 @@ class PredictionStore:
         cur = self._db.cursor()
         try:
             with self._guard(model, params, start, end):
-                total = cur.execute(f"SELECT count(*) FROM ({count_sql})", params).fetchall()[0][0]
-                by_segment: dict[str, dict[Any, int]] = {}
-                for seg in segments:
-                    col = quote_ident(seg)
-                    by_segment[seg] = dict(
-                        cur.execute(f"SELECT {col}, count(*) FROM ({count_sql}) GROUP BY {col}", params).fetchall()
-                    )
+                total, by_segment = _slice_counts(cur, count_sql, params, segments)
                 rates = SampleRates.for_counts(total, by_segment, cap)
                 if not rates.samples:
                     return cur.sql(sql + " ORDER BY p.timestamp, p.prediction_id", params=params).to_arrow_table()
@@ -660,12 +654,8 @@ class PredictionStore:
         cur = self._db.cursor()
         try:
             with self._guard(model, params, start, end):
-                total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
-                by_segment: dict[str, dict[str, int]] = {}
-                for seg in segments:
-                    col = quote_ident(seg)
-                    rows = cur.execute(f"SELECT {col}, count(*) FROM ({sql}) GROUP BY {col}", params).fetchall()
-                    by_segment[seg] = {str(v): n for v, n in rows if v is not None}
+                total, per_value = _slice_counts(cur, sql, params, segments)
+                by_segment = {seg: {str(v): n for v, n in counts.items() if v is not None} for seg, counts in per_value.items()}
         finally:
             cur.close()
         return {"total": total, "by_segment": by_segment}
@@ -1096,6 +1086,18 @@ class PredictionStore:
         else:
             sql = f"SELECT p.* FROM ({source}) p WHERE TRUE"
         return sql, params
+
+
+def _slice_counts(
+    cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], segments: list[str]
+) -> tuple[int, dict[str, dict[Any, int]]]:
+    """Rows of the window ``sql``, and per value (null included) of each segment column."""
+    total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+    by_segment: dict[str, dict[Any, int]] = {}
+    for seg in segments:
+        col = quote_ident(seg)
+        by_segment[seg] = dict(cur.execute(f"SELECT {col}, count(*) FROM ({sql}) GROUP BY {col}", params).fetchall())
+    return total, by_segment
 
 
 def _damage_error(problems: list[Problem], start: datetime | None, end: datetime | None) -> StorageDamaged:
