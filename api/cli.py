@@ -80,7 +80,9 @@ def _run_server(settings: Settings, *, json_logs: bool = True) -> None:
     from api.app import create_app
     from api.local import remove_runtime, write_runtime
     from api.logs import configure_logging
+    from monitor.memory import tune_allocator
 
+    tune_allocator()  # before uvicorn's and the scheduler's threads create their arenas
     configure_logging(settings.log_level, json_logs)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     token_hash = write_runtime(settings.data_dir, f"http://{_client_host(settings.host)}:{settings.port}")

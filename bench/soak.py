@@ -157,6 +157,20 @@ class Sender:
 MEMORY_LINE = re.compile(r'^loopwatch_memory_bytes\{part="([^"]+)"\} (\S+)$', re.MULTILINE)
 
 
+def _median_drift(after: list[dict[str, Any]], span_s: float = 600) -> dict[str, float | None]:
+    """Median RSS of the first and the last ``span_s`` seconds after the warm-up, and their change."""
+    if not after:
+        return {"median_first_10min": None, "median_last_10min": None, "median_drift_pct": None}
+    t0, t1 = after[0]["t_s"], after[-1]["t_s"]
+    first = float(np.median([s["rss_mb"] for s in after if s["t_s"] <= t0 + span_s]))
+    last = float(np.median([s["rss_mb"] for s in after if s["t_s"] >= t1 - span_s]))
+    return {
+        "median_first_10min": round(first, 1),
+        "median_last_10min": round(last, 1),
+        "median_drift_pct": round((last - first) / first * 100, 1),
+    }
+
+
 def memory_parts(url: str, key: str) -> dict[str, float]:
     """The server's own breakdown (``loopwatch_memory_bytes`` at /metrics) in MB; {} if unreachable."""
     try:
@@ -284,6 +298,9 @@ def main() -> None:
             "max": max(kept) if kept else None,
             "last": kept[-1] if kept else None,
             "drift_pct": round((kept[-1] - kept[0]) / kept[0] * 100, 1) if kept else None,
+            # Single samples swing ±150 MB with the monitor runs; the medians of the first and
+            # last 10 minutes after the warm-up say whether the level moved.
+            **_median_drift(after),
         },
         "monitor_runs": len(runs),
         "monitor_runs_failed": sum(1 for r in runs if r.get("status") != "succeeded"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -79,3 +80,36 @@ def test_every_monitor_run_releases_free_memory_even_a_failed_one(
     outcome = service.runner.run(MODEL, "broken")
     assert outcome is not None and outcome.error
     assert len(calls) == 2
+
+
+_MAPPED_AFTER_FREE = """
+import sys
+from monitor import memory
+if sys.argv[1] == "tuned":
+    assert memory.tune_allocator()
+big = bytearray(4 << 20)   # mapped on its own (above every threshold) ...
+del big                    # ... and freed: glibc's default now raises its threshold to 4 MiB
+before = memory._MALLINFO2().hblks
+block = bytearray(512 << 10)
+print(memory._MALLINFO2().hblks - before)  # 1 if the 512 KiB block was mapped on its own
+"""
+
+
+@pytest.mark.skipif(memory._MALLINFO2 is None, reason="glibc ≥ 2.33 only")
+def test_tuned_allocator_maps_big_blocks_even_after_a_bigger_one_was_freed(tmp_path: Path) -> None:
+    """Rule: after ``tune_allocator`` a block above ``MMAP_THRESHOLD`` is mapped on its own (so
+    its memory leaves the process when freed), even once a bigger mapped block was freed — which
+    by glibc's default raises the threshold and puts the next such block in an arena."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+
+    def mapped(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _MAPPED_AFTER_FREE, mode], capture_output=True, text=True, env=env, check=True
+        )
+        return int(out.stdout.strip())
+
+    assert mapped("default") == 0
+    assert mapped("tuned") == 1
