@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,12 +336,19 @@ class IdIndex:
     def lookup(self, hashes: np.ndarray) -> Matches:
         """Every stored entry whose hash equals one of ``hashes`` (a uint64 array)."""
         with self._lock:
-            bloom, runs, chunks = self._bloom, list(self._runs), list(self._chunks)
+            bloom = self._bloom
         positions = bloom.positions(hashes)
         self._last_probe = (hashes, bloom, positions)  # reused by add() for the same batch
         rows = np.flatnonzero(bloom.might_contain(hashes, positions))
         if rows.size == 0:
             return _NO_MATCHES
+        with self._lock:
+            # Map the runs while holding the lock: a merge swaps the run list under this lock
+            # and only then unlinks the merged runs' files, and a file mapped here stays
+            # readable after its unlink. (Mapping after the lock raced with merges: the bench
+            # saw FileNotFoundError → 500 on ingest.)
+            chunks = list(self._chunks)
+            mapped = deque(self._mapped(run) for run in self._runs)
         order = np.argsort(hashes[rows])
         rows = rows[order]
         wanted = hashes[rows]
@@ -348,8 +356,8 @@ class IdIndex:
         found_ts: list[np.ndarray] = []
         for h, ts in chunks:
             _match_sorted(h, ts, wanted, rows, found_rows, found_ts)
-        for run in runs:
-            h, ts = self._mapped(run)
+        while mapped:
+            h, ts = mapped.popleft()
             _match_sorted(h, ts, wanted, rows, found_rows, found_ts)
             del h, ts  # unmap: the run's pages stay in the page cache, not in our RSS
         if not found_rows:

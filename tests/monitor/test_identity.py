@@ -211,3 +211,32 @@ def test_a_saved_filter_is_reused_only_while_it_matches_the_runs(tmp_path: Path)
     again = IdIndex(tmp_path / "ix", canary=7)
     assert again._saved_filter() is None
     _assert_all_found(again, np.concatenate([h, more_h]), np.concatenate([t, more_t]))
+
+
+def test_a_merge_during_a_lookup_never_removes_a_run_the_lookup_reads(tmp_path: Path) -> None:
+    """Rule: a merge that replaces runs while a lookup is between taking the run list and
+    reading the runs must not make the lookup fail or miss entries (the ingest bench once got
+    FileNotFoundError → 500 from exactly this). The merge is started from inside the lookup's
+    first run read and given 0.5 s to finish first."""
+    import threading
+
+    index = IdIndex(tmp_path / "ix", canary=7, flush_entries=100, fanout=2)
+    h, t = _fill(index, batches=6, size=100, maintain_every=1000)  # level-0 runs, none merged
+    assert sum(r.level == 0 for r in index._runs) >= 2
+    original = index._mapped
+    merged = threading.Event()
+
+    def mapped_with_a_merge_in_between(run):  # type: ignore[no-untyped-def]
+        if not merged.is_set():
+            merged.set()
+            worker = threading.Thread(target=index.maintain)
+            worker.start()
+            worker.join(timeout=0.5)  # with the fix the merge waits for the lookup's lock
+        return original(run)
+
+    index._mapped = mapped_with_a_merge_in_between  # type: ignore[method-assign]
+    _assert_all_found(index, h, t)
+    index._mapped = original  # type: ignore[method-assign]
+    index.maintain()
+    _assert_all_found(index, h, t)
+    assert max(r.level for r in index._runs) >= 1
