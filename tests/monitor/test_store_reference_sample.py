@@ -59,3 +59,32 @@ def test_a_big_reference_is_sampled_per_slice_across_hot_and_sealed_rows(
     assert abs(early / sizes["None"] - 0.5) < 0.06
     again = service.store.reference_sample(MODEL, start, end, segments=SEGMENTS, cap=cap)
     assert again.equals(sample)
+
+
+def test_null_segment_values_are_a_slice_of_their_own(service: Loopwatch, braking_model: ModelSchema) -> None:
+    """Rows without a firmware (null) form their own sampled slice, also in a window where no row
+    has one (no values to look up)."""
+    start = NOW - timedelta(hours=8)
+    table = _load(service, start, 2, 3_000, seed=3, prefix="n")
+    assert table.num_rows == 6_000
+    nulls = table.set_column(
+        table.schema.get_field_index("firmware"), "firmware", pa.nulls(6_000, pa.string())
+    ).set_column(0, "prediction_id", pa.array([f"null-{i}" for i in range(6_000)]))
+    service.store.ingest_predictions(MODEL, nulls)
+    sample = service.store.reference_sample(MODEL, start, NOW, segments=["firmware"], cap=1_000)
+    sizes = {str(seg): part.num_rows for seg, part in segment_slices(sample, ["firmware"])}
+    assert set(sizes) == {"None", "{'firmware': '3.1'}", "{'firmware': '3.2'}", "{'firmware': None}"}
+    assert all(abs(n - 1_000) < 5 * np.sqrt(1_000) for n in sizes.values()), sizes
+    shifted = pa.array(
+        [t - timedelta(hours=4) for t in nulls.column("timestamp").to_pylist()], pa.timestamp("us", tz="UTC")
+    )
+    early = nulls.set_column(1, "timestamp", shifted).set_column(
+        0, "prediction_id", pa.array([f"early-{i}" for i in range(6_000)])
+    )
+    service.store.ingest_predictions(MODEL, early)
+    only_nulls = service.store.reference_sample(
+        MODEL, start - timedelta(hours=4), start - timedelta(hours=2), segments=["firmware"], cap=1_000
+    )
+    sizes = {str(seg): part.num_rows for seg, part in segment_slices(only_nulls, ["firmware"])}
+    assert set(sizes) == {"None", "{'firmware': None}"}
+    assert all(abs(n - 1_000) < 5 * np.sqrt(1_000) for n in sizes.values()), sizes
