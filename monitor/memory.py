@@ -16,20 +16,25 @@ import ctypes.util
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _load_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
+def _glibc(name: str, argtypes: list[Any], restype: Any) -> Any:
+    """glibc's function ``name`` typed for ctypes, or ``None`` where the C library lacks it
+    (musl, macOS, Windows, or an older glibc)."""
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS, Windows): nothing to trim
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c")), name)
+    except (OSError, AttributeError, TypeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    fn.argtypes = argtypes
+    fn.restype = restype
+    return fn
+
+
+def _load_trim() -> Callable[[int], int] | None:
+    return _glibc("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 
 
 _TRIM = _load_trim()
@@ -53,12 +58,9 @@ def tune_allocator() -> bool:
     """Cap glibc's arenas and fix its mmap threshold; call once at server start, before the
     threads. ``MALLOC_ARENA_MAX`` / ``MALLOC_MMAP_THRESHOLD_`` in the environment win. True if
     glibc took the settings (False where there is no glibc)."""
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError, TypeError):  # not glibc
+    mallopt = _glibc("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     ok = True
     if "MALLOC_ARENA_MAX" not in os.environ:
         ok = bool(mallopt(_M_ARENA_MAX, ARENA_MAX)) and ok
@@ -114,13 +116,7 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _load_mallinfo2() -> Callable[[], _MallInfo2] | None:
-    try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
-    except (OSError, AttributeError, TypeError):  # not glibc ≥ 2.33
-        return None
-    fn.argtypes = []
-    fn.restype = _MallInfo2
-    return fn
+    return _glibc("mallinfo2", [], _MallInfo2)
 
 
 _MALLINFO2 = _load_mallinfo2()

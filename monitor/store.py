@@ -541,16 +541,14 @@ class PredictionStore:
                 params["rate_all"] = rates.overall
                 for i, (seg, value_rates) in enumerate(rates.by_segment.items()):
                     col = quote_ident(seg)
-                    known = [(v, r) for v, r in value_rates.items() if v is not None]
+                    known = [(v, r) for v, r in value_rates.items() if v is not None]  # keys are text
+                    params[f"values{i}"] = [v for v, _ in known]
+                    params[f"rates{i}"] = [r for _, r in known]
                     params[f"null_rate{i}"] = value_rates.get(None, 1.0)
-                    rate_of_value = "1.0"  # (an all-null column has no values to look up)
-                    if known:
-                        params[f"values{i}"] = [str(v) for v, _ in known]
-                        params[f"rates{i}"] = [r for _, r in known]
-                        rate_of_value = (
-                            f"coalesce(list_extract($rates{i}, list_position($values{i}, CAST({col} AS VARCHAR))), 1.0)"
-                        )
-                    thresholds.append(f"CASE WHEN {col} IS NULL THEN $null_rate{i} ELSE {rate_of_value} END")
+                    thresholds.append(
+                        f"CASE WHEN {col} IS NULL THEN $null_rate{i} ELSE coalesce(list_extract($rates{i}, "
+                        f"list_position($values{i}, CAST({col} AS VARCHAR))), 1.0) END"
+                    )
                 key = f"hash(s.prediction_id)::DOUBLE / {2.0**64!r}"
                 sampled = cur.sql(
                     f"SELECT * FROM (SELECT s.*, {key} AS {quote_ident(SAMPLE_KEY)} FROM ({sql}) s) "
