@@ -121,25 +121,21 @@ def sample_table(table: pa.Table, segments: Sequence[str], cap: int, seed: int =
     a seeded generator so the same file always gives the same sample. Returns ``table`` itself
     when no slice exceeds ``cap``."""
     total = table.num_rows
+    counted = {name: pc.value_counts(table.column(name)) for name in segments if name in table.column_names}
     by_segment = {
-        name: {
-            row["values"]: row["counts"]
-            for row in pc.value_counts(table.column(name)).to_pylist()
-        }
-        for name in segments
-        if name in table.column_names
+        name: dict(zip(c.field("values").to_pylist(), c.field("counts").to_pylist(), strict=True))
+        for name, c in counted.items()
     }
     rates = SampleRates.for_counts(total, by_segment, cap)
     if not rates.samples:
         return table
     key = np.random.default_rng(seed).random(total)
     threshold = np.full(total, rates.overall)
-    for name in rates.by_segment:
-        column = table.column(name)
-        distinct = pc.unique(column)
+    for name, c in counted.items():
+        distinct = c.field("values")
         per_value = np.array([rates.value_rate(name, v) for v in distinct.to_pylist()])
-        position = pc.index_in(column, value_set=distinct, skip_nulls=False).to_numpy(zero_copy_only=False)
-        threshold = np.maximum(threshold, per_value[position])
+        position = pc.index_in(table.column(name), value_set=distinct, skip_nulls=False)
+        threshold = np.maximum(threshold, per_value[position.to_numpy(zero_copy_only=False)])
     keep = key < threshold
     sampled = table.filter(pa.array(keep)).append_column(SAMPLE_KEY, pa.array(key[keep]))
     return mark_sampled(sampled, rates)
