@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from monitor.errors import FieldError, InvalidInput, LoopwatchError
-from monitor.formats import parse_json, read_arrow_stream, table_to_arrow_stream
+from monitor.formats import Body, parse_json, read_arrow_stream, table_to_arrow_stream
 from monitor.schema import ModelSchema
 from monitor.validation import normalize_predictions, records_to_table, warm_up
 
@@ -28,7 +28,7 @@ _schemas: dict[str, ModelSchema] = {}
 
 
 def decode_json_predictions(
-    body: bytes | bytearray, schema_json: str, now: datetime, max_future_seconds: float
+    body: Body, schema_json: str, now: datetime, max_future_seconds: float
 ) -> DecodeResult:
     """Parse + validate a JSON batch: ("ok", Arrow IPC bytes) or ("error", error fields)."""
     schema = _schemas.get(schema_json)

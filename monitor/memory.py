@@ -40,33 +40,29 @@ def _load_trim() -> Callable[[int], int] | None:
 _TRIM = _load_trim()
 
 
-#: ``mallopt`` parameters (glibc's malloc.h).
-_M_MMAP_THRESHOLD = -3
+#: ``mallopt`` parameter (glibc's malloc.h).
 _M_ARENA_MAX = -8
 #: At most this many glibc arenas. glibc gives every thread that meets contention its own arena
 #: (up to 8 × cores) and keeps what is freed in each one: in the 75-minute soak the server's
 #: free-but-resident C heap grew by ~100 MB across 16 arenas (docs/architecture.md).
 ARENA_MAX = 2
-#: Allocations from this size up are mapped on their own and unmapped when freed. glibc's
-#: default threshold (128 KiB) *rises* to the size of every mapped block freed (up to 32 MiB),
-#: after which a window's column arrays are carved from the arenas and stay there; a fixed
-#: threshold turns that off.
-MMAP_THRESHOLD = 256 * 1024
 
 
 def tune_allocator() -> bool:
-    """Cap glibc's arenas and fix its mmap threshold; call once at server start, before the
-    threads. ``MALLOC_ARENA_MAX`` / ``MALLOC_MMAP_THRESHOLD_`` in the environment win. True if
-    glibc took the settings (False where there is no glibc)."""
+    """Cap glibc's arenas; call once at server start, before the threads. ``MALLOC_ARENA_MAX``
+    in the environment wins. True if glibc took the setting (False where there is no glibc).
+
+    glibc's mmap threshold is left dynamic on purpose. A fixed 256 KiB threshold (tried in
+    the 25-minute soak) maps and page-faults every block of 256 KiB and more afresh: the id
+    filter's probe positions for a 50k-row batch took 7.7 ms instead of 0.6 ms, and the Arrow
+    ingest path lost ~15 % (docs/architecture.md, "Flat memory"). What the dynamic threshold
+    keeps in the arenas, :func:`release_free_memory` hands back after every monitor run."""
     mallopt = _glibc("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
     if mallopt is None:
         return False
-    ok = True
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        ok = bool(mallopt(_M_ARENA_MAX, ARENA_MAX)) and ok
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and ok
-    return ok
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return True
+    return bool(mallopt(_M_ARENA_MAX, ARENA_MAX))
 
 
 def release_free_memory() -> bool:

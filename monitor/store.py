@@ -274,9 +274,11 @@ class PredictionStore:
                     pa.repeat(pa.scalar(now, stamp_type), rows.num_rows),
                 )
                 hashes = _id_hashes(cur, rows.column("prediction_id"))
-                if _has_repeats(hashes):  # distinct hashes ⇒ distinct ids; else dedupe exactly
+                order = np.argsort(hashes)  # once: for repeats here and the index's sorted chunk
+                if _sorted_has_repeats(hashes[order]):  # distinct hashes ⇒ distinct ids; else dedupe exactly
                     rows, _ = dedupe_batch(rows)
                     hashes = _id_hashes(cur, rows.column("prediction_id"))
+                    order = np.argsort(hashes)
                 matches = index.lookup(hashes)
                 resent = self._stored_among(cur, model, rows, matches) if not matches.empty else None
                 keep = np.ones(rows.num_rows, dtype=bool)
@@ -294,7 +296,7 @@ class PredictionStore:
                     finally:
                         _unregister(cur, "incoming")
             # Committed: record the new ids before the write lock lets the next batch look.
-            index.add(hashes, _micros(rows.column("timestamp")), _us(now), keep=keep)
+            index.add(hashes, _micros(rows.column("timestamp")), _us(now), keep=keep, order=order)
         changed_ids: tuple[str, ...] = ()
         changed = 0
         if resent is not None and resent.num_rows:
@@ -1137,8 +1139,7 @@ def _id_hashes(cur: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray) -> np.ndarr
     return out
 
 
-def _has_repeats(values: np.ndarray) -> bool:
-    ordered = np.sort(values)
+def _sorted_has_repeats(ordered: np.ndarray) -> bool:
     return bool((ordered[1:] == ordered[:-1]).any())
 
 

@@ -16,7 +16,7 @@ from api.deps import IngestKey, MetricsDep, ReadKey, ServiceDep
 from api.params import parse_segments, parse_window
 from monitor.decoding import decode_json_predictions, unpack
 from monitor.errors import LoopwatchError, NotFound, PayloadTooLarge
-from monitor.formats import body_kind, parse_json, read_arrow_stream, read_parquet_bytes
+from monitor.formats import Body, body_kind, parse_json, read_arrow_stream, read_parquet_bytes
 from monitor.service import Loopwatch
 from monitor.validation import label_records_to_table, records_to_table
 
@@ -44,7 +44,7 @@ class PredictionPage(BaseModel):
     next_cursor: str | None
 
 
-def _decode(kind: str, body: bytes | bytearray, to_table: Any) -> pa.Table:
+def _decode(kind: str, body: Body, to_table: Any) -> pa.Table:
     if kind == "json":
         return to_table(parse_json(body))
     if kind == "arrow":
@@ -98,7 +98,7 @@ async def ingest_predictions(
             decoded = await asyncio.get_running_loop().run_in_executor(
                 pool,
                 decode_json_predictions,
-                body,
+                bytes(body),  # pickled to the worker process (a view of Arrow's buffer is not picklable)
                 registered.schema.model_dump_json(),
                 service.now(),
                 float(settings.max_future_seconds),

@@ -23,6 +23,7 @@ def _fill(index: IdIndex, batches: int, size: int, *, maintain_every: int = 3) -
         h, t = _entries(b, size)
         assert index.lookup(h).empty, "a never-stored hash was matched"
         index.add(h, t, ingested_us=b + 1)
+        index.settle()  # the flush an add starts runs in the background: let it land
         hs.append(h)
         ts.append(t)
         if b % maintain_every == 0:
@@ -153,13 +154,47 @@ def test_a_failed_flush_keeps_the_entries_and_the_next_upkeep_writes_them(
 
     monkeypatch.setattr(IdIndex, "_write_run", full_disk)
     h, t = _entries(1, 150)
-    index.add(h, t, ingested_us=5)  # over the flush threshold: the flush fails quietly
+    index.add(h, t, ingested_us=5)  # over the flush threshold: the background flush fails quietly
+    index.settle()
     _assert_all_found(index, h, t)
     assert index.stats()["in_memory_entries"] == 150 and index.watermark_us == 0
     monkeypatch.setattr(IdIndex, "_write_run", real_write)
     index.maintain()
     assert index.stats()["in_memory_entries"] == 0 and index.watermark_us == 5
     _assert_all_found(IdIndex(tmp_path / "ix", canary=7), h, t)
+
+
+def test_a_flush_runs_behind_the_add_that_filled_the_memory_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: the add that fills the memory table returns while the run is still being written
+    (the write and its fsyncs are off the ingest path); meanwhile its entries and later adds are
+    found, and once the write lands the entries it took are in a recorded run."""
+    import threading
+
+    index = IdIndex(tmp_path / "ix", canary=7, flush_entries=100)
+    real_write = IdIndex._write_run
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_disk(self: IdIndex, level: int, parts: object) -> object:
+        writing.set()
+        assert release.wait(timeout=30), "the test never released the write"
+        return real_write(self, level, parts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(IdIndex, "_write_run", slow_disk)
+    h, t = _entries(1, 150)
+    index.add(h, t, ingested_us=5)  # over the threshold: starts the flush and returns
+    assert writing.wait(timeout=30)
+    more_h, more_t = _entries(2, 40)
+    index.add(more_h, more_t, ingested_us=6)  # not blocked by the write in progress
+    assert index.watermark_us == 0 and index.stats()["in_memory_entries"] == 190
+    _assert_all_found(index, np.concatenate([h, more_h]), np.concatenate([t, more_t]))
+    release.set()
+    index.settle()
+    assert index.watermark_us == 5 and index.stats()["runs"] == 1  # the run holds what it snapshotted
+    assert index.stats()["in_memory_entries"] == 40
+    index.flush()
+    _assert_all_found(IdIndex(tmp_path / "ix", canary=7), np.concatenate([h, more_h]), np.concatenate([t, more_t]))
 
 
 def test_concurrent_adds_flushes_and_merges_lose_nothing(tmp_path: Path) -> None:

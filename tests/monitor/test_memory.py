@@ -82,34 +82,46 @@ def test_every_monitor_run_releases_free_memory_even_a_failed_one(
     assert len(calls) == 2
 
 
-_MAPPED_AFTER_FREE = """
-import sys
+_ARENAS_OF_EIGHT_THREADS = """
+import ctypes, ctypes.util, sys, threading
 from monitor import memory
 if sys.argv[1] == "tuned":
     assert memory.tune_allocator()
-big = bytearray(4 << 20)   # mapped on its own (above every threshold) ...
-del big                    # ... and freed: glibc's default now raises its threshold to 4 MiB
-before = memory._MALLINFO2().hblks
-block = bytearray(512 << 10)
-print(memory._MALLINFO2().hblks - before)  # 1 if the 512 KiB block was mapped on its own
+held = []
+barrier = threading.Barrier(8)
+def work():
+    barrier.wait()  # all eight alive at once: none can inherit an arena another thread left
+    held.append(bytearray(100_000))
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+ctypes.CDLL(ctypes.util.find_library("c")).malloc_stats()  # one "Arena N:" block per arena
 """
 
 
-@pytest.mark.skipif(memory._MALLINFO2 is None, reason="glibc ≥ 2.33 only")
-def test_tuned_allocator_maps_big_blocks_even_after_a_bigger_one_was_freed(tmp_path: Path) -> None:
-    """Rule: after ``tune_allocator`` a block above ``MMAP_THRESHOLD`` is mapped on its own (so
-    its memory leaves the process when freed), even once a bigger mapped block was freed — which
-    by glibc's default raises the threshold and puts the next such block in an arena."""
+@pytest.mark.skipif(memory._MALLINFO2 is None, reason="glibc only")
+def test_tuned_allocator_caps_the_arenas_of_many_threads() -> None:
+    """Rule: after ``tune_allocator`` eight threads that allocate at once share at most
+    ``ARENA_MAX`` glibc arenas (by default each gets its own, and keeps what it frees)."""
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    repo = Path(__file__).resolve().parents[2]
 
-    def mapped(mode: str) -> int:
+    def arenas(mode: str) -> int:
         out = subprocess.run(
-            [sys.executable, "-c", _MAPPED_AFTER_FREE, mode], capture_output=True, text=True, env=env, check=True
+            [sys.executable, "-c", _ARENAS_OF_EIGHT_THREADS, mode],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=repo,
+            check=True,
         )
-        return int(out.stdout.strip())
+        return sum(line.startswith("Arena ") for line in out.stderr.splitlines())
 
-    assert mapped("default") == 0
-    assert mapped("tuned") == 1
+    assert arenas("default") > memory.ARENA_MAX
+    assert 1 <= arenas("tuned") <= memory.ARENA_MAX
