@@ -11,8 +11,8 @@ each model keeps this index beside the database instead:
   cheap lookup), so a 64-bit collision or an entry whose row was dropped never hides a new
   prediction.
 * **Log-structured merge** (O'Neil et al., "The log-structured merge-tree", 1996): new entries
-  go to an in-memory table of sorted chunks; at ``flush_entries`` they are written as one
-  sorted, immutable run file (raw uint64 hashes + int64 timestamps, fsynced, then recorded in
+  go to an in-memory table of sorted chunks; at ``flush_entries`` a background thread writes
+  them as one sorted, immutable run file (raw uint64 hashes + int64 timestamps, fsynced, then recorded in
   ``index.json`` by an atomic rename). Runs are merged in a background thread by a tiered
   policy (``fanout`` runs of one level make one run of the next), so a lookup touches at most
   ``(fanout - 1) × levels`` runs; merges stream in chunks, so memory stays bounded.
@@ -28,7 +28,8 @@ each model keeps this index beside the database instead:
   index (or a DuckDB whose ``hash`` changed, detected by a canary) is rebuilt from all rows.
 
 Thread model: lookups and adds come from the store under the database write lock (serial);
-the maintenance thread merges and rebuilds concurrently, swapping state under ``_lock``.
+a flush thread (one at a time) and the maintenance thread write runs, merge and rebuild
+concurrently, swapping state under ``_lock``.
 """
 
 from __future__ import annotations
