@@ -6,7 +6,7 @@ Every detector is a stateless class with ``prepare_reference(reference, spec, co
 clock, deterministic). ``DETECTORS`` maps the names used in monitor YAML to the classes.
 
 >>> sorted(DETECTORS)
-['data_drift', 'data_quality', 'freshness', 'label_drift', 'latency', 'performance', 'prediction_drift', 'volume']
+['data_drift', 'data_quality', 'estimated_performance', 'freshness', 'label_drift', 'latency', 'performance', 'prediction_drift', 'volume']
 >>> get_detector("latency").config({"margin": 0.2}).margin
 0.2
 
@@ -20,6 +20,7 @@ from detectors.context import RunContext
 from detectors.data_drift import DataDrift, DataDriftConfig
 from detectors.data_quality import DataQuality, DataQualityConfig
 from detectors.drift_engine import DriftConfig
+from detectors.estimated_performance import EstimatedPerformance, EstimatedPerformanceConfig
 from detectors.finding import Finding, Status
 from detectors.freshness import Freshness, FreshnessConfig, LastSeen
 from detectors.label_drift import LabelDrift
@@ -31,7 +32,17 @@ from detectors.volume import Volume, VolumeConfig, VolumeCounts
 
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls
-    for cls in (DataDrift, PredictionDrift, LabelDrift, Performance, Latency, DataQuality, Volume, Freshness)
+    for cls in (
+        DataDrift,
+        PredictionDrift,
+        LabelDrift,
+        Performance,
+        EstimatedPerformance,
+        Latency,
+        DataQuality,
+        Volume,
+        Freshness,
+    )
 }
 
 
@@ -52,6 +63,8 @@ __all__ = [
     "DataQualityConfig",
     "Detector",
     "DriftConfig",
+    "EstimatedPerformance",
+    "EstimatedPerformanceConfig",
     "FeatureKind",
     "Finding",
     "Freshness",

@@ -27,7 +27,15 @@ Severity = Literal["info", "warning", "critical"]
 FireOn = Literal["critical", "warning", "no_data"]
 DEFAULT_FIRE_ON: tuple[FireOn, ...] = ("critical", "no_data")
 DetectorName = Literal[
-    "data_drift", "prediction_drift", "label_drift", "performance", "latency", "data_quality", "volume", "freshness"
+    "data_drift",
+    "prediction_drift",
+    "label_drift",
+    "performance",
+    "estimated_performance",
+    "latency",
+    "data_quality",
+    "volume",
+    "freshness",
 ]
 NO_REFERENCE = frozenset({"volume", "freshness"})  # these compare with history / a silence limit
 MAX_FOR_WINDOWS = 100

@@ -61,6 +61,7 @@ def title(finding: dict[str, Any]) -> str:
         "prediction_drift": "prediction drift",
         "label_drift": "label drift",
         "performance": "regression",
+        "estimated_performance": "regression (estimated, before labels)",
         "latency": "regression",
         "data_quality": "data quality",
         "volume": "volume change",

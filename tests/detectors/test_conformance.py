@@ -128,6 +128,7 @@ def test_every_detector_is_registered_with_a_doc_example() -> None:
         "prediction_drift",
         "label_drift",
         "performance",
+        "estimated_performance",
         "latency",
         "data_quality",
         "volume",
