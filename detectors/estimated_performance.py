@@ -318,6 +318,7 @@ class _Check:
     """Realized vs estimated on the same labelled rows of one slice."""
 
     metric: str
+    name: str  # as the metric's finding names it ("recall", or "recall:cat" for a multiclass model)
     cls: str | None
     segment: Segment
     estimated: float
@@ -464,7 +465,7 @@ class EstimatedPerformance(BaseDetector):
                     float(labelled_rows.mean()) if part.num_rows else 0.0,
                 )
                 if labelled_window is not None:
-                    check = self._check(metric, cls, segment, labelled_window, spec, cfg)
+                    check = self._check(metric, name, cls, segment, labelled_window, spec, cfg)
                     if check is not None:
                         checks.append(check)
                         realized_by_item[id(judged)] = (check.realized, check.estimated, check.labeled)
@@ -491,6 +492,7 @@ class EstimatedPerformance(BaseDetector):
     def _check(
         self,
         metric: str,
+        name: str,
         cls: str | None,
         segment: Segment,
         w: _Window,
@@ -506,7 +508,8 @@ class EstimatedPerformance(BaseDetector):
             if keep.sum() < 2:
                 return None
             diff = estimate_mean(true[keep] - pred[keep])
-            return _Check(metric, cls, segment, float(pred[keep].mean()), float(true[keep].mean()), diff.se, int(keep.sum()))
+            estimated, realized = float(pred[keep].mean()), float(true[keep].mean())
+            return _Check(metric, name, cls, segment, estimated, realized, diff.se, int(keep.sum()))
         est = _metric_estimate(metric, cls, w, spec, cfg, realized=False)
         real = _metric_estimate(metric, cls, w, spec, cfg, realized=True)
         noise = est.noise_se
@@ -517,7 +520,7 @@ class EstimatedPerformance(BaseDetector):
             noise = math.sqrt(float((q * (1 - q)).sum())) / max(q.size, 1)
         if not (math.isfinite(est.value) and math.isfinite(real.value) and math.isfinite(noise)):
             return None
-        return _Check(metric, cls, segment, est.value, real.value, noise, w.rows)
+        return _Check(metric, name, cls, segment, est.value, real.value, noise, w.rows)
 
     def _check_findings(self, checks: list[_Check], rule: PerformanceConfig, context: RunContext) -> list[Finding]:
         """One ``estimator_check`` finding per slice with labels: ``warning`` when realized and
@@ -541,10 +544,10 @@ class EstimatedPerformance(BaseDetector):
                     margin = ((1 + rule.relative_margin) ** 2 - 1) * check.realized
                 disagree = p_adj < level and abs(check.realized - check.estimated) >= margin
                 if disagree:
-                    broken.append(check.metric if check.cls is None else f"{check.metric}:{check.cls}")
+                    broken.append(check.name)
                 rows.append(
                     {
-                        "metric": check.metric,
+                        "metric": check.name,
                         "class": check.cls,
                         "estimated": check.estimated,
                         "realized": check.realized,
