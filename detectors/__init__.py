@@ -6,7 +6,7 @@ Every detector is a stateless class with ``prepare_reference(reference, spec, co
 clock, deterministic). ``DETECTORS`` maps the names used in monitor YAML to the classes.
 
 >>> sorted(DETECTORS)
-['data_drift', 'data_quality', 'estimated_performance', 'freshness', 'label_drift', 'latency', 'performance', 'prediction_drift', 'volume']
+['data_drift', 'data_quality', 'estimated_performance', 'freshness', 'label_drift', 'latency', 'multivariate_drift', 'performance', 'prediction_drift', 'volume']
 >>> get_detector("latency").config({"margin": 0.2}).margin
 0.2
 
@@ -25,6 +25,7 @@ from detectors.finding import Finding, Status
 from detectors.freshness import Freshness, FreshnessConfig, LastSeen
 from detectors.label_drift import LabelDrift
 from detectors.latency import Latency, LatencyConfig
+from detectors.multivariate_drift import MultivariateDrift, MultivariateDriftConfig
 from detectors.performance import Performance, PerformanceConfig
 from detectors.prediction_drift import PredictionDrift
 from detectors.spec import FeatureKind, ModelSpec, Task
@@ -38,6 +39,7 @@ DETECTORS: dict[str, type[Detector]] = {
         LabelDrift,
         Performance,
         EstimatedPerformance,
+        MultivariateDrift,
         Latency,
         DataQuality,
         Volume,
@@ -74,6 +76,8 @@ __all__ = [
     "Latency",
     "LatencyConfig",
     "ModelSpec",
+    "MultivariateDrift",
+    "MultivariateDriftConfig",
     "Performance",
     "PerformanceConfig",
     "PredictionDrift",

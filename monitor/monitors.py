@@ -32,6 +32,7 @@ DetectorName = Literal[
     "label_drift",
     "performance",
     "estimated_performance",
+    "multivariate_drift",
     "latency",
     "data_quality",
     "volume",

@@ -62,6 +62,7 @@ def title(finding: dict[str, Any]) -> str:
         "label_drift": "label drift",
         "performance": "regression",
         "estimated_performance": "regression (estimated, before labels)",
+        "multivariate_drift": "joint drift",
         "latency": "regression",
         "data_quality": "data quality",
         "volume": "volume change",

@@ -129,6 +129,7 @@ def test_every_detector_is_registered_with_a_doc_example() -> None:
         "label_drift",
         "performance",
         "estimated_performance",
+        "multivariate_drift",
         "latency",
         "data_quality",
         "volume",

@@ -1,0 +1,353 @@
+"""Multivariate drift: has the *joint* distribution of the features moved, even where no single
+column has?
+
+Two features whose correlation flips while both marginals stay put pass every per-column test.
+This detector uses **PCA reconstruction error**, NannyML's multivariate method ("Data
+Reconstruction with PCA"; Jolliffe, *Principal Component Analysis*, 2002, §10.1 on detecting
+outliers by residuals): the features of the reference are standardised and compressed to the
+principal components that explain ``variance_explained`` (65 %) of their variance. A row that
+follows the reference's correlation structure is reconstructed from those components with a
+small error; a row that breaks it is not. The window's statistic is the **mean reconstruction
+error** per row.
+
+Encoding (as NannyML): numeric and boolean features as numbers, categorical ones by their
+frequency in the reference (an unseen value is 0); missing values take the reference mean.
+
+**Calibrated band, not a heuristic.** NannyML flags a chunk outside the reference chunks'
+mean ± 3 standard deviations. Here the reference is split in two halves: the PCA is fitted on
+one and the per-row errors of the *other* half are the null distribution — errors of rows the
+PCA never saw, exactly like the current window's (an in-sample error would be biased low and
+turn every big window into an alarm). The window mean is compared with it by Welch's test
+(one-sided: only a larger error is drift), and the verdict is the drift rule of the other
+detectors (docs/detectors.md):
+
+* **relevant** — the standardised increase ``(mean_current − mean_reference) / sd_reference``
+  is at least ``min_effect`` (0.1 of the reference rows' error spread);
+* **established** — the one-sided p-value, adjusted by Benjamini–Hochberg across the whole
+  window and its segments, is below ``alpha`` (0.05).
+
+``critical`` = both; ``warning`` = relevant and significant before the adjustment. Findings
+name the features whose reconstruction residuals grew most (``details.features``): where to
+look first. Rows with no feature value are skipped. Measured error rates are in
+docs/detectors.md (``bench/multivariate_drift.py``).
+
+>>> from datetime import datetime, timezone
+>>> import numpy as np, pyarrow as pa
+>>> from detectors import ModelSpec, MultivariateDrift, RunContext
+>>> rng = np.random.default_rng(5)
+>>> spec = ModelSpec(task="binary", classes=("no", "yes"), positive_class="yes",
+...                  features={"a": "numeric", "b": "numeric", "c": "numeric"})
+>>> def window(n, rho):
+...     a = rng.normal(0, 1, n)
+...     b = rho * a + np.sqrt(1 - rho**2) * rng.normal(0, 1, n)   # N(0, 1) whatever rho is
+...     return pa.table({"a": a, "b": b, "c": rng.normal(0, 1, n)})
+>>> detector = MultivariateDrift()
+>>> stats = detector.prepare_reference(window(10_000, 0.8), spec, None)
+>>> ctx = RunContext("press", datetime(2026, 10, 8, tzinfo=timezone.utc),
+...                  datetime(2026, 10, 9, tzinfo=timezone.utc))
+>>> f = detector.run(window(5_000, 0.8), stats, None, ctx)[0]
+>>> f.metric, f.status.value
+('reconstruction_error', 'ok')
+>>> f = detector.run(window(5_000, -0.8), stats, None, ctx)[0]   # the correlation flipped
+>>> f.status.value, [x["feature"] for x in f.details["features"][:2]]
+('critical', ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detectors.base import BaseDetector, Segment, SegmentKey, min_rows_for, segment_key, segment_slices
+from detectors.context import RunContext
+from detectors.finding import Finding, Status
+from detectors.spec import FeatureKind, ModelSpec
+from detectors.stats.columns import to_numpy
+from detectors.stats.fdr import benjamini_hochberg
+from detectors.stats.pvalues import normal_cdf
+
+
+@dataclass(frozen=True)
+class MultivariateDriftConfig:
+    """Parameters of the multivariate drift detector (see the module docstring)."""
+
+    variance_explained: float = 0.65
+    min_effect: float = 0.1  # relevance: increase of the mean error in reference error SDs
+    alpha: float = 0.05
+    fdr: bool = True
+    features: tuple[str, ...] | None = None  # default: every numeric, boolean and categorical feature
+    segments: tuple[str, ...] = ()
+    min_rows: int = 100
+    min_segment_rows: int = 100
+    min_reference_rows: int = 200
+    top_features: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.variance_explained < 1:
+            raise ValueError("variance_explained must be between 0 and 1 (exclusive)")
+        if self.min_effect < 0:
+            raise ValueError("min_effect must be non-negative")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must be between 0 and 1")
+
+
+@dataclass(frozen=True, eq=False)
+class Encoder:
+    """Features → standardised numbers: frequency encoding, mean imputation, z-scores."""
+
+    features: tuple[str, ...]
+    frequencies: dict[str, dict[str, float]]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def raw(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(matrix with NaN for missing, rows with at least one value)."""
+        n = table.num_rows
+        columns = []
+        for name in self.features:
+            if name not in table.column_names:
+                columns.append(np.full(n, np.nan))
+            elif name in self.frequencies:
+                values = table.column(name).cast(pa.string())
+                table_of = self.frequencies[name]
+                keys = pa.array(list(table_of), pa.string())
+                idx = pc.index_in(values, value_set=keys)
+                freq = np.array([*table_of.values(), 0.0])
+                codes = to_numpy(idx.fill_null(len(table_of))).astype(np.int64)
+                encoded = freq[codes]
+                encoded[~np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
+                columns.append(encoded)
+            else:
+                columns.append(to_numpy(table.column(name).cast(pa.float64())).astype(np.float64))
+        x = np.column_stack(columns) if columns else np.zeros((n, 0))
+        present = np.asarray(np.isfinite(x).any(axis=1), dtype=bool) if x.size else np.zeros(n, dtype=bool)
+        return x, present
+
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        filled = np.where(np.isfinite(x), x, self.mean)
+        return (filled - self.mean) / self.std
+
+
+@dataclass(frozen=True, eq=False)
+class Reconstruction:
+    """A PCA of standardised features: ``components`` (k × d)."""
+
+    components: np.ndarray
+
+    def residuals(self, z: np.ndarray) -> np.ndarray:
+        """Per-row, per-feature squared reconstruction residuals."""
+        back = (z @ self.components.T) @ self.components
+        return (z - back) ** 2
+
+
+@dataclass(frozen=True, eq=False)
+class ErrorSample:
+    """Out-of-sample reconstruction errors of one reference slice: their mean, spread, count,
+    and the mean squared residual per feature (to name the features that changed)."""
+
+    mean: float
+    sd: float
+    n: int
+    per_feature: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class MultivariateReference:
+    spec: ModelSpec
+    segments: tuple[str, ...]
+    encoder: Encoder | None
+    pca: Reconstruction | None
+    slices: dict[SegmentKey, ErrorSample]
+    components: int
+    explained: float
+    problem: str | None = None
+
+
+def _feature_names(spec: ModelSpec, cfg: MultivariateDriftConfig, table: pa.Table) -> tuple[str, ...]:
+    kinds = (FeatureKind.NUMERIC, FeatureKind.BOOLEAN, FeatureKind.CATEGORICAL)
+    names = cfg.features or tuple(n for n, k in spec.features.items() if k in kinds)
+    return tuple(n for n in names if n in table.column_names and n in spec.features)
+
+
+def _errors(residuals: np.ndarray) -> np.ndarray:
+    return np.sqrt(residuals.sum(axis=1))
+
+
+def _sample(residuals: np.ndarray) -> ErrorSample:
+    err = _errors(residuals)
+    if err.size < 2:
+        return ErrorSample(float("nan"), float("nan"), int(err.size), np.zeros(residuals.shape[1]))
+    return ErrorSample(float(err.mean()), float(err.std(ddof=1)), int(err.size), residuals.mean(axis=0))
+
+
+class MultivariateDrift(BaseDetector):
+    """PCA reconstruction error of the window against the reference, with a calibrated band."""
+
+    name: ClassVar[str] = "multivariate_drift"
+    config_type: ClassVar[type] = MultivariateDriftConfig
+
+    def prepare_reference(self, reference: pa.Table, spec: ModelSpec, config: Any = None) -> MultivariateReference:
+        cfg: MultivariateDriftConfig = self.config(config)
+        segments = tuple(cfg.segments)
+        features = _feature_names(spec, cfg, reference)
+
+        def unusable(problem: str) -> MultivariateReference:
+            return MultivariateReference(spec, segments, None, None, {}, 0, 0.0, problem)
+
+        if len(features) < 2:
+            return unusable(f"needs at least 2 features to have a joint distribution, found {list(features)}")
+        frequencies: dict[str, dict[str, float]] = {}
+        for name in features:
+            if spec.features[name] is FeatureKind.CATEGORICAL:
+                counts = pc.value_counts(reference.column(name).cast(pa.string()).drop_null())
+                total = max(sum(c.as_py() for c in counts.field("counts")), 1)
+                frequencies[name] = {
+                    str(v.as_py()): c.as_py() / total
+                    for v, c in zip(counts.field("values"), counts.field("counts"), strict=True)
+                }
+        shell = Encoder(features, frequencies, np.zeros(len(features)), np.ones(len(features)))
+        x, present = shell.raw(reference)
+        x = x[present]
+        if x.shape[0] < cfg.min_reference_rows:
+            return unusable(f"the reference has {x.shape[0]} rows with features; needs {cfg.min_reference_rows}")
+        # Two halves: the PCA learns on one, the other's errors are the out-of-sample null.
+        rng = np.random.default_rng(cfg.seed)
+        fit_half = rng.random(x.shape[0]) < 0.5
+        fit = x[fit_half]
+        mean = np.nanmean(fit, axis=0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        std = np.nanstd(fit, axis=0)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        encoder = Encoder(features, frequencies, mean, std)
+        z = encoder.standardise(fit)
+        _, singular, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+        variance = singular**2
+        share = np.cumsum(variance) / variance.sum() if variance.sum() > 0 else np.ones_like(variance)
+        k = int(np.searchsorted(share, cfg.variance_explained) + 1)
+        k = min(k, len(features) - 1)  # keep at least one dimension of residual
+        pca = Reconstruction(vt[:k])
+        explained = float(share[k - 1]) if share.size else 0.0
+        held_out = reference.filter(pa.array(_expand(present, ~fit_half)))
+        slices: dict[SegmentKey, ErrorSample] = {}
+        for segment, part in segment_slices(held_out, segments):
+            px, ppresent = encoder.raw(part)
+            slices[segment_key(segment)] = _sample(pca.residuals(encoder.standardise(px[ppresent])))
+        return MultivariateReference(spec, segments, encoder, pca, slices, k, explained)
+
+    def run(self, current: pa.Table, reference: MultivariateReference, config: Any, context: RunContext) -> list[Finding]:
+        cfg: MultivariateDriftConfig = self.config(config)
+        pending: list[tuple[Segment, ErrorSample, ErrorSample, float, float]] = []
+        out: list[Finding | int] = []
+        for segment, part in segment_slices(current, reference.segments):
+            ref = reference.slices.get(segment_key(segment))
+            minimum = min_rows_for(segment, cfg.min_rows, cfg.min_segment_rows)
+            reason = reference.problem
+            cur: ErrorSample | None = None
+            if reason is None and reference.encoder is not None and reference.pca is not None:
+                x, present = reference.encoder.raw(part)
+                cur = _sample(reference.pca.residuals(reference.encoder.standardise(x[present])))
+                if ref is None or ref.n < minimum:
+                    reason = f"reference slice has fewer than {minimum} rows"
+                elif cur.n < minimum:
+                    reason = f"fewer than {minimum} rows with features in the window"
+            if reason is not None or cur is None or ref is None:
+                out.append(
+                    context.finding(
+                        self.name,
+                        metric="reconstruction_error",
+                        segment=segment,
+                        status=Status.INSUFFICIENT_DATA,
+                        value=cur.mean if cur is not None and cur.n else None,
+                        n_current=cur.n if cur is not None else part.num_rows,
+                        n_reference=ref.n if ref is not None else 0,
+                        details={"reason": reason},
+                    )
+                )
+                continue
+            se = math.sqrt(cur.sd**2 / cur.n + ref.sd**2 / ref.n)
+            z = (cur.mean - ref.mean) / se if se > 0 else (math.inf if cur.mean > ref.mean else 0.0)
+            p = 1 - normal_cdf(z) if math.isfinite(z) else 0.0
+            out.append(len(pending))
+            pending.append((segment, cur, ref, p, z))
+        p_values = [item[3] for item in pending]
+        adjusted = benjamini_hochberg(p_values) if cfg.fdr else p_values
+        findings: list[Finding] = []
+        for item in out:
+            if isinstance(item, Finding):
+                findings.append(item)
+                continue
+            segment, cur, ref, p, z = pending[item]
+            findings.append(self._finding(segment, cur, ref, p, adjusted[item], reference, cfg, context))
+        return findings
+
+    def _finding(
+        self,
+        segment: Segment,
+        cur: ErrorSample,
+        ref: ErrorSample,
+        p: float,
+        p_adjusted: float,
+        reference: MultivariateReference,
+        cfg: MultivariateDriftConfig,
+        context: RunContext,
+    ) -> Finding:
+        effect = (cur.mean - ref.mean) / ref.sd if ref.sd > 0 else (math.inf if cur.mean > ref.mean else 0.0)
+        relevant = effect >= cfg.min_effect
+        status = (
+            Status.CRITICAL
+            if relevant and p_adjusted < cfg.alpha
+            else Status.WARNING
+            if relevant and p < cfg.alpha
+            else Status.OK
+        )
+        assert reference.encoder is not None
+        growth = cur.per_feature - ref.per_feature
+        total = float(np.clip(growth, 0, None).sum())
+        order = np.argsort(-growth)[: cfg.top_features]
+        features = [
+            {
+                "feature": reference.encoder.features[i],
+                "residual_growth": float(growth[i]),
+                "share": float(max(growth[i], 0.0) / total) if total > 0 else 0.0,
+            }
+            for i in order
+            if growth[i] > 0
+        ]
+        return context.finding(
+            self.name,
+            metric="reconstruction_error",
+            segment=segment,
+            status=status,
+            value=cur.mean,
+            threshold=ref.mean + cfg.min_effect * ref.sd,
+            p_value=p,
+            p_value_adjusted=p_adjusted,
+            effect_size=effect if math.isfinite(effect) else None,
+            n_current=cur.n,
+            n_reference=ref.n,
+            details={
+                "reference_value": ref.mean,
+                "reference_sd": ref.sd,
+                "relevant": relevant,
+                "components": reference.components,
+                "variance_explained": reference.explained,
+                "features": features,
+                "method": "pca_reconstruction",
+            },
+        )
+
+
+def _expand(present: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """A mask over all rows from a mask over the rows where ``present`` is true."""
+    out = np.zeros(present.size, dtype=bool)
+    out[np.flatnonzero(present)[chosen]] = True
+    return out
+
+
+__all__ = ["MultivariateDrift", "MultivariateDriftConfig", "MultivariateReference"]
