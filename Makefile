@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/dashboard.py
 	$(PY) bench/performance_quality.py
 	$(PY) bench/estimated_performance.py
+	$(PY) bench/multivariate_drift.py
 	$(PY) bench/verify_sealed.py
 	$(PY) bench/id_index.py
 	$(PY) bench/soak.py --minutes 5
