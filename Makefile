@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(PY) bench/performance_quality.py
 	$(PY) bench/estimated_performance.py
 	$(PY) bench/multivariate_drift.py
+	$(MAKE) nannyml-venv
+	$(PY) bench/vs_nannyml.py
 	$(PY) bench/verify_sealed.py
 	$(PY) bench/id_index.py
 	$(PY) bench/soak.py --minutes 5
@@ -55,3 +57,12 @@ label-studio-start: label-studio
 	$(LABEL_STUDIO) start --data-dir .cache/label-studio --template .cache/label-studio-template
 label-studio-stop:
 	$(LABEL_STUDIO) stop --data-dir .cache/label-studio
+
+# NannyML for bench/vs_nannyml.py, in its own environment (its pins differ from ours).
+NANNYML_VENV := .cache/nannyml-venv
+.PHONY: nannyml-venv
+nannyml-venv: $(NANNYML_VENV)/.installed
+$(NANNYML_VENV)/.installed: bench/nannyml/requirements.txt
+	test -x $(NANNYML_VENV)/bin/python || $(PYTHON) -m venv $(NANNYML_VENV)
+	$(NANNYML_VENV)/bin/pip install -q -r bench/nannyml/requirements.txt
+	touch $@

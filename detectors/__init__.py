@@ -6,7 +6,7 @@ Every detector is a stateless class with ``prepare_reference(reference, spec, co
 clock, deterministic). ``DETECTORS`` maps the names used in monitor YAML to the classes.
 
 >>> sorted(DETECTORS)
-['data_drift', 'data_quality', 'estimated_performance', 'freshness', 'label_drift', 'latency', 'multivariate_drift', 'performance', 'prediction_drift', 'volume']
+['data_drift', 'data_quality', 'embedding_drift', 'estimated_performance', 'freshness', 'label_drift', 'latency', 'multivariate_drift', 'performance', 'prediction_drift', 'volume']
 >>> get_detector("latency").config({"margin": 0.2}).margin
 0.2
 
@@ -20,6 +20,7 @@ from detectors.context import RunContext
 from detectors.data_drift import DataDrift, DataDriftConfig
 from detectors.data_quality import DataQuality, DataQualityConfig
 from detectors.drift_engine import DriftConfig
+from detectors.embedding_drift import EmbeddingDrift, EmbeddingDriftConfig
 from detectors.estimated_performance import EstimatedPerformance, EstimatedPerformanceConfig
 from detectors.finding import Finding, Status
 from detectors.freshness import Freshness, FreshnessConfig, LastSeen
@@ -40,6 +41,7 @@ DETECTORS: dict[str, type[Detector]] = {
         Performance,
         EstimatedPerformance,
         MultivariateDrift,
+        EmbeddingDrift,
         Latency,
         DataQuality,
         Volume,
@@ -65,6 +67,8 @@ __all__ = [
     "DataQualityConfig",
     "Detector",
     "DriftConfig",
+    "EmbeddingDrift",
+    "EmbeddingDriftConfig",
     "EstimatedPerformance",
     "EstimatedPerformanceConfig",
     "FeatureKind",

@@ -33,6 +33,7 @@ DetectorName = Literal[
     "performance",
     "estimated_performance",
     "multivariate_drift",
+    "embedding_drift",
     "latency",
     "data_quality",
     "volume",

@@ -63,6 +63,7 @@ def title(finding: dict[str, Any]) -> str:
         "performance": "regression",
         "estimated_performance": "regression (estimated, before labels)",
         "multivariate_drift": "joint drift",
+        "embedding_drift": "embedding drift",
         "latency": "regression",
         "data_quality": "data quality",
         "volume": "volume change",

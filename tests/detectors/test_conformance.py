@@ -130,6 +130,7 @@ def test_every_detector_is_registered_with_a_doc_example() -> None:
         "performance",
         "estimated_performance",
         "multivariate_drift",
+        "embedding_drift",
         "latency",
         "data_quality",
         "volume",
