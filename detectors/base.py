@@ -96,9 +96,20 @@ class BaseDetector:
     input_kind: ClassVar[InputKind] = "table"
     config_type: ClassVar[type]
 
+    #: Whether the detector reads the ``embedding`` column. Embeddings are the widest column by
+    #: far (a 256-d float vector is 1 KB a row), so the monitor leaves them out of every other
+    #: detector's scan.
+    reads_embedding: ClassVar[bool] = False
+
     def config(self, params: Mapping[str, Any] | None = None) -> Any:
         """Validated config object from a monitor's ``params`` mapping (or ``None`` for defaults)."""
         return parse_config(self.config_type, params)
+
+    def window_sample(self, config: Any) -> int | None:
+        """At most this many rows per slice (the window, each segment value) are needed — the
+        store then samples in SQL instead of materialising the window — or ``None`` for every
+        row (the default: every other detector judges the whole window)."""
+        return None
 
 
 def config_fingerprint(config: Any) -> str:

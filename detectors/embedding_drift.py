@@ -155,6 +155,13 @@ class EmbeddingDrift(BaseDetector):
 
     name: ClassVar[str] = "embedding_drift"
     config_type: ClassVar[type] = EmbeddingDriftConfig
+    reads_embedding: ClassVar[bool] = True
+
+    def window_sample(self, config: Any) -> int | None:
+        """Judged on ``sample_size`` rows per slice: the store draws about that many in SQL
+        (twice as many, so the detector's own sample has rows to choose from)."""
+        cfg: EmbeddingDriftConfig = self.config(config)
+        return 2 * cfg.sample_size
 
     def prepare_reference(self, reference: pa.Table, spec: ModelSpec, config: Any = None) -> EmbeddingReference:
         cfg: EmbeddingDriftConfig = self.config(config)

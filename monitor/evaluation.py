@@ -16,10 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from detectors import Finding, LastSeen, ModelSpec, RunContext, VolumeCounts, config_fingerprint, get_detector
+from detectors import (
+    BaseDetector,
+    Finding,
+    LastSeen,
+    ModelSpec,
+    RunContext,
+    VolumeCounts,
+    config_fingerprint,
+    get_detector,
+)
 from detectors.sampling import sample_table
 from monitor.errors import InvalidInput
 from monitor.references import ReferenceCache, ReferenceSpec, ResolvedReference, load_dataset, resolve_reference
+from monitor.schema import ModelSchema
 
 if TYPE_CHECKING:
     from monitor.registry import Registry
@@ -123,7 +133,12 @@ class Evaluator:
                 findings, start, end, None, current_counts["total"], f"counts:{current_counts['total']}", config_hash
             )
 
-        table = store.scan(model, start, end)
+        columns = _scan_columns(registered.schema, detector)
+        cap = detector.window_sample(config) if isinstance(detector, BaseDetector) else None
+        if cap is None:
+            table = store.scan(model, start, end, columns=columns)
+        else:
+            table = store.reference_sample(model, start, end, segments=segments or [], cap=cap, columns=columns)
         current_version = _dominant_version(table)
         try:
             resolved = (
@@ -162,8 +177,15 @@ class Evaluator:
         if resolved is None:
             raise ValueError(f"detector {detector_name} needs a reference")
         key = (model, registered.schema_version, resolved.key, detector_name, config_hash)
+        # A detector judged on a fixed-size sample needs no bigger a reference sample either.
+        reference_cap = self.reference_sample_rows
+        if cap is not None:
+            reference_cap = min(cap, reference_cap) if reference_cap else cap
         stats = self.cache.get_or_prepare(
-            key, lambda: detector.prepare_reference(self._reference_table(model, resolved, segments or []), spec, config)
+            key,
+            lambda: detector.prepare_reference(
+                self._reference_table(model, resolved, segments or [], columns, reference_cap), spec, config
+            ),
         )
         ctx = RunContext(model, start, end, reference=resolved.description, model_version=None)
         findings = detector.run(table, stats, config, ctx)
@@ -178,13 +200,26 @@ class Evaluator:
             {"model_version": current_version},
         )
 
-    def _reference_table(self, model: str, resolved: ResolvedReference, segments: list[str]) -> pa.Table:
-        cap = self.reference_sample_rows
+    def _reference_table(
+        self,
+        model: str,
+        resolved: ResolvedReference,
+        segments: list[str],
+        columns: list[str] | None = None,
+        cap: int | None = None,
+    ) -> pa.Table:
+        cap = self.reference_sample_rows if cap is None else cap
         if resolved.kind == "dataset":
             assert resolved.path is not None
             return sample_table(load_dataset(resolved.path), segments, cap)
         return self._store.reference_sample(
-            model, resolved.start, resolved.end, segments=segments, cap=cap, model_version=resolved.model_version
+            model,
+            resolved.start,
+            resolved.end,
+            segments=segments,
+            cap=cap,
+            model_version=resolved.model_version,
+            columns=columns,
         )
 
     def _last_seen(self, model: str, segments: list[str], before: datetime) -> LastSeen:
@@ -195,6 +230,18 @@ class Evaluator:
 def _merge_history(per_day: list[dict[str, int]]) -> dict[str, list[int]]:
     values = sorted({v for day in per_day for v in day})
     return {v: [day.get(v, 0) for day in per_day] for v in values}
+
+
+def _scan_columns(schema: ModelSchema, detector: Any) -> list[str] | None:
+    """The columns a detector's window needs: everything but the embedding (the widest column
+    by far) unless the detector reads it, and then only the embedding with what identifies and
+    slices a row."""
+    if schema.embedding is None:
+        return None
+    every = [f.name for f in schema.arrow_schema()]
+    if getattr(detector, "reads_embedding", False):
+        return ["prediction_id", "timestamp", "model_version", "embedding", *schema.segments]
+    return [c for c in every if c != "embedding"]
 
 
 def _dominant_version(table: pa.Table) -> str | None:

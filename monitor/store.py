@@ -521,14 +521,16 @@ class PredictionStore:
         segments: list[str],
         cap: int,
         model_version: str | None = None,
+        columns: list[str] | None = None,
     ) -> pa.Table:
         """The window as a drift reference: whole when no slice (the window, or one value of a
         segment column) holds more than ``cap`` rows, else a stratified Bernoulli sample of at
         most ~``cap`` rows per slice (``detectors.sampling``), drawn in DuckDB on the uniform
-        key ``hash(prediction_id) / 2^64`` so only the sample is ever materialised."""
+        key ``hash(prediction_id) / 2^64`` so only the sample is ever materialised.
+        ``columns``: only these (and the id, timestamp and label) instead of every column."""
         model = self._registry.get(model_name)
         segments = [s for s in segments if s in model.schema.segments]
-        sql, params = self._window_sql(model, start, end, None, model_version, None, True)
+        sql, params = self._window_sql(model, start, end, columns, model_version, None, True)
         count_sql, _ = self._window_sql(model, start, end, segments or ["model_version"], model_version, None, False)
         cur = self._db.cursor()
         try:
