@@ -26,6 +26,7 @@ from detectors import (
     config_fingerprint,
     get_detector,
 )
+from detectors.attribution import attach as attach_segments_behind
 from detectors.sampling import sample_table
 from monitor.errors import InvalidInput
 from monitor.references import ReferenceCache, ReferenceSpec, ResolvedReference, load_dataset, resolve_reference
@@ -188,7 +189,7 @@ class Evaluator:
             ),
         )
         ctx = RunContext(model, start, end, reference=resolved.description, model_version=None)
-        findings = detector.run(table, stats, config, ctx)
+        findings = attach_segments_behind(detector.run(table, stats, config, ctx))
         return Evaluation(
             findings,
             start,

@@ -112,4 +112,23 @@ def what_changed(finding: dict[str, Any]) -> str:
     line += _segment(finding.get("segment"))
     if finding.get("reference"):
         line += f" vs {finding['reference']}"
-    return line
+    return line + behind(finding)
+
+
+def behind(finding: dict[str, Any]) -> str:
+    """e.g. "; 80% of the rise is firmware 3.2 (18% of traffic, 20.0%)" — the segment values
+    that explain the change (``details.behind``, detectors/attribution.py), top two."""
+    ranked = (finding.get("details") or {}).get("behind") or []
+    if not ranked:
+        return ""
+    metric = finding["metric"]
+    word = "change" if finding.get("column") or finding.get("detector", "").endswith("drift") else "rise"
+    if word == "rise" and metric.split(":")[0] in ("precision", "recall", "f1", "accuracy", "roc_auc"):
+        word = "drop"
+    parts = []
+    for item in ranked[:2]:
+        where = ", ".join(f"{k} {v}" for k, v in (item.get("segment") or {}).items())
+        value = item.get("value")
+        shown = f", {_fmt(value, metric)}" if isinstance(value, (int, float)) and not finding.get("column") else ""
+        parts.append(f"{item['share_of_change'] * 100:.0f}% of the {word} is {where} ({item['traffic_share'] * 100:.0f}% of traffic{shown})")
+    return "; " + "; ".join(parts)
