@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/performance_quality.py
 	$(PY) bench/estimated_performance.py
 	$(PY) bench/multivariate_drift.py
+	$(PY) bench/embedding_scan.py
 	$(MAKE) nannyml-venv
 	$(PY) bench/vs_nannyml.py
 	$(PY) bench/verify_sealed.py
