@@ -320,6 +320,120 @@ def performance_figure(
     return figure(data, "Model quality (labelled windows; bands = 95% interval)", height=580, **layout)
 
 
+ESTIMATED_ORDER = ("roc_auc", "fnr", "recall", "fpr", "precision", "f1", "accuracy", "mae", "rmse")
+ESTIMATED_COLORS = ["#7c3aed", "#2563eb", "#059669", "#dc2626", "#d97706", "#0f766e", "#475569"]
+
+
+def estimated_figure(findings: Sequence[dict[str, Any]]) -> Figure | None:
+    """Estimated performance per window (``estimated_performance`` findings): the estimate with
+    its band, the reference value (dotted), and — once labels arrived — the realized value
+    (diamonds), so a scientist sees the estimate before the labels and checks it after."""
+    points = [f for f in findings if f["value"] is not None and f["details"].get("estimated")]
+    if not points:
+        return None
+    metrics = sorted({f["metric"] for f in points}, key=lambda m: (
+        ESTIMATED_ORDER.index(m.split(":")[0]) if m.split(":")[0] in ESTIMATED_ORDER else 99, m))
+    data: list[dict[str, Any]] = []
+    for i, metric in enumerate(metrics[:6]):
+        color = ESTIMATED_COLORS[i % len(ESTIMATED_COLORS)]
+        series = [f for f in points if f["metric"] == metric]
+        label = esc(metric)
+        band = _ci_band(series, _rgba(color, 0.15), f"{label} band", showlegend=False)
+        if band:
+            data.append(band)
+        data.append(
+            {
+                "type": "scatter",
+                "x": [ts(f["window_end"]) for f in series],
+                "y": [f["value"] for f in series],
+                "name": f"{label} estimated",
+                "mode": "lines+markers",
+                "line": {"color": color},
+                "marker": {"color": [STATUS_COLORS.get(f["status"], color) for f in series], "size": 7},
+                "meta": "localtime",
+                "hovertemplate": HOVER_TIME + f"<br>{label} estimated %{{y:.3f}}<extra></extra>",
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "x": [ts(f["window_end"]) for f in series],
+                "y": [f["details"].get("reference_value") for f in series],
+                "name": f"{label} reference",
+                "mode": "lines",
+                "line": {"color": color, "dash": "dot", "width": 1},
+                "hovertemplate": f"{label} reference %{{y:.3f}}<extra></extra>",
+            }
+        )
+        realized = [f for f in series if f["details"].get("realized") is not None]
+        if realized:
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": [ts(f["window_end"]) for f in realized],
+                    "y": [f["details"]["realized"] for f in realized],
+                    "name": f"{label} realized",
+                    "mode": "markers",
+                    "marker": {"color": color, "symbol": "diamond-open", "size": 10},
+                    "customdata": [f["details"].get("realized_labeled") for f in realized],
+                    "meta": "localtime",
+                    "hovertemplate": HOVER_TIME + f"<br>{label} realized %{{y:.3f}} on %{{customdata}} labels<extra></extra>",
+                }
+            )
+    method = esc(points[-1]["details"].get("method") or "CBPE")
+    return figure(
+        data,
+        f"Estimated performance ({method}; band = 95% interval; ◇ realized once labels arrived)",
+        xaxis=_single_point_axis(points),
+    )
+
+
+def multivariate_figure(findings: Sequence[dict[str, Any]]) -> Figure | None:
+    """The window's PCA reconstruction error (``multivariate_drift``) against its threshold."""
+    points = [f for f in findings if f["value"] is not None and f["metric"] == "reconstruction_error"]
+    if not points:
+        return None
+    xs = [ts(f["window_end"]) for f in points]
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": xs,
+            "y": [f["value"] for f in points],
+            "name": "reconstruction error",
+            "mode": "lines+markers",
+            "line": {"color": "#334155", "width": 1.5},
+            "marker": {"color": [STATUS_COLORS.get(f["status"], "#334155") for f in points], "size": 8},
+            "customdata": [
+                ", ".join(esc(x["feature"]) for x in (f["details"].get("features") or [])[:3]) for f in points
+            ],
+            "meta": "localtime",
+            "hovertemplate": HOVER_TIME + "<br>error %{y:.4g}<br>grew most: %{customdata}<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "x": xs,
+            "y": [f["details"].get("reference_value") for f in points],
+            "name": "reference",
+            "mode": "lines",
+            "line": {"color": COLORS["reference"], "dash": "dot", "width": 1},
+            "hovertemplate": "reference %{y:.4g}<extra></extra>",
+        },
+    ]
+    if any(f["threshold"] is not None for f in points):
+        data.append(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": [f["threshold"] for f in points],
+                "name": "relevance floor",
+                "mode": "lines",
+                "line": {"color": "#dc2626", "dash": "dash", "width": 1.5},
+                "hovertemplate": "floor %{y:.4g}<extra></extra>",
+            }
+        )
+    return figure(data, "Joint drift: PCA reconstruction error per window", xaxis=_single_point_axis(points))
+
+
 def drift_heatmap(grid: dict[str, Any], url: Callable[[str, datetime], str]) -> Figure | None:
     """Features × windows, coloured by drift score / threshold; critical cells outlined (``drifted``).
 

@@ -173,6 +173,20 @@ def overview_page(
             '<p class="muted">No performance monitor yet (detector: performance): showing label coverage only.</p>'
         )
 
+    # estimated performance (before labels) and joint drift, where those monitors exist
+    estimated_html = ""
+    estimated_monitor = data.monitor_for(model, "estimated_performance")
+    if estimated_monitor is not None:
+        estimated = figures.estimated_figure(data.series(model, estimated_monitor, span))
+        estimated_html = "<h3>Estimated before labels</h3>" + page.figure(
+            estimated, "fig-estimated", "No estimated windows in this range."
+        )
+    joint_html = ""
+    joint_monitor = data.monitor_for(model, "multivariate_drift")
+    if joint_monitor is not None:
+        joint = figures.multivariate_figure(data.series(model, joint_monitor, span, metrics=["reconstruction_error"]))
+        joint_html = page.figure(joint, "fig-joint-drift", "No joint-drift windows in this range.")
+
     # drift heatmap from drift findings
     drift_monitor = data.monitor_for(model, "data_drift")
     grid = data.drift_grid(model, drift_monitor, span)
@@ -225,8 +239,8 @@ label coverage {pct(totals["label_coverage"]) if totals["label_coverage"] is not
 <section id="alerts"><h2>Open alerts</h2>{table(["Alert", "Severity", "State", "What changed", "Since", ""], alert_rows, "No open alerts.")}</section>
 <section><h2>Traffic</h2>{page.figure(volume, "fig-volume", "No data in this window.")}
 {page.figure(latency, "fig-latency", "No latency logged in this window.")}</section>
-<section><h2>Quality</h2>{class_links}{quality_note}{quality}</section>
-<section><h2>Drift</h2>{page.figure(heatmap, "fig-drift", drift_empty)}
+<section><h2>Quality</h2>{class_links}{quality_note}{quality}{estimated_html}</section>
+<section><h2>Drift</h2>{page.figure(heatmap, "fig-drift", drift_empty)}{joint_html}
 <p>Features: {feature_links}</p></section>
 """
     return page.render(body, [("Models", "/models"), (model, None)])
