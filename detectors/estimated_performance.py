@@ -242,6 +242,7 @@ def _classification_window(table: pa.Table, spec: ModelSpec, calibrators: dict[s
     known = label_idx >= 0
     for i, t in enumerate(targets):
         truth[known, i] = (label_idx[known] == t).astype(np.float64)
+    truth[pred_idx < 0] = np.nan  # realized on the same rows as estimated
     return _Window(n, p=p, yhat=yhat, scores=scores, truth=truth)
 
 
