@@ -420,17 +420,7 @@ def multivariate_figure(findings: Sequence[dict[str, Any]]) -> Figure | None:
         },
     ]
     if any(f["threshold"] is not None for f in points):
-        data.append(
-            {
-                "type": "scatter",
-                "x": xs,
-                "y": [f["threshold"] for f in points],
-                "name": "relevance floor",
-                "mode": "lines",
-                "line": {"color": "#dc2626", "dash": "dash", "width": 1.5},
-                "hovertemplate": "floor %{y:.4g}<extra></extra>",
-            }
-        )
+        data.append(_threshold_line(xs, points, "relevance floor"))
     return figure(data, "Joint drift: PCA reconstruction error per window", xaxis=_single_point_axis(points))
 
 
@@ -524,17 +514,7 @@ def drift_score_figure(
         }
     ]
     if any(f["threshold"] is not None for f in points):
-        data.append(
-            {
-                "type": "scatter",
-                "x": xs,
-                "y": [f["threshold"] for f in points],
-                "name": "threshold",
-                "mode": "lines",
-                "line": {"color": "#dc2626", "dash": "dash", "width": 1.5},
-                "hovertemplate": "threshold %{y:.4g}<extra></extra>",
-            }
-        )
+        data.append(_threshold_line(xs, points, "threshold"))
     chosen = [f for f in points if f["window_end"] == selected] if selected is not None else []
     if chosen:
         data.append(
@@ -766,6 +746,19 @@ def _single_point_axis(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     end = points[0]["window_end"]
     length = max(end - points[0]["window_start"], timedelta(hours=1))
     return {"type": "date", "range": [ts(end - length), ts(end + length)]}
+
+
+def _threshold_line(xs: list[str], points: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Each window's threshold as a dashed red line."""
+    return {
+        "type": "scatter",
+        "x": xs,
+        "y": [f["threshold"] for f in points],
+        "name": name,
+        "mode": "lines",
+        "line": {"color": "#dc2626", "dash": "dash", "width": 1.5},
+        "hovertemplate": f"{name} %{{y:.4g}}<extra></extra>",
+    }
 
 
 def _ci_band(findings: Sequence[dict[str, Any]], fillcolor: str, name: str, **extra: Any) -> dict[str, Any] | None:

@@ -77,8 +77,6 @@ from detectors.base import BaseDetector, Segment, SegmentKey, min_rows_for, segm
 from detectors.context import RunContext
 from detectors.finding import Finding, Status
 from detectors.performance import (
-    BINARY_METRICS,
-    REGRESSION_METRICS,
     Comparison,
     PerformanceConfig,
     _adjust,
@@ -87,6 +85,7 @@ from detectors.performance import (
     _Judged,
     _metric_plan,
     _probabilities,
+    check_rule,
     relevance_margin,
     worse_p_value,
 )
@@ -116,13 +115,7 @@ class EstimatedPerformanceConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.margin < 0 or self.relative_margin < 0:
-            raise ValueError("margins must be non-negative")
-        z_value(self.confidence)
-        known = set(BINARY_METRICS) | set(REGRESSION_METRICS)
-        unknown = sorted(set(self.metrics or ()) - known)
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; known: {sorted(known)}")
+        check_rule(self.metrics, self.margin, self.relative_margin, self.confidence)
         if self.min_reference_labeled < 50:
             raise ValueError("min_reference_labeled must be at least 50 (calibration needs data)")
 

@@ -115,13 +115,19 @@ class PerformanceConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.min_coverage <= 1:
             raise ValueError("min_coverage must be between 0 and 1")
-        if self.margin < 0 or self.relative_margin < 0:
-            raise ValueError("margins must be non-negative")
-        z_value(self.confidence)
-        known = set(BINARY_METRICS) | set(REGRESSION_METRICS)
-        unknown = sorted(set(self.metrics or ()) - known)
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; known: {sorted(known)}")
+        check_rule(self.metrics, self.margin, self.relative_margin, self.confidence)
+
+
+def check_rule(metrics: tuple[str, ...] | None, margin: float, relative_margin: float, confidence: float) -> None:
+    """Refuse a verdict rule that cannot work: negative margins, a confidence outside (0, 1),
+    metrics the detector does not compute (shared with ``estimated_performance``)."""
+    if margin < 0 or relative_margin < 0:
+        raise ValueError("margins must be non-negative")
+    z_value(confidence)
+    known = set(BINARY_METRICS) | set(REGRESSION_METRICS)
+    unknown = sorted(set(metrics or ()) - known)
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {sorted(known)}")
 
 
 @dataclass(frozen=True)
