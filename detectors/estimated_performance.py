@@ -347,10 +347,12 @@ class EstimatedPerformance(BaseDetector):
         calibrators: dict[str, Calibrator] = {}
         error_model: ErrorModel | None = None
         if spec.task is Task.REGRESSION:
-            error_model = _fit_error_model(labelled, spec, cfg.seed)
+            _, whole = next(iter(segment_slices(labelled, ())))
+            error_model = _fit_error_model(whole, spec, cfg.seed)
         else:
             unfitted = {c: Calibrator(np.zeros(0), np.zeros(0)) for c in _classes_of(spec)}
-            raw = _classification_window(labelled, spec, unfitted)
+            _, whole = next(iter(segment_slices(labelled, ())))  # a sampled reference: the whole-window share
+            raw = _classification_window(whole, spec, unfitted)
             assert raw.scores is not None and raw.truth is not None
             for i, cls in enumerate(_classes_of(spec)):
                 known = np.isfinite(raw.truth[:, i]) & np.isfinite(raw.scores[:, i])

@@ -212,14 +212,16 @@ class MultivariateDrift(BaseDetector):
                     for v, c in zip(counts.field("values"), counts.field("counts"), strict=True)
                 }
         shell = Encoder(features, frequencies, np.zeros(len(features)), np.ones(len(features)))
-        x, present = shell.raw(reference)
-        x = x[present]
-        if x.shape[0] < cfg.min_reference_rows:
-            return unusable(f"the reference has {x.shape[0]} rows with features; needs {cfg.min_reference_rows}")
-        # Two halves: the PCA learns on one, the other's errors are the out-of-sample null.
+        # Two halves: the PCA learns on one, the other's errors are the out-of-sample null. The
+        # learning half is the whole-window slice (a sampled reference keeps extra rows for
+        # small segments, which must not weigh in the PCA).
         rng = np.random.default_rng(cfg.seed)
-        fit_half = rng.random(x.shape[0]) < 0.5
-        fit = x[fit_half]
+        fit_half = rng.random(reference.num_rows) < 0.5
+        _, fit_rows = next(iter(segment_slices(reference.filter(pa.array(fit_half)), ())))
+        fit, present = shell.raw(fit_rows)
+        fit = fit[present]
+        if 2 * fit.shape[0] < cfg.min_reference_rows:
+            return unusable(f"the reference has about {2 * fit.shape[0]} rows with features; needs {cfg.min_reference_rows}")
         mean = np.nanmean(fit, axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.nanstd(fit, axis=0)
@@ -233,7 +235,7 @@ class MultivariateDrift(BaseDetector):
         k = min(k, len(features) - 1)  # keep at least one dimension of residual
         pca = Reconstruction(vt[:k])
         explained = float(share[k - 1]) if share.size else 0.0
-        held_out = reference.filter(pa.array(_expand(present, ~fit_half)))
+        held_out = reference.filter(pa.array(~fit_half))
         slices: dict[SegmentKey, ErrorSample] = {}
         for segment, part in segment_slices(held_out, segments):
             px, ppresent = encoder.raw(part)
@@ -341,13 +343,6 @@ class MultivariateDrift(BaseDetector):
                 "method": "pca_reconstruction",
             },
         )
-
-
-def _expand(present: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """A mask over all rows from a mask over the rows where ``present`` is true."""
-    out = np.zeros(present.size, dtype=bool)
-    out[np.flatnonzero(present)[chosen]] = True
-    return out
 
 
 __all__ = ["MultivariateDrift", "MultivariateDriftConfig", "MultivariateReference"]
