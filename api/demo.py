@@ -1,7 +1,9 @@
 """Demo data: two realistic models, two weeks of traffic, delayed labels and known incidents.
 
 * ``sleep-apnea`` — a wearable's binary apnea screener, segmented by device generation. Model
-  version 1.5 rolls out on day 10 and misses more apnea events (false-negative rise).
+  version 1.5 rolls out on day 10 and misses more apnea events (false-negative rise). In the
+  last 18 hours a new device generation (``gen6``) brings borderline users: the estimated
+  performance monitor sees the drop before their labels arrive.
 * ``fleet-events`` — a fleet camera's multiclass event classifier, segmented by firmware.
   On day 9 firmware 3.2 changes camera exposure (``brightness`` drifts), and model version
   2.3.0 (from day 11) is ~40% slower at p95.
@@ -64,6 +66,7 @@ class DemoPlan:
     per_day: int = 1500
     label_share: float = 0.35
     seed: int = 7
+    cohort_hours: int = 18
 
 
 def _times(rng: np.random.Generator, start: datetime, days: int, per_day: int) -> np.ndarray:
@@ -81,18 +84,17 @@ def _delayed_labels(
     visible = chosen & (arrival <= np.datetime64(now.replace(tzinfo=None), "us"))
     return pa.table(
         {
-            "prediction_id": pa.array(ids[visible]),
-            "label": pa.array(truth[visible]),
+            "prediction_id": pa.array(ids[visible], pa.string()),
+            "label": pa.array(truth[visible], pa.string()),
             "timestamp": pa.array(arrival[visible], pa.timestamp("us", tz="UTC")),
             "source": pa.array(["clinical-review"] * int(visible.sum())),
         }
     )
 
 
-def sleep_apnea_traffic(now: datetime, plan: DemoPlan) -> tuple[pa.Table, pa.Table]:
-    rng = np.random.default_rng(plan.seed)
-    start = now - timedelta(days=plan.days)
-    ts = _times(rng, start, plan.days, plan.per_day)
+def _apnea_epochs(rng: np.random.Generator, ts: np.ndarray, start: datetime, prefix: str) -> tuple[pa.Table, np.ndarray]:
+    """Screener epochs at times ``ts`` (the same generative model for every cohort): the
+    prediction rows and the true label of each."""
     n = len(ts)
     day = ((ts - np.datetime64(start.replace(tzinfo=None), "us")) / np.timedelta64(1, "D")).astype(int)
     apnea = rng.random(n) < 0.18
@@ -111,7 +113,7 @@ def sleep_apnea_traffic(now: datetime, plan: DemoPlan) -> tuple[pa.Table, pa.Tab
     score = 1 / (1 + np.exp(-logit))
     prediction = np.where(score >= 0.5, "apnea", "normal")
     latency = rng.lognormal(np.log(18), 0.35, n)
-    ids = np.array([f"sa-{i:07d}" for i in range(n)])
+    ids = np.array([f"{prefix}{i:07d}" for i in range(n)])
     table = pa.table(
         {
             "prediction_id": ids,
@@ -131,8 +133,41 @@ def sleep_apnea_traffic(now: datetime, plan: DemoPlan) -> tuple[pa.Table, pa.Tab
             "region": region,
         }
     )
-    truth = np.where(apnea, "apnea", "normal")
-    return table, _delayed_labels(rng, ids, ts, truth, now, plan.label_share)
+    return table, np.where(apnea, "apnea", "normal")
+
+
+def sleep_apnea_traffic(now: datetime, plan: DemoPlan) -> tuple[pa.Table, pa.Table]:
+    rng = np.random.default_rng(plan.seed)
+    start = now - timedelta(days=plan.days)
+    ts = _times(rng, start, plan.days, plan.per_day)
+    table, truth = _apnea_epochs(rng, ts, start, "sa-")
+    labels = _delayed_labels(rng, np.asarray(table.column("prediction_id")), ts, truth, now, plan.label_share)
+    if plan.cohort_hours <= 0:
+        return table, labels
+    cohort, cohort_labels = _borderline_cohort(now, start, plan)
+    return pa.concat_tables([table, cohort]), pa.concat_tables([labels, cohort_labels])
+
+
+def _borderline_cohort(now: datetime, start: datetime, plan: DemoPlan) -> tuple[pa.Table, pa.Table]:
+    """The incident visible before its labels: for the last ``plan.cohort_hours``, a new device
+    generation (``gen6``) enrols users whose readings sit near the screener's decision boundary.
+    They are drawn from the same generative model and kept only where the score is between 0.3
+    and 0.7, so the score still means what it meant (calibration holds) while the share of hard
+    epochs jumps: accuracy and the FN rate worsen at once, hours before the clinical review's
+    labels (6–72 h) arrive. A separate random stream keeps the rest of the demo unchanged."""
+    rng = np.random.default_rng(plan.seed + 1)
+    hours = plan.cohort_hours
+    candidates = int(plan.per_day * hours / 24 * 6)
+    base = np.datetime64((now - timedelta(hours=hours)).replace(tzinfo=None), "us")
+    ts = base + (np.sort(rng.uniform(0, hours * 3600, candidates)) * 1e6).astype("timedelta64[us]")
+    table, truth = _apnea_epochs(rng, ts, start, "sa-gen6-")
+    score = np.asarray(table.column("score"))
+    keep = (score > 0.3) & (score < 0.7)
+    table, truth, ts = table.filter(pa.array(keep)), truth[keep], ts[keep]
+    gen6 = pa.array(["gen6"] * table.num_rows, pa.string())
+    table = table.set_column(table.schema.get_field_index("device_gen"), "device_gen", gen6)
+    labels = _delayed_labels(rng, np.asarray(table.column("prediction_id")), ts, truth, now, plan.label_share)
+    return table, labels
 
 
 def fleet_events_traffic(now: datetime, plan: DemoPlan) -> tuple[pa.Table, pa.Table]:
@@ -243,6 +278,17 @@ DEMO_MONITORS: dict[str, list[dict[str, object]]] = {
             "severity": "critical",
             "rejudge": "3d",
             "route": {"runbook": "https://runbooks.example/loopwatch/fn-rate"},
+        },
+        {
+            "name": "estimated-quality",
+            "detector": "estimated_performance",
+            "every": "6h",
+            "window": "12h",
+            "reference": {"kind": "trailing", "length": "3d"},
+            "params": {"metrics": ["accuracy", "fnr", "precision"]},
+            "severity": "critical",
+            "rejudge": "3d",
+            "route": {"runbook": "https://runbooks.example/loopwatch/estimated-quality"},
         },
         {
             "name": "prediction-drift",

@@ -63,6 +63,7 @@ def _family(finding: Finding) -> tuple[str, str, str | None]:
 def rank_segments(whole: Finding, parts: list[Finding], top: int = 3) -> list[dict[str, Any]]:
     """The segment values behind ``whole``, largest share of the change first (at most ``top``
     per segment column; only values that pushed the change the same way as the window)."""
+    decompose = isinstance(whole.details.get("reference_value"), (int, float))
     by_column: dict[str, list[Finding]] = {}
     for part in parts:
         if part.segment:
@@ -70,6 +71,8 @@ def rank_segments(whole: Finding, parts: list[Finding], top: int = 3) -> list[di
     ranked: list[dict[str, Any]] = []
     for column_parts in by_column.values():
         judged = [p for p in column_parts if p.value is not None and p.n_current]
+        if decompose:  # a segment not judged against its own reference (e.g. new) has no term
+            judged = [p for p in judged if isinstance(p.details.get("reference_value"), (int, float))]
         if not judged:
             continue
         rows = sum(p.n_current for p in judged)
@@ -79,7 +82,7 @@ def rank_segments(whole: Finding, parts: list[Finding], top: int = 3) -> list[di
             share = p.n_current / rows
             reference = p.details.get("reference_value")
             value = float(p.value)  # type: ignore[arg-type]
-            if isinstance(reference, (int, float)) and rows_ref and math.isfinite(reference):
+            if decompose and isinstance(reference, (int, float)) and rows_ref and math.isfinite(reference):
                 term = share * value - (p.n_reference / rows_ref) * float(reference)
                 if not _higher_is_worse(p):
                     term = -term

@@ -82,3 +82,30 @@ def test_no_ranking_without_segments_or_for_an_ok_finding() -> None:
     reference = detector.prepare_reference(_window(rng, 20_000, 0.07), SPEC, cfg)
     findings = attach(detector.run(_window(rng, 10_000, 0.30), reference, cfg, CTX))
     assert all("behind" not in f.details for f in findings)
+
+
+def test_a_segment_without_its_own_reference_value_is_left_out_of_a_metric_decomposition() -> None:
+    """Rule: a new segment value judged ``insufficient_data`` (no reference value) gets no share of
+    a metric's change; the shares are split among the segments that have one."""
+
+    def finding(segment: dict[str, str] | None, value: float, ref: float | None, n: int, status: str) -> object:
+        details = {} if ref is None else {"reference_value": ref}
+        return CTX.finding(
+            "performance",
+            metric="fnr",
+            segment=segment,
+            status=status,
+            value=value,
+            n_current=n,
+            n_reference=0 if ref is None else n,
+            details=details,
+        )
+
+    findings = [
+        finding(None, 0.20, 0.10, 1000, "critical"),
+        finding({"device": "gen5"}, 0.25, 0.08, 400, "warning"),
+        finding({"device": "gen4"}, 0.10, 0.10, 500, "ok"),
+        finding({"device": "gen6"}, 0.90, None, 100, "insufficient_data"),
+    ]
+    behind = attach(findings)[0].details["behind"]  # type: ignore[arg-type]
+    assert [b["segment"] for b in behind] == [{"device": "gen5"}]
