@@ -18,7 +18,7 @@ model logged at prediction time and needs labels in the **reference only**:
 **Verdicts** follow the performance detector's calibrated rule (:mod:`detectors.performance`):
 ``d = estimate − reference`` (the reference's *realized* value), oriented so that worse is
 positive; the difference's interval is ``d ± z·√(se_estimate² + se_reference²)`` (delta-method
-and bootstrap standard errors, :mod:`detectors.stats.cbpe`); *relevant* means worse by at
+standard errors, :mod:`detectors.stats.cbpe`); *relevant* means worse by at
 least ``max(margin, relative_margin × reference error)``, *established* means the one-sided
 p-value stays below ``(1 − confidence)/2`` after Benjamini–Hochberg over every metric × class
 × segment of the run. ``critical`` = relevant and established; ``warning`` = relevant and
@@ -110,9 +110,7 @@ class EstimatedPerformanceConfig:
     min_segment_rows: int = 100
     min_reference_labeled: int = 500  # labelled reference rows needed to calibrate / learn errors
     check_min_labeled: int = 200  # labelled current rows before realized is compared with estimated
-    bootstrap: int = 200
-    max_bootstrap_rows: int = 50_000
-    seed: int = 0
+    seed: int = 0  # DLE's gradient boosting
 
     def __post_init__(self) -> None:
         check_rule(self.metrics, self.margin, self.relative_margin, self.confidence)
@@ -276,14 +274,7 @@ def _metric_estimate(
     shares = w.truth[:, i] if realized else w.p[:, i]
     keep = np.isfinite(shares)
     if metric == "roc_auc":
-        return estimate_auc(
-            w.scores[keep, i],
-            shares[keep],
-            outcome_noise=not realized,
-            bootstrap=cfg.bootstrap,
-            max_bootstrap_rows=cfg.max_bootstrap_rows,
-            seed=cfg.seed,
-        )
+        return estimate_auc(w.scores[keep, i], shares[keep])
     return estimate_rates(shares[keep], w.yhat[keep, i], (metric,))[metric]
 
 

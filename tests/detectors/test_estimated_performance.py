@@ -68,7 +68,7 @@ def test_no_change_rarely_alerts_and_a_harmful_shift_is_caught() -> None:
     (accuracy 0.77 → 0.70) ``accuracy`` is ``critical`` in at least 90% of 30 trials."""
     rng = np.random.default_rng(2)
     detector = EstimatedPerformance()
-    cfg = detector.config({"metrics": ["accuracy", "precision", "recall", "fpr", "roc_auc"], "bootstrap": 60})
+    cfg = detector.config({"metrics": ["accuracy", "precision", "recall", "fpr", "roc_auc"]})
     reference = detector.prepare_reference(_binary(rng, 10_000), BINARY, cfg)
     false_alarms = 0
     for _ in range(60):
