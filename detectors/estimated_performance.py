@@ -66,7 +66,7 @@ accuracy critical 0.67
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -182,6 +182,7 @@ class _Window:
     truth: np.ndarray | None = None  # (n, k) 0/1 outcomes where labelled, NaN elsewhere
     abs_true: np.ndarray | None = None
     sq_true: np.ndarray | None = None
+    usable: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def _classes_of(spec: ModelSpec) -> tuple[str, ...]:
@@ -271,11 +272,15 @@ def _metric_estimate(
         rows = share.sum(axis=1)[predicted & np.all(np.isfinite(share), axis=1)]
         return estimate_mean(rows)
     i = _class_index(spec, cls)
-    shares = w.truth[:, i] if realized else w.p[:, i]
-    keep = np.isfinite(shares)
+    key = (i, realized)
+    if key not in w.usable:  # the rows with a share, once per class and side (a window is 1M rows)
+        shares = w.truth[:, i] if realized else w.p[:, i]
+        keep = np.isfinite(shares)
+        w.usable[key] = (shares[keep], w.yhat[keep, i], w.scores[keep, i])
+    shares, yhat, scores = w.usable[key]
     if metric == "roc_auc":
-        return estimate_auc(w.scores[keep, i], shares[keep])
-    return estimate_rates(shares[keep], w.yhat[keep, i], (metric,))[metric]
+        return estimate_auc(scores, shares)
+    return estimate_rates(shares, yhat, (metric,))[metric]
 
 
 def _comparison(metric: str, est: Estimate, ref: Estimate, confidence: float) -> Comparison:

@@ -139,7 +139,9 @@ def estimate_rates(p: np.ndarray, yhat: np.ndarray, metrics: tuple[str, ...] = R
     """Each rate metric of a window from ``p`` (calibrated probabilities of the positive class,
     or 0/1 labels for the realized value) and ``yhat`` (predicted positive)."""
     keep = np.isfinite(p)
-    p, h = p[keep].astype(np.float64), yhat[keep].astype(np.float64)
+    if not keep.all():
+        p, yhat = p[keep], yhat[keep]
+    p, h = p.astype(np.float64, copy=False), yhat.astype(np.float64, copy=False)
     return {m: _ratio(m, p, h) for m in metrics if m in RATE_METRICS}
 
 
