@@ -37,7 +37,7 @@ from detectors.column_drift import (
     compare_summaries,
 )
 from detectors.context import RunContext
-from detectors.finding import Finding, Status
+from detectors.finding import Finding, Status, verdict
 from detectors.spec import ModelSpec
 from detectors.stats.columns import text_lengths
 from detectors.stats.fdr import benjamini_hochberg
@@ -286,8 +286,7 @@ def _finding(
         p_value = adjusted if adjusted is not None else r.p_value
         established = p_value is not None and p_value < alpha
         suggestive = r.p_value is not None and r.p_value < alpha
-        status = Status.CRITICAL if relevant and established else (
-            Status.WARNING if relevant and suggestive else Status.OK)
+        status = verdict(relevant, established, suggestive)
     elif adjusted is not None:
         confirmed = method.is_drift(adjusted, r.threshold)
         status = Status.CRITICAL if confirmed else (Status.WARNING if raw_drift else Status.OK)

@@ -52,9 +52,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detectors.base import BaseDetector, Segment, SegmentKey, segment_key, segment_slices
+from detectors.base import BaseDetector, Segment, SegmentKey, min_rows_for, segment_key, segment_slices
 from detectors.context import RunContext
-from detectors.finding import Finding, Status
+from detectors.finding import Finding, Status, verdict
 from detectors.spec import ModelSpec
 from detectors.stats.fdr import benjamini_hochberg
 
@@ -181,7 +181,7 @@ class EmbeddingDrift(BaseDetector):
         for segment, part in segment_slices(current, reference.segments):
             ref = reference.samples.get(segment_key(segment), np.zeros((0, 0), np.float32))
             cur = embedding_matrix(part)
-            minimum = cfg.min_rows if segment is None else max(cfg.min_rows, cfg.min_segment_rows)
+            minimum = min_rows_for(segment, cfg.min_rows, cfg.min_segment_rows)
             reason = None
             if ref.shape[0] < minimum:
                 reason = f"the reference slice has {ref.shape[0]} embeddings; needs {minimum}"
@@ -216,13 +216,7 @@ class EmbeddingDrift(BaseDetector):
             segment, result, n_current, n_reference = item
             p_adjusted = next(adjusted)
             relevant = result.mmd2 >= cfg.min_mmd2
-            status = (
-                Status.CRITICAL
-                if relevant and p_adjusted < cfg.alpha
-                else Status.WARNING
-                if relevant and result.p_value < cfg.alpha
-                else Status.OK
-            )
+            status = verdict(relevant, p_adjusted < cfg.alpha, result.p_value < cfg.alpha)
             findings.append(
                 context.finding(
                     self.name,

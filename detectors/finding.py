@@ -31,6 +31,20 @@ class Status(StrEnum):
 BAD_STATUSES = frozenset({Status.WARNING, Status.CRITICAL, Status.NO_DATA})
 
 
+def verdict(relevant: bool, established: bool, suggestive: bool) -> Status:
+    """The calibrated rule every detector judges by (docs/detectors.md): ``critical`` when the
+    change is relevant (big enough to matter) *and* established (its p-value clears the level
+    after the multiplicity adjustment); ``warning`` when relevant and only suggestive (clear
+    before the adjustment); ``ok`` otherwise.
+
+    >>> verdict(True, True, True), verdict(True, False, True), verdict(False, True, True)
+    (<Status.CRITICAL: 'critical'>, <Status.WARNING: 'warning'>, <Status.OK: 'ok'>)
+    """
+    if relevant and established:
+        return Status.CRITICAL
+    return Status.WARNING if relevant and suggestive else Status.OK
+
+
 def _clean_number(value: Any) -> float | int | None:
     """Turn numpy scalars into Python numbers and NaN into ``None`` (JSON has no NaN)."""
     if value is None:

@@ -65,7 +65,7 @@ import pyarrow.compute as pc
 
 from detectors.base import BaseDetector, Segment, SegmentKey, min_rows_for, segment_key, segment_slices
 from detectors.context import RunContext
-from detectors.finding import Finding, Status
+from detectors.finding import Finding, Status, verdict
 from detectors.spec import FeatureKind, ModelSpec
 from detectors.stats.columns import to_numpy
 from detectors.stats.fdr import benjamini_hochberg
@@ -325,13 +325,7 @@ class MultivariateDrift(BaseDetector):
     ) -> Finding:
         effect = (cur.mean - ref.mean) / ref.sd if ref.sd > 0 else (math.inf if cur.mean > ref.mean else 0.0)
         relevant = effect >= cfg.min_effect
-        status = (
-            Status.CRITICAL
-            if relevant and p_adjusted < cfg.alpha
-            else Status.WARNING
-            if relevant and p < cfg.alpha
-            else Status.OK
-        )
+        status = verdict(relevant, p_adjusted < cfg.alpha, p < cfg.alpha)
         assert reference.encoder is not None
         growth = cur.per_feature - ref.per_feature
         total = float(np.clip(growth, 0, None).sum())

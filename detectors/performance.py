@@ -83,7 +83,7 @@ import pyarrow.compute as pc
 
 from detectors.base import BaseDetector, Segment, SegmentKey, segment_key, segment_slices
 from detectors.context import RunContext
-from detectors.finding import Finding, Status
+from detectors.finding import Finding, Status, verdict
 from detectors.spec import ModelSpec, Task
 from detectors.stats.columns import to_numpy
 from detectors.stats.fdr import benjamini_hochberg
@@ -510,10 +510,7 @@ def judge(
     level = (1 - config.confidence) / 2
     established = p_adjusted < level
     suggestive = (p_raw if p_raw is not None else p_adjusted) < level
-    status = (
-        Status.CRITICAL if relevant and established else Status.WARNING if relevant and suggestive else Status.OK
-    )
-    return Judgement(status, _threshold(metric, cmp.reference, margin, config), margin, relevant, established)
+    return Judgement(verdict(relevant, established, suggestive), _threshold(metric, cmp.reference, margin, config), margin, relevant, established)
 
 
 @dataclass(frozen=True)
