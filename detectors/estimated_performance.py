@@ -86,6 +86,7 @@ from detectors.performance import (
     _metric_plan,
     _probabilities,
     check_rule,
+    metric_name,
     relevance_margin,
     worse_p_value,
 )
@@ -147,7 +148,7 @@ class ErrorModel:
                 columns.append(np.where(codes < 0, np.nan, codes))
             else:
                 columns.append(_float(table, name))
-        return np.column_stack(columns) if columns else np.zeros((table.num_rows, 0))
+        return np.column_stack(columns)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,6 +185,25 @@ class _Window:
     sq_true: np.ndarray | None = None
     usable: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
+    def where(self, mask: np.ndarray) -> _Window:
+        """The same window restricted to ``mask``'s rows (e.g. the labelled ones), without
+        computing the scores, calibration or error predictions again."""
+
+        def pick(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[mask]
+
+        return _Window(
+            int(mask.sum()),
+            p=pick(self.p),
+            yhat=pick(self.yhat),
+            scores=pick(self.scores),
+            abs_err=pick(self.abs_err),
+            sq_err=pick(self.sq_err),
+            truth=pick(self.truth),
+            abs_true=pick(self.abs_true),
+            sq_true=pick(self.sq_true),
+        )
+
 
 def _classes_of(spec: ModelSpec) -> tuple[str, ...]:
     return (str(spec.positive_class),) if spec.task is Task.BINARY else spec.classes
@@ -213,29 +233,37 @@ def _class_codes(table: pa.Table, spec: ModelSpec) -> tuple[np.ndarray, np.ndarr
     return codes("prediction"), codes("label")
 
 
-def _classification_window(table: pa.Table, spec: ModelSpec, calibrators: dict[str, Calibrator]) -> _Window:
-    classes = _classes_of(spec)
-    n = table.num_rows
+def _scores(table: pa.Table, spec: ModelSpec) -> np.ndarray:
+    """(n, k) raw scores: the binary ``score``, or each class's probability."""
     if spec.task is Task.BINARY:
-        scores = _float(table, "score")[:, None]
-    else:
-        probs = _probabilities(table, len(spec.classes))
-        scores = probs if probs is not None else np.full((n, len(classes)), np.nan)
-    p = np.column_stack([calibrators[c].apply(scores[:, i]) for i, c in enumerate(classes)])
+        return _float(table, "score")[:, None]
+    probs = _probabilities(table, len(spec.classes))
+    return probs if probs is not None else np.full((table.num_rows, len(spec.classes)), np.nan)
+
+
+def _truth(table: pa.Table, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, k) predicted-class indicators and 0/1 outcomes per class of :func:`_classes_of`, and
+    the rows with a usable prediction; the outcome is NaN where the label is missing or the
+    prediction unusable (a row is realized exactly where it is estimated)."""
+    pred_idx, label_idx = _class_codes(table, spec)
+    predicted = pred_idx >= 0
+    targets = np.array([_all_classes(spec).index(c) for c in _classes_of(spec)])
+    yhat = (pred_idx[:, None] == targets[None, :]).astype(np.float64)
+    truth = (label_idx[:, None] == targets[None, :]).astype(np.float64)
+    truth[(label_idx < 0) | ~predicted] = np.nan
+    return yhat, truth, predicted
+
+
+def _classification_window(table: pa.Table, spec: ModelSpec, calibrators: dict[str, Calibrator]) -> _Window:
+    scores = _scores(table, spec)
+    p = np.column_stack([calibrators[c].apply(scores[:, i]) for i, c in enumerate(_classes_of(spec))])
     if spec.task is Task.MULTICLASS:  # one-vs-rest calibrations need not sum to 1
         total = p.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             p = np.where(total > 0, p / total, p)
-    pred_idx, label_idx = _class_codes(table, spec)
-    targets = [_all_classes(spec).index(c) for c in classes]
-    yhat = np.column_stack([(pred_idx == t).astype(np.float64) for t in targets])
-    p[pred_idx < 0] = np.nan  # no usable prediction: not counted
-    truth = np.full((n, len(classes)), np.nan)
-    known = label_idx >= 0
-    for i, t in enumerate(targets):
-        truth[known, i] = (label_idx[known] == t).astype(np.float64)
-    truth[pred_idx < 0] = np.nan  # realized on the same rows as estimated
-    return _Window(n, p=p, yhat=yhat, scores=scores, truth=truth)
+    yhat, truth, predicted = _truth(table, spec)
+    p[~predicted] = np.nan  # no usable prediction: not counted
+    return _Window(table.num_rows, p=p, yhat=yhat, scores=scores, truth=truth)
 
 
 def _regression_window(table: pa.Table, model: ErrorModel) -> _Window:
@@ -256,10 +284,9 @@ def _class_index(spec: ModelSpec, cls: str | None) -> int:
     return 0 if cls is None or spec.task is Task.BINARY else spec.classes.index(cls)
 
 
-def _metric_estimate(
-    metric: str, cls: str | None, w: _Window, spec: ModelSpec, cfg: EstimatedPerformanceConfig, *, realized: bool
-) -> Estimate:
-    """One metric of a window slice: estimated from ``p`` (or DLE), or realized from labels."""
+def _metric_estimate(metric: str, cls: str | None, w: _Window, spec: ModelSpec, *, realized: bool) -> Estimate:
+    """One metric of a window slice: estimated from ``p`` (or DLE), or realized from labels;
+    an estimate from ``p`` also carries the outcome noise the estimator check compares with."""
     if metric in ("mae", "rmse"):
         values = (w.abs_true if metric == "mae" else w.sq_true) if realized else (w.abs_err if metric == "mae" else w.sq_err)
         assert values is not None
@@ -270,7 +297,10 @@ def _metric_estimate(
         share = (w.truth if realized else w.p) * w.yhat
         predicted = w.yhat.sum(axis=1) > 0
         rows = share.sum(axis=1)[predicted & np.all(np.isfinite(share), axis=1)]
-        return estimate_mean(rows)
+        mean = estimate_mean(rows)
+        # Each row is correct with probability q: Bernoulli noise Σq(1−q) around the estimate.
+        noise = math.sqrt(float(rows @ (1 - rows))) / max(rows.size, 1)
+        return Estimate(mean.value, mean.se, noise)
     i = _class_index(spec, cls)
     key = (i, realized)
     if key not in w.usable:  # the rows with a share, once per class and side (a window is 1M rows)
@@ -342,27 +372,25 @@ class EstimatedPerformance(BaseDetector):
             return EstimatedPerformanceReference(spec, tuple(cfg.segments), {}, None, {}, labelled.num_rows, problem)
         calibrators: dict[str, Calibrator] = {}
         error_model: ErrorModel | None = None
+        _, whole = next(iter(segment_slices(labelled, ())))  # a sampled reference: the whole-window share
         if spec.task is Task.REGRESSION:
-            _, whole = next(iter(segment_slices(labelled, ())))
             error_model = _fit_error_model(whole, spec, cfg.seed)
         else:
-            unfitted = {c: Calibrator(np.zeros(0), np.zeros(0)) for c in _classes_of(spec)}
-            _, whole = next(iter(segment_slices(labelled, ())))  # a sampled reference: the whole-window share
-            raw = _classification_window(whole, spec, unfitted)
-            assert raw.scores is not None and raw.truth is not None
+            scores = _scores(whole, spec)
+            _, truth, _ = _truth(whole, spec)
             for i, cls in enumerate(_classes_of(spec)):
-                known = np.isfinite(raw.truth[:, i]) & np.isfinite(raw.scores[:, i])
+                known = np.isfinite(truth[:, i]) & np.isfinite(scores[:, i])
                 if known.sum() < cfg.min_reference_labeled:
                     problem = f"fewer than {cfg.min_reference_labeled} labelled reference rows with a score for {cls!r}"
                     return EstimatedPerformanceReference(
                         spec, tuple(cfg.segments), {}, None, {}, labelled.num_rows, problem
                     )
-                calibrators[cls] = Calibrator.fit(raw.scores[known, i], raw.truth[known, i])
+                calibrators[cls] = Calibrator.fit(scores[known, i], truth[known, i])
         plan = _metric_plan(spec, cfg.rule())
         slices: dict[SegmentKey, ReferenceSlice] = {}
         for segment, part in segment_slices(labelled, cfg.segments):
             window = self._window(part, spec, calibrators, error_model)
-            realized = {(m, c): _metric_estimate(m, c, window, spec, cfg, realized=True) for m, c in plan}
+            realized = {(m, c): _metric_estimate(m, c, window, spec, realized=True) for m, c in plan}
             slices[segment_key(segment)] = ReferenceSlice(part.num_rows, realized)
         return EstimatedPerformanceReference(
             spec, tuple(cfg.segments), calibrators, error_model, slices, labelled.num_rows
@@ -400,36 +428,28 @@ class EstimatedPerformance(BaseDetector):
         spec = reference.spec
         rule = cfg.rule()
         plan = _metric_plan(spec, rule)
-        items: list[Finding | _Judged] = []
-        realized_by_item: dict[int, tuple[float, float, int]] = {}
-        checks: list[_Check] = []
+        items: list[Finding | tuple[_Judged, _Check | None]] = []
         for segment, part in segment_slices(current, reference.segments):
             ref = reference.slices.get(segment_key(segment))
             minimum = min_rows_for(segment, cfg.min_rows, cfg.min_segment_rows)
             labelled_rows = _labelled(part)
-            usable = reference.problem is None
-            window = self._window(part, spec, reference.calibrators, reference.error_model) if usable else None
-            labelled_window = (
-                self._window(part.filter(pa.array(labelled_rows)), spec, reference.calibrators, reference.error_model)
-                if usable and int(labelled_rows.sum()) >= cfg.check_min_labeled
-                else None
-            )
+            window = labelled_window = None
+            if reference.problem is None:
+                window = self._window(part, spec, reference.calibrators, reference.error_model)
+                if int(labelled_rows.sum()) >= cfg.check_min_labeled:
+                    labelled_window = window.where(labelled_rows)
             for metric, cls in plan:
-                name = f"{metric}:{cls}" if spec.task is Task.MULTICLASS and cls is not None else metric
-                reason = reference.problem
-                if reason is not None:
-                    pass
-                elif ref is None or ref.labeled < minimum:
+                name = metric_name(spec, metric, cls)
+                est, reason = None, reference.problem
+                if reason is None and (ref is None or ref.labeled < minimum):
                     reason = f"reference slice has fewer than {minimum} labelled rows"
-                elif part.num_rows < minimum:
+                elif reason is None and part.num_rows < minimum:
                     reason = f"fewer than {minimum} rows in the window"
-                est = ref_est = None
-                if reason is None and ref is not None and window is not None:
-                    est = _metric_estimate(metric, cls, window, spec, cfg, realized=False)
-                    ref_est = ref.realized[(metric, cls)]
-                    if not (_usable(est) and _usable(ref_est)):
+                elif reason is None and window is not None and ref is not None:
+                    est = _metric_estimate(metric, cls, window, spec, realized=False)
+                    if not (_usable(est) and _usable(ref.realized[(metric, cls)])):
                         reason = "metric undefined in the window or the reference (e.g. no predicted positives)"
-                if reason is not None or est is None or ref_est is None:
+                if reason is not None or est is None or ref is None:
                     items.append(
                         context.finding(
                             self.name,
@@ -442,8 +462,7 @@ class EstimatedPerformance(BaseDetector):
                         )
                     )
                     continue
-                assert ref is not None
-                cmp = _comparison(metric, est, ref_est, cfg.confidence)
+                cmp = _comparison(metric, est, ref.realized[(metric, cls)], cfg.confidence)
                 judged = _Judged(
                     self.name,
                     metric,
@@ -456,28 +475,26 @@ class EstimatedPerformance(BaseDetector):
                     ref.labeled,
                     float(labelled_rows.mean()) if part.num_rows else 0.0,
                 )
-                if labelled_window is not None:
-                    check = self._check(metric, name, cls, segment, labelled_window, spec, cfg)
-                    if check is not None:
-                        checks.append(check)
-                        realized_by_item[id(judged)] = (check.realized, check.estimated, check.labeled)
-                items.append(judged)
-        adjusted = _adjust([item for item in items if isinstance(item, _Judged)], cfg.fdr)
+                check = None if labelled_window is None else self._check(metric, name, cls, segment, labelled_window, spec)
+                items.append((judged, check))
+        adjusted = _adjust([item[0] for item in items if isinstance(item, tuple)], cfg.fdr)
         findings: list[Finding] = []
         for item in items:
             if isinstance(item, Finding):
                 findings.append(item)
                 continue
-            finding = item.finding(adjusted[item.hypothesis], rule, context)
+            judged, check = item
+            finding = judged.finding(adjusted[judged.hypothesis], rule, context)
             extra: dict[str, Any] = {"estimated": True, "method": "DLE" if spec.task is Task.REGRESSION else "CBPE"}
-            if id(item) in realized_by_item:
-                realized, same_rows_estimate, labeled = realized_by_item[id(item)]
+            if check is not None:
+                shown = math.sqrt if judged.metric == "rmse" else float  # checked on MSE, shown as RMSE
                 extra |= {
-                    "realized": math.sqrt(realized) if item.metric == "rmse" else realized,
-                    "estimated_on_labeled": math.sqrt(same_rows_estimate) if item.metric == "rmse" else same_rows_estimate,
-                    "realized_labeled": labeled,
+                    "realized": shown(check.realized),
+                    "estimated_on_labeled": shown(check.estimated),
+                    "realized_labeled": check.labeled,
                 }
             findings.append(replace(finding, details={**finding.details, **extra}))
+        checks = [item[1] for item in items if isinstance(item, tuple) and item[1] is not None]
         findings += self._check_findings(checks, rule, context)
         return findings
 
@@ -489,7 +506,6 @@ class EstimatedPerformance(BaseDetector):
         segment: Segment,
         w: _Window,
         spec: ModelSpec,
-        cfg: EstimatedPerformanceConfig,
     ) -> _Check | None:
         """Realized vs estimated on the labelled rows of a slice, with the spread expected of
         the realized value if the estimator's assumptions hold."""
@@ -502,17 +518,11 @@ class EstimatedPerformance(BaseDetector):
             diff = estimate_mean(true[keep] - pred[keep])
             estimated, realized = float(pred[keep].mean()), float(true[keep].mean())
             return _Check(metric, name, cls, segment, estimated, realized, diff.se, int(keep.sum()))
-        est = _metric_estimate(metric, cls, w, spec, cfg, realized=False)
-        real = _metric_estimate(metric, cls, w, spec, cfg, realized=True)
-        noise = est.noise_se
-        if metric == "accuracy" and spec.task is Task.MULTICLASS:
-            assert w.p is not None and w.yhat is not None
-            q = (w.p * w.yhat).sum(axis=1)
-            q = q[np.isfinite(q)]
-            noise = math.sqrt(float((q * (1 - q)).sum())) / max(q.size, 1)
-        if not (math.isfinite(est.value) and math.isfinite(real.value) and math.isfinite(noise)):
+        est = _metric_estimate(metric, cls, w, spec, realized=False)
+        real = _metric_estimate(metric, cls, w, spec, realized=True)
+        if not (math.isfinite(est.value) and math.isfinite(real.value) and math.isfinite(est.noise_se)):
             return None
-        return _Check(metric, name, cls, segment, est.value, real.value, noise, w.rows)
+        return _Check(metric, name, cls, segment, est.value, real.value, est.noise_se, w.rows)
 
     def _check_findings(self, checks: list[_Check], rule: PerformanceConfig, context: RunContext) -> list[Finding]:
         """One ``estimator_check`` finding per slice with labels: ``warning`` when realized and
@@ -531,9 +541,9 @@ class EstimatedPerformance(BaseDetector):
             broken = []
             rows = []
             for check, p_adj in pairs:
-                margin = relevance_margin(check.metric, check.realized, rule)
-                if check.metric == "rmse":
-                    margin = ((1 + rule.relative_margin) ** 2 - 1) * check.realized
+                # relevance_margin takes the RMSE itself for "rmse" (the check is on MSE)
+                on_scale = math.sqrt(check.realized) if check.metric == "rmse" else check.realized
+                margin = relevance_margin(check.metric, on_scale, rule)
                 disagree = p_adj < level and abs(check.realized - check.estimated) >= margin
                 if disagree:
                     broken.append(check.name)

@@ -576,6 +576,11 @@ def _adjust(judged: list[_Judged], fdr: bool) -> dict[tuple[object, ...], float]
     return dict(zip(raw, benjamini_hochberg(list(raw.values())), strict=True))
 
 
+def metric_name(spec: ModelSpec, metric: str, cls: str | None) -> str:
+    """A finding's metric name: ``recall``, or ``recall:bike`` for one class of a multiclass model."""
+    return f"{metric}:{cls}" if spec.task is Task.MULTICLASS and cls is not None else metric
+
+
 def _metric_plan(spec: ModelSpec, config: PerformanceConfig) -> list[tuple[str, str | None]]:
     """(metric name, class) pairs to evaluate, in a stable order."""
     if spec.task is Task.REGRESSION:
@@ -664,7 +669,7 @@ class Performance(BaseDetector):
         )
         out: list[Finding | _Judged] = [coverage]
         for metric, cls in plan:
-            name = f"{metric}:{cls}" if spec.task is Task.MULTICLASS and cls is not None else metric
+            name = metric_name(spec, metric, cls)
             if reason or ref is None:
                 out.append(
                     context.finding(

@@ -54,7 +54,6 @@ sort, and both standard errors come from the same sort by the delta method
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,8 +80,6 @@ class Calibrator:
 
     def apply(self, score: np.ndarray) -> np.ndarray:
         """Calibrated probabilities; NaN scores stay NaN."""
-        if self.x.size == 0:
-            return np.full(score.shape, np.nan)
         return np.interp(score, self.x, self.y)
 
 
@@ -187,18 +184,11 @@ def estimate_auc(score: np.ndarray, p: np.ndarray) -> Estimate:
     return Estimate(value, se, noise)
 
 
-def estimate_mean(values: np.ndarray, transform: Callable[[float], float] | None = None) -> Estimate:
+def estimate_mean(values: np.ndarray) -> Estimate:
     """The mean of per-row values (e.g. DLE's predicted absolute errors) and its CLT standard
-    error; ``transform`` (e.g. ``math.sqrt`` for RMSE from squared errors) is applied to the
-    value and, by the delta method, to the error."""
+    error."""
     values = values[np.isfinite(values)]
     n = values.size
     if n < 2:
         return Estimate(float("nan"), float("nan"))
-    mean = float(values.mean())
-    se = float(values.std(ddof=1)) / math.sqrt(n)
-    if transform is None:
-        return Estimate(mean, se)
-    h = 1e-6 * max(abs(mean), 1e-12)
-    slope = (transform(mean + h) - transform(max(mean - h, 0.0))) / (mean + h - max(mean - h, 0.0))
-    return Estimate(transform(mean), abs(slope) * se)
+    return Estimate(float(values.mean()), float(values.std(ddof=1)) / math.sqrt(n))
