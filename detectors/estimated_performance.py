@@ -121,7 +121,11 @@ class EstimatedPerformanceConfig:
     def rule(self) -> PerformanceConfig:
         """The performance detector's verdict rule with these margins and confidence."""
         return PerformanceConfig(
-            metrics=self.metrics, margin=self.margin, relative_margin=self.relative_margin, confidence=self.confidence
+            metrics=self.metrics,
+            margin=self.margin,
+            relative_margin=self.relative_margin,
+            confidence=self.confidence,
+            fdr=self.fdr,
         )
 
 

@@ -207,3 +207,20 @@ def test_dle_estimates_mae_and_rmse_and_flags_a_shift_into_the_noisy_region() ->
     assert same[metric].details["method"] == "DLE"
     shifted = _by_metric(detector.run(_regression(rng, 3_000, shift=1.5, labelled=False), reference, cfg, CTX))
     assert shifted["mae"].status is Status.CRITICAL
+
+
+def test_fdr_false_judges_each_estimator_check_on_its_own_p_value() -> None:
+    """Rule: with ``fdr: false`` the estimator check compares each raw p-value with the level
+    (as the metric verdicts do); with the default the p-values are BH-adjusted."""
+    rng = np.random.default_rng(9)
+    detector = EstimatedPerformance()
+    reference = detector.prepare_reference(_binary(rng, 10_000), BINARY, None)
+    window = _binary(rng, 3_000, power=1.3)
+    for fdr in (True, False):
+        cfg = detector.config({"metrics": ["precision", "recall", "accuracy", "f1", "fpr"], "fdr": fdr})
+        check = _by_metric(detector.run(window, reference, cfg, CTX))["estimator_check"]
+        assert check.p_value is not None and 0 < check.p_value < 1
+        if fdr:  # the smallest of five p-values, BH-adjusted, grows
+            assert check.p_value_adjusted is not None and check.p_value_adjusted > check.p_value
+        else:
+            assert check.p_value_adjusted == check.p_value
