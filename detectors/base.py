@@ -44,8 +44,11 @@ class Detector(Protocol):
     name: ClassVar[str]
     input_kind: ClassVar[InputKind]
     config_type: ClassVar[type]
+    reads_embedding: ClassVar[bool]
 
     def config(self, params: Mapping[str, Any] | None = None) -> Any: ...
+
+    def window_sample(self, config: Any) -> int | None: ...
 
     def prepare_reference(self, reference: Any, spec: ModelSpec, config: Any = None) -> Any: ...
 

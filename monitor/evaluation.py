@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from detectors import (
-    BaseDetector,
+    Detector,
     Finding,
     LastSeen,
     ModelSpec,
@@ -135,7 +135,7 @@ class Evaluator:
             )
 
         columns = _scan_columns(registered.schema, detector)
-        cap = detector.window_sample(config) if isinstance(detector, BaseDetector) else None
+        cap = detector.window_sample(config)
         if cap is None:
             table = store.scan(model, start, end, columns=columns)
         else:
@@ -233,16 +233,15 @@ def _merge_history(per_day: list[dict[str, int]]) -> dict[str, list[int]]:
     return {v: [day.get(v, 0) for day in per_day] for v in values}
 
 
-def _scan_columns(schema: ModelSchema, detector: Any) -> list[str] | None:
+def _scan_columns(schema: ModelSchema, detector: Detector) -> list[str] | None:
     """The columns a detector's window needs: everything but the embedding (the widest column
     by far) unless the detector reads it, and then only the embedding with what identifies and
     slices a row."""
     if schema.embedding is None:
         return None
-    every = [f.name for f in schema.arrow_schema()]
-    if getattr(detector, "reads_embedding", False):
+    if detector.reads_embedding:
         return ["prediction_id", "timestamp", "model_version", "embedding", *schema.segments]
-    return [c for c in every if c != "embedding"]
+    return [f.name for f in schema.arrow_schema() if f.name != "embedding"]
 
 
 def _dominant_version(table: pa.Table) -> str | None:
