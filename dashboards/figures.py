@@ -250,21 +250,16 @@ def performance_figure(
             data.append(band)
         if judged:
             data.append(
-                {
-                    "type": "scatter",
-                    "x": [ts(f["window_end"]) for f in judged],
-                    "y": [f["value"] for f in judged],
-                    "name": label,
-                    "mode": "lines+markers",
-                    "line": {"color": color},
-                    "marker": {"color": [STATUS_COLORS.get(f["status"], color) for f in judged], "size": 7},
-                    "customdata": [[f["status"], *(f["details"].get("current_ci") or [None, None])] for f in judged],
-                    "meta": "localtime",
-                    "hovertemplate": HOVER_TIME
-                    + f"<br>{label} %{{y:.3f}} [%{{customdata[1]:.3f}}, %{{customdata[2]:.3f}}] %{{customdata[0]}}"
+                _status_series(
+                    judged,
+                    label,
+                    f"<br>{label} %{{y:.3f}} [%{{customdata[1]:.3f}}, %{{customdata[2]:.3f}}] %{{customdata[0]}}"
                     "<extra></extra>",
-                    "yaxis": yaxis,
-                }
+                    color=color,
+                    size=7,
+                    customdata=[[f["status"], *(f["details"].get("current_ci") or [None, None])] for f in judged],
+                    yaxis=yaxis,
+                )
             )
         if low:
             data.append(
@@ -331,8 +326,11 @@ def estimated_figure(findings: Sequence[dict[str, Any]]) -> Figure | None:
     points = [f for f in findings if f["value"] is not None and f["details"].get("estimated")]
     if not points:
         return None
-    metrics = sorted({f["metric"] for f in points}, key=lambda m: (
-        ESTIMATED_ORDER.index(m.split(":")[0]) if m.split(":")[0] in ESTIMATED_ORDER else 99, m))
+    def order(metric: str) -> tuple[int, str]:
+        base = metric.split(":")[0]
+        return (ESTIMATED_ORDER.index(base) if base in ESTIMATED_ORDER else len(ESTIMATED_ORDER), metric)
+
+    metrics = sorted({f["metric"] for f in points}, key=order)
     data: list[dict[str, Any]] = []
     for i, metric in enumerate(metrics[:6]):
         color = ESTIMATED_COLORS[i % len(ESTIMATED_COLORS)]
@@ -342,17 +340,9 @@ def estimated_figure(findings: Sequence[dict[str, Any]]) -> Figure | None:
         if band:
             data.append(band)
         data.append(
-            {
-                "type": "scatter",
-                "x": [ts(f["window_end"]) for f in series],
-                "y": [f["value"] for f in series],
-                "name": f"{label} estimated",
-                "mode": "lines+markers",
-                "line": {"color": color},
-                "marker": {"color": [STATUS_COLORS.get(f["status"], color) for f in series], "size": 7},
-                "meta": "localtime",
-                "hovertemplate": HOVER_TIME + f"<br>{label} estimated %{{y:.3f}}<extra></extra>",
-            }
+            _status_series(
+                series, f"{label} estimated", f"<br>{label} estimated %{{y:.3f}}<extra></extra>", color=color, size=7
+            )
         )
         data.append(
             {
@@ -395,20 +385,13 @@ def multivariate_figure(findings: Sequence[dict[str, Any]]) -> Figure | None:
         return None
     xs = [ts(f["window_end"]) for f in points]
     data: list[dict[str, Any]] = [
-        {
-            "type": "scatter",
-            "x": xs,
-            "y": [f["value"] for f in points],
-            "name": "reconstruction error",
-            "mode": "lines+markers",
-            "line": {"color": "#334155", "width": 1.5},
-            "marker": {"color": [STATUS_COLORS.get(f["status"], "#334155") for f in points], "size": 8},
-            "customdata": [
-                ", ".join(esc(x["feature"]) for x in (f["details"].get("features") or [])[:3]) for f in points
-            ],
-            "meta": "localtime",
-            "hovertemplate": HOVER_TIME + "<br>error %{y:.4g}<br>grew most: %{customdata}<extra></extra>",
-        },
+        _status_series(
+            points,
+            "reconstruction error",
+            "<br>error %{y:.4g}<br>grew most: %{customdata}<extra></extra>",
+            width=1.5,
+            customdata=[", ".join(esc(x["feature"]) for x in (f["details"].get("features") or [])[:3]) for f in points],
+        ),
         {
             "type": "scatter",
             "x": xs,
@@ -500,18 +483,13 @@ def drift_score_figure(
     xs = [ts(f["window_end"]) for f in points]
     method = points[-1]["metric"]
     data: list[dict[str, Any]] = [
-        {
-            "type": "scatter",
-            "x": xs,
-            "y": [f["value"] for f in points],
-            "name": f"score ({esc(method)})",
-            "mode": "lines+markers",
-            "line": {"color": "#334155", "width": 1.5},
-            "marker": {"color": [STATUS_COLORS.get(f["status"], "#334155") for f in points], "size": 8},
-            "customdata": [url(f["window_end"]) for f in points],
-            "meta": "localtime",
-            "hovertemplate": HOVER_TIME + "<br>score %{y:.4g}<extra>click to inspect</extra>",
-        }
+        _status_series(
+            points,
+            f"score ({esc(method)})",
+            "<br>score %{y:.4g}<extra>click to inspect</extra>",
+            width=1.5,
+            customdata=[url(f["window_end"]) for f in points],
+        )
     ]
     if any(f["threshold"] is not None for f in points):
         data.append(_threshold_line(xs, points, "threshold"))
@@ -628,19 +606,7 @@ def evidence_figure(series: Sequence[dict[str, Any]], alert: dict[str, Any]) -> 
     band = _ci_band(points, "rgba(37,99,235,0.15)", "95% interval")
     if band:
         data.append(band)
-    data.append(
-        {
-            "type": "scatter",
-            "x": xs,
-            "y": [f["value"] for f in points],
-            "name": esc(alert["metric"]),
-            "mode": "lines+markers",
-            "line": {"color": "#1e293b"},
-            "marker": {"color": [STATUS_COLORS.get(f["status"], "#1e293b") for f in points], "size": 8},
-            "meta": "localtime",
-            "hovertemplate": HOVER_TIME + "<br>%{y:.4g}<extra></extra>",
-        }
-    )
+    data.append(_status_series(points, esc(alert["metric"]), "<br>%{y:.4g}<extra></extra>", color="#1e293b"))
     if any(f["threshold"] is not None for f in points):
         data.append(
             {
@@ -746,6 +712,31 @@ def _single_point_axis(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     end = points[0]["window_end"]
     length = max(end - points[0]["window_start"], timedelta(hours=1))
     return {"type": "date", "range": [ts(end - length), ts(end + length)]}
+
+
+def _status_series(
+    points: Sequence[dict[str, Any]],
+    name: str,
+    hover: str,
+    *,
+    color: str = "#334155",
+    width: float | None = None,
+    size: int = 8,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A finding's value per window as a line whose markers take each window's status colour."""
+    return {
+        "type": "scatter",
+        "x": [ts(f["window_end"]) for f in points],
+        "y": [f["value"] for f in points],
+        "name": name,
+        "mode": "lines+markers",
+        "line": {"color": color} if width is None else {"color": color, "width": width},
+        "marker": {"color": [STATUS_COLORS.get(f["status"], color) for f in points], "size": size},
+        "meta": "localtime",
+        "hovertemplate": HOVER_TIME + hover,
+        **extra,
+    }
 
 
 def _threshold_line(xs: list[str], points: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
