@@ -40,13 +40,14 @@ less than a moderate one in 40 %).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from detectors.finding import BAD_STATUSES, Finding
+from detectors.performance import HIGHER_IS_WORSE as WORSE_PERFORMANCE
 
-#: Metrics where a larger value is worse (the rest: a smaller value is worse).
-HIGHER_IS_WORSE = frozenset({"fpr", "fnr", "mae", "rmse", "p50", "p95", "p99", "reconstruction_error", "mmd2"})
+#: Metrics where a larger value is worse (the rest: a smaller value is worse), for findings
+#: that do not say so themselves (performance findings carry ``details.higher_is_worse``).
+HIGHER_IS_WORSE = WORSE_PERFORMANCE | {"p50", "p95", "p99", "reconstruction_error", "mmd2"}
 
 
 def _higher_is_worse(finding: Finding) -> bool:
@@ -76,14 +77,13 @@ def rank_segments(whole: Finding, parts: list[Finding], top: int = 3) -> list[di
         if not judged:
             continue
         rows = sum(p.n_current for p in judged)
-        rows_ref = sum(p.n_reference for p in judged) or 0
+        rows_ref = sum(p.n_reference for p in judged)
         terms: list[tuple[Finding, float, float]] = []
         for p in judged:
             share = p.n_current / rows
-            reference = p.details.get("reference_value")
             value = float(p.value)  # type: ignore[arg-type]
-            if decompose and isinstance(reference, (int, float)) and rows_ref and math.isfinite(reference):
-                term = share * value - (p.n_reference / rows_ref) * float(reference)
+            if decompose and rows_ref:
+                term = share * value - (p.n_reference / rows_ref) * float(p.details["reference_value"])
                 if not _higher_is_worse(p):
                     term = -term
             else:  # drift: the score weighted by traffic
