@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from detectors import EmbeddingDrift, ModelSpec, RunContext, Status
 from detectors.embedding_drift import embedding_matrix
@@ -64,15 +65,26 @@ def test_moved_spread_and_new_cluster_embeddings_are_caught() -> None:
     assert moved.details["centroid_shift"] > 2 * same.details["centroid_shift"]
 
 
-def test_the_sample_keeps_a_big_window_as_cheap_as_a_small_one() -> None:
+def test_the_sample_keeps_a_big_window_as_cheap_as_a_small_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rule: the statistic uses ``sample_size`` rows of each side, so a 20,000-row window is
     judged on the same kernel size (the finding still counts every valid embedding)."""
+    from detectors import embedding_drift
+
+    sizes: list[tuple[int, int]] = []
+    real_test = embedding_drift.mmd_permutation_test
+
+    def counting(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.random.Generator) -> object:
+        sizes.append((x.shape[0], y.shape[0]))
+        return real_test(x, y, permutations, rng)
+
+    monkeypatch.setattr(embedding_drift, "mmd_permutation_test", counting)
     rng = np.random.default_rng(2)
     detector = EmbeddingDrift()
     cfg = detector.config(FAST)
     reference = detector.prepare_reference(_window(rng, 3_000), SPEC, cfg)
     finding = detector.run(_window(rng, 20_000), reference, cfg, CTX)[0]
-    assert finding.n_current == 20_000 and finding.details["sample_size"] == 300
+    assert sizes == [(300, 300)]
+    assert finding.n_current == 20_000
 
 
 def test_bad_embeddings_are_left_out_and_missing_ones_are_insufficient_data() -> None:
