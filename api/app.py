@@ -41,6 +41,7 @@ from monitor.alerting.pipeline import AlertPipeline, Dispatcher, build_pipeline
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
 from monitor.errors import is_disk_full
+from monitor.memory import release_free_memory
 from monitor.periodic import Periodic
 from monitor.scheduling import MonitorScheduler, RunOutcome
 from monitor.service import Loopwatch
@@ -166,6 +167,16 @@ def create_app(
             if background and settings.wal_checkpoint_bytes > 0
             else None
         )
+        # Freed heap pages handed back between monitor runs too (monitor/memory.py).
+        memory_release = (
+            Periodic(
+                "loopwatch-memory-release",
+                settings.memory_release_interval_seconds,
+                lambda: release_free_memory(arrow=False),  # Arrow's pool keeps the body buffers' pages
+            )
+            if background and settings.memory_release_interval_seconds > 0
+            else None
+        )
         # Sealed files re-hashed against the catalog: once shortly after start, then every
         # verify_interval_seconds, throttled; damage shows on /readyz and in every read needing it.
         verification = (
@@ -229,6 +240,8 @@ def create_app(
             id_index_upkeep.start()
         if wal_checkpoint:
             wal_checkpoint.start()
+        if memory_release:
+            memory_release.start()
         if verification:
             verification.start()
         if scheduler:
@@ -253,6 +266,8 @@ def create_app(
                 id_index_upkeep.stop()
             if wal_checkpoint:
                 wal_checkpoint.stop()
+            if memory_release:
+                memory_release.stop()
             service.store.stop_verification()
             if verification:
                 verification.stop()

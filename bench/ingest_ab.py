@@ -10,7 +10,8 @@ with its own code.
 
     .venv/bin/python bench/ingest_ab.py --against d051e8c [--rounds 4]
 
-prints medians (rows/s and the ratio to the plain write's median) and writes
+prints medians (rows/s, the ratio to the plain write's median, and the server's CPU time per
+row, which moves less than wall time when other work shares the cores) and writes
 ``bench/results/ingest_ab.json``.
 """
 
@@ -52,8 +53,15 @@ print(key)
 """
 
 
-def run_once(repo: Path, data_dir: Path, bodies: list[bytes]) -> float:
-    """Rows/s of one server of ``repo`` ingesting ``bodies`` into a fresh ``data_dir``."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, all threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(repo: Path, data_dir: Path, bodies: list[bytes]) -> tuple[float, float]:
+    """(rows/s, server CPU µs per row) of one server of ``repo`` ingesting ``bodies`` into a
+    fresh ``data_dir``. CPU time moves less than wall time when other work shares the cores."""
     env = {**os.environ, "PYTHONPATH": str(repo)}
     key = (
         subprocess.run(
@@ -74,12 +82,14 @@ def run_once(repo: Path, data_dir: Path, bodies: list[bytes]) -> float:
     finally:
         bench.REPO = saved
     try:
+        cpu_before = cpu_seconds(proc.pid)
         seconds, _, accepted = bench.send(f"http://127.0.0.1:{port}", key, bodies, ARROW_STREAM, 1)
+        cpu = cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     assert accepted == ROWS, f"{accepted} of {ROWS} rows accepted"
-    return ROWS / seconds
+    return ROWS / seconds, cpu / ROWS * 1e6
 
 
 def main() -> None:
@@ -91,6 +101,7 @@ def main() -> None:
     table = bench.make_table(ROWS)
     bodies = {b: [table_to_arrow_stream(table.slice(s, b)) for s in range(0, ROWS, b)] for b in BATCHES}
     rates: dict[str, dict[int, list[float]]] = {"this": {b: [] for b in BATCHES}, "against": {b: [] for b in BATCHES}}
+    cpu: dict[str, dict[int, list[float]]] = {"this": {b: [] for b in BATCHES}, "against": {b: [] for b in BATCHES}}
     plain: list[float] = []
     with tempfile.TemporaryDirectory(prefix="loopwatch-ab-") as tmp:
         work = Path(tmp)
@@ -107,9 +118,10 @@ def main() -> None:
                 order = ["this", "against"] if r % 2 == 0 else ["against", "this"]
                 for name in order:
                     for batch in BATCHES:
-                        rate = run_once(repos[name], work / f"{name}-{r}-{batch}", bodies[batch])
+                        rate, us = run_once(repos[name], work / f"{name}-{r}-{batch}", bodies[batch])
                         rates[name][batch].append(rate)
-                        print(f"round {r + 1}: {name} {batch:,}-row batches {rate:,.0f} rows/s", flush=True)
+                        cpu[name][batch].append(us)
+                        print(f"round {r + 1}: {name} {batch:,}-row batches {rate:,.0f} rows/s, {us:.2f} CPU µs/row", flush=True)
         finally:
             subprocess.run(
                 ["git", "-C", str(REPO), "worktree", "remove", "--force", str(other)], check=False, capture_output=True
@@ -122,18 +134,22 @@ def main() -> None:
         "plain_write_rows_per_s": round(plain_median),
     }
     print(
-        f"\nplain write median {plain_median:,.0f} rows/s\n\n| batches | {args.against} | this checkout |\n|---|---|---|"
+        f"\nplain write median {plain_median:,.0f} rows/s; rows/s (ratio to the plain write) and server CPU µs per row\n\n"
+        f"| batches | {args.against} | this checkout |\n|---|---|---|"
     )
     for batch in BATCHES:
         cells = []
         for name in ("against", "this"):
             median = statistics.median(rates[name][batch])
+            cpu_median = statistics.median(cpu[name][batch])
             result[f"{name}_{batch}"] = {
                 "median_rows_per_s": round(median),
                 "ratio": round(median / plain_median, 3),
                 "runs": [round(x) for x in rates[name][batch]],
+                "median_cpu_us_per_row": round(cpu_median, 3),
+                "cpu_us_per_row": [round(x, 3) for x in cpu[name][batch]],
             }
-            cells.append(f"{median:,.0f} ({median / plain_median:.3f})")
+            cells.append(f"{median:,.0f} ({median / plain_median:.3f}), {cpu_median:.2f} µs")
         print(f"| {batch:,} | " + " | ".join(cells) + " |")
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ a model (25 features) and four monitors that run every minute (data drift, predi
 volume, freshness), preloads 40 minutes of history for their references, then sends
 predictions at ``--rate`` rows/s (Arrow or JSON batches of ``--batch`` rows) for ``--minutes``.
 Windows are one minute long, so the rows a run scans are constant after the first minute and
-the RSS after warm-up shows growth, not a filling window. Every ``--sample-seconds`` it samples the server's RSS (/proc/PID/status VmRSS) and the WAL size.
+the RSS after warm-up shows growth, not a filling window. Every ``--sample-seconds`` it samples the server's RSS (/proc/PID/status VmRSS),
+its resident memory by kind of mapping (/proc/PID/smaps), its own memory breakdown (/metrics) and the WAL size.
 At the end it sends SIGTERM and times the shutdown.
 
     .venv/bin/python bench/soak.py [--minutes 60] [--rate 5000] [--format arrow|json]
@@ -171,6 +172,57 @@ def _median_drift(after: list[dict[str, Any]], span_s: float = 600) -> dict[str,
     }
 
 
+_MAPPING = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$")
+_GLIBC_HEAP = 64 << 20  # glibc's non-main arenas live in 64 MiB-aligned reservations
+
+
+def resident_regions(pid: int) -> dict[str, float]:
+    """The server's resident memory (MB) by kind of mapping, from /proc/PID/smaps: glibc's main
+    heap, glibc's other arenas, 1 MiB anonymous maps (CPython's object arenas), other anonymous
+    maps (DuckDB's jemalloc, Arrow's pool, large malloc blocks) and files. What the server's own
+    breakdown cannot see: memory an allocator has freed but keeps resident."""
+    kb: dict[str, int] = {}
+    kind = "other"
+    try:
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            m = _MAPPING.match(line)
+            if m:
+                lo, hi, name = int(m[1], 16), int(m[2], 16), m[3].strip()
+                if name == "[heap]":
+                    kind = "glibc_main_heap"
+                elif name.startswith("/"):
+                    kind = "files"
+                elif name:
+                    kind = "other"
+                elif hi - lo == 1 << 20:
+                    kind = "python_arenas"
+                elif lo % _GLIBC_HEAP == 0 and hi - lo <= _GLIBC_HEAP:
+                    kind = "glibc_other_arenas"
+                else:
+                    kind = "other_anonymous"
+            elif line.startswith("Rss:"):
+                kb[kind] = kb.get(kind, 0) + int(line.split()[1])
+    except OSError:
+        return {}
+    return {k: round(v / 1024, 1) for k, v in sorted(kb.items())}
+
+
+def _part_medians(after: list[dict[str, Any]], key: str, span_s: float = 600) -> dict[str, dict[str, float]]:
+    """Each part's median over the first and the last ``span_s`` seconds after the warm-up (MB):
+    single samples swing with the monitor runs, medians show where the level moved."""
+    if not after:
+        return {}
+    t0, t1 = after[0]["t_s"], after[-1]["t_s"]
+    parts = sorted({p for s in after for p in s.get(key, {})})
+    out = {}
+    for part in parts:
+        first = [s[key].get(part, 0.0) or 0.0 for s in after if s["t_s"] <= t0 + span_s and key in s]
+        last = [s[key].get(part, 0.0) or 0.0 for s in after if s["t_s"] >= t1 - span_s and key in s]
+        if first and last:
+            out[part] = {"median_first_10min": round(float(np.median(first)), 1), "median_last_10min": round(float(np.median(last)), 1)}
+    return out
+
+
 def memory_parts(url: str, key: str) -> dict[str, float]:
     """The server's own breakdown (``loopwatch_memory_bytes`` at /metrics) in MB; {} if unreachable."""
     try:
@@ -254,6 +306,7 @@ def main() -> None:
                         "rss_mb": round(rss, 1),
                         "wal_mb": round(wal.stat().st_size / 2**20 if wal.exists() else 0.0, 1),
                         "memory_mb": memory_parts(url, key),
+                        "regions_mb": resident_regions(proc.pid),
                     }
                 )
                 if len(samples) % 6 == 1:
@@ -307,13 +360,9 @@ def main() -> None:
         "monitor_run_errors": sorted({str(r.get("error"))[:160] for r in runs if r.get("status") != "succeeded"}),
         "monitor_run_ms_max": max((float(r.get("duration_ms") or 0) for r in runs), default=0.0),
         "wal_max_mb": max((s["wal_mb"] for s in samples), default=0.0),
-        # Which part moved: each part's first and last value after the warm-up (MB).
-        "memory_parts_after_warmup_mb": {
-            part: {"first": after[0]["memory_mb"].get(part), "last": after[-1]["memory_mb"].get(part)}
-            for part in sorted(set(after[0].get("memory_mb", {})) | set(after[-1].get("memory_mb", {})))
-        }
-        if after
-        else {},
+        # Which part moved: the server's own breakdown and the resident regions (smaps).
+        "memory_parts_after_warmup_mb": _part_medians(after, "memory_mb"),
+        "resident_regions_after_warmup_mb": _part_medians(after, "regions_mb"),
         "shutdown_s": shutdown_s,
         "monitors": [m["name"] for m in monitors],
         "samples": samples,

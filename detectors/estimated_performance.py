@@ -91,7 +91,14 @@ from detectors.performance import (
     worse_p_value,
 )
 from detectors.spec import FeatureKind, ModelSpec, Task
-from detectors.stats.cbpe import Calibrator, Estimate, estimate_auc, estimate_mean, estimate_rates
+from detectors.stats.cbpe import (
+    Calibrator,
+    Estimate,
+    estimate_auc,
+    estimate_auc_calibrated,
+    estimate_mean,
+    estimate_rates,
+)
 from detectors.stats.fdr import benjamini_hochberg
 from detectors.stats.intervals import z_value
 from detectors.stats.pvalues import normal_cdf
@@ -187,6 +194,7 @@ class _Window:
     truth: np.ndarray | None = None  # (n, k) 0/1 outcomes where labelled, NaN elsewhere
     abs_true: np.ndarray | None = None
     sq_true: np.ndarray | None = None
+    calibrator: Calibrator | None = None  # binary: p is this calibration of the score (AUC sorts values only)
     usable: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def where(self, mask: np.ndarray) -> _Window:
@@ -206,6 +214,7 @@ class _Window:
             truth=pick(self.truth),
             abs_true=pick(self.abs_true),
             sq_true=pick(self.sq_true),
+            calibrator=self.calibrator,
         )
 
 
@@ -267,7 +276,8 @@ def _classification_window(table: pa.Table, spec: ModelSpec, calibrators: dict[s
             p = np.where(total > 0, p / total, p)
     yhat, truth, predicted = _truth(table, spec)
     p[~predicted] = np.nan  # no usable prediction: not counted
-    return _Window(table.num_rows, p=p, yhat=yhat, scores=scores, truth=truth)
+    calibrator = calibrators[str(spec.positive_class)] if spec.task is Task.BINARY else None
+    return _Window(table.num_rows, p=p, yhat=yhat, scores=scores, truth=truth, calibrator=calibrator)
 
 
 def _regression_window(table: pa.Table, model: ErrorModel) -> _Window:
@@ -313,6 +323,8 @@ def _metric_estimate(metric: str, cls: str | None, w: _Window, spec: ModelSpec, 
         w.usable[key] = (shares[keep], w.yhat[keep, i], w.scores[keep, i])
     shares, yhat, scores = w.usable[key]
     if metric == "roc_auc":
+        if not realized and w.calibrator is not None:
+            return estimate_auc_calibrated(scores, w.calibrator)
         return estimate_auc(scores, shares)
     return estimate_rates(shares, yhat, (metric,))[metric]
 

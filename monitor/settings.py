@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # commits, so the WAL and the memory it pins stay bounded while requests never checkpoint.
     wal_checkpoint_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     wal_checkpoint_interval_seconds: float = Field(default=30, gt=0)
+    # Free C-heap pages handed back to the OS every memory_release_interval_seconds (0 = only after
+    # monitor runs): ingest, sealing and the id index's merges leave freed pages in glibc's arenas
+    # between monitor runs (monitor/memory.py; docs/architecture.md, "Flat memory").
+    memory_release_interval_seconds: float = Field(default=10, ge=0)
     # Drift references (issue 11, flat memory): a reference slice (the window, or one segment
     # value) above reference_sample_rows rows is judged on a uniform sample of that many
     # (detectors/sampling.py; 0 = every row), and prepared references are kept in an LRU of at

@@ -279,7 +279,7 @@ class PredictionStore:
                     rows, _ = dedupe_batch(rows)
                     hashes = _id_hashes(cur, rows.column("prediction_id"))
                     order = np.argsort(hashes)
-                matches = index.lookup(hashes)
+                matches = index.lookup(hashes, order)
                 resent = self._stored_among(cur, model, rows, matches) if not matches.empty else None
                 keep = np.ones(rows.num_rows, dtype=bool)
                 if resent is not None and resent.num_rows:

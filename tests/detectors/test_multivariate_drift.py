@@ -114,3 +114,28 @@ def test_a_category_that_stops_following_a_numeric_feature_is_caught() -> None:
     finding = detector.run(tied(5_000, False), reference, None, CTX)[0]
     assert finding.status is Status.CRITICAL
     assert "road" in {x["feature"] for x in finding.details["features"][:3]}
+
+
+def test_standardised_rows_in_one_pass_equal_raw_then_standardise() -> None:
+    """Rule: ``Encoder.rows`` (fused per column) gives what ``standardise(raw(...))`` gives on the
+    present rows: z-scores, 0 for a missing or infinite value, categories by frequency, and rows
+    with no value at all left out."""
+    import pyarrow as pa
+
+    from detectors.multivariate_drift import Encoder
+
+    rng = np.random.default_rng(8)
+    n = 2_000
+    a = rng.normal(3, 2, n)
+    a[::11] = np.nan
+    a[5] = np.inf
+    b = rng.normal(-1, 0.5, n)
+    b[::11] = np.nan  # rows 0, 11, 22…: no numeric value
+    colour = pa.array([None if i % 11 == 0 else ("red" if i % 3 else "blue") for i in range(n)])
+    table = pa.table({"a": a, "b": b, "colour": colour})
+    encoder = Encoder(("a", "b", "colour", "gone"), {"colour": {"red": 0.6, "blue": 0.4}}, np.array([3.0, -1.0, 0.5, 0.0]), np.array([2.0, 0.5, 0.2, 1.0]))
+    raw, present = encoder.raw(table)
+    expected = encoder.standardise(raw[present])
+    got = encoder.rows(table)
+    assert got.shape == expected.shape == (n - len(range(0, n, 11)), 4)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)

@@ -275,3 +275,34 @@ def test_a_merge_during_a_lookup_never_removes_a_run_the_lookup_reads(tmp_path: 
     index.maintain()
     _assert_all_found(index, h, t)
     assert max(r.level for r in index._runs) >= 1
+
+
+def test_a_crowded_filter_sets_every_bit_even_when_probes_share_words() -> None:
+    """Rule: the filter never forgets an added hash (no false negatives), even when many hashes
+    of one batch land in the same blocks and words (the buffered update drops repeats)."""
+    bloom = BlockedBloom(1)  # the smallest filter: ~25k blocks
+    h, _ = _entries(5, 400_000)  # ~16 hashes per block: words repeat within every probe
+    bloom.add(np.sort(h))
+    assert bloom.might_contain(h).all()
+    more, _ = _entries(6, 1_000)
+    bloom.add(more)  # unsorted, positions computed here
+    assert bloom.might_contain(more).all() and bloom.count == 401_000
+
+
+def test_lookup_in_hash_order_answers_like_lookup_in_row_order(tmp_path: Path) -> None:
+    """Rule: passing the batch's sort order (as the store does) changes no answer: the same rows
+    match with the same timestamps, and an add after the lookup stores only the kept rows."""
+    index = IdIndex(tmp_path / "ix", canary=7, flush_entries=1_000)
+    h, t = _fill(index, batches=6, size=300)
+    fresh, fresh_t = _entries(50, 200)
+    batch = np.concatenate([h[::7], fresh])
+    order = np.argsort(batch)
+    with_order, without = index.lookup(batch, order), index.lookup(batch)
+    assert np.array_equal(np.sort(with_order.rows), np.sort(without.rows))
+    assert np.array_equal(np.sort(with_order.rows), np.arange(h[::7].size))
+    keep = np.zeros(batch.size, dtype=bool)
+    keep[h[::7].size :] = True  # only the new rows are stored
+    index.add(batch, np.concatenate([t[::7], fresh_t]), ingested_us=99, keep=keep, order=order)
+    _assert_all_found(index, fresh, fresh_t)
+    _assert_all_found(index, h, t)
+    assert index.count == h.size + fresh.size

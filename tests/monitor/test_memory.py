@@ -1,9 +1,10 @@
-"""Freed C heap goes back to the OS after every monitor run (flat memory, issue 11)."""
+"""Freed C heap goes back to the OS after every monitor run and on an interval (flat memory, issue 11)."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from monitor import memory, scheduling
 from monitor.monitors import MonitorSpec
 from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
+from monitor.settings import Settings
 
 MODEL = "harsh-braking"
 
@@ -125,3 +127,29 @@ def test_tuned_allocator_caps_the_arenas_of_many_threads() -> None:
 
     assert arenas("default") > memory.ARENA_MAX
     assert 1 <= arenas("tuned") <= memory.ARENA_MAX
+
+
+@pytest.mark.parametrize("interval", [0.05, 0.0])
+def test_the_server_releases_free_memory_on_its_interval_between_monitor_runs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, interval: float
+) -> None:
+    """Rule: a running server hands freed heap back every memory_release_interval_seconds, not
+    only after monitor runs (ingest and index merges free memory between runs); 0 turns the
+    job off."""
+    from fastapi.testclient import TestClient
+
+    from api import app as app_module
+
+    calls: list[int] = []
+    monkeypatch.setattr(app_module, "release_free_memory", lambda arrow=True: calls.append(arrow) or True)
+    configured = settings.model_copy(update={"memory_release_interval_seconds": interval})
+    with TestClient(app_module.create_app(configured, background=True)):
+        deadline = time.monotonic() + 10
+        while interval and len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        names = {t.name for t in threading.enumerate()}
+    if interval:
+        assert len(calls) >= 3 and "loopwatch-memory-release" in names
+        assert not any(calls), "the periodic release emptied Arrow's pool (the request-body buffers' pages)"
+    else:
+        assert not calls and "loopwatch-memory-release" not in names
