@@ -320,7 +320,10 @@ def _metric_estimate(metric: str, cls: str | None, w: _Window, spec: ModelSpec, 
     if key not in w.usable:  # the rows with a share, once per class and side (a window is 1M rows)
         shares = w.truth[:, i] if realized else w.p[:, i]
         keep = np.isfinite(shares)
-        w.usable[key] = (shares[keep], w.yhat[keep, i], w.scores[keep, i])
+        if keep.all():  # the usual window: views, no 1M-row copies
+            w.usable[key] = (shares, w.yhat[:, i], w.scores[:, i])
+        else:
+            w.usable[key] = (shares[keep], w.yhat[keep, i], w.scores[keep, i])
     shares, yhat, scores = w.usable[key]
     if metric == "roc_auc":
         if not realized and w.calibrator is not None:

@@ -59,3 +59,23 @@ def test_auc_from_calibrated_sorted_scores_equals_the_argsort_form(rounding: int
     fast = estimate_auc_calibrated(score, calibrator)
     assert (fast.value, fast.se, fast.noise_se) == pytest.approx((general.value, general.se, general.noise_se), rel=1e-9)
     assert 0.5 < fast.value < 1
+
+
+@pytest.mark.parametrize("labels", [False, True])
+def test_auc_errors_on_a_big_window_from_a_systematic_sample_stay_within_half_a_percent(
+    labels: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: above 2 × SE_SAMPLE_ROWS rows the AUC's standard errors, summed over every m-th row
+    in score order, stay within 0.5 % of the sums over every row, and the value is exact."""
+    from detectors.stats import cbpe
+
+    rng = np.random.default_rng(6)
+    score = rng.random(1_000_000)
+    p = score**2 if not labels else (rng.random(score.size) < score**2).astype(float)
+    sampled = estimate_auc(score, p)
+    monkeypatch.setattr(cbpe, "SE_SAMPLE_ROWS", 10**9)  # every row
+    full = estimate_auc(score, p)
+    assert sampled.value == full.value
+    assert sampled.se == pytest.approx(full.se, rel=5e-3)
+    if not labels:  # with 0/1 outcomes there is no outcome noise
+        assert sampled.noise_se == pytest.approx(full.noise_se, rel=5e-3)
