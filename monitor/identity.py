@@ -350,7 +350,7 @@ class IdIndex:
 
         The filter is probed in hash order: a probe's block comes from the hash's top bits, so
         sorted hashes walk the filter front to back instead of missing the cache (and the TLB)
-        at random — 50k probes of a 28 MB filter took 6.1 ms at random, 1.5 ms in order."""
+        at random: 50k probes of a 45 MB filter took 3.3 ms at random and 2.0 ms in order."""
         if order is None:
             order = np.argsort(hashes)
         ordered = hashes[order]
