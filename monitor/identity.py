@@ -350,7 +350,8 @@ class IdIndex:
 
         The filter is probed in hash order: a probe's block comes from the hash's top bits, so
         sorted hashes walk the filter front to back instead of missing the cache (and the TLB)
-        at random: 50k probes of a 45 MB filter took 3.3 ms at random and 2.0 ms in order."""
+        at random: 50k probes of a 45 MB filter took 3.3 ms at random and 2.0 ms in order (a 215 MB
+        filter gains nothing measurable: each probe still lands on its own page)."""
         if order is None:
             order = np.argsort(hashes)
         ordered = hashes[order]
