@@ -196,6 +196,7 @@ class _Window:
     sq_true: np.ndarray | None = None
     calibrator: Calibrator | None = None  # binary: p is this calibration of the score (AUC sorts values only)
     usable: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    rates: dict[tuple[int, bool], dict[str, Estimate]] = field(default_factory=dict)  # every rate metric, one pass
 
     def where(self, mask: np.ndarray) -> _Window:
         """The same window restricted to ``mask``'s rows (e.g. the labelled ones), without
@@ -329,7 +330,9 @@ def _metric_estimate(metric: str, cls: str | None, w: _Window, spec: ModelSpec, 
         if not realized and w.calibrator is not None:
             return estimate_auc_calibrated(scores, w.calibrator)
         return estimate_auc(scores, shares)
-    return estimate_rates(shares, yhat, (metric,))[metric]
+    if key not in w.rates:  # the window's sums serve every rate metric: computed once per side
+        w.rates[key] = estimate_rates(shares, yhat)
+    return w.rates[key][metric]
 
 
 def _comparison(metric: str, est: Estimate, ref: Estimate, confidence: float) -> Comparison:
