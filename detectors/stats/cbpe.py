@@ -127,15 +127,16 @@ def _ratio(metric: str, m: _Moments) -> Estimate:
     """``Σa/Σb`` with ``y`` (labels or probabilities) put in the linear terms, and its errors,
     from the window's :class:`_Moments`: with ``c = α − R·γ`` and ``e = β − R·δ`` per group,
     ``Σ(a − R·b)² = Σ_g c²n + 2ce·Σy + e²·Σy²`` and ``Σ(β − R·δ)² y(1−y) = Σ_g e²(Σy − Σy²)``."""
+    groups = list(zip(_COEFFICIENTS[metric], m.n, m.s1, m.s2, strict=True))
     total = m.n[0] + m.n[1]
-    sum_a = sum(a * n + b * s for (a, b, _, _), n, s in zip(_COEFFICIENTS[metric], m.n, m.s1, strict=True))
-    sum_b = sum(g * n + d * s for (_, _, g, d), n, s in zip(_COEFFICIENTS[metric], m.n, m.s1, strict=True))
+    sum_a = sum(alpha * n + beta * s1 for (alpha, beta, _, _), n, s1, _ in groups)
+    sum_b = sum(gamma * n + delta * s1 for (_, _, gamma, delta), n, s1, _ in groups)
     if total < 2 or sum_b <= 0:
         return Estimate(float("nan"), float("nan"))
     r = sum_a / sum_b
     resid_sq = noise_sq = 0.0
-    for (a, b, g, d), n, s1, s2 in zip(_COEFFICIENTS[metric], m.n, m.s1, m.s2, strict=True):
-        c, e = a - r * g, b - r * d
+    for (alpha, beta, gamma, delta), n, s1, s2 in groups:
+        c, e = alpha - r * gamma, beta - r * delta
         resid_sq += c * c * n + 2 * c * e * s1 + e * e * s2
         noise_sq += e * e * (s1 - s2)  # zero where y is a 0/1 label
     se = math.sqrt(max(resid_sq, 0.0) * total / (total - 1)) / sum_b
