@@ -608,17 +608,7 @@ def evidence_figure(series: Sequence[dict[str, Any]], alert: dict[str, Any]) -> 
         data.append(band)
     data.append(_status_series(points, esc(alert["metric"]), "<br>%{y:.4g}<extra></extra>", color="#1e293b"))
     if any(f["threshold"] is not None for f in points):
-        data.append(
-            {
-                "type": "scatter",
-                "x": xs,
-                "y": [f["threshold"] for f in points],
-                "name": "threshold",
-                "mode": "lines",
-                "line": {"color": "#dc2626", "dash": "dash"},
-                "hovertemplate": "threshold %{y:.4g}<extra></extra>",
-            }
-        )
+        data.append(_threshold_line(xs, points, "threshold"))
     fired = alert.get("last_window_end")
     if fired:
         fired_at = ts(datetime.fromisoformat(fired.replace("Z", "+00:00")))
