@@ -3,13 +3,13 @@
 Builds the id index of monitor/identity.py at each size (the bulk path a rebuild uses), then
 times, per batch of ``--batch`` rows (medians over ``--repeats`` batches):
 
-* ``hash_ms``: DuckDB's ``hash(prediction_id)`` of the batch (the store's first step);
-* ``sort_ms``: the batch's hash order, computed once by the store for the lookup and the add;
+* ``hash_ms``: the index key of each ``prediction_id`` of the batch (XXH64, the store's first step);
+* ``sort_ms``: the batch's hash order, computed once by the store for the repeat check and the add;
 * ``lookup_new_ms``: a batch of ids never stored (the common case: filter only);
 * ``add_ms``: recording that batch (filter + memory table; flushes amortised), right after
   its lookup as in the store;
-* ``lookup_resend_ms``: a batch of ids all stored (a client retry: its sort, the filter and
-  the run search).
+* ``lookup_resend_ms``: a batch of ids all stored (a client retry: the filter, the sort of its
+  positives and the run search).
 
 ``per_new_row_us`` is hash + sort + lookup + add per row.
 
@@ -34,14 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from monitor.identity import IdIndex  # noqa: E402
+from monitor.identity import IdIndex, id_hashes  # noqa: E402
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -52,23 +51,14 @@ def _ids(prefix: str, start: int, n: int) -> pa.Array:
     return pa.array([f"{prefix}-{i:012d}" for i in range(start, start + n)])
 
 
-def _hash(con: duckdb.DuckDBPyConnection, ids: pa.Array) -> np.ndarray:
-    con.register("batch_ids", pa.table({"prediction_id": ids}))
-    try:
-        return np.asarray(con.sql("SELECT hash(prediction_id) AS h FROM batch_ids").fetchnumpy()["h"], np.uint64)
-    finally:
-        con.unregister("batch_ids")
-
-
 def measure(size: int, batch: int, repeats: int, workdir: Path) -> dict[str, object]:
-    con = duckdb.connect()
     rng = np.random.default_rng(size)
     directory = workdir / f"ix-{size}"
     index = IdIndex(directory, canary=1)
     started = time.perf_counter()
     chunk = 10_000_000
 
-    def parts():  # synthetic stored ids: uniform 64-bit hashes, as DuckDB's hash gives
+    def parts():  # synthetic stored ids: uniform 64-bit hashes, as XXH64 gives
         for start in range(0, size, chunk):
             n = min(chunk, size - start)
             yield rng.integers(0, 2**64 - 1, n, dtype=np.uint64), rng.integers(0, 2**52, n, dtype=np.int64)
@@ -81,13 +71,13 @@ def measure(size: int, batch: int, repeats: int, workdir: Path) -> dict[str, obj
     for r in range(repeats):
         ids = _ids(f"new{r}", 0, batch)
         t0 = time.perf_counter()
-        hashes = _hash(con, ids)
+        hashes = id_hashes(ids)
         hash_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        order = np.argsort(hashes)  # the store sorts each batch once, for lookup and add
+        order = np.argsort(hashes)  # the store sorts each batch once, for its repeat check and the add
         sort_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        found = index.lookup(hashes, order)
+        found = index.lookup(hashes)
         new_s.append(time.perf_counter() - t0)
         false_hits.append(found.rows.size)
         t0 = time.perf_counter()
@@ -95,7 +85,7 @@ def measure(size: int, batch: int, repeats: int, workdir: Path) -> dict[str, obj
         add_s.append(time.perf_counter() - t0)
         resend = stored[rng.integers(0, size, batch)]
         t0 = time.perf_counter()
-        found = index.lookup(resend)  # sorts the batch itself: timed with the sort
+        found = index.lookup(resend)
         resend_s.append(time.perf_counter() - t0)
         assert found.rows.size >= batch
     del stored

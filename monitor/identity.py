@@ -5,11 +5,12 @@ into days already sealed to Parquet, without scanning history. DuckDB's primary 
 measured at ~2.2 s per million keys on insert (docs/architecture.md, "Deduplication"), so
 each model keeps this index beside the database instead:
 
-* **Entries** are ``(hash, timestamp)``: DuckDB's ``hash(prediction_id)`` (UBIGINT) and the
-  stored row's timestamp in µs. The index only says *where to look*: a hash match is confirmed
-  against the stored row at that timestamp (zone maps / the sealed-file catalog make that one
-  cheap lookup), so a 64-bit collision or an entry whose row was dropped never hides a new
-  prediction.
+* **Entries** are ``(hash, timestamp)``: XXH64 of the id's UTF-8 bytes (:func:`id_hashes`,
+  computed in-process by a compiled loop; DuckDB's ``hash`` round trip cost ~5 ms per 50k ids,
+  XXH64 here ~0.7 ms) and the stored row's timestamp in µs. The index only says *where to look*:
+  a hash match is confirmed against the stored row at that timestamp (zone maps / the
+  sealed-file catalog make that one cheap lookup), so a 64-bit collision or an entry whose row
+  was dropped never hides a new prediction.
 * **Log-structured merge** (O'Neil et al., "The log-structured merge-tree", 1996): new entries
   go to an in-memory table of sorted chunks; at ``flush_entries`` a background thread writes
   them as one sorted, immutable run file (raw uint64 hashes + int64 timestamps, fsynced, then recorded in
@@ -18,14 +19,15 @@ each model keeps this index beside the database instead:
   ``(fanout - 1) × levels`` runs; merges stream in chunks, so memory stays bounded.
 * **A blocked Bloom filter** (Putze, Sanders, Singler, "Cache-, hash- and space-efficient
   Bloom filters", 2007: 4 bits in one 512-bit block, 12 bits per entry, ~0.7 % false
-  positives) holds every entry in memory, so an id that was never stored — nearly every id —
+  positives; probed and set by compiled loops, :mod:`monitor.kernels`) holds every entry in memory, so an id that was never stored — nearly every id —
   costs one cache line and no disk access. Only the filter's positives are searched in the
   runs (memory-mapped for the search only, then unmapped, so the runs never count as resident
   memory). The filter is rebuilt at 1.5× size in the background when it fills.
 * **Derived, never authoritative for durability.** The index is rebuilt from stored rows:
   ``index.json`` records the ingest stamp up to which runs are complete (the *watermark*);
   at start-up every hot row ingested after it is added again, and a missing or unreadable
-  index (or a DuckDB whose ``hash`` changed, detected by a canary) is rebuilt from all rows.
+  index (or one built by another hash: DuckDB's ``hash`` before index format 2, or a changed
+  XXH64 implementation, detected by a canary) is rebuilt from all rows.
 
 Thread model: lookups and adds come from the store under the database write lock (serial);
 a flush thread (one at a time) and the maintenance thread write runs, merge and rebuild
@@ -45,35 +47,49 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from monitor.files import fsync_path
+from monitor.kernels import bloom_add, bloom_contains, xxh64_strings, xxh64_text
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 1: DuckDB's hash(prediction_id); 2: XXH64 of the id's UTF-8 bytes
 CANARY_TEXT = "loopwatch-id-canary"
-HASH_SQL = "hash"  # DuckDB's function: the index records which one built it
+HASH_NAME = "xxh64"  # the index records which hash built it
 
 _BLOCK_WORDS = 8  # 512-bit blocks: one cache line
 _BITS_PER_ENTRY = 12
 _MIN_CAPACITY = 1 << 20
 _GROWTH = 1.5
-_BUILD_STEP = 1 << 17  # entries read per step of a filter rebuild (~7 MB of temporaries)
-_PROBE_SHIFTS = np.array([55, 46, 37, 28], dtype=np.uint64)[:, None]
+_BUILD_STEP = 1 << 17  # entries read per step of a filter rebuild
 _MAX_BLOCKS = 1 << 36  # the block reduction multiplies a 28-bit value by the block count
 
 
-class BlockedBloom:
-    """A blocked Bloom filter over uint64 hashes (vectorised with numpy).
+def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The index key of each prediction id, in row order: XXH64 (seed 0) of its UTF-8 bytes."""
+    return xxh64_strings(ids)
 
-    The block comes from the hash's high bits, the probe bits from a remix of it, so the
-    filter's hash is independent of the index's sort order."""
+
+def hash_canary() -> int:
+    """The key of :data:`CANARY_TEXT`: recorded with the index, so a change of hash rebuilds it."""
+    return xxh64_text(CANARY_TEXT)
+
+
+class BlockedBloom:
+    """A blocked Bloom filter over uint64 hashes; its probes are compiled loops
+    (:func:`monitor.kernels.bloom_add` / :func:`monitor.kernels.bloom_contains`).
+
+    The block comes from the hash's top 28 bits scaled to the block count (Lemire's
+    multiply-shift range reduction, no division); the 4 × 9 probe bits are the top 36 bits of a
+    multiplicative remix, so they do not repeat the block's bits and the filter's hash is
+    independent of the index's sort order."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(int(capacity), _MIN_CAPACITY)
         blocks = min(max(1, (self.capacity * _BITS_PER_ENTRY + 511) // 512), _MAX_BLOCKS - 1)
         self._blocks = np.uint64(blocks)
-        self._words = np.zeros(blocks * _BLOCK_WORDS, dtype=np.uint64)
+        self._words: np.ndarray = np.zeros(blocks * _BLOCK_WORDS, dtype=np.uint64)
         self.count = 0
 
     @property
@@ -86,7 +102,7 @@ class BlockedBloom:
         bloom = cls(capacity)
         if words.shape != bloom._words.shape:
             raise ValueError(f"filter has {words.size} words, expected {bloom._words.size}")
-        bloom._words = words
+        bloom._words = np.ascontiguousarray(words, dtype=np.uint64)
         bloom.count = count
         return bloom
 
@@ -94,43 +110,18 @@ class BlockedBloom:
     def words(self) -> np.ndarray:
         return self._words
 
-    def positions(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(word index, bit mask) for each of the 4 probe bits of each hash: shape (4, n).
-
-        The block is the hash's top 28 bits scaled to the block count (Lemire's multiply-shift
-        range reduction, no division); the 4 × 9 probe bits are the top 36 bits of a
-        multiplicative remix, so they do not repeat the block's bits."""
-        with np.errstate(over="ignore"):
-            mixed = h * np.uint64(0x9E3779B97F4A7C15)
-            block = ((h >> np.uint64(36)) * self._blocks) >> np.uint64(28)
-        bit = (mixed[None, :] >> _PROBE_SHIFTS) & np.uint64(511)
-        word = (block * np.uint64(_BLOCK_WORDS))[None, :] + (bit >> np.uint64(6))
-        mask = np.left_shift(np.uint64(1), bit & np.uint64(63))
-        return word.astype(np.int64), mask
-
-    def add(self, h: np.ndarray, positions: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Set the bits of ``h`` (``positions``: their already computed (word, mask), if any)."""
+    def add(self, h: np.ndarray) -> None:
+        """Set the bits of ``h`` (any order)."""
         if h.size == 0:
             return
-        word, mask = positions if positions is not None else self.positions(h)
-        # A buffered |= keeps only one update per repeated word. One |= per probe: the 4 probes
-        # of a hash share a block and often a word, but one probe of two hashes shares a word
-        # only when they share a block, so few updates are lost; those few bits are set again
-        # with the unbuffered ufunc.at (1.7 ms for a 50k-row batch, against 3.3 ms with one |=
-        # for all probes, which lost an eighth of them, and 3–5 ms with ufunc.at for all).
-        for probe_word, probe_mask in zip(word, mask, strict=True):
-            self._words[probe_word] |= probe_mask
-        word, mask = word.ravel(), mask.ravel()
-        lost = (self._words[word] & mask) == 0
-        if lost.any():
-            np.bitwise_or.at(self._words, word[lost], mask[lost])
+        bloom_add(self._words, self._blocks, np.ascontiguousarray(h, dtype=np.uint64))
         self.count += int(h.size)
 
-    def might_contain(self, h: np.ndarray, positions: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        if h.size == 0:
-            return np.zeros(0, dtype=bool)
-        word, mask = positions if positions is not None else self.positions(h)
-        return np.all((self._words[word] & mask) != 0, axis=0)
+    def might_contain(self, h: np.ndarray) -> np.ndarray:
+        out = np.empty(h.size, dtype=np.bool_)
+        if h.size:
+            bloom_contains(self._words, self._blocks, np.ascontiguousarray(h, dtype=np.uint64), out)
+        return out
 
 
 @dataclass(frozen=True)
@@ -185,7 +176,6 @@ class IdIndex:
         self.watermark_us = 0  # every row ingested at or before this is in the runs
         self._bloom = BlockedBloom(_MIN_CAPACITY)
         self._pending: list[np.ndarray] | None = None  # adds during a filter rebuild
-        self._last_probe: tuple[np.ndarray, np.ndarray, BlockedBloom, tuple[np.ndarray, np.ndarray]] | None = None
         self.loaded = self._load()
 
     # -- state on disk ---------------------------------------------------------------------
@@ -285,7 +275,7 @@ class IdIndex:
     def _write_meta(self, runs: list[Run], watermark_us: int) -> None:
         meta = {
             "format": INDEX_FORMAT,
-            "hash": HASH_SQL,
+            "hash": HASH_NAME,
             "canary": self._canary,
             "watermark_us": watermark_us,
             "runs": [{"name": r.name, "level": r.level, "count": r.count} for r in runs],
@@ -332,9 +322,8 @@ class IdIndex:
     def _build_bloom(self, runs: list[Run], extra: int) -> BlockedBloom:
         """A filter sized for the runs' entries and ``extra`` more (times the growth factor).
 
-        It reads ``_BUILD_STEP`` entries at a time: the probe positions of a step are ~20 × its
-        hash array, so 1M-entry steps made ~150 MB of temporaries at every rebuild, which the
-        heap then held as free memory (the 1-hour soak's step in RSS when the filter grew)."""
+        It reads ``_BUILD_STEP`` entries (1 MB) at a time, so a rebuild's temporaries stay small
+        whatever the index holds (whole runs read at once made a step in the soak's RSS)."""
         total = sum(r.count for r in runs) + extra
         bloom = BlockedBloom(int(total * _GROWTH))
         for run in runs:
@@ -344,22 +333,14 @@ class IdIndex:
 
     # -- the store's calls (under the database write lock) ------------------------------------
 
-    def lookup(self, hashes: np.ndarray, order: np.ndarray | None = None) -> Matches:
-        """Every stored entry whose hash equals one of ``hashes`` (a uint64 array); ``order`` is
-        ``np.argsort(hashes)`` when the caller already has it.
+    def lookup(self, hashes: np.ndarray) -> Matches:
+        """Every stored entry whose hash equals one of ``hashes`` (a uint64 array).
 
-        The filter is probed in hash order: a probe's block comes from the hash's top bits, so
-        sorted hashes walk the filter front to back instead of missing the cache (and the TLB)
-        at random: 50k probes of a 45 MB filter took 3.3 ms at random and 2.0 ms in order (a 215 MB
-        filter gains nothing measurable: each probe still lands on its own page)."""
-        if order is None:
-            order = np.argsort(hashes)
-        ordered = hashes[order]
+        The filter answers for every hash in one compiled pass (random order costs no more than
+        hash order there); only its positives, sorted, are searched in the memory table and runs."""
         with self._lock:
             bloom = self._bloom
-        positions = bloom.positions(ordered)
-        self._last_probe = (hashes, order, bloom, positions)  # reused by add() for the same batch
-        hits = np.flatnonzero(bloom.might_contain(ordered, positions))
+        hits = np.flatnonzero(bloom.might_contain(hashes))
         if hits.size == 0:
             return _NO_MATCHES
         with self._lock:
@@ -369,8 +350,8 @@ class IdIndex:
             # saw FileNotFoundError → 500 on ingest.)
             chunks = list(self._chunks)
             mapped = deque(self._mapped(run) for run in self._runs)
-        rows = order[hits]  # in hash order, as the matching below needs
-        wanted = ordered[hits]
+        rows = hits[np.argsort(hashes[hits])]  # in hash order, as the matching below needs
+        wanted = hashes[rows]
         found_rows: list[np.ndarray] = []
         found_ts: list[np.ndarray] = []
         for h, ts in chunks:
@@ -393,30 +374,18 @@ class IdIndex:
     ) -> None:
         """Record stored rows (after their commit); flush to a run when the memory table fills.
 
-        ``keep`` selects the stored rows of a batch just passed to :meth:`lookup` (whose sort
-        and filter positions are then reused instead of computed again); ``order`` is
-        ``np.argsort(hashes)`` when the caller already has it. The flush itself runs on a
-        background thread (:meth:`_flush_soon`)."""
-        probe, self._last_probe = self._last_probe, None
-        positions: tuple[np.ndarray, np.ndarray] | None = None
-        probe_bloom: BlockedBloom | None = None
-        if probe is not None and probe[0] is hashes:
-            order, probe_bloom, positions = probe[1], probe[2], probe[3]
-        elif order is None:
+        ``keep`` selects the stored rows of the batch; ``order`` is ``np.argsort(hashes)`` when
+        the caller already has it. The flush itself runs on a background thread
+        (:meth:`_flush_soon`)."""
+        if order is None:
             order = np.argsort(hashes)
         if keep is not None and not keep.all():
-            kept = keep[order]
-            order = order[kept]
-            if positions is not None:
-                positions = (positions[0][:, kept], positions[1][:, kept])
+            order = order[keep[order]]
         if order.size == 0:
             return
         chunk = (hashes[order], np.asarray(timestamps_us[order], dtype=np.int64))
         with self._lock:
-            if positions is not None and probe_bloom is self._bloom:
-                self._bloom.add(chunk[0], positions)
-            else:
-                self._bloom.add(chunk[0])
+            self._bloom.add(chunk[0])
             if self._pending is not None:
                 self._pending.append(chunk[0])
             self._chunks.append(chunk)

@@ -48,8 +48,9 @@ from monitor.clock import Clock, iso_z, utcnow
 from monitor.db import Database
 from monitor.errors import FieldError, InvalidInput, NotFound, StorageDamaged
 from monitor.files import fsync_path, sha256_file
-from monitor.identity import CANARY_TEXT, IdIndex, Matches
+from monitor.identity import IdIndex, Matches, hash_canary, id_hashes
 from monitor.integrity import Problem, SealedRecord, Stopped, Throttle, check_file, file_signature
+from monitor.kernels import warm_up
 from monitor.names import quote_ident
 from monitor.registry import RegisteredModel, Registry
 from monitor.validation import (
@@ -137,7 +138,8 @@ class PredictionStore:
         self._damaged: dict[str, Problem] = {}
         self._index_dir = index_dir or sealed_dir.parent / "ids"
         self._indexes: dict[int, IdIndex] = {}
-        self._canary = int(db.query("SELECT hash(?)", [CANARY_TEXT])[0][0])
+        warm_up()  # load the id index's compiled loops now, not on the first ingest
+        self._canary = hash_canary()
         self._remove_unrecorded_files()
         self._load_damage()
 
@@ -198,16 +200,16 @@ class PredictionStore:
             # Rows committed after the last flush (a crash, or a kill -9) are added again.
             cur = self._db.cursor()
             try:
-                got = cur.execute(
-                    f"SELECT hash(prediction_id) AS h, epoch_us(timestamp) AS t FROM {model.predictions_table} "
+                got = cur.sql(
+                    f"SELECT prediction_id, epoch_us(timestamp) AS t FROM {model.predictions_table} "
                     "WHERE epoch_us(ingested_at) > ?",
-                    [index.watermark_us],
-                ).fetchnumpy()
+                    params=[index.watermark_us],
+                ).to_arrow_table()
             finally:
                 cur.close()
-            if len(got["h"]):
-                log.info("id index of %s: %d ids added since its last flush", model.name, len(got["h"]))
-                index.add(np.asarray(got["h"], np.uint64), np.asarray(got["t"], np.int64), hot_stamp)
+            if got.num_rows:
+                log.info("id index of %s: %d ids added since its last flush", model.name, got.num_rows)
+                index.add(id_hashes(got.column("prediction_id")), _int64s(got.column("t")), hot_stamp)
                 index.flush()
         latest = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=max(hot_stamp, index.watermark_us))
         self._last_ingest_at = max(self._last_ingest_at, latest)
@@ -215,23 +217,27 @@ class PredictionStore:
 
     def _all_id_hashes(self, model: RegisteredModel) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(hash, µs timestamp) of every stored prediction: hot rows, then each sound sealed file."""
-        sources: list[tuple[str, list[Any]]] = [(f"SELECT hash(prediction_id) AS h, epoch_us(timestamp) AS t FROM {model.predictions_table}", [])]
+        sources: list[tuple[str, list[Any]]] = [
+            (f"SELECT prediction_id, epoch_us(timestamp) AS t FROM {model.predictions_table}", [])
+        ]
         for record in self._records("s.model_id = ?", [model.id]):
             problem = self._check_before_use(record)
             if problem is not None:
-                log.warning("id index of %s: skipping damaged sealed file %s (%s)", model.name, record.path, problem.reason)
+                log.warning(
+                    "id index of %s: skipping damaged sealed file %s (%s)", model.name, record.path, problem.reason
+                )
                 continue
             sources.append(
                 (
-                    "SELECT hash(prediction_id) AS h, epoch_us(timestamp) AS t FROM read_parquet(?)",
+                    "SELECT prediction_id, epoch_us(timestamp) AS t FROM read_parquet(?)",
                     [str(self._sealed_dir / record.path)],
                 )
             )
         cur = self._db.cursor()
         try:
             for sql, params in sources:
-                got = cur.execute(sql, params).fetchnumpy()
-                yield np.asarray(got["h"], np.uint64), np.asarray(got["t"], np.int64)
+                for batch in cur.sql(sql, params=params).to_arrow_reader(1 << 20):
+                    yield id_hashes(batch.column(0)), _int64s(batch.column(1))
         finally:
             cur.close()
 
@@ -273,13 +279,13 @@ class PredictionStore:
                     "ingested_at",
                     pa.repeat(pa.scalar(now, stamp_type), rows.num_rows),
                 )
-                hashes = _id_hashes(cur, rows.column("prediction_id"))
+                hashes = id_hashes(rows.column("prediction_id"))
                 order = np.argsort(hashes)  # once: for repeats here and the index's sorted chunk
                 if _sorted_has_repeats(hashes[order]):  # distinct hashes ⇒ distinct ids; else dedupe exactly
                     rows, _ = dedupe_batch(rows)
-                    hashes = _id_hashes(cur, rows.column("prediction_id"))
+                    hashes = id_hashes(rows.column("prediction_id"))
                     order = np.argsort(hashes)
-                matches = index.lookup(hashes, order)
+                matches = index.lookup(hashes)
                 resent = self._stored_among(cur, model, rows, matches) if not matches.empty else None
                 keep = np.ones(rows.num_rows, dtype=bool)
                 if resent is not None and resent.num_rows:
@@ -659,7 +665,9 @@ class PredictionStore:
         try:
             with self._guard(model, params, start, end):
                 total, per_value = _slice_counts(cur, sql, params, segments)
-                by_segment = {seg: {str(v): n for v, n in counts.items() if v is not None} for seg, counts in per_value.items()}
+                by_segment = {
+                    seg: {str(v): n for v, n in counts.items() if v is not None} for seg, counts in per_value.items()
+                }
         finally:
             cur.close()
         return {"total": total, "by_segment": by_segment}
@@ -878,7 +886,13 @@ class PredictionStore:
             self._damaged.pop(rel, None)
             self._verified.pop(rel, None)
             self._file_columns.pop(str(full), None)
-        log.warning("dropped sealed file %s (%s rows of %s for %s) from the catalog", rel, record.rows, record.model, record.date)
+        log.warning(
+            "dropped sealed file %s (%s rows of %s for %s) from the catalog",
+            rel,
+            record.rows,
+            record.model,
+            record.date,
+        )
         return {
             "path": rel,
             "model": record.model,
@@ -997,7 +1011,6 @@ class PredictionStore:
             if problems:
                 raise _damage_error(problems, start, end) from exc
             raise
-
 
     # ---------------------------------------------------------------------------------------
     # SQL building (identifiers come from the registry; every value is a bound parameter)
@@ -1129,16 +1142,8 @@ def _authority_rank(column: str) -> str:
     return f"(CASE {column} {ranks} ELSE 0 END)"
 
 
-def _id_hashes(cur: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray) -> np.ndarray:
-    """DuckDB's ``hash`` of each id, in row order (the id index's key; see monitor/identity.py)."""
-    cur.register("incoming_ids", pa.table({"prediction_id": ids, "row": pa.array(np.arange(len(ids)))}))
-    try:
-        got = cur.sql("SELECT row, hash(prediction_id) AS h FROM incoming_ids").fetchnumpy()
-    finally:
-        _unregister(cur, "incoming_ids")
-    out = np.empty(len(ids), dtype=np.uint64)
-    out[np.asarray(got["row"])] = np.asarray(got["h"], dtype=np.uint64)
-    return out
+def _int64s(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(column.to_numpy(), dtype=np.int64)
 
 
 def _sorted_has_repeats(ordered: np.ndarray) -> bool:

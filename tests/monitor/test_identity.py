@@ -279,30 +279,51 @@ def test_a_merge_during_a_lookup_never_removes_a_run_the_lookup_reads(tmp_path: 
 
 def test_a_crowded_filter_sets_every_bit_even_when_probes_share_words() -> None:
     """Rule: the filter never forgets an added hash (no false negatives), even when many hashes
-    of one batch land in the same blocks and words (the buffered update drops repeats)."""
+    of one batch land in the same blocks and words."""
     bloom = BlockedBloom(1)  # the smallest filter: ~25k blocks
     h, _ = _entries(5, 400_000)  # ~16 hashes per block: words repeat within every probe
     bloom.add(np.sort(h))
     assert bloom.might_contain(h).all()
     more, _ = _entries(6, 1_000)
-    bloom.add(more)  # unsorted, positions computed here
+    bloom.add(more)  # unsorted
     assert bloom.might_contain(more).all() and bloom.count == 401_000
 
 
-def test_lookup_in_hash_order_answers_like_lookup_in_row_order(tmp_path: Path) -> None:
-    """Rule: passing the batch's sort order (as the store does) changes no answer: the same rows
-    match with the same timestamps, and an add after the lookup stores only the kept rows."""
+def test_a_mixed_batch_matches_its_stored_rows_and_adds_only_the_kept_ones(tmp_path: Path) -> None:
+    """Rule: a lookup of a batch mixing stored and new hashes (in any order) names exactly the
+    stored rows, with their timestamps; an add with the batch's sort order and ``keep`` (as the
+    store calls it) stores only the kept rows."""
     index = IdIndex(tmp_path / "ix", canary=7, flush_entries=1_000)
     h, t = _fill(index, batches=6, size=300)
     fresh, fresh_t = _entries(50, 200)
-    batch = np.concatenate([h[::7], fresh])
-    order = np.argsort(batch)
-    with_order, without = index.lookup(batch, order), index.lookup(batch)
-    assert np.array_equal(np.sort(with_order.rows), np.sort(without.rows))
-    assert np.array_equal(np.sort(with_order.rows), np.arange(h[::7].size))
-    keep = np.zeros(batch.size, dtype=bool)
-    keep[h[::7].size :] = True  # only the new rows are stored
-    index.add(batch, np.concatenate([t[::7], fresh_t]), ingested_us=99, keep=keep, order=order)
+    batch = np.concatenate([fresh[:100], h[::7], fresh[100:]])
+    stored_rows = np.arange(100, 100 + h[::7].size)
+    found = index.lookup(batch)
+    by_row = dict(zip(found.rows.tolist(), found.timestamps_us.tolist(), strict=True))
+    assert sorted(by_row) == stored_rows.tolist()
+    assert [by_row[r] for r in stored_rows.tolist()] == t[::7].tolist()
+    keep = np.ones(batch.size, dtype=bool)
+    keep[stored_rows] = False  # only the new rows are stored
+    stamps = np.concatenate([fresh_t[:100], t[::7], fresh_t[100:]])
+    index.add(batch, stamps, ingested_us=99, keep=keep, order=np.argsort(batch))
     _assert_all_found(index, fresh, fresh_t)
     _assert_all_found(index, h, t)
     assert index.count == h.size + fresh.size
+
+
+def test_the_filter_sets_the_documented_bits() -> None:
+    """Rule: the compiled filter keeps the documented layout (a saved filter stays valid): each
+    hash sets 4 bits of block ``(h >> 36) * blocks >> 28``, bit ``(h * 0x9E3779B97F4A7C15 >> s) & 511``
+    for s in 55, 46, 37, 28 — checked against a NumPy rendering of that rule."""
+    bloom = BlockedBloom(1 << 20)
+    h, _ = _entries(8, 5_000)
+    bloom.add(h)
+    expected = np.zeros_like(bloom.words)
+    with np.errstate(over="ignore"):
+        mixed = h * np.uint64(0x9E3779B97F4A7C15)
+        block = ((h >> np.uint64(36)) * np.uint64(bloom.words.size // 8)) >> np.uint64(28)
+    for shift in (55, 46, 37, 28):
+        bit = (mixed >> np.uint64(shift)) & np.uint64(511)
+        word = (block * np.uint64(8) + (bit >> np.uint64(6))).astype(np.int64)
+        np.bitwise_or.at(expected, word, np.left_shift(np.uint64(1), bit & np.uint64(63)))
+    assert np.array_equal(bloom.words, expected)

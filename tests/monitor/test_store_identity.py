@@ -3,6 +3,7 @@ restarts and crashes; the stored row is kept (first write wins) and changed rese
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +126,31 @@ def test_a_missing_index_is_rebuilt_from_hot_and_sealed_rows(settings: Settings,
         resend = [braking_record(i, NOW - timedelta(minutes=1)) for i in [*range(30), *range(100, 110)]]
         assert _ingest(service, braking_model, resend)["accepted"] == 0
         assert service.store.id_index_stats(MODEL)["entries"] == 40
+    finally:
+        service.close()
+
+
+def test_an_index_keyed_by_duckdbs_hash_is_rebuilt_with_xxh64(settings: Settings, braking_model: ModelSchema) -> None:
+    """An index written by an earlier version (format 1: DuckDB's ``hash`` as the key) is not
+    trusted after an upgrade: it is rebuilt from the stored rows, so resends are still
+    recognised and new ids are still stored."""
+    service = Loopwatch(settings)
+    _ingest(service, braking_model, [braking_record(i, NOW - timedelta(seconds=i)) for i in range(25)])
+    service.close()
+    for meta_path in (settings.data_dir / "ids").glob("model-*/index.json"):
+        meta = json.loads(meta_path.read_text())
+        meta_path.write_text(json.dumps({**meta, "format": 1, "hash": "hash"}))
+    service = Loopwatch(settings)
+    try:
+        assert (
+            _ingest(service, braking_model, [braking_record(i, NOW - timedelta(hours=2)) for i in range(25)])[
+                "accepted"
+            ]
+            == 0
+        )
+        assert _ingest(service, braking_model, [braking_record(99, NOW)])["accepted"] == 1
+        meta = json.loads(next((settings.data_dir / "ids").glob("model-*/index.json")).read_text())
+        assert (meta["format"], meta["hash"]) == (2, "xxh64")
     finally:
         service.close()
 
