@@ -155,6 +155,14 @@ def create_app(
             if background
             else None
         )
+        # Version counts tallied per batch, written every few seconds (monitor/versions.py).
+        version_counts = (
+            Periodic(
+                "loopwatch-version-counts", 5.0, watch_disk(app, "version counts", service.registry.write_version_counts)
+            )
+            if background
+            else None
+        )
         # The WAL kept bounded outside the request path (see Database.checkpoint_if_wal_over).
         wal_checkpoint = (
             Periodic(
@@ -238,6 +246,8 @@ def create_app(
             maintenance.start()
         if id_index_upkeep:
             id_index_upkeep.start()
+        if version_counts:
+            version_counts.start()
         if wal_checkpoint:
             wal_checkpoint.start()
         if memory_release:
@@ -264,6 +274,8 @@ def create_app(
                 maintenance.stop()
             if id_index_upkeep:
                 id_index_upkeep.stop()
+            if version_counts:
+                version_counts.stop()
             if wal_checkpoint:
                 wal_checkpoint.stop()
             if memory_release:

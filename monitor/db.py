@@ -53,6 +53,21 @@ def _label_authority(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"UPDATE {table} SET authority = {derive} WHERE authority IS NULL").fetchall()
 
 
+def _version_marks(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 12: ``model_versions`` is written by the background upkeep (monitor/versions.py)
+    up to a mark per model. Until now it was updated in every ingest transaction, so it has
+    counted every stored row: each model's mark starts at its newest ingest stamp."""
+    con.execute(
+        "CREATE TABLE model_version_marks(model_id INTEGER PRIMARY KEY, counted_through TIMESTAMPTZ NOT NULL)"
+    ).fetchall()
+    for (model_id,) in con.execute("SELECT id FROM models").fetchall():
+        con.execute(
+            f"INSERT INTO model_version_marks SELECT ?, max(ingested_at) FROM predictions_{int(model_id)} "
+            "HAVING max(ingested_at) IS NOT NULL",
+            [model_id],
+        ).fetchall()
+
+
 Migration = str | Callable[[duckdb.DuckDBPyConnection], None]
 
 MIGRATIONS: list[Migration] = [
@@ -215,6 +230,8 @@ MIGRATIONS: list[Migration] = [
     """,
     # 11: label authority and conflicts; blind labelling of routed samples (see _label_authority)
     _label_authority,
+    # 12: version counts written by the background upkeep up to a mark (see _version_marks)
+    _version_marks,
 ]
 
 
@@ -252,6 +269,10 @@ class Database:
         self.path = path
         self.write_lock = threading.RLock()
         self._migrate()
+
+    @property
+    def is_open(self) -> bool:
+        return self._con is not None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection for the calling thread; DuckDB cursors are cheap and share the database."""

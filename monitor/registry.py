@@ -10,16 +10,18 @@ import builtins
 import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import duckdb
+import pyarrow as pa
 
 from monitor.clock import Clock, utcnow
 from monitor.db import Database
 from monitor.errors import Conflict, FieldError, NotFound
 from monitor.names import model_name_problem, quote_ident
 from monitor.schema import ModelSchema, schema_changes
+from monitor.versions import VersionCount, VersionTally, with_pending
 
 RegisterOutcome = Literal["created", "updated", "unchanged"]
 
@@ -63,6 +65,7 @@ class Registry:
         self._now = now
         self._cache: dict[str, RegisteredModel] = {}
         self._lock = threading.Lock()
+        self.version_tally = VersionTally()
 
     def register(self, spec: ModelSchema) -> RegisterResult:
         """Create a model, or evolve its schema compatibly (refusing incompatible changes)."""
@@ -156,36 +159,45 @@ class Registry:
         return [{"version": v, "changes": json.loads(c or "[]"), "created_at": t.isoformat()} for v, c, t in rows]
 
     def versions(self, name: str) -> builtins.list[dict[str, Any]]:
-        """The model versions seen in ingested predictions, oldest first."""
+        """The model versions seen in ingested predictions, oldest first (written counts plus
+        those the background upkeep has not written yet)."""
         model = self.get(name)
-        rows = self._db.query(
-            "SELECT version, first_seen, last_seen, first_ingested_at, rows FROM model_versions "
-            "WHERE model_id = ? ORDER BY first_seen, version",
+        stored = self._db.query_dicts(
+            "SELECT version, first_seen, last_seen, first_ingested_at, rows FROM model_versions WHERE model_id = ?",
             [model.id],
         )
-        return [
-            {
-                "version": v,
-                "first_seen": f.isoformat(),
-                "last_seen": last.isoformat(),
-                "first_ingested_at": fi.isoformat(),
-                "rows": n,
-            }
-            for v, f, last, fi, n in rows
-        ]
+        return with_pending(stored, self.version_tally.pending(model.id))
 
-    @staticmethod
-    def record_versions(cur: duckdb.DuckDBPyConnection, model: RegisteredModel, now: datetime) -> None:
-        """Within an ingest transaction: note each model version's first/last time and row count
-        of the rows being stored (the relation ``incoming`` registered on ``cur``)."""
-        cur.execute(
-            "INSERT INTO model_versions SELECT $model_id, model_version, min(timestamp), max(timestamp), $now, count(*) "
-            "FROM incoming GROUP BY model_version ON CONFLICT (model_id, version) DO UPDATE SET "
-            "first_seen = least(model_versions.first_seen, excluded.first_seen), "
-            "last_seen = greatest(model_versions.last_seen, excluded.last_seen), "
-            "rows = model_versions.rows + excluded.rows",
-            {"model_id": model.id, "now": now},
-        ).fetchall()
+    def count_versions(self, model: RegisteredModel, rows: pa.Table, ingested_at: datetime) -> None:
+        """Tally a committed batch's versions (the store calls this under the write lock)."""
+        self.version_tally.add(model.id, rows, ingested_at)
+
+    def write_version_counts(self) -> None:
+        """Write the tallied version counts (the background upkeep, every few seconds, and close)."""
+        with self._db.write_lock:  # no batch is tallied between the write and the clear
+            if not self.version_tally.has_pending() or not self._db.is_open:
+                return
+            with self._db.transaction() as cur:
+                written = self.version_tally.write(cur)
+            if written:
+                self.version_tally.clear()
+
+    def recount_versions_since_mark(self) -> None:
+        """Start-up: tally again the hot rows ingested after each model's mark (batches a crash
+        caught before their counts were written)."""
+        if not self._db.query("SELECT 1 FROM duckdb_tables() WHERE table_name = 'model_version_marks'"):
+            return  # a schema before migration 12 (tests of older databases): nothing tallied yet
+        marks = dict(self._db.query("SELECT model_id, counted_through FROM model_version_marks"))
+        for model in self.list():
+            mark = marks.get(model.id)
+            rows = self._db.query(
+                "SELECT model_version, min(timestamp), max(timestamp), min(ingested_at), count(*), max(ingested_at) "
+                f"FROM {model.predictions_table} WHERE ingested_at > ? GROUP BY model_version",
+                [mark or datetime(1970, 1, 1, tzinfo=UTC)],
+            )
+            if rows:
+                counts = {str(v): VersionCount(f, last, fi, int(n)) for v, f, last, fi, n, _ in rows}
+                self.version_tally.merge(model.id, counts, max(r[5] for r in rows))
 
     def _load(self, cur: duckdb.DuckDBPyConnection, name: str) -> RegisteredModel:
         rows = cur.execute(

@@ -37,6 +37,7 @@ class Loopwatch:
             threads=settings.duckdb_threads,
         )
         self.registry = Registry(self.db, now)
+        self.registry.recount_versions_since_mark()
         self.store = PredictionStore(
             self.db,
             self.registry,
@@ -77,5 +78,6 @@ class Loopwatch:
         return parts
 
     def close(self) -> None:
+        self.registry.write_version_counts()
         self.store.close_indexes()
         self.db.close()

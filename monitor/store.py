@@ -298,11 +298,13 @@ class PredictionStore:
                     cur.register("incoming", new_rows)
                     try:
                         cur.execute(f"INSERT INTO {model.predictions_table} BY NAME SELECT * FROM incoming").fetchall()
-                        Registry.record_versions(cur, model, now)
                     finally:
                         _unregister(cur, "incoming")
-            # Committed: record the new ids before the write lock lets the next batch look.
+            # Committed: record the new ids and tally the versions before the write lock lets
+            # the next batch in (the tally is written by the background upkeep: monitor/versions.py).
             index.add(hashes, _micros(rows.column("timestamp")), _us(now), keep=keep, order=order)
+            if accepted:
+                self._registry.count_versions(model, new_rows, now)
         changed_ids: tuple[str, ...] = ()
         changed = 0
         if resent is not None and resent.num_rows:
@@ -756,6 +758,16 @@ class PredictionStore:
         part_dir.mkdir(parents=True, exist_ok=True)
         final = part_dir / f"part-{uuid.uuid4().hex}.parquet"
         tmp = final.with_name(final.name + ".tmp")
+        with self._db.write_lock:
+            # Version counts tallied in memory are written before their rows leave the hot table
+            # (the start-up recount reads only the hot table); the lock keeps batches out until
+            # the seal has committed.
+            self._registry.write_version_counts()
+            return self._seal_day_locked(model, day, lo, hi, part_dir, final, tmp)
+
+    def _seal_day_locked(
+        self, model: RegisteredModel, day: date, lo: datetime, hi: datetime, part_dir: Path, final: Path, tmp: Path
+    ) -> SealedFile | None:
         with self._db.transaction() as cur:  # holds the write lock: no ingest can slip in between
             # The index must hold these rows on disk before they leave the hot table (its
             # start-up replay reads only the hot table).
