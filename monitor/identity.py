@@ -19,10 +19,11 @@ each model keeps this index beside the database instead:
   ``(fanout - 1) × levels`` runs; merges stream in chunks, so memory stays bounded.
 * **A blocked Bloom filter** (Putze, Sanders, Singler, "Cache-, hash- and space-efficient
   Bloom filters", 2007: 4 bits in one 512-bit block, 12 bits per entry, ~0.7 % false
-  positives; probed and set by compiled loops, :mod:`monitor.kernels`) holds every entry in memory, so an id that was never stored — nearly every id —
-  costs one cache line and no disk access. Only the filter's positives are searched in the
-  runs (memory-mapped for the search only, then unmapped, so the runs never count as resident
-  memory). The filter is rebuilt at 1.5× size in the background when it fills.
+  positives; probed and set by compiled loops, :mod:`monitor.kernels`) holds every entry in
+  memory, so an id that was never stored — nearly every id — costs one cache line and no disk
+  access. Only the filter's positives are searched in the runs (memory-mapped for the search
+  only, then unmapped, so the runs never count as resident memory). The filter is rebuilt at
+  1.5× size in the background when it fills.
 * **Derived, never authoritative for durability.** The index is rebuilt from stored rows:
   ``index.json`` records the ingest stamp up to which runs are complete (the *watermark*);
   at start-up every hot row ingested after it is added again, and a missing or unreadable

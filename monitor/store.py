@@ -758,20 +758,12 @@ class PredictionStore:
         part_dir.mkdir(parents=True, exist_ok=True)
         final = part_dir / f"part-{uuid.uuid4().hex}.parquet"
         tmp = final.with_name(final.name + ".tmp")
-        with self._db.write_lock:
-            # Version counts tallied in memory are written before their rows leave the hot table
-            # (the start-up recount reads only the hot table); the lock keeps batches out until
-            # the seal has committed.
-            self._registry.write_version_counts()
-            return self._seal_day_locked(model, day, lo, hi, part_dir, final, tmp)
-
-    def _seal_day_locked(
-        self, model: RegisteredModel, day: date, lo: datetime, hi: datetime, part_dir: Path, final: Path, tmp: Path
-    ) -> SealedFile | None:
         with self._db.transaction() as cur:  # holds the write lock: no ingest can slip in between
-            # The index must hold these rows on disk before they leave the hot table (its
-            # start-up replay reads only the hot table).
+            # The id index and the version counts must hold these rows before they leave the hot
+            # table (their start-up replays read only the hot table). The counts commit in their
+            # own transaction: if this seal fails, they are still right.
             self._index(model).flush()
+            self._registry.write_version_counts()
             rows = cur.execute(
                 f"SELECT count(*), min(timestamp), max(timestamp) FROM {model.predictions_table} "
                 "WHERE timestamp >= ? AND timestamp < ?",
