@@ -48,17 +48,10 @@ def _rotl(x: np.uint64, r: int) -> np.uint64:
 
 
 @_compiled
-def _read64(data: np.ndarray, p: int) -> np.uint64:
+def _read_le(data: np.ndarray, p: int, nbytes: int) -> np.uint64:
+    """``nbytes`` (4 or 8) little-endian bytes at ``data[p]`` as an unsigned integer."""
     v = np.uint64(0)
-    for k in range(8):
-        v |= np.uint64(data[p + k]) << np.uint64(8 * k)
-    return v
-
-
-@_compiled
-def _read32(data: np.ndarray, p: int) -> np.uint64:
-    v = np.uint64(0)
-    for k in range(4):
+    for k in range(nbytes):
         v |= np.uint64(data[p + k]) << np.uint64(8 * k)
     return v
 
@@ -86,10 +79,10 @@ def _xxh64(data: np.ndarray, start: int, end: int) -> np.uint64:
         v3 = np.uint64(0)
         v4 = np.uint64(0) - _P1
         while p + 32 <= end:
-            v1 = _round(v1, _read64(data, p))
-            v2 = _round(v2, _read64(data, p + 8))
-            v3 = _round(v3, _read64(data, p + 16))
-            v4 = _round(v4, _read64(data, p + 24))
+            v1 = _round(v1, _read_le(data, p, 8))
+            v2 = _round(v2, _read_le(data, p + 8, 8))
+            v3 = _round(v3, _read_le(data, p + 16, 8))
+            v4 = _round(v4, _read_le(data, p + 24, 8))
             p += 32
         h = _rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)
         h = _merge_round(h, v1)
@@ -100,11 +93,11 @@ def _xxh64(data: np.ndarray, start: int, end: int) -> np.uint64:
         h = _P5
     h += np.uint64(length)
     while p + 8 <= end:
-        h ^= _round(np.uint64(0), _read64(data, p))
+        h ^= _round(np.uint64(0), _read_le(data, p, 8))
         h = _rotl(h, 27) * _P1 + _P4
         p += 8
     if p + 4 <= end:
-        h ^= _read32(data, p) * _P1
+        h ^= _read_le(data, p, 4) * _P1
         h = _rotl(h, 23) * _P2 + _P3
         p += 4
     while p < end:

@@ -12,9 +12,31 @@ which suits drift alerts, not a ship / no-ship decision.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+
+def adjust_sorted(p_values: Sequence[float], rule: Callable[[np.ndarray], np.ndarray]) -> list[float]:
+    """Adjusted p-values, same order as given: ``rule`` maps the ascending valid p-values to
+    their adjusted values. NaN inputs stay NaN and do not count as tests."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    valid = ~np.isnan(p)
+    if not valid.any():
+        return out.tolist()
+    pv = p[valid]
+    order = np.argsort(pv, kind="stable")
+    result = np.empty(pv.size)
+    result[order] = rule(pv[order])
+    out[valid] = result
+    return out.tolist()
+
+
+def _holm_sorted(ascending: np.ndarray) -> np.ndarray:
+    m = ascending.size
+    stepped = ascending * (m - np.arange(m))  # the i-th smallest times (m − i + 1), 1-based
+    return np.minimum(np.maximum.accumulate(stepped), 1.0)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -25,17 +47,4 @@ def holm(p_values: Sequence[float]) -> list[float]:
     >>> [round(p, 4) for p in holm([0.01, 0.04, 0.03, 0.005])]
     [0.03, 0.06, 0.06, 0.02]
     """
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    valid = ~np.isnan(p)
-    m = int(valid.sum())
-    if m == 0:
-        return out.tolist()
-    pv = p[valid]
-    order = np.argsort(pv, kind="stable")
-    stepped = pv[order] * (m - np.arange(m))  # the i-th smallest times (m − i + 1), 1-based
-    adjusted = np.minimum(np.maximum.accumulate(stepped), 1.0)
-    result = np.empty(m)
-    result[order] = adjusted
-    out[valid] = result
-    return out.tolist()
+    return adjust_sorted(p_values, _holm_sorted)
