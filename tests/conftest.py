@@ -36,6 +36,15 @@ BRAKING = {
 }
 
 
+def earlier_today(offset: timedelta = timedelta(0)) -> datetime:
+    """``offset`` before now, but never before today's UTC midnight.
+
+    Sealing moves every day before today to Parquet, so a row meant to stay hot must carry
+    today's date even when a test runs just after midnight (CI once failed at 00:0x UTC)."""
+    now = datetime.now(UTC)
+    return max(now - offset, now.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
 def braking_record(i: int, ts: datetime | None = None, **overrides: Any) -> dict[str, Any]:
     ts = ts or datetime.now(UTC) - timedelta(minutes=i)
     record = {

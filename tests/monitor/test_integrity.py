@@ -17,7 +17,7 @@ from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.validation import records_to_table
-from tests.conftest import braking_record
+from tests.conftest import braking_record, earlier_today
 
 MODEL = "harsh-braking"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -27,7 +27,7 @@ OLD_DAY = (NOW - timedelta(days=5)).replace(hour=12, minute=0, second=0)
 def seal_old_day(service: Loopwatch, spec: ModelSchema, rows: int = 400) -> Path:
     """Ingest ``rows`` predictions on a past day (plus a few recent ones) and seal the past day."""
     old = [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(rows)]
-    recent = [braking_record(10_000 + i, NOW - timedelta(minutes=i)) for i in range(5)]
+    recent = [braking_record(10_000 + i, earlier_today(timedelta(minutes=i))) for i in range(5)]
     service.store.ingest_predictions(MODEL, records_to_table(old + recent, spec))
     sealed = service.store.seal()
     assert len(sealed) == 1
@@ -97,7 +97,10 @@ def test_background_pass_flags_damage_and_reads_name_the_file(
             assert rel(path, settings) in info.value.message
             assert info.value.errors[0].field == rel(path, settings)
         # The hot window does not need the file: it reads normally.
-        assert svc.store.scan(MODEL, NOW - timedelta(hours=1), NOW + timedelta(minutes=1)).num_rows == 5
+        assert (
+            svc.store.scan(MODEL, earlier_today(timedelta(hours=1)), datetime.now(UTC) + timedelta(minutes=1)).num_rows
+            == 5
+        )
     finally:
         svc.close()
 
@@ -119,7 +122,9 @@ def test_a_damaged_file_is_never_read_even_before_the_background_pass(
         svc.close()
 
 
-def test_a_read_that_fails_rechecks_the_file(service: Loopwatch, braking_model: ModelSchema, settings: Settings) -> None:
+def test_a_read_that_fails_rechecks_the_file(
+    service: Loopwatch, braking_model: ModelSchema, settings: Settings
+) -> None:
     """Damage that keeps size and mtime after the file was verified surfaces on the failed read as
     StorageDamaged (the failure triggers a hash check), not as a raw DuckDB error."""
     path = seal_old_day(service, braking_model)

@@ -15,7 +15,7 @@ from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.validation import records_to_table
-from tests.conftest import braking_record
+from tests.conftest import braking_record, earlier_today
 
 MODEL = "harsh-braking"
 
@@ -81,8 +81,9 @@ def test_sealing_moves_past_days_to_hive_parquet_and_queries_span_both(
 ) -> None:
     """Past days are sealed into model=/date= Parquet; reads, stats and dedup see sealed and hot rows."""
     now = datetime.now(UTC)
-    old = [braking_record(i, now - timedelta(days=5, minutes=i)) for i in range(20)]
-    recent = [braking_record(100 + i, now - timedelta(minutes=i)) for i in range(5)]
+    old_noon = (now - timedelta(days=5)).replace(hour=12, minute=0, second=0, microsecond=0)
+    old = [braking_record(i, old_noon - timedelta(minutes=i)) for i in range(20)]
+    recent = [braking_record(100 + i, earlier_today(timedelta(minutes=i))) for i in range(5)]
     _ingest(service, braking_model, old + recent)
     sealed = service.store.seal()
     assert len(sealed) == 1 and sealed[0].rows == 20
@@ -101,7 +102,7 @@ def test_sealing_moves_past_days_to_hive_parquet_and_queries_span_both(
     assert pq.read_table(path).num_rows == 20
     assert service.store.stats(MODEL)["predictions"] == 25
     assert _ingest(service, braking_model, old) == (0, 20)  # dedup reaches sealed files
-    window = service.store.scan(MODEL, now - timedelta(days=6), now - timedelta(days=4))
+    window = service.store.scan(MODEL, old_noon - timedelta(days=1), old_noon + timedelta(days=1))
     assert window.num_rows == 20
 
 

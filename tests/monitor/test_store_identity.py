@@ -12,7 +12,7 @@ from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.validation import records_to_table
-from tests.conftest import braking_record
+from tests.conftest import braking_record, earlier_today
 
 MODEL = "harsh-braking"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -67,7 +67,7 @@ def test_resends_into_and_out_of_sealed_days_are_recognised(service: Loopwatch, 
     """An id stored on a day now sealed in Parquet, resent with today's timestamp, is not stored;
     a today id resent with a timestamp on the sealed day is not stored either."""
     _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(50)])
-    _ingest(service, braking_model, [braking_record(1000 + i, NOW - timedelta(seconds=i)) for i in range(5)])
+    _ingest(service, braking_model, [braking_record(1000 + i, earlier_today(timedelta(seconds=i))) for i in range(5)])
     assert len(service.store.seal()) == 1
     into_today = _ingest(service, braking_model, [braking_record(i, NOW - timedelta(seconds=30)) for i in range(50)])
     assert (into_today["accepted"], into_today["duplicates"]) == (0, 50)
@@ -118,7 +118,7 @@ def test_a_missing_index_is_rebuilt_from_hot_and_sealed_rows(settings: Settings,
     from every stored row, hot and sealed, before the first ingest is answered."""
     service = Loopwatch(settings)
     _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(30)])
-    _ingest(service, braking_model, [braking_record(100 + i, NOW - timedelta(seconds=i)) for i in range(10)])
+    _ingest(service, braking_model, [braking_record(100 + i, earlier_today(timedelta(seconds=i))) for i in range(10)])
     service.store.seal()
     service.close()
     shutil.rmtree(settings.data_dir / "ids")
@@ -161,7 +161,7 @@ def test_an_id_whose_row_was_dropped_can_be_stored_again(service: Loopwatch, bra
     documented recovery (re-ingest that window) stores its ids again instead of calling them
     resends."""
     _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(20)])
-    _ingest(service, braking_model, [braking_record(100, NOW)])
+    _ingest(service, braking_model, [braking_record(100, earlier_today())])
     sealed = service.store.seal()
     path = Path(sealed[0].path)
     service.store.drop_sealed_file(str(path.relative_to(service.settings.sealed_dir)))
