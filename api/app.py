@@ -185,6 +185,16 @@ def create_app(
             if background and settings.memory_release_interval_seconds > 0
             else None
         )
+        # DuckDB's cached table blocks evicted between monitor runs (Database.release_cache).
+        cache_release = (
+            Periodic(
+                "loopwatch-duckdb-cache-release",
+                settings.duckdb_cache_release_interval_seconds,
+                service.release_duckdb_cache,
+            )
+            if background and settings.duckdb_cache_release_interval_seconds > 0
+            else None
+        )
         # Sealed files re-hashed against the catalog: once shortly after start, then every
         # verify_interval_seconds, throttled; damage shows on /readyz and in every read needing it.
         verification = (
@@ -252,6 +262,8 @@ def create_app(
             wal_checkpoint.start()
         if memory_release:
             memory_release.start()
+        if cache_release:
+            cache_release.start()
         if verification:
             verification.start()
         if scheduler:
@@ -280,6 +292,8 @@ def create_app(
                 wal_checkpoint.stop()
             if memory_release:
                 memory_release.stop()
+            if cache_release:
+                cache_release.stop()
             service.store.stop_verification()
             if verification:
                 verification.stop()

@@ -266,6 +266,8 @@ class Database:
             raise
         # Partition dates and windows are UTC whatever the host's zone (ICU loads after connect).
         self._con.execute("SET GLOBAL TimeZone = 'UTC'").fetchall()
+        # Restored after every cache release: the configured limit as given, or DuckDB's default.
+        self._memory_limit = memory_limit
         self.path = path
         self.write_lock = threading.RLock()
         self._migrate()
@@ -355,6 +357,35 @@ class Database:
                 log.info("WAL checkpoint deferred: %s", exc)
                 return False
         return True
+
+    def release_cache(self, reserve_bytes: int) -> int:
+        """Evict the table blocks DuckDB keeps cached; returns the bytes of them released.
+
+        DuckDB keeps every block it has checkpointed or read (``BASE_TABLE`` in
+        ``duckdb_memory()``) until ``memory_limit``, so a 256MB pool swung the server's RSS by
+        ±50 MB with where checkpoints and monitor scans fell. Lowering the limit is DuckDB's only
+        eviction trigger besides allocation pressure (its buffer pool evicts unpinned blocks to
+        fit a new limit): set it to what is in use minus the cached blocks plus
+        ``reserve_bytes``, then restore it at once. Under the write lock, so no ingest or
+        checkpoint allocates meanwhile; a concurrent read has ``reserve_bytes`` of headroom for
+        the few milliseconds the lower limit lasts (the caller also waits for monitor runs to be
+        idle). A pinned block (a scan in progress) is simply not evicted."""
+        with self.write_lock:
+            if self._con is None:
+                return 0
+            before = self.memory_by_tag()
+            cached = before.get("base_table", 0)
+            if cached <= reserve_bytes:
+                return 0
+            target = sum(before.values()) - cached + reserve_bytes
+            try:
+                self.query(f"SET memory_limit = '{int(target)}B'")
+            finally:
+                if self._memory_limit:
+                    self.query("SET memory_limit = ?", [self._memory_limit])
+                else:
+                    self.query("RESET memory_limit")
+            return max(cached - self.memory_by_tag().get("base_table", 0), 0)
 
     def close(self) -> None:
         with self.write_lock:

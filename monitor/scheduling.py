@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -52,6 +53,7 @@ class RunOutcome:
 
 
 Subscriber = Callable[[RunOutcome], None]
+T = TypeVar("T")
 ReferenceFreeze = Callable[[str, str], datetime | None]
 """(model, monitor) → where the monitor's trailing reference must end for now (``None``: it trails
 freely). The composition root passes the alert store's answer, so the runner needs no alerting."""
@@ -203,6 +205,15 @@ class MonitorRunner:
             # The window's arrays are freed now; hand the heap they leave back to the OS, or
             # every run adds its arena's free memory to the RSS (see monitor.memory).
             release_free_memory()
+
+    def when_idle(self, action: Callable[[], T]) -> T | None:
+        """Run ``action`` only while no monitor run is in progress, holding off new runs until it
+        returns (they wait to register); ``None`` without running it when a run is in progress.
+        For housekeeping that briefly lowers a shared limit, such as the DuckDB cache release."""
+        with self._idle:
+            if self._inflight:
+                return None
+            return action()
 
     def finish_runs(self, grace: float) -> list[str]:
         """At shutdown: start no new runs, wait up to ``grace`` seconds for the runs in progress,

@@ -24,6 +24,10 @@ from monitor.settings import Settings
 from monitor.store import PredictionStore
 from monitor.version import VERSION
 
+# Headroom left to concurrent reads while DuckDB's cache is evicted: a dashboard query or label
+# sync allocates far less than this in the few milliseconds the lower limit lasts.
+CACHE_RELEASE_RESERVE_BYTES = 64 * 1024 * 1024
+
 
 class Loopwatch:
     def __init__(self, settings: Settings, now: Clock = utcnow) -> None:
@@ -76,6 +80,13 @@ class Loopwatch:
         parts["id_index"] = self.store.id_index_memory()
         parts["reference_cache"] = self.evaluator.cache.bytes
         return parts
+
+    def release_duckdb_cache(self) -> int:
+        """Evict DuckDB's cached table blocks while no monitor run is in progress (a run's scan
+        may need the pool's headroom); bytes released, 0 when skipped. Ingest and API reads keep
+        ``CACHE_RELEASE_RESERVE_BYTES`` of headroom meanwhile."""
+        released = self.runner.when_idle(lambda: self.db.release_cache(CACHE_RELEASE_RESERVE_BYTES))
+        return released or 0
 
     def close(self) -> None:
         self.registry.write_version_counts()

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # monitor runs): ingest, sealing and the id index's merges leave freed pages in glibc's arenas
     # between monitor runs (monitor/memory.py; docs/architecture.md, "Flat memory").
     memory_release_interval_seconds: float = Field(default=10, ge=0)
+    # DuckDB's cached table blocks (read or checkpointed) evicted every
+    # duckdb_cache_release_interval_seconds while no monitor run is in progress (0 = never), so
+    # they do not sit in the pool until memory_limit (Database.release_cache).
+    duckdb_cache_release_interval_seconds: float = Field(default=30, ge=0)
     # Drift references (issue 11, flat memory): a reference slice (the window, or one segment
     # value) above reference_sample_rows rows is judged on a uniform sample of that many
     # (detectors/sampling.py; 0 = every row), and prepared references are kept in an LRU of at

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from monitor import memory, scheduling
+from monitor import service as service_module
+from monitor.db import Database
 from monitor.monitors import MonitorSpec
 from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
@@ -153,3 +155,85 @@ def test_the_server_releases_free_memory_on_its_interval_between_monitor_runs(
         assert not any(calls), "the periodic release emptied Arrow's pool (the request-body buffers' pages)"
     else:
         assert not calls and "loopwatch-memory-release" not in names
+
+
+def _cached_table(db: Database) -> int:
+    """Write and checkpoint a ~40 MB table, then read it: its blocks sit in DuckDB's pool."""
+    db.query("CREATE TABLE filler AS SELECT range AS i, random() AS x, md5(range::VARCHAR) AS s FROM range(1500000)")
+    db.checkpoint()
+    db.query("SELECT sum(i), sum(x), max(s) FROM filler")
+    return db.memory_by_tag().get("base_table", 0)
+
+
+@pytest.mark.parametrize("configured", ["256MB", None])
+def test_release_cache_evicts_the_cached_blocks_and_restores_the_limit(tmp_path: Path, configured: str | None) -> None:
+    """Rule: DuckDB's cached table blocks are evicted (BASE_TABLE falls to about the reserve),
+    the memory_limit is exactly as before afterwards (configured or DuckDB's default), and the
+    data still reads the same."""
+    db = Database(tmp_path / "lw.duckdb", memory_limit=configured)
+    try:
+        limit = db.query("SELECT current_setting('memory_limit')")[0][0]
+        cached = _cached_table(db)
+        assert cached > 20e6, f"setup: only {cached} bytes cached"
+        released = db.release_cache(reserve_bytes=1 << 20)
+        assert released > 0.8 * cached
+        assert db.memory_by_tag().get("base_table", 0) < 4e6
+        assert db.query("SELECT current_setting('memory_limit')")[0][0] == limit
+        assert db.query("SELECT count(*), sum(i) FROM filler")[0] == (1500000, 1500000 * 1499999 // 2)
+        assert db.release_cache(reserve_bytes=1 << 30) == 0  # less cached than the reserve: nothing to do
+    finally:
+        db.close()
+
+
+def test_the_cache_is_not_released_while_a_monitor_run_is_in_progress(
+    service: Loopwatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: the release waits for monitor runs to be idle (a run's scan may need the pool's
+    headroom), and a run cannot start while a release holds the limit down."""
+    monkeypatch.setattr(service_module, "CACHE_RELEASE_RESERVE_BYTES", 1 << 20)
+    cached = _cached_table(service.db)
+    started = threading.Event()
+    finish = threading.Event()
+
+    def busy() -> None:  # registers a run in progress the way MonitorRunner._execute does
+        with service.runner._idle:
+            service.runner._inflight["r-1"] = None  # type: ignore[assignment]
+        started.set()
+        finish.wait(10)
+        with service.runner._idle:
+            service.runner._inflight.pop("r-1")
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    started.wait(10)
+    try:
+        assert service.release_duckdb_cache() == 0
+        assert service.db.memory_by_tag().get("base_table", 0) >= 0.8 * cached
+    finally:
+        finish.set()
+        worker.join(10)
+    assert service.release_duckdb_cache() > 0.8 * cached
+
+
+@pytest.mark.parametrize("interval", [0.05, 0.0])
+def test_the_server_releases_duckdbs_cache_on_its_interval(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, interval: float
+) -> None:
+    """Rule: a running server evicts DuckDB's cached blocks every
+    duckdb_cache_release_interval_seconds; 0 turns the job off."""
+    from fastapi.testclient import TestClient
+
+    from api import app as app_module
+
+    calls: list[int] = []
+    monkeypatch.setattr(Loopwatch, "release_duckdb_cache", lambda self: calls.append(1) or 0)
+    configured = settings.model_copy(update={"duckdb_cache_release_interval_seconds": interval})
+    with TestClient(app_module.create_app(configured, background=True)):
+        deadline = time.monotonic() + 10
+        while interval and len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        names = {t.name for t in threading.enumerate()}
+    if interval:
+        assert len(calls) >= 3 and "loopwatch-duckdb-cache-release" in names
+    else:
+        assert not calls and "loopwatch-duckdb-cache-release" not in names
