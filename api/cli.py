@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from api.cli_gate import gate_app
 from monitor.errors import LoopwatchError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ app.add_typer(monitors_app, name="monitors")
 store_app = typer.Typer(help="Sealed Parquet files: verify against the catalog, drop a damaged one.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(store_app, name="store")
+app.add_typer(gate_app, name="gate")
 
 console = Console(stderr=True)
 out = Console()
@@ -370,13 +372,25 @@ def dataset_build(
     strategy: Annotated[str | None, typer.Option(help="Only samples routed by this strategy.")] = None,
     entity_key: Annotated[str | None, typer.Option(help="Segment/feature naming the entity for splits.")] = None,
     include_review: Annotated[bool, typer.Option(help="Include samples whose annotators disagreed.")] = False,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="routed: annotated routed samples; labelled: every prediction in --from/--to with a current "
+            "label (any authority); all: both, one row per prediction. labelled and all need --from and --to."
+        ),
+    ] = "routed",
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Build the next immutable version of a training set from annotated samples."""
-    from labeling.curation import BuildRequest
+    """Build the next immutable version of a training set from annotated samples, or (--source
+    labelled|all) from every labelled prediction of a window."""
+    from labeling.curation import SOURCES, BuildRequest, Source
     from monitor.clock import parse_time
 
+    if source not in SOURCES:
+        console.print(f"[red]error:[/red] --source must be one of {', '.join(SOURCES)} (got {source!r})")
+        raise typer.Exit(2)
+    selected: Source = source  # type: ignore[assignment]  # checked against SOURCES just above
     service, store = _datasets(_settings(data_dir, config))
     try:
         manifest = store.build(
@@ -389,6 +403,7 @@ def dataset_build(
                 entity_key=entity_key,
                 include_review=include_review,
                 created_by="cli",
+                source=selected,
             )
         )
     except LoopwatchError as exc:

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     label_studio_url: str | None = None
     label_studio_token: SecretStr | None = None
     label_studio_webhook_secret: SecretStr | None = None  # header X-Loopwatch-Webhook-Secret on webhooks
+    # Release-gate reports (gates/signing.py): an HMAC secret, or an Ed25519 private key (PEM) to
+    # sign with and a public key to verify with (auditors need only the public key).
+    gate_signing_key: SecretStr | None = None
+    gate_signing_key_file: Path | None = None
+    gate_verify_key_file: Path | None = None
     labeling_sync_interval_seconds: int = Field(default=60, ge=1)
     labeling_daily_budget: int = Field(default=500, ge=0)
     labeling_auto_route_budget: int = Field(default=20, ge=0)  # samples routed when an alert fires; 0 = off

@@ -1,0 +1,1 @@
+"""Release gates: a performance specification judged on a curated set (ship / no-ship)."""

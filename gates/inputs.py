@@ -1,0 +1,216 @@
+"""The inputs of a gate run, read and checked: a dataset version and the prediction files.
+
+A dataset version is read straight from its folder (``datasets/NAME/v=N/``: manifest plus
+Parquet files), so a gate runs whether or not a server holds the data directory, and every file
+is checked against the manifest's sha256 first: a gate never judges altered data. The candidate
+(and champion) files hold ``prediction_id, prediction`` (and optionally ``score``) for the
+dataset's rows, as Parquet, CSV or JSON lines; every labelled row of the evaluation set must
+have a prediction, and an id may appear once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from gates.evaluate import MISSING, EvaluationSet
+from gates.spec import LONGTAIL_SLICE, GateSpec
+from monitor.errors import FieldError, InvalidInput, NotFound
+from monitor.files import sha256_file
+from monitor.names import DATASET_NAME
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    name: str
+    version: int
+    folder: Path
+    manifest: dict[str, Any]
+    manifest_sha256: str
+    table: pa.Table
+
+
+def parse_dataset_ref(ref: str) -> tuple[str, int]:
+    """``NAME@VERSION`` → (name, version)."""
+    name, sep, version = ref.partition("@")
+    if not sep or not version.isdigit() or not DATASET_NAME.match(name):
+        raise InvalidInput(
+            "dataset reference is not valid",
+            [FieldError(field="dataset", reason=f"expected NAME@VERSION, e.g. braking-fn@3 (got {ref!r})")],
+        )
+    return name, int(version)
+
+
+def read_dataset(datasets_root: Path, ref: str) -> DatasetVersion:
+    """A published dataset version, every file checked against its manifest."""
+    name, version = parse_dataset_ref(ref)
+    folder = datasets_root / name / f"v={version}"
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise NotFound(f"no dataset version {name}@{version} under {datasets_root}")
+    manifest = json.loads(manifest_path.read_text())
+    parts = []
+    for entry in manifest["files"]:
+        path = folder / entry["path"]
+        if not path.is_file() or sha256_file(path) != entry["sha256"]:
+            raise InvalidInput(
+                f"dataset {name}@{version} was altered or is incomplete",
+                [FieldError(field=entry["path"], reason="missing, or its sha256 differs from the manifest")],
+            )
+        parts.append(pq.read_table(path))
+    table = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+    return DatasetVersion(name, version, folder, manifest, sha256_file(manifest_path), table)
+
+
+def read_predictions(path: Path, role: str) -> pa.Table:
+    """A candidate or champion file: Parquet, CSV or JSON lines with ``prediction_id`` and
+    ``prediction`` columns."""
+    if not path.is_file():
+        raise InvalidInput(f"{role} file not found", [FieldError(field=role, reason=f"no file at {path}")])
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
+    try:
+        if suffix in (".parquet", ".pq"):
+            table = pq.read_table(path)
+        elif suffix in (".csv", ".csv.gz"):
+            table = pacsv.read_csv(
+                path,
+                convert_options=pacsv.ConvertOptions(column_types={"prediction_id": pa.string()}),
+            )
+        elif suffix in (".jsonl", ".ndjson"):
+            table = pajson.read_json(path)
+        else:
+            raise InvalidInput(
+                f"{role} file type is not supported",
+                [FieldError(field=role, reason=f"use .parquet, .csv or .jsonl (got {path.name})")],
+            )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"{role} file cannot be read", [FieldError(field=role, reason=str(exc))]) from None
+    missing = [c for c in ("prediction_id", "prediction") if c not in table.column_names]
+    if missing:
+        raise InvalidInput(
+            f"{role} file lacks required columns",
+            [FieldError(field=c, reason=f"{role} files need prediction_id and prediction") for c in missing],
+        )
+    return table
+
+
+def _task_of(dataset: DatasetVersion, spec: GateSpec) -> str:
+    declared = dataset.manifest.get("task")
+    if declared in ("binary", "multiclass", "regression"):
+        return str(declared)
+    label_type = dataset.table.schema.field("label").type
+    if pa.types.is_floating(label_type) or pa.types.is_integer(label_type):
+        return "regression"
+    classes = dataset.manifest.get("classes") or list(dataset.manifest.get("class_counts", {}))
+    return "binary" if len(classes) <= 2 and spec.positive_class else "multiclass"
+
+
+def evaluation_set(
+    spec: GateSpec, dataset: DatasetVersion, candidate: pa.Table, champion: pa.Table | None
+) -> EvaluationSet:
+    """Align the dataset's labelled rows with the prediction files, checking everything a user
+    can get wrong: the model, the slices, the splits, the champion, missing or repeated ids."""
+    problems: list[FieldError] = []
+    if dataset.manifest.get("model") != spec.model:
+        problems.append(
+            FieldError(
+                field="model",
+                reason=f"the spec is for {spec.model!r} but dataset {dataset.name}@{dataset.version} "
+                f"holds {dataset.manifest.get('model')!r}",
+            )
+        )
+    table = dataset.table
+    for name in spec.slices:
+        if name == LONGTAIL_SLICE:
+            continue
+        if name not in table.column_names:
+            problems.append(FieldError(field=f"slices.{name}", reason="not a column of the dataset"))
+    if spec.needs_champion and champion is None:
+        problems.append(FieldError(field="champion", reason="a non_inferiority criterion needs --champion"))
+    task = _task_of(dataset, spec)
+    positive = spec.positive_class or dataset.manifest.get("positive_class")
+    for i, criterion in enumerate(spec.criteria):
+        if task == "regression" and criterion.metric != "mae":
+            problems.append(FieldError(field=f"criteria.{i}.metric", reason="a regression model is judged on mae"))
+        if task != "regression" and criterion.metric == "mae":
+            problems.append(FieldError(field=f"criteria.{i}.metric", reason="mae is for regression models"))
+        if task == "multiclass" and criterion.metric != "accuracy" and not criterion.class_:
+            problems.append(FieldError(field=f"criteria.{i}.class", reason="multiclass rates need class: NAME"))
+        if task == "binary" and criterion.metric != "accuracy" and not (criterion.class_ or positive):
+            problems.append(FieldError(field="positive_class", reason="a binary model's rates need positive_class"))
+    if problems:
+        raise InvalidInput("the gate cannot judge these inputs", problems)
+
+    if spec.splits is not None and "split" in table.column_names:
+        table = table.filter(pc.is_in(table.column("split"), pa.array(spec.splits)))
+    table = table.filter(pc.is_valid(table.column("label")))
+    if table.num_rows == 0:
+        raise InvalidInput(
+            "no labelled rows to judge",
+            [FieldError(field="dataset", reason=f"{dataset.name}@{dataset.version} has none in splits {spec.splits}")],
+        )
+    ids = table.column("prediction_id").cast(pa.string())
+    cand = _aligned(ids, candidate, "candidate", task)
+    champ = _aligned(ids, champion, "champion", task) if champion is not None else None
+    labels = table.column("label").to_numpy(zero_copy_only=False)
+    labels = labels.astype(np.float64) if task == "regression" else labels.astype(str)
+    slices: dict[str, np.ndarray] = {}
+    for name in spec.slices:
+        column = "split" if name == LONGTAIL_SLICE else name
+        values = table.column(column).cast(pa.string()).fill_null(MISSING) if column in table.column_names else None
+        slices[name] = (
+            np.asarray(values.to_pylist(), dtype=object) if values is not None else np.full(table.num_rows, MISSING)
+        )
+    return EvaluationSet(task, labels, cand, champ, slices, positive)  # type: ignore[arg-type]
+
+
+def _aligned(ids: pa.ChunkedArray, predictions: pa.Table, role: str, task: str) -> np.ndarray:
+    """``predictions``' prediction per id, in the order of ``ids``; every id needed, once."""
+    their_ids = predictions.column("prediction_id").cast(pa.string())
+    counts = pc.value_counts(their_ids)
+    repeated = [v.as_py() for v, n in zip(counts.field("values"), counts.field("counts"), strict=True) if n.as_py() > 1]
+    if repeated:
+        raise InvalidInput(
+            f"{role} file repeats prediction ids",
+            [
+                FieldError(
+                    field="prediction_id", reason=f"{len(repeated)} ids appear more than once, e.g. {repeated[:3]}"
+                )
+            ],
+        )
+    index = pc.index_in(ids, value_set=their_ids)
+    if index.null_count:
+        absent = pc.filter(ids, pc.is_null(index)).to_pylist()
+        raise InvalidInput(
+            f"{role} file lacks predictions for dataset rows",
+            [
+                FieldError(
+                    field="prediction_id",
+                    reason=f"{len(absent)} of the {len(ids)} rows judged have no prediction, e.g. {absent[:3]}",
+                )
+            ],
+        )
+    column = pc.take(predictions.column("prediction"), index)
+    if column.null_count:
+        raise InvalidInput(
+            f"{role} file has empty predictions",
+            [FieldError(field="prediction", reason=f"{column.null_count} of the rows judged have no prediction")],
+        )
+    if task == "regression":
+        try:
+            return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InvalidInput(
+                f"{role} predictions are not numbers",
+                [FieldError(field="prediction", reason="a regression model's predictions must be numeric")],
+            ) from None
+    return np.asarray(column.cast(pa.string()).to_pylist(), dtype=str)
