@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/window_scan.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/performance_quality.py
+	$(PY) bench/gate_validity.py
 	$(PY) bench/estimated_performance.py
 	$(PY) bench/multivariate_drift.py
 	$(PY) bench/embedding_scan.py
