@@ -384,13 +384,14 @@ def dataset_build(
 ) -> None:
     """Build the next immutable version of a training set from annotated samples, or (--source
     labelled|all) from every labelled prediction of a window."""
+    from typing import cast
+
     from labeling.curation import SOURCES, BuildRequest, Source
     from monitor.clock import parse_time
 
     if source not in SOURCES:
         console.print(f"[red]error:[/red] --source must be one of {', '.join(SOURCES)} (got {source!r})")
         raise typer.Exit(2)
-    selected: Source = source  # type: ignore[assignment]  # checked against SOURCES just above
     service, store = _datasets(_settings(data_dir, config))
     try:
         manifest = store.build(
@@ -403,7 +404,7 @@ def dataset_build(
                 entity_key=entity_key,
                 include_review=include_review,
                 created_by="cli",
-                source=selected,
+                source=cast(Source, source),
             )
         )
     except LoopwatchError as exc:

@@ -1,4 +1,4 @@
-"""Curated, versioned training sets built from annotated samples."""
+"""Curated, versioned training sets built from annotated samples or a window's labelled predictions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, ReadKey
 from api.params import parse_window
-from labeling.curation import BuildRequest, DatasetStore
+from labeling.curation import BuildRequest, DatasetStore, Source
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -23,6 +23,11 @@ class DatasetCreate(BaseModel):
     strategy: str | None = None
     entity_key: str | None = Field(default=None, description="segment/feature naming the entity for splits")
     include_review: bool = False
+    source: Source = Field(
+        default="routed",
+        description="routed: annotated routed samples (default); labelled: every prediction in [start, end) "
+        "with a current label, any authority; all: both, one row per prediction. labelled/all need start and end.",
+    )
 
 
 def _store(request: Request) -> DatasetStore:
@@ -42,6 +47,7 @@ async def build(body: DatasetCreate, request: Request, principal: AdminKey) -> d
         entity_key=body.entity_key,
         include_review=body.include_review,
         created_by=principal.id,
+        source=body.source,
     )
     return await run_in_threadpool(lambda: _store(request).build(req))
 
