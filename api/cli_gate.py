@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from gates.signing import SigningKeys
 
 gate_app = typer.Typer(help="Release gates: judge a candidate model version against a spec.", no_args_is_help=True)
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # paths and reasons stay on one line (grep-able in CI logs)
+out = Console(soft_wrap=True)
 
 
 def _keys_and_root(data_dir: Path | None, config: Path | None) -> tuple[SigningKeys, Path]:
@@ -37,7 +37,8 @@ def _keys_and_root(data_dir: Path | None, config: Path | None) -> tuple[SigningK
     except (ValidationError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
-    secret = settings.gate_signing_key.get_secret_value().encode() if settings.gate_signing_key else None
+    secret_text = settings.gate_signing_key.get_secret_value() if settings.gate_signing_key else ""
+    secret = secret_text.encode() if secret_text else None  # an empty value means "no key"
     keys = SigningKeys(secret, settings.gate_signing_key_file, settings.gate_verify_key_file)
     return keys, settings.data_dir / "datasets"
 

@@ -138,6 +138,13 @@ def evaluation_set(
         problems.append(FieldError(field="champion", reason="a non_inferiority criterion needs --champion"))
     task = _task_of(dataset, spec)
     positive = spec.positive_class or dataset.manifest.get("positive_class")
+    classes = dataset.manifest.get("classes") or []
+    for i, criterion in enumerate(spec.criteria):
+        named = criterion.class_ or (positive if task == "binary" else None)
+        if classes and named and named not in classes:
+            problems.append(
+                FieldError(field=f"criteria.{i}", reason=f"{named!r} is not a class of the model ({classes})")
+            )
     for i, criterion in enumerate(spec.criteria):
         if task == "regression" and criterion.metric != "mae":
             problems.append(FieldError(field=f"criteria.{i}.metric", reason="a regression model is judged on mae"))
@@ -147,20 +154,20 @@ def evaluation_set(
             problems.append(FieldError(field=f"criteria.{i}.class", reason="multiclass rates need class: NAME"))
         if task == "binary" and criterion.metric != "accuracy" and not (criterion.class_ or positive):
             problems.append(FieldError(field="positive_class", reason="a binary model's rates need positive_class"))
-    if problems:
-        raise InvalidInput("the gate cannot judge these inputs", problems)
-
     if spec.splits is not None and "split" in table.column_names:
         table = table.filter(pc.is_in(table.column("split"), pa.array(spec.splits)))
     table = table.filter(pc.is_valid(table.column("label")))
     if table.num_rows == 0:
-        raise InvalidInput(
-            "no labelled rows to judge",
-            [FieldError(field="dataset", reason=f"{dataset.name}@{dataset.version} has none in splits {spec.splits}")],
+        problems.append(
+            FieldError(
+                field="dataset", reason=f"{dataset.name}@{dataset.version} has no labelled rows in {spec.splits}"
+            )
         )
     ids = table.column("prediction_id").cast(pa.string())
-    cand = _aligned(ids, candidate, "candidate", task)
-    champ = _aligned(ids, champion, "champion", task) if champion is not None else None
+    cand = _aligned(ids, candidate, "candidate", task, problems)
+    champ = _aligned(ids, champion, "champion", task, problems) if champion is not None else None
+    if problems or cand is None:
+        raise InvalidInput("the gate cannot judge these inputs", problems)
     labels = table.column("label").to_numpy(zero_copy_only=False)
     labels = labels.astype(np.float64) if task == "regression" else labels.astype(str)
     slices: dict[str, np.ndarray] = {}
@@ -173,44 +180,43 @@ def evaluation_set(
     return EvaluationSet(task, labels, cand, champ, slices, positive)  # type: ignore[arg-type]
 
 
-def _aligned(ids: pa.ChunkedArray, predictions: pa.Table, role: str, task: str) -> np.ndarray:
-    """``predictions``' prediction per id, in the order of ``ids``; every id needed, once."""
+def _aligned(
+    ids: pa.ChunkedArray, predictions: pa.Table, role: str, task: str, problems: list[FieldError]
+) -> np.ndarray | None:
+    """``predictions``' prediction per id, in the order of ``ids``; every id needed, once.
+    What is wrong goes to ``problems`` (``None`` returned), so every mistake is reported at once."""
     their_ids = predictions.column("prediction_id").cast(pa.string())
     counts = pc.value_counts(their_ids)
     repeated = [v.as_py() for v, n in zip(counts.field("values"), counts.field("counts"), strict=True) if n.as_py() > 1]
     if repeated:
-        raise InvalidInput(
-            f"{role} file repeats prediction ids",
-            [
-                FieldError(
-                    field="prediction_id", reason=f"{len(repeated)} ids appear more than once, e.g. {repeated[:3]}"
-                )
-            ],
+        problems.append(
+            FieldError(
+                field=f"{role}.prediction_id", reason=f"{len(repeated)} ids appear more than once, e.g. {repeated[:3]}"
+            )
         )
+        return None
     index = pc.index_in(ids, value_set=their_ids)
     if index.null_count:
         absent = pc.filter(ids, pc.is_null(index)).to_pylist()
-        raise InvalidInput(
-            f"{role} file lacks predictions for dataset rows",
-            [
-                FieldError(
-                    field="prediction_id",
-                    reason=f"{len(absent)} of the {len(ids)} rows judged have no prediction, e.g. {absent[:3]}",
-                )
-            ],
+        problems.append(
+            FieldError(
+                field=f"{role}.prediction_id",
+                reason=f"{len(absent)} of the {len(ids)} rows judged have no prediction, e.g. {absent[:3]}",
+            )
         )
+        return None
     column = pc.take(predictions.column("prediction"), index)
     if column.null_count:
-        raise InvalidInput(
-            f"{role} file has empty predictions",
-            [FieldError(field="prediction", reason=f"{column.null_count} of the rows judged have no prediction")],
+        problems.append(
+            FieldError(field=f"{role}.prediction", reason=f"{column.null_count} of the rows judged have no prediction")
         )
+        return None
     if task == "regression":
         try:
             return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InvalidInput(
-                f"{role} predictions are not numbers",
-                [FieldError(field="prediction", reason="a regression model's predictions must be numeric")],
-            ) from None
+            problems.append(
+                FieldError(field=f"{role}.prediction", reason="a regression model's predictions must be numbers")
+            )
+            return None
     return np.asarray(column.cast(pa.string()).to_pylist(), dtype=str)
