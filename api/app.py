@@ -20,6 +20,7 @@ from api.routes import (
     alerts,
     dashboards,
     datasets,
+    gates,
     health,
     keys,
     labeling,
@@ -31,6 +32,8 @@ from api.routes import (
     store,
 )
 from api.version import VERSION
+from gates.runs import GateRunStore
+from gates.signing import keys_from_settings
 from labeling.curation import DatasetStore
 from labeling.queue import LabelingQueue, RouteRequest
 from labeling.routing import strategy_for_alert, why_labels_cannot_help
@@ -223,6 +226,9 @@ def create_app(
         label_sync = make_label_sync(service, settings)
         app.state.label_sync = label_sync
         app.state.datasets = DatasetStore(service, now)
+        app.state.gate_runs = GateRunStore(
+            settings.data_dir / "gates", settings.data_dir / "datasets", keys_from_settings(settings)
+        )
         labeling_loop = (
             Periodic(
                 "loopwatch-labeling-sync",
@@ -328,6 +334,7 @@ def create_app(
         alerts.router,
         labeling.router,
         datasets.router,
+        gates.router,
         reports.router,
         keys.router,
         store.router,

@@ -29,7 +29,7 @@ out = Console(soft_wrap=True)
 def _keys_and_root(data_dir: Path | None, config: Path | None) -> tuple[SigningKeys, Path]:
     from pydantic import ValidationError
 
-    from gates.signing import SigningKeys
+    from gates.signing import keys_from_settings
     from monitor.settings import load_settings
 
     try:
@@ -37,10 +37,7 @@ def _keys_and_root(data_dir: Path | None, config: Path | None) -> tuple[SigningK
     except (ValidationError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
-    secret_text = settings.gate_signing_key.get_secret_value() if settings.gate_signing_key else ""
-    secret = secret_text.encode() if secret_text else None  # an empty value means "no key"
-    keys = SigningKeys(secret, settings.gate_signing_key_file, settings.gate_verify_key_file)
-    return keys, settings.data_dir / "datasets"
+    return keys_from_settings(settings), settings.data_dir / "datasets"
 
 
 def _usage_error(exc: LoopwatchError) -> None:
@@ -78,9 +75,10 @@ def gate_evaluate(
     counts = run.report["result"]["summary"]
     out.print(f"  {counts['pass']} passed, {counts['fail']} failed, {counts['insufficient']} undecided")
     for check in result.failing:
-        out.print(f"  [red]fails[/red] {check.label} on {check.slice}={check.value}: {check.reason}")
+        out.print(f"  [red]fails[/red] {check.label} on {check.where}: {check.reason}")
     for request in result.requests[:10]:
-        out.print(f"  needs {request.rows} more labelled rows in {request.slice}={request.value}")
+        where = "all" if request.slice == "all" else f"{request.slice}={request.value}"
+        out.print(f"  needs {request.rows} more labelled rows in {where}")
     signed = f", signed ({written.signature.scheme})" if written.signature else ""
     out.print(f"  report: {written.directory / 'report.html'}{signed}")
     raise typer.Exit(written.exit_code)

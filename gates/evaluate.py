@@ -97,6 +97,11 @@ class Check:
     p_fail_holm: float | None = None
     more_rows_needed: int | None = None  # labelled rows of this slice that would decide it
 
+    @property
+    def where(self) -> str:
+        """``all`` or ``region=us``."""
+        return OVERALL if self.slice == OVERALL else f"{self.slice}={self.value}"
+
     def to_dict(self) -> dict[str, object]:
         cleaned = _clean(asdict(self))
         assert isinstance(cleaned, dict)
@@ -131,7 +136,7 @@ class GateResult:
             "rows": self.rows,
             "alpha": self.alpha,
             "summary": {j: sum(1 for c in self.checks if c.judgement == j) for j in ("pass", "fail", "insufficient")},
-            "failing": [f"{c.label} [{c.slice}={c.value}]" for c in self.failing],
+            "failing": [f"{c.label} [{c.where}]" for c in self.failing],
             "checks": [c.to_dict() for c in self.checks],
             "sample_requests": [_clean(asdict(r)) for r in self.requests],
         }

@@ -19,11 +19,14 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
 
 Scheme = Literal["hmac-sha256", "ed25519"]
 
@@ -100,6 +103,12 @@ class SigningKeys:
                 return "the signature does not match"
             return None
         return f"unknown signature scheme {signature.scheme!r}"
+
+
+def keys_from_settings(settings: Settings) -> SigningKeys:
+    """The keys configured for this installation (an empty secret means none)."""
+    secret = settings.gate_signing_key.get_secret_value() if settings.gate_signing_key else ""
+    return SigningKeys(secret.encode() or None, settings.gate_signing_key_file, settings.gate_verify_key_file)
 
 
 def _key_id(material: bytes) -> str:

@@ -1,0 +1,94 @@
+"""Release gates over the API: ``POST /v1/gates`` judges a candidate, ``GET /v1/gates`` lists runs.
+
+The response of ``POST`` is the contract a deployment system reads: ``verdict`` (``ship``,
+``no_ship``, ``insufficient_evidence``), ``exit_code`` (0, 1, 3 — the CLI's), ``failing``
+(criterion and slice) and ``sample_requests`` (labelled rows per slice that would decide what is
+undecided). A run is created (201) whatever its verdict; input mistakes are 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import yaml
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import AdminKey, ReadKey
+from gates.runs import GateRunStore
+
+router = APIRouter(prefix="/v1/gates", tags=["gates"])
+
+
+class PredictionRow(BaseModel):
+    prediction_id: str = Field(min_length=1, max_length=512)
+    prediction: str | float
+    score: float | None = None
+
+
+class GateCreate(BaseModel):
+    spec: str | dict[str, Any] = Field(description="the specification: YAML text or the same as a JSON object")
+    dataset: str = Field(description="NAME@VERSION of a dataset version")
+    candidate: list[PredictionRow] = Field(min_length=1)
+    champion: list[PredictionRow] | None = None
+
+
+def _table(rows: list[PredictionRow]) -> pa.Table:
+    predictions = [r.prediction for r in rows]
+    numeric = all(isinstance(p, float | int) for p in predictions)
+    return pa.table(
+        {
+            "prediction_id": pa.array([r.prediction_id for r in rows], pa.string()),
+            "prediction": pa.array(predictions, pa.float64() if numeric else pa.string())
+            if numeric
+            else pa.array([str(p) for p in predictions], pa.string()),
+            "score": pa.array([r.score for r in rows], pa.float64()),
+        }
+    )
+
+
+def _runs(request: Request) -> GateRunStore:
+    return request.app.state.gate_runs
+
+
+@router.post("", status_code=201)
+async def create(body: GateCreate, request: Request, principal: AdminKey) -> dict[str, Any]:
+    """Judge the candidate on the dataset version against the spec; the run's summary."""
+    spec_text = body.spec if isinstance(body.spec, str) else yaml.safe_dump(body.spec, sort_keys=False)
+    candidate = _table(body.candidate)
+    champion = _table(body.champion) if body.champion else None
+    store = _runs(request)
+    result = await run_in_threadpool(
+        lambda: store.create(spec_text, body.dataset, candidate, champion, datetime.now(UTC))
+    )
+    request.app.state.service.audit.record(
+        principal.id, "gate.evaluated", result["id"], {"verdict": result["verdict"], "dataset": result["dataset"]}
+    )
+    return result
+
+
+@router.get("")
+def list_runs(
+    request: Request,
+    _: ReadKey,
+    model: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    """Gate runs, newest first (optionally of one model)."""
+    return _runs(request).list(model, limit)
+
+
+@router.get("/{run_id}")
+def show(run_id: str, request: Request, _: ReadKey) -> dict[str, Any]:
+    """The run's full report.json."""
+    return _runs(request).report(run_id)
+
+
+@router.get("/{run_id}/report.html")
+def report_html(run_id: str, request: Request, _: ReadKey) -> FileResponse:
+    """The run's readable report (self-contained HTML)."""
+    return FileResponse(_runs(request).html_path(run_id), media_type="text/html")

@@ -1,0 +1,108 @@
+"""POST /v1/gates judges a candidate and records the run; GET lists and shows runs (issue 13)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from typer.testing import CliRunner
+
+from api.cli import app as cli_app
+from tests.conftest import Api, braking_record
+
+SPEC = {
+    "name": "braking-release",
+    "model": "harsh-braking",
+    "positive_class": "brake",
+    "criteria": [{"metric": "recall", "min": 0.8}, {"metric": "recall", "non_inferiority": 0.05}],
+    "slices": ["region"],
+    "min_samples": 50,
+}
+
+
+def _dataset(api: Api, rows: int = 600) -> dict[str, str]:
+    """Predictions in two regions with the owner's labels, built into gate-set@1; labels by id."""
+    rng = np.random.default_rng(1)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    records = [
+        braking_record(i, start + timedelta(seconds=i), segments={"region": "eu" if i % 3 else "us", "firmware": "3"})
+        for i in range(rows)
+    ]
+    api.client.post("/v1/models/harsh-braking/predictions", json=records, headers=api.ingest).raise_for_status()
+    truth = {f"p-{i}": ("brake" if rng.random() < 0.5 else "none") for i in range(rows)}
+    labels = [{"prediction_id": k, "label": v} for k, v in truth.items()]
+    api.client.post("/v1/models/harsh-braking/labels", json=labels, headers=api.ingest).raise_for_status()
+    window = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+    body = {"model": "harsh-braking", "name": "gate-set", "source": "labelled", **window}
+    api.client.post("/v1/datasets", json=body, headers=api.admin).raise_for_status()
+    return truth
+
+
+def _rows(truth: dict[str, str], recall: float, seed: int) -> list[dict[str, str]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for pid, label in truth.items():
+        hit = rng.random() < (recall if label == "brake" else 0.03)
+        out.append({"prediction_id": pid, "prediction": "brake" if hit else "none"})
+    return out
+
+
+def test_a_gate_run_over_the_api_is_judged_recorded_and_listed(api: Api) -> None:
+    """Rule: POST /v1/gates answers 201 with the verdict and exit code a deployment system reads,
+    for ship and no-ship alike; the run is listed newest first, its report.json and report.html
+    are served, and its directory verifies on its own (inputs kept beside the report)."""
+    truth = _dataset(api)
+    body = {
+        "spec": SPEC,
+        "dataset": "gate-set@1",
+        "candidate": _rows(truth, 0.97, 1),
+        "champion": _rows(truth, 0.95, 2),
+    }
+    shipped = api.client.post("/v1/gates", json=body, headers=api.admin)
+    assert shipped.status_code == 201, shipped.text
+    assert shipped.json()["verdict"] == "ship" and shipped.json()["exit_code"] == 0
+    broken = api.client.post("/v1/gates", json={**body, "candidate": _rows(truth, 0.5, 3)}, headers=api.admin)
+    assert broken.status_code == 201 and broken.json()["verdict"] == "no_ship" and broken.json()["exit_code"] == 1
+    assert "recall ≥ 0.8 [all]" in broken.json()["failing"]
+    listed = api.client.get("/v1/gates", headers=api.read).json()
+    assert [r["id"] for r in listed] == [broken.json()["id"], shipped.json()["id"]]
+    report = api.client.get(f"/v1/gates/{shipped.json()['id']}", headers=api.read).json()
+    assert report["verdict"] == "ship" and report["inputs"]["champion"]["sha256"]
+    page = api.client.get(f"/v1/gates/{shipped.json()['id']}/report.html", headers=api.read)
+    assert page.status_code == 200 and "braking-release" in page.text
+    data_dir = api.client.app.state.service.settings.data_dir  # type: ignore[attr-defined]
+    verified = CliRunner().invoke(cli_app, ["gate", "verify", str(data_dir / "gates" / shipped.json()["id"])])
+    assert verified.exit_code == 0, verified.output
+    audit = api.client.app.state.service.db.query("SELECT count(*) FROM audit_log WHERE action = 'gate.evaluated'")  # type: ignore[attr-defined]
+    assert audit == [(2,)]
+
+
+def test_gate_input_mistakes_are_422_naming_the_field_and_leave_no_run(api: Api) -> None:
+    """Rule: a bad spec, an unknown dataset, or a candidate missing rows is a 422 with the field
+    and reason; read keys cannot create runs; nothing is recorded."""
+    truth = _dataset(api, rows=300)
+    rows = _rows(truth, 0.97, 1)
+    bad_spec = {**SPEC, "criteria": [{"metric": "recall", "min": 1.5}]}
+    r = api.client.post(
+        "/v1/gates", json={"spec": bad_spec, "dataset": "gate-set@1", "candidate": rows}, headers=api.admin
+    )
+    assert r.status_code == 422 and "criteria.0" in {e["field"] for e in r.json()["error"]["errors"]}
+    r = api.client.post(
+        "/v1/gates", json={"spec": "criteria: [", "dataset": "gate-set@1", "candidate": rows}, headers=api.admin
+    )
+    assert r.status_code == 422 and "YAML" in r.json()["error"]["message"]
+    only_bounds = {**SPEC, "criteria": [{"metric": "recall", "min": 0.8}]}
+    r = api.client.post(
+        "/v1/gates", json={"spec": only_bounds, "dataset": "gate-set@7", "candidate": rows}, headers=api.admin
+    )
+    assert r.status_code == 404
+    r = api.client.post(
+        "/v1/gates", json={"spec": only_bounds, "dataset": "gate-set@1", "candidate": rows[:-5]}, headers=api.admin
+    )
+    assert r.status_code == 422 and "candidate.prediction_id" in {e["field"] for e in r.json()["error"]["errors"]}
+    r = api.client.post(
+        "/v1/gates", json={"spec": only_bounds, "dataset": "gate-set@1", "candidate": rows}, headers=api.read
+    )
+    assert r.status_code == 403
+    assert api.client.get("/v1/gates", headers=api.read).json() == []
+    assert api.client.get("/v1/gates/nope", headers=api.read).status_code == 404
