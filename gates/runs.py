@@ -44,6 +44,8 @@ def summary(run_id: str, report: dict[str, Any]) -> dict[str, Any]:
         "summary": result["summary"],
         "failing": result["failing"],
         "sample_requests": result["sample_requests"],
+        # Where to ask the labeling queue for those rows (POST), when there are any.
+        "route": f"/v1/gates/{run_id}/route" if result["sample_requests"] else None,
     }
 
 

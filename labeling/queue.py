@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow.compute as pc
+
 from labeling.routing import (
     STRATEGIES,
     Selected,
@@ -48,6 +50,11 @@ class RouteRequest:
     # For `errors` samples only: None = the setting `labeling_errors_show_model_output` (default
     # False: labelled blind); other strategies always show the model's answer.
     show_model_output: bool | None = None
+    # Only predictions of these segment values (e.g. a release gate's undecided slice).
+    segments: dict[str, str] | None = None
+    # Skip predictions that already have a label (a gate asks for *more* labelled rows).
+    unlabelled_only: bool = False
+    note: str | None = None  # why, prefixed to each sample's reason (e.g. "gate RUN: region=us needs 120 rows")
 
 
 def is_blind(strategy: str, show_model_output: bool | None, setting: bool) -> bool:
@@ -91,7 +98,9 @@ class LabelingQueue:
                 "budget_left_today": 0,
                 "window": [iso_z(start), iso_z(end)],
             }
-        table = service.store.scan(request.model, start, end)
+        table = service.store.scan(request.model, start, end, segments=request.segments)
+        if request.unlabelled_only:
+            table = table.filter(pc.is_null(table.column("label")))
         schema = model.schema
         ranked: list[Selected]
         if request.strategy == "uncertainty":
@@ -207,7 +216,7 @@ class LabelingQueue:
                         model_id,
                         item.prediction_id,
                         request.strategy,
-                        item.reason,
+                        f"{request.note} ({item.reason})" if request.note else item.reason,
                         item.priority,
                         request.finding_id,
                         request.alert_id,

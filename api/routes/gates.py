@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, ReadKey
+from gates.labeling import route_sample_requests
 from gates.runs import GateRunStore
 
 router = APIRouter(prefix="/v1/gates", tags=["gates"])
@@ -86,6 +87,23 @@ def list_runs(
 def show(run_id: str, request: Request, _: ReadKey) -> dict[str, Any]:
     """The run's full report.json."""
     return _runs(request).report(run_id)
+
+
+@router.post("/{run_id}/route")
+async def route_requests(run_id: str, request: Request, principal: AdminKey) -> dict[str, Any]:
+    """Route the run's sample requests to the labeling queue: random unlabelled predictions of
+    each undecided slice in the dataset's window (long-tail slices by the long_tail strategy)."""
+    store = _runs(request)
+    report = store.report(run_id)
+    queue = request.app.state.labeling_queue
+    service = request.app.state.service
+    result = await run_in_threadpool(
+        lambda: route_sample_requests(
+            run_id, report, queue, service.settings.data_dir / "datasets", datetime.now(UTC), principal.id
+        )
+    )
+    service.audit.record(principal.id, "gate.routed", run_id, {"queued": result["queued"]})
+    return result
 
 
 @router.get("/{run_id}/report.html")

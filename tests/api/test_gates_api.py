@@ -20,8 +20,9 @@ SPEC = {
 }
 
 
-def _dataset(api: Api, rows: int = 600) -> dict[str, str]:
-    """Predictions in two regions with the owner's labels, built into gate-set@1; labels by id."""
+def _dataset(api: Api, rows: int = 600, unlabelled_every: int = 0) -> dict[str, str]:
+    """Predictions in two regions with the owner's labels (every ``unlabelled_every``-th left
+    unlabelled), built into gate-set@1; labels by id."""
     rng = np.random.default_rng(1)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     records = [
@@ -29,7 +30,11 @@ def _dataset(api: Api, rows: int = 600) -> dict[str, str]:
         for i in range(rows)
     ]
     api.client.post("/v1/models/harsh-braking/predictions", json=records, headers=api.ingest).raise_for_status()
-    truth = {f"p-{i}": ("brake" if rng.random() < 0.5 else "none") for i in range(rows)}
+    truth = {
+        f"p-{i}": ("brake" if rng.random() < 0.5 else "none")
+        for i in range(rows)
+        if not unlabelled_every or i % unlabelled_every
+    }
     labels = [{"prediction_id": k, "label": v} for k, v in truth.items()]
     api.client.post("/v1/models/harsh-braking/labels", json=labels, headers=api.ingest).raise_for_status()
     window = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
@@ -106,3 +111,27 @@ def test_gate_input_mistakes_are_422_naming_the_field_and_leave_no_run(api: Api)
     assert r.status_code == 403
     assert api.client.get("/v1/gates", headers=api.read).json() == []
     assert api.client.get("/v1/gates/nope", headers=api.read).status_code == 404
+
+
+def test_an_undecided_run_routes_exactly_its_requests_to_labeling(api: Api) -> None:
+    """Rule: POST /v1/gates/{id}/route queues, per undecided slice, up to the requested number of
+    *unlabelled* predictions of that slice, at random (unbiased for the slice's metric), with the
+    gate named in each sample's reason."""
+    truth = _dataset(api, rows=600, unlabelled_every=4)  # 150 of 600 unlabelled
+    spec = {**SPEC, "criteria": [{"metric": "recall", "min": 0.8}], "min_samples": 190}
+    run = api.client.post(
+        "/v1/gates", json={"spec": spec, "dataset": "gate-set@1", "candidate": _rows(truth, 0.97, 1)}, headers=api.admin
+    ).json()
+    assert run["verdict"] == "insufficient_evidence" and run["route"] == f"/v1/gates/{run['id']}/route"
+    us = next(r for r in run["sample_requests"] if r["value"] == "us")  # 150 labelled of 200 rows < 190
+    routed = api.client.post(run["route"], headers=api.admin)
+    assert routed.status_code == 200, routed.text
+    by_slice = {(r["slice"], r["value"]): r for r in routed.json()["routed"]}
+    assert by_slice[("region", "us")]["queued"] == min(us["rows"], 50)  # 50 unlabelled us rows exist
+    queue = api.client.get("/v1/labeling/queue", params={"model": "harsh-braking"}, headers=api.read).json()
+    samples = queue if isinstance(queue, list) else queue["samples"]
+    gate_samples = [s for s in samples if f"gate {run['id']}: region=us" in s["reason"]]
+    assert len(gate_samples) == by_slice[("region", "us")]["queued"]
+    assert all(s["prediction_id"] not in truth for s in gate_samples)  # unlabelled only
+    assert all(int(s["prediction_id"][2:]) % 3 == 0 for s in gate_samples)  # region us only
+    assert {s["strategy"] for s in gate_samples} == {"random"}
