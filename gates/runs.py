@@ -61,7 +61,7 @@ class GateRunStore:
         """Judge and record one run; returns its summary. Input mistakes raise ``InvalidInput``
         and leave nothing behind."""
         self.root.mkdir(parents=True, exist_ok=True)
-        run_id = f"{now.strftime('%Y%m%dt%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        run_id = f"{now.strftime('%Y%m%dt%H%M%S%f')}-{uuid.uuid4().hex[:8]}"  # sorts by time
         tmp = self.root / f".building-{run_id}"
         tmp.mkdir()
         final = self.root / run_id

@@ -13,12 +13,13 @@ from typing import Any
 
 import pyarrow as pa
 import yaml
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, ReadKey
+from gates.announce import announce_verdict
 from gates.labeling import route_sample_requests
 from gates.runs import GateRunStore
 
@@ -56,9 +57,23 @@ def _runs(request: Request) -> GateRunStore:
     return request.app.state.gate_runs
 
 
+def _announce(request: Request, summary: dict[str, Any]) -> None:
+    """After the response: the verdict to the alert receivers (Slack or the log), counted in
+    ``loopwatch_notifications_total`` like alert deliveries."""
+    pipeline = getattr(request.app.state, "alerts", None)
+    if pipeline is None:
+        return
+    notifier = pipeline.notifier
+    outcome = announce_verdict(notifier, summary, request.app.state.service.settings.public_url)
+    request.app.state.metrics.notifications.labels(notifier.name, outcome).inc()
+
+
 @router.post("", status_code=201)
-async def create(body: GateCreate, request: Request, principal: AdminKey) -> dict[str, Any]:
-    """Judge the candidate on the dataset version against the spec; the run's summary."""
+async def create(
+    body: GateCreate, request: Request, principal: AdminKey, background: BackgroundTasks
+) -> dict[str, Any]:
+    """Judge the candidate on the dataset version against the spec; the run's summary. The
+    verdict is then announced to the alert receivers (Slack, or the log)."""
     spec_text = body.spec if isinstance(body.spec, str) else yaml.safe_dump(body.spec, sort_keys=False)
     candidate = _table(body.candidate)
     champion = _table(body.champion) if body.champion else None
@@ -69,6 +84,7 @@ async def create(body: GateCreate, request: Request, principal: AdminKey) -> dic
     request.app.state.service.audit.record(
         principal.id, "gate.evaluated", result["id"], {"verdict": result["verdict"], "dataset": result["dataset"]}
     )
+    background.add_task(_announce, request, result)
     return result
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from api.app import create_app
 from api.cli import app as cli_app
-from tests.conftest import Api, braking_record
+from monitor.settings import Settings
+from tests.conftest import BRAKING, Api, braking_record
+from tests.fakes.slack_api import FakeSlackApi
 
 SPEC = {
     "name": "braking-release",
@@ -135,3 +141,35 @@ def test_an_undecided_run_routes_exactly_its_requests_to_labeling(api: Api) -> N
     assert all(s["prediction_id"] not in truth for s in gate_samples)  # unlabelled only
     assert all(int(s["prediction_id"][2:]) % 3 == 0 for s in gate_samples)  # region us only
     assert {s["strategy"] for s in gate_samples} == {"random"}
+
+
+def test_the_verdict_reaches_slack_with_the_failing_slices(settings: Settings) -> None:
+    """Rule: every gate run posts one Slack message (the alert receiver) after it is recorded:
+    the verdict as status, the failing criterion × slice pairs, a link to the report; the run's
+    answer never waits on Slack."""
+    with FakeSlackApi() as slack_api:
+        _run_with_slack(settings, slack_api)
+
+
+def _run_with_slack(settings: Settings, slack_api: FakeSlackApi) -> None:
+    configured = settings.model_copy(
+        update={
+            "slack_token": SecretStr(slack_api.token),
+            "slack_api_url": slack_api.base_url,
+            "slack_channel": "#ml-oncall",
+            "public_url": "https://loopwatch.example",
+        }
+    )
+    app = create_app(configured, background=False)
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {app.state.service.keys.create('admin', 't')[1]}"}
+        client.post("/v1/models", json=BRAKING, headers=admin).raise_for_status()
+        truth = _dataset(Api(client, admin, admin, admin))
+        body = {"spec": {**SPEC, "criteria": [{"metric": "recall", "min": 0.8}]}, "dataset": "gate-set@1"}
+        run = client.post("/v1/gates", json={**body, "candidate": _rows(truth, 0.5, 3)}, headers=admin).json()
+    posts = slack_api.calls_to("chat.postMessage", ok_only=True)
+    assert len(posts) == 1 and posts[0].params["channel"] == "#ml-oncall"
+    message = json.dumps(posts[0].params)
+    assert "no ship" in message and "braking-release" in message
+    assert "region=us" in message and "region=eu" in message  # the failing slices
+    assert f"https://loopwatch.example/v1/gates/{run['id']}/report.html" in message

@@ -8,8 +8,8 @@ not change. Where a group's message landed is kept by :mod:`monitor.alerting.not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from monitor.alerting.notice import GroupNotice
 from monitor.monitors import RouteSpec
@@ -39,6 +39,19 @@ class MessageRef:
 
     channel: str
     message_id: str
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A one-off result for people, not an alert group: a release gate's verdict. Posted once,
+    never updated or resolved; ``key`` (the gate run's id) travels in the message metadata."""
+
+    key: str
+    title: str
+    status: Literal["ok", "warning", "critical"]
+    lines: list[str] = field(default_factory=list)  # user text, one line each (escaped by the receiver)
+    link: str | None = None
+    channel: str | None = None  # None: the receiver's default destination
 
 
 class Notifier(Protocol):
@@ -73,5 +86,9 @@ class Notifier(Protocol):
         post that may have been delivered); ``None`` when it cannot or there is none."""
         ...
 
+    def announce(self, announcement: Announcement) -> MessageRef:
+        """Post a one-off result (a gate verdict) to its channel or the default."""
+        ...
 
-__all__ = ["MessageRef", "Notifier", "NotifyError", "PermanentNotifyError", "TransientNotifyError"]
+
+__all__ = ["Announcement", "MessageRef", "Notifier", "NotifyError", "PermanentNotifyError", "TransientNotifyError"]

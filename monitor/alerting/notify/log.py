@@ -10,7 +10,7 @@ import logging
 import threading
 
 from monitor.alerting.notice import GroupNotice
-from monitor.alerting.notify import MessageRef
+from monitor.alerting.notify import Announcement, MessageRef
 from monitor.monitors import RouteSpec
 
 
@@ -73,3 +73,12 @@ class LogNotifier:
     def find_posted(self, notice: GroupNotice) -> MessageRef | None:
         """A log cannot be searched; a lost post is simply logged again."""
         return None
+
+    def announce(self, announcement: Announcement) -> MessageRef:
+        """Log a one-off result (a gate verdict) on one line."""
+        level = logging.WARNING if announcement.status != "ok" else logging.INFO
+        details = "; ".join(announcement.lines)
+        self._log.log(
+            level, "%s: %s%s", announcement.status.upper(), announcement.title, f" — {details}" if details else ""
+        )
+        return MessageRef(channel="log", message_id=self._next_id())

@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from monitor.alerting.notice import GroupNotice
-from monitor.alerting.notify import MessageRef
+from monitor.alerting.notify import Announcement, MessageRef
 from monitor.alerting.notify.slack.errors import (
     PermanentSlackError,
     SlackError,
@@ -34,7 +34,7 @@ from monitor.alerting.notify.slack.errors import (
     from_transport_error,
     scrub,
 )
-from monitor.alerting.notify.slack.messages import SlackMessage, original_message, thread_reply
+from monitor.alerting.notify.slack.messages import SlackMessage, announcement_message, original_message, thread_reply
 from monitor.alerting.notify.slack.retry import Sleep, retry_handlers
 from monitor.monitors import RouteSpec
 
@@ -53,6 +53,7 @@ DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_CHANNEL = "#ml-alerts"
 #: Message metadata event type naming a group's message (to find it again without its text).
 EVENT_TYPE = "loopwatch_alert_group"
+ANNOUNCEMENT_EVENT_TYPE = "loopwatch_announcement"
 _log = logging.getLogger(__name__)
 
 
@@ -186,6 +187,32 @@ class SlackNotifier:
             ):
                 return MessageRef(channel=self._resolve(notice.channel), message_id=str(message["ts"]))
         return None
+
+    def announce(self, announcement: Announcement) -> MessageRef:
+        """``chat.postMessage`` of a one-off result to its channel (or the default); the key
+        (a gate run's id) goes into the message metadata."""
+        channel = announcement.channel or self._default_channel
+        try:
+            message = announcement_message(announcement)
+        except ValueError as exc:
+            raise PermanentSlackError(
+                f"announcement {announcement.key} cannot be rendered: {exc}",
+                method="chat.postMessage",
+                channel=channel,
+                error="render_failed",
+            ) from exc
+        data = self._call(
+            "chat.postMessage",
+            channel,
+            lambda target: self._client.chat_postMessage(
+                channel=target,
+                **message,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": ANNOUNCEMENT_EVENT_TYPE, "event_payload": {"key": announcement.key}},
+            ),
+        )
+        return MessageRef(channel=str(data.get("channel") or channel), message_id=_ts(data, channel))
 
     def check(self) -> dict[str, Any]:
         """``auth.test``: confirms the token at start-up; returns the bot's team/user names."""

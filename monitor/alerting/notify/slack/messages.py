@@ -28,6 +28,7 @@ from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from monitor.alerting.notice import AlertLine, GroupNotice
+from monitor.alerting.notify import Announcement
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -427,3 +428,41 @@ def thread_reply(notice: GroupNotice) -> SlackMessage:
         prefix, label, body = f"{icon} *Firing* ({notice.severity}): ", "FIRING", _titles(notice.firing)
     blocks: list[dict[str, Any]] = [_section(prefix, body), _context(notice)]
     return _message(_fallback(label, notice, body), blocks)
+
+
+# --------------------------------------------------------------------------- announcements
+
+_ANNOUNCE_ICON = {"ok": "✅", "warning": "🟠", "critical": "🔴"}
+
+
+def announcement_message(announcement: Announcement) -> SlackMessage:
+    """A one-off result (a release gate's verdict): header with the status icon and title, one
+    section with the lines (user text escaped, cut to Block Kit's limits), an optional link
+    button. Pure, like the group messages."""
+    icon = _ANNOUNCE_ICON.get(announcement.status, "⚪")
+    blocks: list[dict[str, Any]] = [_header(icon, announcement.status.upper(), announcement.title)]
+    if announcement.lines:
+        body = "\n".join(one_line(line) for line in announcement.lines)  # fit_mrkdwn escapes
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": fit_mrkdwn(body, MAX_SECTION_TEXT), "verbatim": True},
+            }
+        )
+    link = safe_url(announcement.link)
+    if link:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": _plain("Open the report"),
+                        "url": link,
+                        "action_id": ACTION_OPEN_DASHBOARD,
+                    }
+                ],
+            }
+        )
+    text = fit_mrkdwn(f"[{announcement.status.upper()}] {one_line(announcement.title)}", MAX_FALLBACK_TEXT)
+    return _message(text, blocks)

@@ -377,3 +377,27 @@ def test_any_input_yields_valid_block_kit(
             assert "<" not in text and ">" not in text
         for element in buttons(message).values():
             assert json.loads(element["value"]) == {"group_id": "grp_" + alert_id}
+
+
+def test_an_announcement_escapes_user_text_and_fits_block_kit() -> None:
+    """Rule: a gate verdict's message escapes user text (a gate named `<!channel>` pings no one),
+    keeps each line on one line, links only http(s) URLs, and passes Block Kit's limits even with
+    very long lines."""
+    from monitor.alerting.notify import Announcement
+    from monitor.alerting.notify.slack.messages import announcement_message
+
+    announcement = Announcement(
+        key="20261203t010203000000-abcd1234",
+        title="Gate <!channel> for m: no ship",
+        status="critical",
+        lines=["fails: recall ≥ 0.8 [region=<@U123>]", "multi\nline", "x" * 5000],
+        link="javascript:alert(1)",
+    )
+    message = announcement_message(announcement)
+    mrkdwn = json.dumps([message["text"], *(b["text"]["text"] for b in message["blocks"] if b["type"] == "section")])
+    assert "<!channel>" not in mrkdwn and "&lt;!channel&gt;" in mrkdwn and "&lt;@U123&gt;" in mrkdwn
+    assert "multi\\nline" not in mrkdwn  # the header is plain_text, which Slack never interprets
+    assert not any(block["type"] == "actions" for block in message["blocks"])  # no javascript: link
+    assert block_kit_errors(message["blocks"]) == []
+    linked = announcement_message(Announcement("k", "t", "ok", [], link="https://loopwatch.example/r"))
+    assert linked["blocks"][-1]["elements"][0]["url"] == "https://loopwatch.example/r"
