@@ -710,7 +710,10 @@ def demo(
     import os
     import secrets as secrets_lib
 
-    from api.demo import load_demo, run_demo_monitors
+    from api.demo import load_demo, run_demo_gates, run_demo_monitors
+    from gates.runs import GateRunStore
+    from gates.signing import keys_from_settings
+    from labeling.curation import DatasetStore
     from monitor.clock import utcnow
     from monitor.service import Loopwatch
 
@@ -737,6 +740,14 @@ def demo(
         console.print("declaring monitors, backfilling two weeks, running them now …")
         summary = run_demo_monitors(service, now)
         console.print(f"  {summary['alerts_fired']} alerts fired; labeling queue {summary['samples_queued']}")
+        verdicts = run_demo_gates(
+            service,
+            now,
+            DatasetStore(service),
+            GateRunStore(settings.data_dir / "gates", settings.data_dir / "datasets", keys_from_settings(settings)),
+        )
+        shown = ", ".join(f"{name.removeprefix('candidate-')} {verdict.replace('_', ' ')}" for name, (_, verdict) in verdicts.items())
+        console.print(f"  release gate apnea-release on the FN incident's labelled epochs: {shown} (see /gates)")
         if ls is not None:
             from api.app import make_label_sync
 

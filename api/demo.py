@@ -19,7 +19,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from gates.runs import GateRunStore
+from labeling.curation import BuildRequest, DatasetStore
+from monitor.files import sha256_file
 from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
 
@@ -92,7 +96,9 @@ def _delayed_labels(
     )
 
 
-def _apnea_epochs(rng: np.random.Generator, ts: np.ndarray, start: datetime, prefix: str) -> tuple[pa.Table, np.ndarray]:
+def _apnea_epochs(
+    rng: np.random.Generator, ts: np.ndarray, start: datetime, prefix: str
+) -> tuple[pa.Table, np.ndarray]:
     """Screener epochs at times ``ts`` (the same generative model for every cohort): the
     prediction rows and the true label of each."""
     n = len(ts)
@@ -319,3 +325,90 @@ def run_demo_monitors(service: Loopwatch, now: datetime, days: int = 14) -> dict
             service.runner.run(model, str(spec["name"]), window_end=now, mode="manual")
     fired = pipeline.alerts.list(state="firing", limit=10_000)
     return {"backfill_runs": backfill, "alerts_fired": len(fired), "samples_queued": queue.depth()}
+
+
+# ------------------------------------------------------------------------------------------
+# The release-gate worked example (issue 13): may a fixed screener ship after the FN incident?
+
+DEMO_GATE_SPEC = """\
+# May a new sleep-apnea screener version ship? (loopwatch demo)
+name: apnea-release
+model: sleep-apnea
+positive_class: apnea
+confidence: 0.95
+criteria:
+  - {metric: recall, min: 0.70}              # catches apnea epochs: lower bound must clear 0.70
+  - {metric: fpr, max: 0.06}                 # few false alarms: upper bound under 0.06
+  - {metric: recall, non_inferiority: 0.05}  # at most 5 points below the 1.4.2 champion, same epochs
+slices: [device_gen]
+min_samples: 50
+"""
+DEMO_GATE_DATASET = "apnea-release"
+
+
+def _screener(scores: np.ndarray, shift: float, noise: float, seed: int) -> np.ndarray:
+    """Predictions of a screener whose logit differs from the stored 1.5.0 scores by ``shift``
+    (1.5.0 shipped with its logit 1.6 too low) plus Gaussian ``noise`` (a retrained model is not
+    identical to the old one)."""
+    logit = np.log(scores / (1 - scores)) + shift + np.random.default_rng(seed).normal(0, noise, scores.size)
+    return np.where(logit >= 0, "apnea", "normal")
+
+
+def run_demo_gates(
+    service: Loopwatch, now: datetime, datasets: DatasetStore, runs: GateRunStore
+) -> dict[str, tuple[str, str]]:
+    """The FN-rate incident's evaluation set — every labelled sleep-apnea epoch of the three days
+    1.5.0 ran, built as dataset ``apnea-release`` — gates two candidates against the 1.4.2
+    champion: 1.5.1, the threshold fixed (ship), and 1.5.0 again (no-ship, failing
+    non-inferiority on every device generation). Writes the spec and the prediction files to
+    ``DATA_DIR/demo-gate/`` for ``loopwatch gate evaluate``; idempotent (an existing dataset and
+    existing runs are kept). Returns (run id, verdict) per candidate."""
+    existing = [d for d in datasets.list() if d["name"] == DEMO_GATE_DATASET]
+    if existing:
+        version = int(existing[0]["latest"])
+    else:
+        manifest = datasets.build(
+            BuildRequest(
+                "sleep-apnea",
+                DEMO_GATE_DATASET,
+                start=now - timedelta(days=4),
+                end=now - timedelta(days=1),
+                source="labelled",
+                created_by="demo",
+            )
+        )
+        version = int(manifest["version"])
+    rows = datasets.read(DEMO_GATE_DATASET, version).sort_by("prediction_id")
+    ids = rows.column("prediction_id")
+    scores = np.clip(np.asarray(rows.column("score").to_pylist(), dtype=np.float64), 1e-6, 1 - 1e-6)
+    folder = service.settings.data_dir / "demo-gate"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "apnea-release.yaml").write_text(DEMO_GATE_SPEC)
+    tables = {
+        "champion-1.4.2": _screener(scores, 1.6, 0.0, seed=1),
+        "candidate-1.5.1": _screener(scores, 1.6, 0.1, seed=2),
+        "candidate-1.5.0": _screener(scores, 0.0, 0.0, seed=3),
+    }
+    for name, predictions in tables.items():
+        pq.write_table(pa.table({"prediction_id": ids, "prediction": predictions}), folder / f"{name}.parquet")
+    names = {sha256_file(folder / f"{c}.parquet"): c for c in ("candidate-1.5.1", "candidate-1.5.0")}
+    done = {
+        names[report["inputs"]["candidate"]["sha256"]]: (run["id"], run["verdict"])
+        for run in runs.list("sleep-apnea")
+        if (report := runs.report(run["id"]))["inputs"]["candidate"]["sha256"] in names
+    }
+    champion = pq.read_table(folder / "champion-1.4.2.parquet")
+    out: dict[str, tuple[str, str]] = {}
+    for candidate in ("candidate-1.5.1", "candidate-1.5.0"):
+        if candidate in done:
+            out[candidate] = done[candidate]
+            continue
+        summary = runs.create(
+            DEMO_GATE_SPEC,
+            f"{DEMO_GATE_DATASET}@{version}",
+            pq.read_table(folder / f"{candidate}.parquet"),
+            champion,
+            service.now(),
+        )
+        out[candidate] = (summary["id"], summary["verdict"])
+    return out

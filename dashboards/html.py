@@ -93,7 +93,7 @@ class Page:
             f'<link rel="icon" href="{FAVICON}" type="image/svg+xml">'
             f'<link rel="stylesheet" href="{APP_CSS}"></head><body>'
             '<header class="top"><a class="brand" href="/models">loopwatch</a>'
-            '<a href="/models">Models</a><a href="/labeling">Labeling</a><a href="/docs">API</a>'
+            '<a href="/models">Models</a><a href="/labeling">Labeling</a><a href="/gates">Gates</a><a href="/docs">API</a>'
             '<form method="post" action="/logout" class="logout"><button type="submit">Sign out</button></form>'
             f'</header><main>{trail}{body}</main>{figures}{scripts}<script src="{APP_JS}"></script></body></html>'
         )

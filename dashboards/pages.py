@@ -673,3 +673,48 @@ def _review_buttons(conflict: dict[str, Any]) -> str:
         f'data-id="{e(conflict["prediction_id"])}" data-label="{e(json.dumps(value))}">{verb} {e(str(value))}</button>'
         for verb, value in candidates
     )
+
+
+# -- release gates -----------------------------------------------------------------------------
+
+GATE_BADGE = {"ship": "ok", "no_ship": "critical", "insufficient_evidence": "warning"}
+
+
+def gate_path(run_id: str) -> str:
+    return f"/gates/{part(run_id)}"
+
+
+def gates_page(runs: list[dict[str, Any]], model: str | None = None) -> str:
+    """Every gate run made through the API, newest first: verdict, what failed, what would decide
+    it; each links to its report page (the run's report.html)."""
+    page = Page("Release gates")
+    rows = []
+    for run in runs:
+        counts = run["summary"]
+        failing = run["failing"]
+        shown = "; ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else "")
+        requests = run["sample_requests"]
+        needs = ", ".join(
+            f"{r['rows']} in {'all' if r['slice'] == 'all' else r['slice'] + '=' + r['value']}" for r in requests[:3]
+        )
+        rows.append(
+            [
+                f'<a href="{e(gate_path(run["id"]))}">{e(run["gate"])}</a>'
+                f'<div class="muted small">{e(run["id"])}</div>',
+                badge(GATE_BADGE.get(run["verdict"], "unknown"), run["verdict"].replace("_", " ")),
+                f'<a href="{e(model_path(run["model"]))}">{e(run["model"])}</a>',
+                e(run["dataset"]),
+                f"{counts['pass']} passed · {counts['fail']} failed · {counts['insufficient']} undecided",
+                e(shown) if shown else '<span class="muted">none</span>',
+                e(needs) if needs else '<span class="muted">—</span>',
+                e(when(run["generated_at"])),
+            ]
+        )
+    title = "Release gates" + (f" · {e(model)}" if model else "")
+    body = f"<h1>{title}</h1>" + table(
+        ["Gate", "Verdict", "Model", "Dataset", "Judgements", "Failing", "Would decide it", "When"],
+        rows,
+        "No gate runs yet: POST /v1/gates, or `loopwatch gate evaluate` for a local report (docs/gates.md).",
+        "gates",
+    )
+    return page.render(body, [("Release gates", None)])

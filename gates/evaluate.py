@@ -413,7 +413,11 @@ def _judge(
 
     p_pass = _inverted_p(lower, lambda b: b > -margin)  # good-rate difference shown above −margin
     p_fail = _inverted_p(upper, lambda b: b < -margin)  # shown below it: worse by more than the margin
-    first, second = counts.first_only / n, counts.second_only / n
+    # No discordant pair yet: plan with half a pair in each discordant cell (the usual ½
+    # correction for empty cells), since Connor's formula needs some discordance to plan for.
+    first_only = counts.first_only or (0.5 if counts.second_only == 0 else 0.0)
+    second_only = counts.second_only or (0.5 if counts.first_only == 0 else 0.0)
+    first, second = first_only / n, second_only / n
     return _Judged(result, p_pass, p_fail, lambda: rows_for(paired_difference_n(first, second, margin, alpha, power)))
 
 

@@ -27,7 +27,7 @@ from dashboards.html import json_for_script
 from gates.evaluate import GateResult, evaluate
 from gates.inputs import DatasetVersion, evaluation_set, read_dataset, read_predictions
 from gates.signing import Signature, SigningKeys
-from gates.spec import GateSpec, parse_spec
+from gates.spec import LOWER_IS_BETTER, GateSpec, parse_spec
 from monitor.errors import FieldError, InvalidInput, LoopwatchError
 from monitor.files import fsync_path, sha256_file
 from monitor.version import VERSION
@@ -93,7 +93,7 @@ def _report(
         "loopwatch_version": VERSION,
         "method": {
             "confidence": spec.confidence,
-            "alpha_one_sided": spec.alpha,
+            "alpha_one_sided": float(f"{spec.alpha:.12g}"),
             "power": spec.power,
             "min_samples": spec.min_samples,
             "pass": "one-sided confidence bound clears the threshold (intersection-union: all must pass)",
@@ -133,7 +133,7 @@ def render_html(report: dict[str, Any]) -> str:
     opens offline years later."""
     checks = report["result"]["checks"]
     criteria = report["inputs"]["spec"]["content"]["criteria"]
-    figures = [_criterion_figure(i, checks) for i in range(len(criteria))]
+    figures = [_criterion_figure(i, criteria[i], checks) for i in range(len(criteria))]
     return _TEMPLATES.get_template("report.html.j2").render(
         report=report,
         checks=checks,
@@ -142,9 +142,10 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
-def _criterion_figure(index: int, checks: list[dict[str, Any]]) -> Figure | None:
+def _criterion_figure(index: int, criterion: dict[str, Any], checks: list[dict[str, Any]]) -> Figure | None:
     """Per slice value: the candidate's estimate and interval, the champion's beside it, and the
-    threshold (for non-inferiority: the difference and −margin)."""
+    threshold as a dashed line (for non-inferiority: the difference and the margin on the worse
+    side: −margin, or +margin for fnr, fpr and mae)."""
     rows = [c for c in checks if c["criterion"] == index]
     if not rows:
         return None
@@ -179,7 +180,28 @@ def _criterion_figure(index: int, checks: list[dict[str, Any]]) -> Figure | None
         )
         if s
     ]
-    return figure(data, label, height=300, xaxis={"type": "category"}, yaxis={"title": {"text": label.split(" ")[0]}})
+    if "non_inferiority" in criterion:
+        margin = float(criterion["non_inferiority"])
+        threshold = margin if criterion["metric"] in LOWER_IS_BETTER else -margin
+    else:
+        threshold = float(criterion["min"] if "min" in criterion else criterion["max"])
+    line = {
+        "type": "line",
+        "xref": "paper",
+        "x0": 0,
+        "x1": 1,
+        "y0": threshold,
+        "y1": threshold,
+        "line": {"color": "#dc2626", "dash": "dash", "width": 1.5},
+    }
+    return figure(
+        data,
+        label,
+        height=300,
+        xaxis={"type": "category"},
+        yaxis={"title": {"text": label.split(" ")[0]}},
+        shapes=[line],
+    )
 
 
 @dataclass

@@ -114,6 +114,22 @@ def labeling_page(request: Request, _: ReadKey, model: str | None = None, alert:
     return _html(pages.labeling_page(_context(request), model, alert))
 
 
+@router.get("/gates", response_class=HTMLResponse)
+def gates_page(request: Request, _: ReadKey, model: str | None = None) -> HTMLResponse:
+    """Release gate runs, newest first."""
+    return _html(pages.gates_page(request.app.state.gate_runs.list(model), model))
+
+
+@router.get("/gates/{run_id}", response_class=HTMLResponse)
+def gate_report(run_id: str, request: Request, _: ReadKey) -> FileResponse:
+    """One gate run's report page (its self-contained report.html)."""
+    return FileResponse(
+        request.app.state.gate_runs.html_path(run_id),
+        media_type="text/html",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 @router.get("/assets/plotly.min.js")
 def plotly_js(_: ReadKey) -> FileResponse:
     return FileResponse(plotly_js_path(), media_type="text/javascript", headers=CACHE)

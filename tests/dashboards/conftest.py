@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api.demo import load_demo
+from api.demo import load_demo, run_demo_gates
 from monitor.monitors import parse_monitor
 from monitor.schema import ModelSchema
 from monitor.settings import Settings
@@ -165,6 +165,8 @@ def _seed(app: Any) -> dict[str, str]:
             service.runner.run(model, spec["name"], window_end=NOW, mode="manual")
     _annotate(app)
     found: dict[str, str] = {}
+    for run_id, verdict in run_demo_gates(service, NOW, app.state.datasets, app.state.gate_runs).values():
+        found[f"gate_{verdict}"] = run_id
     for alert in app.state.alerts.alerts.list(limit=1000):
         if alert["model"] == "hostile" and alert["segment"]:
             found.setdefault("hostile", alert["id"])

@@ -279,3 +279,19 @@ def test_labeling_page_review_button_settles_a_conflict(tab: Session, live: Live
     label = httpx.get(live.url + base + "/conflict-1", headers=live.headers, timeout=30).json()
     assert (label["label"], label["authority"], label["conflict"]) == ("harsh_braking", "ground_truth", False)
     tab.shot("labeling-review")
+
+
+def test_gates_page_lists_runs_and_opens_the_report(tab: Session, live: Live) -> None:
+    """The gates page lists the demo's two release-gate runs with their verdicts; a run opens its
+    report page with the verdict, the failing slice and one drawn plot per criterion."""
+    tab.open("/gates")
+    rows = tab.page.locator("table.gates tbody tr")
+    assert rows.count() == 2
+    text = tab.page.locator("table.gates").inner_text()
+    assert "ship" in text and "no ship" in text and "device_gen=gen4" in text
+    tab.shot("gates")
+    tab.page.click(f"a[href='/gates/{live.alerts['gate_no_ship']}']")
+    tab.page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length === 3", timeout=WAIT_MS)
+    body = tab.page.locator("body").inner_text()
+    assert "no ship" in body and "recall non-inferior (margin 0.05) [device_gen=gen4]" in body
+    tab.shot("gate-report")
