@@ -77,7 +77,8 @@ def run_gate(inputs: GateInputs, now: datetime) -> GateRun:
 def _file_entry(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    # Absolute, so `gate verify` finds the file from any working directory.
+    return {"path": str(path.resolve()), "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def _report(
@@ -103,13 +104,13 @@ def _report(
         },
         "inputs": {
             "spec": {
-                "path": str(inputs.spec_path),
+                "path": str(inputs.spec_path.resolve()),
                 "sha256": hashlib.sha256(spec_text.encode()).hexdigest(),
                 "content": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
             },
             "dataset": {
                 "ref": f"{dataset.name}@{dataset.version}",
-                "datasets_root": str(inputs.datasets_root),
+                "datasets_root": str(inputs.datasets_root.resolve()),
                 "manifest_sha256": dataset.manifest_sha256,
                 "content_hash": dataset.manifest.get("content_hash"),
                 "rows": dataset.table.num_rows,

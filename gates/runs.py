@@ -67,20 +67,21 @@ class GateRunStore:
         final = self.root / run_id
         try:
             (tmp / "spec.yaml").write_text(spec_text)
-            pq.write_table(candidate, final_path := tmp / "candidate.parquet")
-            champion_path = None
-            if champion is not None:
-                pq.write_table(champion, champion_path := tmp / "champion.parquet")
-            # Judged from where the files will live, so the record's paths stay valid after the rename.
-            inputs = GateInputs(tmp / "spec.yaml", dataset_ref, final_path, champion_path, self._datasets_root)
+            candidate_path = tmp / "candidate.parquet"
+            pq.write_table(candidate, candidate_path)
+            champion_path = tmp / "champion.parquet" if champion is not None else None
+            if champion is not None and champion_path is not None:
+                pq.write_table(champion, champion_path)
+            inputs = GateInputs(tmp / "spec.yaml", dataset_ref, candidate_path, champion_path, self._datasets_root)
             run = run_gate(inputs, now)
+            # Judged in the temporary directory; the record names the files where they will live.
             for entry, name in (
                 ("spec", "spec.yaml"),
                 ("candidate", "candidate.parquet"),
                 ("champion", "champion.parquet"),
             ):
                 if run.report["inputs"].get(entry):
-                    run.report["inputs"][entry]["path"] = str(final / name)
+                    run.report["inputs"][entry]["path"] = str((final / name).resolve())
             write_report(run, tmp, self._keys)
             for path in tmp.iterdir():
                 fsync_path(path)

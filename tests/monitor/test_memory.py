@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,23 +139,30 @@ def test_the_server_releases_free_memory_on_its_interval_between_monitor_runs(
     """Rule: a running server hands freed heap back every memory_release_interval_seconds, not
     only after monitor runs (ingest and index merges free memory between runs); 0 turns the
     job off."""
-    from fastapi.testclient import TestClient
-
     from api import app as app_module
 
     calls: list[int] = []
     monkeypatch.setattr(app_module, "release_free_memory", lambda arrow=True: calls.append(arrow) or True)
-    configured = settings.model_copy(update={"memory_release_interval_seconds": interval})
-    with TestClient(app_module.create_app(configured, background=True)):
-        deadline = time.monotonic() + 10
-        while interval and len(calls) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        names = {t.name for t in threading.enumerate()}
+    names = _serve_briefly(settings, {"memory_release_interval_seconds": interval}, calls)
     if interval:
         assert len(calls) >= 3 and "loopwatch-memory-release" in names
         assert not any(calls), "the periodic release emptied Arrow's pool (the request-body buffers' pages)"
     else:
         assert not calls and "loopwatch-memory-release" not in names
+
+
+def _serve_briefly(settings: Settings, update: dict[str, float], calls: list[Any]) -> set[str]:
+    """Run the app with its background jobs until ``calls`` has 3 entries (at most 10 s; not at
+    all when the setting turns the job off) and return the names of the threads it ran."""
+    from fastapi.testclient import TestClient
+
+    from api import app as app_module
+
+    with TestClient(app_module.create_app(settings.model_copy(update=update), background=True)):
+        deadline = time.monotonic() + 10
+        while any(update.values()) and len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return {t.name for t in threading.enumerate()}
 
 
 def _cached_table(db: Database) -> int:
@@ -221,18 +229,9 @@ def test_the_server_releases_duckdbs_cache_on_its_interval(
 ) -> None:
     """Rule: a running server evicts DuckDB's cached blocks every
     duckdb_cache_release_interval_seconds; 0 turns the job off."""
-    from fastapi.testclient import TestClient
-
-    from api import app as app_module
-
     calls: list[int] = []
     monkeypatch.setattr(Loopwatch, "release_duckdb_cache", lambda self: calls.append(1) or 0)
-    configured = settings.model_copy(update={"duckdb_cache_release_interval_seconds": interval})
-    with TestClient(app_module.create_app(configured, background=True)):
-        deadline = time.monotonic() + 10
-        while interval and len(calls) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        names = {t.name for t in threading.enumerate()}
+    names = _serve_briefly(settings, {"duckdb_cache_release_interval_seconds": interval}, calls)
     if interval:
         assert len(calls) >= 3 and "loopwatch-duckdb-cache-release" in names
     else:
