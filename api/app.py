@@ -229,6 +229,7 @@ def create_app(
         app.state.gate_runs = GateRunStore(
             settings.data_dir / "gates", settings.data_dir / "datasets", keys_from_settings(settings)
         )
+        app.state.gate_runs.remove_incomplete()
         labeling_loop = (
             Periodic(
                 "loopwatch-labeling-sync",

@@ -92,6 +92,16 @@ class GateRunStore:
             raise
         return summary(run_id, run.report)
 
+    def remove_incomplete(self) -> int:
+        """At server start: runs a crash left half-built (``.building-*``) are removed; none of
+        them was ever answered or listed. Returns how many."""
+        if not self.root.is_dir():
+            return 0
+        stale = [p for p in self.root.iterdir() if p.is_dir() and p.name.startswith(".building-")]
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(stale)
+
     def list(self, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Runs, newest first."""
         if not self.root.is_dir():

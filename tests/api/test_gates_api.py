@@ -173,3 +173,16 @@ def _run_with_slack(settings: Settings, slack_api: FakeSlackApi) -> None:
     assert "no ship" in message and "braking-release" in message
     assert "region=us" in message and "region=eu" in message  # the failing slices
     assert f"https://loopwatch.example/v1/gates/{run['id']}/report.html" in message
+
+
+def test_a_half_built_run_is_removed_at_start_and_never_listed(settings: Settings) -> None:
+    """Rule: a run directory a crash left half-built (`.building-*`) is not listed and is removed
+    when the server starts."""
+    stale = settings.data_dir / "gates" / ".building-20261203t000000000000-deadbeef"
+    stale.mkdir(parents=True)
+    (stale / "spec.yaml").write_text("name: x")
+    app = create_app(settings, background=False)
+    with TestClient(app) as client:
+        key = {"Authorization": f"Bearer {app.state.service.keys.create('read', 't')[1]}"}
+        assert client.get("/v1/gates", headers=key).json() == []
+    assert not stale.exists()
