@@ -62,6 +62,7 @@ from monitor.validation import (
 )
 
 log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 10.0  # how often a long id-index build logs its progress
 
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
@@ -233,10 +234,28 @@ class PredictionStore:
                     [str(self._sealed_dir / record.path)],
                 )
             )
+        # A large history takes a while (~27 s per 100M ids): say so at the start and every
+        # PROGRESS_SECONDS, so an operator waiting for the server to answer knows why.
+        log.info(
+            "building the id index of %s from the hot table and %d sealed files (once: no index, or an older format)",
+            model.name,
+            len(sources) - 1,
+        )
+        read, last_report = 0, time.monotonic()
         cur = self._db.cursor()
         try:
-            for sql, params in sources:
+            for number, (sql, params) in enumerate(sources, start=1):
                 for batch in cur.sql(sql, params=params).to_arrow_reader(1 << 20):
+                    read += batch.num_rows
+                    if time.monotonic() - last_report >= PROGRESS_SECONDS:
+                        last_report = time.monotonic()
+                        log.info(
+                            "building the id index of %s: %d ids read (source %d of %d)",
+                            model.name,
+                            read,
+                            number,
+                            len(sources),
+                        )
                     yield id_hashes(batch.column(0)), _int64s(batch.column(1))
         finally:
             cur.close()

@@ -4,9 +4,12 @@ restarts and crashes; the stored row is kept (first write wins) and changed rese
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
@@ -177,3 +180,29 @@ def test_an_id_repeated_within_one_batch_keeps_its_first_row(service: Loopwatch,
     assert (result["accepted"], result["duplicates"]) == (2, 1)
     stored = service.store.rows_by_ids(MODEL, ["p-1"], NOW - timedelta(minutes=1), NOW)
     assert stored.column("score").to_pylist() == [0.1]
+
+
+def test_a_long_index_build_reports_its_progress(
+    settings: Settings, braking_model: ModelSchema, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rule: building an index from history says so when it starts (how many sealed files) and
+    logs the ids read every PROGRESS_SECONDS, so an operator waiting on start-up knows why."""
+    from monitor import store as store_module
+
+    service = Loopwatch(settings)
+    _ingest(service, braking_model, [braking_record(i, OLD_DAY - timedelta(seconds=i)) for i in range(30)])
+    service.store.seal()
+    _ingest(service, braking_model, [braking_record(100 + i, earlier_today(timedelta(seconds=i))) for i in range(10)])
+    service.close()
+    shutil.rmtree(settings.data_dir / "ids")
+    monkeypatch.setattr(store_module, "PROGRESS_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="monitor.store"):
+        service = Loopwatch(settings)
+        try:
+            service.store.open_indexes()
+        finally:
+            service.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("building the id index of harsh-braking from the hot table and 1 sealed files" in m for m in messages)
+    assert any("ids read (source 2 of 2)" in m for m in messages)
+    assert any(m.startswith("built the id index of harsh-braking: 40 ids") for m in messages)
