@@ -740,6 +740,8 @@ def demo(
         console.print("declaring monitors, backfilling two weeks, running them now …")
         summary = run_demo_monitors(service, now)
         console.print(f"  {summary['alerts_fired']} alerts fired; labeling queue {summary['samples_queued']}")
+        if summary["canary"]:
+            console.print(f"  canary comparison of fleet-events {summary['canary']}")
         verdicts = run_demo_gates(
             service,
             now,

@@ -6,7 +6,8 @@
   performance monitor sees the drop before their labels arrive.
 * ``fleet-events`` — a fleet camera's multiclass event classifier, segmented by firmware.
   On day 9 firmware 3.2 changes camera exposure (``brightness`` drifts), and model version
-  2.3.0 (from day 11) is ~40% slower at p95.
+  2.3.0 is ~40% slower at p95: a canary on a quarter of the traffic from the middle of day 10
+  (the ``canary`` monitor's version comparison says roll back), everyone from day 11.
 
 Labels arrive 6-72 hours after the prediction for a share of traffic, as reviews do in
 practice, so the most recent days have low label coverage.
@@ -197,7 +198,11 @@ def fleet_events_traffic(now: datetime, plan: DemoPlan) -> tuple[pa.Table, pa.Ta
     logits[np.arange(n), truth_idx] += 3.2
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     pred_idx = probs.argmax(axis=1)
-    version = np.where(day >= 11, "2.3.0", "2.2.1")
+    # Rollout of 2.3.0: a canary on a quarter of the traffic for the second half of day 10, then
+    # everyone from day 11 (the canary comparison catches it slower than 2.2.1 in those windows).
+    day_fraction = (ts - np.datetime64(start.replace(tzinfo=None), "us")) / np.timedelta64(1, "D")
+    canary = (day_fraction >= 10.5) & (np.arange(n) % 4 == 0)
+    version = np.where((day >= 11) | canary, "2.3.0", "2.2.1")
     latency = rng.lognormal(np.log(42), 0.3, n) * np.where(version == "2.3.0", 1.4, 1.0)
     ids = np.array([f"fe-{i:07d}" for i in range(n)])
     table = pa.table(
@@ -264,6 +269,15 @@ DEMO_MONITORS: dict[str, list[dict[str, object]]] = {
             "route": {"runbook": "https://runbooks.example/loopwatch/latency"},
         },
         {
+            "name": "canary",
+            "detector": "version_comparison",
+            "every": "6h",
+            "window": "12h",
+            "params": {"min_rows": 100, "checks": ["latency", "predictions", "inputs"]},
+            "severity": "critical",
+            "route": {"runbook": "https://runbooks.example/loopwatch/canary"},
+        },
+        {
             "name": "silence",
             "detector": "freshness",
             "every": "15m",
@@ -324,7 +338,24 @@ def run_demo_monitors(service: Loopwatch, now: datetime, days: int = 14) -> dict
         for spec in monitors:
             service.runner.run(model, str(spec["name"]), window_end=now, mode="manual")
     fired = pipeline.alerts.list(state="firing", limit=10_000)
-    return {"backfill_runs": backfill, "alerts_fired": len(fired), "samples_queued": queue.depth()}
+    decisions = [
+        f
+        for f in service.runs.findings("fleet-events", monitor="canary", limit=1000)
+        if f["metric"] == "decision" and f["details"].get("decision") == "roll_back"
+    ]
+    canary = None
+    if decisions:
+        first = min(decisions, key=lambda f: f["window_end"])
+        canary = (
+            f"{first['details']['candidate']} vs {first['details']['baseline']}: roll back in the window ending "
+            f"{first['window_end']} ({first['details']['reasons'][0]})"
+        )
+    return {
+        "backfill_runs": backfill,
+        "alerts_fired": len(fired),
+        "samples_queued": queue.depth(),
+        "canary": canary,
+    }
 
 
 # ------------------------------------------------------------------------------------------

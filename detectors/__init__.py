@@ -6,7 +6,7 @@ Every detector is a stateless class with ``prepare_reference(reference, spec, co
 clock, deterministic). ``DETECTORS`` maps the names used in monitor YAML to the classes.
 
 >>> sorted(DETECTORS)
-['data_drift', 'data_quality', 'embedding_drift', 'estimated_performance', 'freshness', 'label_drift', 'latency', 'multivariate_drift', 'performance', 'prediction_drift', 'volume']
+['data_drift', 'data_quality', 'embedding_drift', 'estimated_performance', 'freshness', 'label_drift', 'latency', 'multivariate_drift', 'performance', 'prediction_drift', 'version_comparison', 'volume']
 >>> get_detector("latency").config({"margin": 0.2}).margin
 0.2
 
@@ -30,6 +30,7 @@ from detectors.multivariate_drift import MultivariateDrift, MultivariateDriftCon
 from detectors.performance import Performance, PerformanceConfig
 from detectors.prediction_drift import PredictionDrift
 from detectors.spec import FeatureKind, ModelSpec, Task
+from detectors.version_comparison import VersionComparison, VersionComparisonConfig
 from detectors.volume import Volume, VolumeConfig, VolumeCounts
 
 DETECTORS: dict[str, type[Detector]] = {
@@ -43,6 +44,7 @@ DETECTORS: dict[str, type[Detector]] = {
         MultivariateDrift,
         EmbeddingDrift,
         Latency,
+        VersionComparison,
         DataQuality,
         Volume,
         Freshness,
@@ -88,6 +90,8 @@ __all__ = [
     "RunContext",
     "Status",
     "Task",
+    "VersionComparison",
+    "VersionComparisonConfig",
     "Volume",
     "VolumeConfig",
     "VolumeCounts",

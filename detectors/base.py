@@ -45,6 +45,7 @@ class Detector(Protocol):
     input_kind: ClassVar[InputKind]
     config_type: ClassVar[type]
     reads_embedding: ClassVar[bool]
+    needs_reference: ClassVar[bool]
 
     def config(self, params: Mapping[str, Any] | None = None) -> Any: ...
 
@@ -103,6 +104,10 @@ class BaseDetector:
     #: far (a 256-d float vector is 1 KB a row), so the monitor leaves them out of every other
     #: detector's scan.
     reads_embedding: ClassVar[bool] = False
+
+    #: Whether a monitor must name a reference. ``version_comparison`` finds its own in the
+    #: window (the baseline version's rows); volume and freshness compare with history.
+    needs_reference: ClassVar[bool] = True
 
     def config(self, params: Mapping[str, Any] | None = None) -> Any:
         """Validated config object from a monitor's ``params`` mapping (or ``None`` for defaults)."""

@@ -135,6 +135,23 @@ class Evaluator:
             )
 
         columns = _scan_columns(registered.schema, detector)
+        if not detector.needs_reference:
+            # The detector finds its reference in the window itself (version_comparison: the
+            # baseline version's rows of the same window).
+            table = store.scan(model, start, end, columns=columns)
+            stats = detector.prepare_reference(None, spec, config)
+            ctx = RunContext(model, start, end, reference="in the window")
+            findings = detector.run(table, stats, config, ctx)
+            return Evaluation(
+                findings,
+                start,
+                end,
+                None,
+                table.num_rows,
+                data_fingerprint(table),
+                config_hash,
+                {"model_version": _dominant_version(table)},
+            )
         cap = detector.window_sample(config)
         if cap is None:
             table = store.scan(model, start, end, columns=columns)

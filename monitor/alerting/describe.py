@@ -53,7 +53,26 @@ def _segment(segment: dict[str, Any] | None) -> str:
     return " on " + ", ".join(f"{k} {v}" for k, v in segment.items())
 
 
+def _canary(finding: dict[str, Any]) -> dict[str, Any]:
+    """A canary comparison's check finding (metric ``latency:p95``) described like the check's
+    own finding (``p95``), against the baseline version."""
+    if finding.get("detector") != "version_comparison" or ":" not in finding["metric"]:
+        return finding
+    return {**finding, "metric": finding["metric"].split(":", 1)[1]}
+
+
+def _decision(finding: dict[str, Any]) -> tuple[str, str]:
+    details = finding.get("details") or {}
+    decision = str(details.get("decision") or "no decision").replace("_", " ")
+    versions = f"{details.get('candidate')} vs {details.get('baseline')}"
+    reasons = "; ".join(str(r) for r in (details.get("reasons") or [])[:3])
+    return f"{finding['model']}: canary {versions}: {decision}", reasons
+
+
 def title(finding: dict[str, Any]) -> str:
+    if finding.get("detector") == "version_comparison" and finding["metric"] == "decision":
+        return _decision(finding)[0]
+    finding = _canary(finding)
     metric = finding["metric"]
     subject = finding.get("column") or NAMES.get(metric.split(":")[0], metric)
     kind = {
@@ -65,6 +84,7 @@ def title(finding: dict[str, Any]) -> str:
         "multivariate_drift": "joint drift",
         "embedding_drift": "embedding drift",
         "latency": "regression",
+        "version_comparison": "regression in the canary",
         "data_quality": "data quality",
         "volume": "volume change",
         "freshness": "no data",
@@ -92,6 +112,9 @@ def _test_evidence(finding: dict[str, Any], details: dict[str, Any]) -> str:
 
 def what_changed(finding: dict[str, Any]) -> str:
     """e.g. "FN rate 4.7% → 24.0% (95% CI 21.4–26.7%) on firmware 3.2 vs trailing 7d"."""
+    if finding.get("detector") == "version_comparison" and finding["metric"] == "decision":
+        return _decision(finding)[1]
+    finding = _canary(finding)
     metric = finding["metric"]
     details = finding.get("details") or {}
     name = NAMES.get(metric.split(":")[0], metric)
