@@ -203,11 +203,12 @@ class RunStore:
         end: datetime | None = None,
         include_backfill: bool = True,
         limit: int = 1000,
+        metric: str | None = None,
     ) -> list[dict[str, Any]]:
         registered = self._registry.get(model)
         where = ["model_id = ?"]
         params: list[Any] = [registered.id]
-        for column, value in (("run_id", run_id), ("monitor", monitor), ("status", status)):
+        for column, value in (("run_id", run_id), ("monitor", monitor), ("status", status), ("metric", metric)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)

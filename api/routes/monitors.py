@@ -128,6 +128,38 @@ def findings(
     )
 
 
+@router.get("/v1/models/{model}/monitors/{monitor}/decision")
+def canary_decision(model: str, monitor: str, service: ServiceDep, _: ReadKey) -> dict[str, Any]:
+    """The latest window's promote / hold / roll back of a ``version_comparison`` monitor — the
+    contract a deployment system reads (docs/detectors.md, "Canary comparison"). ``decision`` is
+    null until a window held both versions."""
+    spec = service.monitors.get(model, monitor)
+    if spec.detector != "version_comparison":
+        raise InvalidInput(
+            "not a canary monitor",
+            [FieldError(field="monitor", reason=f"{monitor} is a {spec.detector} monitor, not version_comparison")],
+        )
+    latest = service.runs.findings(model, monitor=monitor, metric="decision", limit=1)
+    if not latest:
+        return {"model": model, "monitor": monitor, "decision": None, "status": None, "reasons": ["no run yet"]}
+    finding = latest[0]
+    details = finding["details"]
+    return {
+        "model": model,
+        "monitor": monitor,
+        "decision": details.get("decision"),
+        "status": finding["status"],
+        "candidate": details.get("candidate"),
+        "baseline": details.get("baseline"),
+        "reasons": details.get("reasons", []),
+        "checks": details.get("checks", {}),
+        "rows_by_version": details.get("rows_by_version", {}),
+        "window_start": finding["window_start"],
+        "window_end": finding["window_end"],
+        "run_id": finding["run_id"],
+    }
+
+
 @router.get("/v1/models/{model}/runs")
 def runs(
     model: str,
