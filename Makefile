@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/dashboard.py
 	$(PY) bench/performance_quality.py
 	$(PY) bench/gate_validity.py
+	$(PY) bench/canary_quality.py
 	$(PY) bench/estimated_performance.py
 	$(PY) bench/multivariate_drift.py
 	$(PY) bench/embedding_scan.py
