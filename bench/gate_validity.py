@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -73,10 +74,35 @@ def simulated_set(
     )
 
 
+def scored_set(rng: np.random.Generator, n: int, auc: float, champion_auc: float | None = None) -> EvaluationSet:
+    """Binormal scores (unit-variance noise) with the given true AUCs, Φ(d/√2); the champion's
+    noise is correlated 0.7 with the candidate's, as two versions of one model are."""
+
+    def separation(a: float) -> float:
+        return float(np.sqrt(2) * NormalDist().inv_cdf(a))
+
+    positive = rng.random(n) < 0.5
+    e1, e2 = rng.normal(size=n), rng.normal(size=n)
+    cand_score = separation(auc) * positive + e1
+    champ_score = None
+    if champion_auc is not None:
+        champ_score = separation(champion_auc) * positive + 0.7 * e1 + np.sqrt(1 - 0.49) * e2
+    labels = np.where(positive, "brake", "none")
+    calls = np.where(cand_score > separation(auc) / 2, "brake", "none")
+    return EvaluationSet(
+        "binary", labels, calls, calls if champ_score is not None else None, {}, "brake", cand_score, champ_score
+    )
+
+
 def regression_set(rng: np.random.Generator, n: int, *, noise: float) -> EvaluationSet:
     """Targets ~N(50, 10); predictions with Gaussian noise of sd ``noise`` (MAE = noise·√(2/π))."""
     truth = rng.normal(50, 10, n)
     return EvaluationSet("regression", truth, truth + rng.normal(0, noise, n), None, {}, None)
+
+
+def regression_rmse_set(rng: np.random.Generator, n: int, *, sd: float) -> EvaluationSet:
+    """Targets ~N(50, 10), predictions with Gaussian noise of sd ``sd`` (RMSE = sd)."""
+    return regression_set(rng, n, noise=sd)
 
 
 def spec(criteria: list[dict[str, object]], slices: list[str] | None = None) -> GateSpec:

@@ -31,6 +31,7 @@ intervals the report shows.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ from typing import Literal
 
 import numpy as np
 
+from detectors.stats.auc import delong
 from detectors.stats.intervals import mean_interval, wilson, z_value
 from detectors.stats.multiplicity import holm
 from detectors.stats.paired import PairedCounts, newcombe_paired_difference
@@ -62,6 +64,8 @@ class EvaluationSet:
     champion: np.ndarray | None
     slices: dict[str, np.ndarray]  # slice name → value per row (strings; the long-tail slice: split names)
     positive_class: str | None = None
+    candidate_score: np.ndarray | None = None  # for roc_auc (binary: the positive class's score)
+    champion_score: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -341,6 +345,12 @@ def _judge(
             index, criterion.label, slice_name, value, rows, "insufficient", "", candidate, champion, difference
         )
 
+    if criterion.metric == "rmse":
+        return _rmse(spec, data, index, criterion, slice_name, value, mask)
+    if criterion.metric == "roc_auc":
+        return _roc_auc(spec, data, index, criterion, slice_name, value, mask)
+    if criterion.metric == "f1":
+        return _f1(spec, data, index, criterion, slice_name, value, mask)
     if criterion.metric == "mae":
         cand_err = _abs_errors(labels, cand)
         champ_err = _abs_errors(labels, champ) if champ is not None else None
@@ -445,6 +455,182 @@ def _one_sample_mean(
         return math.ceil(((z_value(1 - 2 * alpha) + _NORMAL.inv_cdf(power)) * sd / (mean - threshold)) ** 2)
 
     return _Judged(result, p_pass, p_fail, plan)
+
+
+def _scaled_plan(rows: int, se: float, distance: float, alpha: float, power: float) -> int | None:
+    """Rows that would decide a criterion whose standard error shrinks as 1/√n: the current
+    ``se`` at ``rows`` rows, an estimate ``distance`` from its threshold."""
+    if distance == 0 or se <= 0 or not math.isfinite(se):
+        return None
+    z = z_value(1 - 2 * alpha) + _NORMAL.inv_cdf(power)
+    return math.ceil(rows * (z * se / distance) ** 2)
+
+
+def _normal_p(estimate: float, threshold: float, se: float) -> float:
+    """One-sided normal p-value of "the metric is at least ``threshold``" (small: it is below)."""
+    if se <= 0:
+        return 0.0 if estimate < threshold else 1.0
+    return _NORMAL.cdf((estimate - threshold) / se)
+
+
+def _bounded(kind: str, p_below: float) -> tuple[float, float]:
+    """(p_pass, p_fail) of a min (pass when shown above) or a max (pass when shown below)."""
+    return (1 - p_below, p_below) if kind == "min" else (p_below, 1 - p_below)
+
+
+def _rmse(
+    spec: GateSpec, data: EvaluationSet, index: int, criterion: Criterion, slice_name: str, value: str, mask: np.ndarray
+) -> _Judged:
+    """RMSE bounds, judged on the mean squared error (CLT) against the threshold squared; the
+    report shows the RMSE and its interval (square roots of the MSE's)."""
+    labels, cand = data.labels[mask], data.candidate[mask]
+    rows = int(mask.sum())
+
+    def estimate(predictions: np.ndarray | None) -> tuple[Estimate | None, np.ndarray | None]:
+        if predictions is None:
+            return None, None
+        squared = (predictions.astype(np.float64) - labels.astype(np.float64)) ** 2
+        mse = _mean_estimate(squared, spec.confidence)
+        if mse.value is None or mse.low is None or mse.high is None:
+            return Estimate(None, None, None, 0), squared
+        return Estimate(math.sqrt(mse.value), math.sqrt(max(mse.low, 0.0)), math.sqrt(mse.high), mse.trials), squared
+
+    cand_est, squared = estimate(cand)
+    champ_est, _ = estimate(data.champion[mask] if data.champion is not None else None)
+    assert cand_est is not None and squared is not None
+    check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est)
+    return _one_sample_mean(
+        check, criterion, squared, spec.alpha, spec.power, override_threshold=criterion.threshold**2
+    )
+
+
+def _roc_auc(
+    spec: GateSpec, data: EvaluationSet, index: int, criterion: Criterion, slice_name: str, value: str, mask: np.ndarray
+) -> _Judged:
+    """ROC-AUC from the ``score`` column with DeLong's variance; candidate vs champion by
+    DeLong's paired covariance (both on the same rows)."""
+    rows = int(mask.sum())
+    positive = data.labels[mask] == (criterion.class_ or data.positive_class)
+    assert data.candidate_score is not None  # checked with the inputs
+    scores = [data.candidate_score[mask]]
+    if data.champion_score is not None:
+        scores.append(data.champion_score[mask])
+    result = delong(scores, positive)
+    z = z_value(spec.confidence)
+
+    def interval(auc: float, var: float) -> Estimate:
+        se = math.sqrt(max(var, 0.0))
+        return Estimate(auc, max(0.0, auc - z * se), min(1.0, auc + z * se), rows)
+
+    if result is None:
+        empty = Estimate(None, None, None, 0)
+        return _Judged(
+            Check(index, criterion.label, slice_name, value, rows, "insufficient", "", empty), 1.0, 1.0, lambda: None
+        )
+    cand_est = interval(float(result.auc[0]), result.variance(0))
+    champ_est = interval(float(result.auc[1]), result.variance(1)) if len(scores) > 1 else None
+    if criterion.kind != "non_inferiority":
+        se = math.sqrt(result.variance(0))
+        auc = float(result.auc[0])
+        p_pass, p_fail = _bounded(criterion.kind, _normal_p(auc, criterion.threshold, se))
+        check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est)
+        distance = auc - criterion.threshold
+        return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(rows, se, distance, spec.alpha, spec.power))
+    diff, var = result.difference(0, 1)
+    se = math.sqrt(var)
+    difference = Estimate(diff, diff - z * se, diff + z * se, rows)
+    check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est, difference)
+    margin = criterion.threshold
+    p_below = _normal_p(diff, -margin, se)  # small: the candidate is worse by more than the margin
+    shifted = diff + margin
+    return _Judged(check, 1 - p_below, p_below, lambda: _scaled_plan(rows, se, shifted, spec.alpha, spec.power))
+
+
+F1_BOOTSTRAP = 2000
+
+
+def _f1_of(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denominator = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
+
+
+def _f1(
+    spec: GateSpec, data: EvaluationSet, index: int, criterion: Criterion, slice_name: str, value: str, mask: np.ndarray
+) -> _Judged:
+    """F1 with a seeded multinomial percentile bootstrap over the confusion cells (Efron &
+    Tibshirani 1993, as the performance detector), paired for non-inferiority: each row's cell
+    is (label, candidate's call, champion's call), resampled together. p-values are the share of
+    replicates on the wrong side of the threshold, (count + 1) / (B + 1)."""
+    rows = int(mask.sum())
+    positive_class = criterion.class_ or data.positive_class
+    is_pos = data.labels[mask] == positive_class
+    cand_pos = data.candidate[mask] == positive_class
+    champ_pos = data.champion[mask] == positive_class if data.champion is not None else np.zeros(rows, dtype=bool)
+    # 8 cells: label × candidate's call × champion's call.
+    cell = is_pos.astype(np.int64) * 4 + cand_pos.astype(np.int64) * 2 + champ_pos.astype(np.int64)
+    counts = np.bincount(cell, minlength=8)
+    seed = int.from_bytes(hashlib.sha256(f"{index}\x00{slice_name}\x00{value}".encode()).digest()[:8], "big")
+    draws = (
+        np.random.default_rng(seed).multinomial(rows, counts / max(rows, 1), size=F1_BOOTSTRAP)
+        if rows
+        else np.zeros((0, 8))
+    )
+
+    def f1s(table: np.ndarray, model: int) -> np.ndarray:
+        """F1 of the candidate (model 2) or champion (model 1) from cell counts (rows × 8)."""
+        pos_label = table[..., 4:].reshape(*table.shape[:-1], 2, 2)
+        neg_label = table[..., :4].reshape(*table.shape[:-1], 2, 2)
+        if model == 2:  # candidate's call is the middle bit
+            tp, fp = pos_label[..., 1, :].sum(-1), neg_label[..., 1, :].sum(-1)
+            fn = pos_label[..., 0, :].sum(-1)
+        else:
+            tp, fp = pos_label[..., :, 1].sum(-1), neg_label[..., :, 1].sum(-1)
+            fn = pos_label[..., :, 0].sum(-1)
+        return _f1_of(tp, fp, fn)
+
+    point_c, point_h = float(f1s(counts, 2)), float(f1s(counts, 1))
+    boot_c = f1s(draws, 2)
+    low_q, high_q = spec.alpha, 1 - spec.alpha
+
+    def interval(point: float, boot: np.ndarray) -> Estimate:
+        finite = boot[np.isfinite(boot)]
+        if not math.isfinite(point) or finite.size == 0:
+            return Estimate(None, None, None, 0)
+        return Estimate(point, float(np.quantile(finite, low_q)), float(np.quantile(finite, high_q)), rows)
+
+    cand_est = interval(point_c, boot_c)
+    champ_est = interval(point_h, f1s(draws, 1)) if data.champion is not None else None
+
+    def tails(boot: np.ndarray, threshold: float) -> tuple[float, float]:
+        """Bootstrap p-values (Davison & Hinkley 1997, (count + 1) / (B + 1)) of "at least
+        ``threshold``" and of "at most ``threshold``": the shares of replicates below and above."""
+        finite = boot[np.isfinite(boot)]
+        if finite.size == 0:
+            return 1.0, 1.0
+        below, above = float((finite < threshold).sum()), float((finite > threshold).sum())
+        return (below + 1) / (finite.size + 1), (above + 1) / (finite.size + 1)
+
+    if cand_est.value is None:
+        check = Check(
+            index, criterion.label, slice_name, value, rows, "insufficient", "", Estimate(None, None, None, 0)
+        )
+        return _Judged(check, 1.0, 1.0, lambda: None)
+    if criterion.kind != "non_inferiority":
+        check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est)
+        below, above = tails(boot_c, criterion.threshold)
+        p_pass, p_fail = (below, above) if criterion.kind == "min" else (above, below)
+        se = float(np.nanstd(boot_c))
+        distance = point_c - criterion.threshold
+        return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(rows, se, distance, spec.alpha, spec.power))
+    diffs = boot_c - f1s(draws, 1)
+    difference = interval(point_c - point_h, diffs)
+    check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est, difference)
+    margin = criterion.threshold
+    p_pass, p_fail = tails(diffs, -margin)  # below −margin: the candidate worse by more than the margin
+    se = float(np.nanstd(diffs))
+    shifted = point_c - point_h + margin
+    return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(rows, se, shifted, spec.alpha, spec.power))
 
 
 def _requests(checks: list[Check]) -> list[SampleRequest]:

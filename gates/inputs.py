@@ -23,7 +23,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from gates.evaluate import MISSING, EvaluationSet
-from gates.spec import LONGTAIL_SLICE, GateSpec
+from gates.spec import LONGTAIL_SLICE, REGRESSION_METRICS, GateSpec
 from monitor.errors import FieldError, InvalidInput, NotFound
 from monitor.files import sha256_file
 from monitor.names import DATASET_NAME
@@ -146,11 +146,17 @@ def evaluation_set(
                 FieldError(field=f"criteria.{i}", reason=f"{named!r} is not a class of the model ({classes})")
             )
     for i, criterion in enumerate(spec.criteria):
-        if task == "regression" and criterion.metric != "mae":
-            problems.append(FieldError(field=f"criteria.{i}.metric", reason="a regression model is judged on mae"))
-        if task != "regression" and criterion.metric == "mae":
-            problems.append(FieldError(field=f"criteria.{i}.metric", reason="mae is for regression models"))
-        if task == "multiclass" and criterion.metric != "accuracy" and not criterion.class_:
+        if task == "regression" and criterion.metric not in REGRESSION_METRICS:
+            problems.append(
+                FieldError(field=f"criteria.{i}.metric", reason="a regression model is judged on mae or rmse")
+            )
+        if task != "regression" and criterion.metric in REGRESSION_METRICS:
+            problems.append(FieldError(field=f"criteria.{i}.metric", reason=f"{criterion.metric} is for regression"))
+        if criterion.metric == "roc_auc" and task != "binary":
+            problems.append(
+                FieldError(field=f"criteria.{i}.metric", reason="roc_auc is judged for binary models (from score)")
+            )
+        if task == "multiclass" and criterion.metric not in ("accuracy", "roc_auc") and not criterion.class_:
             problems.append(FieldError(field=f"criteria.{i}.class", reason="multiclass rates need class: NAME"))
         if task == "binary" and criterion.metric != "accuracy" and not (criterion.class_ or positive):
             problems.append(FieldError(field="positive_class", reason="a binary model's rates need positive_class"))
@@ -166,6 +172,15 @@ def evaluation_set(
     ids = table.column("prediction_id").cast(pa.string())
     cand = _aligned(ids, candidate, "candidate", task, problems)
     champ = _aligned(ids, champion, "champion", task, problems) if champion is not None else None
+    cand_score = champ_score = None
+    if any(c.metric == "roc_auc" for c in spec.criteria):
+        cand_score = _aligned(ids, candidate, "candidate", "regression", problems, column="score")
+        if champion is not None and "score" in champion.column_names:
+            champ_score = _aligned(ids, champion, "champion", "regression", problems, column="score")
+        elif any(c.metric == "roc_auc" and c.kind == "non_inferiority" for c in spec.criteria):
+            problems.append(
+                FieldError(field="champion.score", reason="roc_auc non_inferiority needs the champion's score")
+            )
     if problems or cand is None:
         raise InvalidInput("the gate cannot judge these inputs", problems)
     labels = table.column("label").to_numpy(zero_copy_only=False)
@@ -177,14 +192,23 @@ def evaluation_set(
         slices[name] = (
             np.asarray(values.to_pylist(), dtype=object) if values is not None else np.full(table.num_rows, MISSING)
         )
-    return EvaluationSet(task, labels, cand, champ, slices, positive)  # type: ignore[arg-type]
+    return EvaluationSet(task, labels, cand, champ, slices, positive, cand_score, champ_score)  # type: ignore[arg-type]
 
 
 def _aligned(
-    ids: pa.ChunkedArray, predictions: pa.Table, role: str, task: str, problems: list[FieldError]
+    ids: pa.ChunkedArray,
+    predictions: pa.Table,
+    role: str,
+    task: str,
+    problems: list[FieldError],
+    column: str = "prediction",
 ) -> np.ndarray | None:
-    """``predictions``' prediction per id, in the order of ``ids``; every id needed, once.
-    What is wrong goes to ``problems`` (``None`` returned), so every mistake is reported at once."""
+    """``predictions``' ``column`` per id, in the order of ``ids``; every id needed, once (a
+    number for regression predictions and scores). What is wrong goes to ``problems`` (``None``
+    returned), so every mistake is reported at once."""
+    if column not in predictions.column_names:
+        problems.append(FieldError(field=f"{role}.{column}", reason=f"the {role} file has no {column} column"))
+        return None
     their_ids = predictions.column("prediction_id").cast(pa.string())
     counts = pc.value_counts(their_ids)
     repeated = [v.as_py() for v, n in zip(counts.field("values"), counts.field("counts"), strict=True) if n.as_py() > 1]
@@ -205,18 +229,16 @@ def _aligned(
             )
         )
         return None
-    column = pc.take(predictions.column("prediction"), index)
-    if column.null_count:
+    values = pc.take(predictions.column(column), index)
+    if values.null_count:
         problems.append(
-            FieldError(field=f"{role}.prediction", reason=f"{column.null_count} of the rows judged have no prediction")
+            FieldError(field=f"{role}.{column}", reason=f"{values.null_count} of the rows judged have no {column}")
         )
         return None
     if task == "regression":
         try:
-            return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            problems.append(
-                FieldError(field=f"{role}.prediction", reason="a regression model's predictions must be numbers")
-            )
+            problems.append(FieldError(field=f"{role}.{column}", reason=f"the {column} values must be numbers"))
             return None
-    return np.asarray(column.cast(pa.string()).to_pylist(), dtype=str)
+    return np.asarray(values.cast(pa.string()).to_pylist(), dtype=str)

@@ -13,12 +13,13 @@ Written as YAML and versioned with the model::
     slices: [region]                             # every criterion is also judged per slice value
     min_samples: 50                              # per slice; fewer → insufficient evidence there
 
-Metrics are the performance detector's whose interval is a textbook one: rates with a Wilson
-score interval (``recall``, ``fnr``, ``fpr``, ``specificity``, ``precision``, ``accuracy``; per
-class for multiclass models with ``class:``) and ``mae`` (CLT interval) for regression.
-``non_inferiority`` needs the same trials for both versions, so it is offered only for metrics
-whose denominator the labels fix (not ``precision``, whose denominator is each version's own
-positive calls). ``slices`` name segment columns of the dataset, or ``longtail`` for the
+Metrics are the performance detector's: rates with a Wilson score interval (``recall``, ``fnr``,
+``fpr``, ``specificity``, ``precision``, ``accuracy``; per class for multiclass models with
+``class:``), ``f1`` (multinomial bootstrap), ``roc_auc`` (DeLong; binary models, from the
+``score`` column), and ``mae`` / ``rmse`` (CLT intervals of the mean absolute / squared error)
+for regression. ``non_inferiority`` compares the versions paired on the same rows, so it is
+offered where that pairing is exact: not ``precision`` (its denominator is each version's own
+positive calls) and not ``rmse`` (use ``mae``). ``slices`` name segment columns of the dataset, or ``longtail`` for the
 curated set's long-tail test split.
 """
 
@@ -33,13 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from monitor.errors import FieldError, InvalidInput
 
 RATE_METRICS = ("recall", "fnr", "fpr", "specificity", "precision", "accuracy")
-MEAN_METRICS = ("mae",)
-PAIRED_METRICS = ("recall", "fnr", "fpr", "specificity", "accuracy", "mae")
-LOWER_IS_BETTER = frozenset({"fnr", "fpr", "mae"})
+UNIT_METRICS = (*RATE_METRICS, "f1", "roc_auc")  # bounded by 0 and 1
+REGRESSION_METRICS = ("mae", "rmse")
+PAIRED_METRICS = ("recall", "fnr", "fpr", "specificity", "accuracy", "f1", "roc_auc", "mae")
+LOWER_IS_BETTER = frozenset({"fnr", "fpr", "mae", "rmse"})
 LONGTAIL_SLICE = "longtail"
 SPLITS = ("train", "validation", "holdout", "longtail_test")
 
-Metric = Literal["recall", "fnr", "fpr", "specificity", "precision", "accuracy", "mae"]
+Metric = Literal["recall", "fnr", "fpr", "specificity", "precision", "accuracy", "f1", "roc_auc", "mae", "rmse"]
 
 
 class Criterion(BaseModel):
@@ -59,14 +61,19 @@ class Criterion(BaseModel):
         if len(given) != 1:
             raise ValueError("give exactly one of min, max or non_inferiority")
         if self.non_inferiority is not None and self.metric not in PAIRED_METRICS:
+            why = (
+                "depends on each version's own calls"
+                if self.metric == "precision"
+                else "is judged on squared errors, whose margin depends on the champion's own RMSE (use mae)"
+            )
             raise ValueError(
-                f"non_inferiority needs the same trials for both versions; {self.metric} depends on each "
-                f"version's own calls (use one of {', '.join(PAIRED_METRICS)})"
+                f"non_inferiority needs a comparison paired on the same rows; {self.metric} {why} "
+                f"(use one of {', '.join(PAIRED_METRICS)})"
             )
         bound = self.min if self.min is not None else self.max
-        if bound is not None and self.metric in RATE_METRICS and not 0 < bound < 1:
+        if bound is not None and self.metric in UNIT_METRICS and not 0 < bound < 1:
             raise ValueError(f"a bound on {self.metric} must be strictly between 0 and 1")
-        if self.non_inferiority is not None and self.metric in RATE_METRICS and self.non_inferiority >= 1:
+        if self.non_inferiority is not None and self.metric in UNIT_METRICS and self.non_inferiority >= 1:
             raise ValueError("a non-inferiority margin on a rate must be below 1")
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.gate_validity import simulated_set
+from bench.gate_validity import scored_set, simulated_set
 from detectors.stats.sample_size import one_sample_proportion_n, paired_difference_n
 from gates.evaluate import EvaluationSet, evaluate
 from gates.spec import GateSpec, parse_spec
@@ -190,3 +190,55 @@ criteria:
     fields = {e.field for e in info.value.errors}
     assert {"confidence", "criteria.0", "criteria.1", "criteria.2.metric"} <= fields
     assert any("precision" in e.reason for e in info.value.errors)
+
+
+def test_roc_auc_on_its_minimum_rarely_ships_and_a_good_one_does() -> None:
+    """Rule: ROC-AUC (DeLong interval) — a candidate whose true AUC is exactly the minimum ships
+    in ≤ 5 % of trials; one 0.05 above it on 1,000 rows ships in ≥ 80 %."""
+    spec = _spec(criteria=[{"metric": "roc_auc", "min": 0.80}])
+    assert _ship_rate(spec, lambda rng: scored_set(rng, 1000, 0.80), seed=21)["ship"] <= 0.05
+    assert _ship_rate(spec, lambda rng: scored_set(rng, 1000, 0.85), seed=22)["ship"] >= 0.80
+
+
+def test_roc_auc_non_inferiority_is_paired_by_delong() -> None:
+    """Rule: a candidate whose AUC is exactly `margin` under the champion's ships in ≤ 5 % of
+    trials (DeLong's paired covariance); an equal one on 2,000 rows ships in ≥ 80 %."""
+    spec = _spec(criteria=[{"metric": "roc_auc", "non_inferiority": 0.03}])
+    at_margin = _ship_rate(spec, lambda rng: scored_set(rng, 2000, 0.82, champion_auc=0.85), seed=23)
+    assert at_margin["ship"] <= 0.05, at_margin
+    equal = _ship_rate(spec, lambda rng: scored_set(rng, 2000, 0.85, champion_auc=0.85), seed=24)
+    assert equal["ship"] >= 0.80, equal
+
+
+def test_f1_on_its_minimum_rarely_ships() -> None:
+    """Rule: F1 (multinomial bootstrap) — true F1 exactly on the minimum (recall 0.8, precision
+    0.8) ships in ≤ 5 % of trials; F1 0.9 on 600 rows ships in ≥ 80 %; the bootstrap is seeded,
+    so the same rows give the same verdict."""
+    spec = _spec(criteria=[{"metric": "f1", "min": 0.80}])
+    assert _ship_rate(spec, lambda rng: simulated_set(rng, 1000, recall=0.8, fpr=0.2), seed=25)["ship"] <= 0.05
+    # recall 0.9, fpr 0.1 at prevalence ½: precision 0.9, F1 0.9
+    assert _ship_rate(spec, lambda rng: simulated_set(rng, 600, recall=0.9, fpr=0.1), seed=26)["ship"] >= 0.80
+    data = simulated_set(np.random.default_rng(27), 500, recall=0.85, fpr=0.1)
+    assert evaluate(spec, data).to_dict() == evaluate(spec, data).to_dict()
+
+
+def test_f1_non_inferiority_fails_a_clearly_worse_candidate() -> None:
+    """Rule: paired F1 — a candidate far below the champion fails; an equal one passes."""
+    spec = _spec(criteria=[{"metric": "f1", "non_inferiority": 0.03}])
+    worse = simulated_set(np.random.default_rng(28), 3000, recall=0.6, fpr=0.1, champion_recall=0.9, agreement=0.2)
+    assert evaluate(spec, worse).verdict == "no_ship"
+    equal = simulated_set(np.random.default_rng(29), 3000, recall=0.9, fpr=0.1, champion_recall=0.9, agreement=0.9)
+    assert evaluate(spec, equal).verdict == "ship"
+
+
+def test_rmse_on_its_maximum_rarely_ships() -> None:
+    """Rule: RMSE (CLT on squared errors, against the threshold squared) — true RMSE exactly on
+    the maximum ships in ≤ 5 % of trials; 10 % under it on 2,000 rows ships in ≥ 80 %."""
+    spec = _spec(positive_class=None, criteria=[{"metric": "rmse", "max": 2.0}])
+
+    def regression(rng: np.random.Generator, sd: float) -> EvaluationSet:
+        truth = rng.normal(50, 10, 2000)
+        return EvaluationSet("regression", truth, truth + rng.normal(0, sd, 2000), None, {}, None)
+
+    assert _ship_rate(spec, lambda rng: regression(rng, 2.0), seed=30)["ship"] <= 0.05
+    assert _ship_rate(spec, lambda rng: regression(rng, 1.8), seed=31)["ship"] >= 0.80

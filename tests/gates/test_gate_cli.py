@@ -253,3 +253,24 @@ def test_signed_reports_verify_only_with_the_right_key(
         app, ["gate", "verify", str(tmp_path / "e")], env={"LOOPWATCH_GATE_VERIFY_KEY_FILE": str(pub_file)}
     )
     assert bad.exit_code == 1 and "does not match" in bad.output
+
+
+def test_roc_auc_needs_the_score_column(
+    service: Loopwatch, settings: Settings, labelled: dict[str, str], tmp_path: Path
+) -> None:
+    """Rule: a roc_auc criterion is judged from the prediction files' `score` column; a file
+    without it is a usage error (exit 2) naming candidate.score."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: auc\nmodel: harsh-braking\npositive_class: brake\ncriteria: [{metric: roc_auc, min: 0.8}]\n")
+    rng = np.random.default_rng(8)
+    ids = list(labelled)
+    score = [float(rng.normal(2.0 if labelled[i] == "brake" else 0.0)) for i in ids]
+    calls = ["brake" if s > 1 else "none" for s in score]
+    scored = tmp_path / "scored.parquet"
+    pq.write_table(pa.table({"prediction_id": ids, "prediction": calls, "score": score}), scored)
+    args = ["--spec", str(spec), "--dataset", "gate-set@1", "--out", str(tmp_path / "r")]
+    code, output = _evaluate(settings, *args, "--candidate", str(scored))
+    assert code == 0, output  # true AUC Φ(2/√2) ≈ 0.92 on 1,200 rows
+    unscored = _predictions(tmp_path / "unscored.parquet", labelled, recall=0.9, fpr=0.05, seed=9)
+    code, output = _evaluate(settings, *args, "--candidate", str(unscored))
+    assert code == 2 and "candidate.score" in output
