@@ -182,6 +182,42 @@ def scenarios() -> list[Scenario]:
             800,
         )
     )
+    auc_min = spec([{"metric": "roc_auc", "min": 0.80}])
+    auc_ni = spec([{"metric": "roc_auc", "non_inferiority": 0.03}])
+    f1_min = spec([{"metric": "f1", "min": 0.80}])
+    rmse_max = GateSpec.model_validate(
+        {"name": "v", "model": "sim", "criteria": [{"metric": "rmse", "max": 2.0}], "min_samples": 20}
+    )
+    out += [
+        Scenario(
+            "roc_auc ≥ 0.80, truth 0.80 (DeLong), 1000 rows",
+            "false ship",
+            auc_min,
+            lambda rng: scored_set(rng, 1000, 0.80),
+            1000,
+        ),
+        Scenario(
+            "roc_auc non-inferior (0.03), candidate 0.82 vs champion 0.85, 2000 rows",
+            "false ship",
+            auc_ni,
+            lambda rng: scored_set(rng, 2000, 0.82, champion_auc=0.85),
+            2000,
+        ),
+        Scenario(
+            "f1 ≥ 0.80, truth 0.80 (bootstrap), 1000 rows",
+            "false ship",
+            f1_min,
+            lambda rng: simulated_set(rng, 1000, recall=0.8, fpr=0.2),
+            1000,
+        ),
+        Scenario(
+            "rmse ≤ 2.0, truth 2.0, 2000 rows",
+            "false ship",
+            rmse_max,
+            lambda rng: regression_rmse_set(rng, 2000, sd=2.0),
+            2000,
+        ),
+    ]
     out.append(
         Scenario(
             "mae ≤ 1.5958, truth 2·√(2/π) = 1.5958 (on the threshold), 2000 rows",
