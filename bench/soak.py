@@ -356,8 +356,12 @@ def main() -> None:
             **_median_drift(after),
         },
         "monitor_runs": len(runs),
-        "monitor_runs_failed": sum(1 for r in runs if r.get("status") != "succeeded"),
-        "monitor_run_errors": sorted({str(r.get("error"))[:160] for r in runs if r.get("status") != "succeeded"}),
+        # A run still going when the runs are read (just before SIGTERM) is neither failed nor done.
+        "monitor_runs_failed": sum(1 for r in runs if r.get("status") in ("failed", "interrupted")),
+        "monitor_runs_still_running": sum(1 for r in runs if r.get("status") == "running"),
+        "monitor_run_errors": sorted(
+            {str(r.get("error"))[:160] for r in runs if r.get("status") in ("failed", "interrupted")}
+        ),
         "monitor_run_ms_max": max((float(r.get("duration_ms") or 0) for r in runs), default=0.0),
         "wal_max_mb": max((s["wal_mb"] for s in samples), default=0.0),
         # Which part moved: the server's own breakdown and the resident regions (smaps).
