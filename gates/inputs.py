@@ -4,13 +4,12 @@ A dataset version is read straight from its folder (``datasets/NAME/v=N/``: mani
 Parquet files), so a gate runs whether or not a server holds the data directory, and every file
 is checked against the manifest's sha256 first: a gate never judges altered data. The candidate
 (and champion) files hold ``prediction_id, prediction`` (and optionally ``score``) for the
-dataset's rows, as Parquet, CSV or JSON lines; every labelled row of the evaluation set must
+dataset's rows, in any file format `loopwatch ingest` reads; every labelled row of the evaluation set must
 have a prediction, and an id may appear once.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 
 from gates.evaluate import MISSING, EvaluationSet
 from gates.spec import LONGTAIL_SLICE, REGRESSION_METRICS, GateSpec
-from monitor.errors import FieldError, InvalidInput, NotFound
+from labeling.curation import DatasetFiles
+from monitor.errors import FieldError, InvalidInput, MalformedBody, NotFound
 from monitor.files import sha256_file
+from monitor.formats import iter_file_batches
 from monitor.names import DATASET_NAME
 
 
@@ -53,46 +51,30 @@ def parse_dataset_ref(ref: str) -> tuple[str, int]:
 def read_dataset(datasets_root: Path, ref: str) -> DatasetVersion:
     """A published dataset version, every file checked against its manifest."""
     name, version = parse_dataset_ref(ref)
-    folder = datasets_root / name / f"v={version}"
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise NotFound(f"no dataset version {name}@{version} under {datasets_root}")
-    manifest = json.loads(manifest_path.read_text())
-    parts = []
-    for entry in manifest["files"]:
-        path = folder / entry["path"]
-        if not path.is_file() or sha256_file(path) != entry["sha256"]:
-            raise InvalidInput(
-                f"dataset {name}@{version} was altered or is incomplete",
-                [FieldError(field=entry["path"], reason="missing, or its sha256 differs from the manifest")],
-            )
-        parts.append(pq.read_table(path))
-    table = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
-    return DatasetVersion(name, version, folder, manifest, sha256_file(manifest_path), table)
+    files = DatasetFiles(datasets_root)
+    try:
+        manifest = files.show(name, version)
+    except NotFound as exc:
+        raise NotFound(f"no dataset version {name}@{version} under {datasets_root}: {exc.message}") from None
+    altered = files.altered(name, version)
+    if altered:
+        raise InvalidInput(
+            f"dataset {name}@{version} was altered or is incomplete",
+            [FieldError(field=path, reason="missing, or its sha256 differs from the manifest") for path in altered],
+        )
+    folder = files.folder(name, version)
+    table = files.read(name, version) if manifest["files"] else pa.table({})
+    return DatasetVersion(name, version, folder, manifest, sha256_file(folder / "manifest.json"), table)
 
 
 def read_predictions(path: Path, role: str) -> pa.Table:
-    """A candidate or champion file: Parquet, CSV or JSON lines with ``prediction_id`` and
-    ``prediction`` columns."""
+    """A candidate or champion file (Parquet, CSV, JSON lines or Arrow, as `loopwatch ingest`
+    reads them) with ``prediction_id`` and ``prediction`` columns."""
     if not path.is_file():
         raise InvalidInput(f"{role} file not found", [FieldError(field=role, reason=f"no file at {path}")])
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
     try:
-        if suffix in (".parquet", ".pq"):
-            table = pq.read_table(path)
-        elif suffix in (".csv", ".csv.gz"):
-            table = pacsv.read_csv(
-                path,
-                convert_options=pacsv.ConvertOptions(column_types={"prediction_id": pa.string()}),
-            )
-        elif suffix in (".jsonl", ".ndjson"):
-            table = pajson.read_json(path)
-        else:
-            raise InvalidInput(
-                f"{role} file type is not supported",
-                [FieldError(field=role, reason=f"use .parquet, .csv or .jsonl (got {path.name})")],
-            )
-    except (pa.ArrowInvalid, OSError) as exc:
+        table = pa.concat_tables(iter_file_batches(path, batch_rows=1 << 30, string_columns={"prediction_id"}))
+    except (pa.ArrowInvalid, OSError, MalformedBody) as exc:
         raise InvalidInput(f"{role} file cannot be read", [FieldError(field=role, reason=str(exc))]) from None
     missing = [c for c in ("prediction_id", "prediction") if c not in table.column_names]
     if missing:

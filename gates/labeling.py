@@ -19,12 +19,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gates.inputs import read_dataset
+from gates.inputs import parse_dataset_ref
 from gates.spec import LONGTAIL_SLICE
-from labeling.queue import LabelingQueue, RouteRequest
+from labeling.curation import DatasetFiles
+from labeling.queue import MAX_ROUTE_BUDGET, LabelingQueue, RouteRequest
 
 DEFAULT_LOOKBACK = timedelta(days=7)  # a dataset without a recorded window: route from the last week
-MAX_PER_REQUEST = 10_000  # the queue's own bound per routing call
 
 
 def route_sample_requests(
@@ -36,8 +36,8 @@ def route_sample_requests(
     requested_by: str,
 ) -> dict[str, Any]:
     """Route each of the run's sample requests; returns what was asked and queued per slice."""
-    dataset = read_dataset(datasets_root, report["inputs"]["dataset"]["ref"])
-    selection = dataset.manifest.get("selection") or {}
+    name, version = parse_dataset_ref(report["inputs"]["dataset"]["ref"])
+    selection = DatasetFiles(datasets_root).show(name, version).get("selection") or {}  # the window only
     end = datetime.fromisoformat(selection["end"]) if selection.get("end") else now
     start = datetime.fromisoformat(selection["start"]) if selection.get("start") else end - DEFAULT_LOOKBACK
     routed = []
@@ -48,7 +48,7 @@ def route_sample_requests(
             RouteRequest(
                 model=report["model"],
                 strategy="long_tail" if longtail else "random",
-                budget=max(1, min(int(request["rows"]), MAX_PER_REQUEST)),
+                budget=max(1, min(int(request["rows"]), MAX_ROUTE_BUDGET)),
                 start=start,
                 end=end,
                 segments=None if longtail or request["slice"] == "all" else {request["slice"]: request["value"]},

@@ -23,6 +23,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -136,11 +137,106 @@ def _lineage_schema(schema: ModelSchema) -> pa.Schema:
     )
 
 
-class DatasetStore:
+class DatasetFiles:
+    """Published dataset versions, read from their folders alone (manifest and Parquet files):
+    no database, so readers such as a release gate work while a server holds the data
+    directory. :class:`DatasetStore` builds new versions on top."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _versions(self, name: str) -> list[int]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        return sorted(
+            int(p.name[2:]) for p in folder.iterdir() if p.is_dir() and p.name.startswith("v=") and p.name[2:].isdigit()
+        )
+
+    def folder(self, name: str, version: int) -> Path:
+        return self.root / name / f"v={version}"
+
+    def altered(self, name: str, version: int) -> list[str]:
+        """The version's files that are missing or no longer match the manifest's sha256."""
+        manifest = self.show(name, version)
+        folder = self.folder(name, version)
+        return [
+            f["path"]
+            for f in manifest["files"]
+            if not (folder / f["path"]).is_file() or sha256_file(folder / f["path"]) != f["sha256"]
+        ]
+
+    def list(self) -> list[dict[str, Any]]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and DATASET_NAME.match(p.name)):
+            versions = self._versions(folder.name)
+            if versions:
+                latest = self.show(folder.name, versions[-1])
+                out.append(
+                    {
+                        "name": folder.name,
+                        "versions": versions,
+                        "latest": versions[-1],
+                        "model": latest["model"],
+                        "rows": latest["rows"],
+                        "created_at": latest["created_at"],
+                    }
+                )
+        return out
+
+    def show(self, name: str, version: int | None = None) -> dict[str, Any]:
+        if not DATASET_NAME.match(name):
+            raise NotFound(f"no dataset {name!r}")
+        versions = self._versions(name)
+        if not versions:
+            raise NotFound(f"no dataset {name!r}")
+        chosen = versions[-1] if version is None else version
+        path = self.root / name / f"v={chosen}" / "manifest.json"
+        if chosen not in versions or not path.is_file():
+            raise NotFound(f"dataset {name!r} has no version {chosen} (versions: {versions})")
+        return json.loads(path.read_text())
+
+    def verify(self, name: str, version: int) -> bool:
+        """The files still match the manifest's hashes."""
+        return not self.altered(name, version)
+
+    def read(self, name: str, version: int) -> pa.Table:
+        manifest = self.show(name, version)
+        folder = self.folder(name, version)
+        return pa.concat_tables(
+            [pq.read_table(folder / f["path"]) for f in manifest["files"]], promote_options="default"
+        )
+
+    def diff(self, name_a: str, version_a: int, name_b: str, version_b: int) -> dict[str, Any]:
+        """Rows added/removed (by prediction_id), labels changed, split and class count deltas."""
+        a, b = self.read(name_a, version_a), self.read(name_b, version_b)
+        la = dict(zip(a.column("prediction_id").to_pylist(), a.column("label").to_pylist(), strict=True))
+        lb = dict(zip(b.column("prediction_id").to_pylist(), b.column("label").to_pylist(), strict=True))
+        ma, mb = self.show(name_a, version_a), self.show(name_b, version_b)
+        classes = sorted(set(ma["class_counts"]) | set(mb["class_counts"]))
+        return {
+            "a": f"{name_a}@{version_a}",
+            "b": f"{name_b}@{version_b}",
+            "added": sorted(set(lb) - set(la))[:1000],
+            "removed": sorted(set(la) - set(lb))[:1000],
+            "added_count": len(set(lb) - set(la)),
+            "removed_count": len(set(la) - set(lb)),
+            "label_changed": sorted(p for p in set(la) & set(lb) if la[p] != lb[p])[:1000],
+            "class_counts": {
+                c: {"a": ma["class_counts"].get(c, 0), "b": mb["class_counts"].get(c, 0)} for c in classes
+            },
+            "split_counts": {s: {"a": ma["split_counts"].get(s, 0), "b": mb["split_counts"].get(s, 0)} for s in SPLITS},
+            "same_content": ma["content_hash"] == mb["content_hash"],
+        }
+
+
+class DatasetStore(DatasetFiles):
     def __init__(self, service: Loopwatch, now: Clock = utcnow) -> None:
+        super().__init__(service.settings.data_dir / "datasets")
         self._service = service
         self._now = now
-        self.root = service.settings.data_dir / "datasets"
 
     # -- build ------------------------------------------------------------------------------
 
@@ -390,83 +486,6 @@ class DatasetStore:
             {"rows": table.num_rows, "content_hash": manifest["content_hash"]},
         )
         return manifest
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def _versions(self, name: str) -> list[int]:
-        folder = self.root / name
-        if not folder.is_dir():
-            return []
-        return sorted(
-            int(p.name[2:]) for p in folder.iterdir() if p.is_dir() and p.name.startswith("v=") and p.name[2:].isdigit()
-        )
-
-    def list(self) -> list[dict[str, Any]]:
-        if not self.root.is_dir():
-            return []
-        out = []
-        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and DATASET_NAME.match(p.name)):
-            versions = self._versions(folder.name)
-            if versions:
-                latest = self.show(folder.name, versions[-1])
-                out.append(
-                    {
-                        "name": folder.name,
-                        "versions": versions,
-                        "latest": versions[-1],
-                        "model": latest["model"],
-                        "rows": latest["rows"],
-                        "created_at": latest["created_at"],
-                    }
-                )
-        return out
-
-    def show(self, name: str, version: int | None = None) -> dict[str, Any]:
-        if not DATASET_NAME.match(name):
-            raise NotFound(f"no dataset {name!r}")
-        versions = self._versions(name)
-        if not versions:
-            raise NotFound(f"no dataset {name!r}")
-        chosen = versions[-1] if version is None else version
-        path = self.root / name / f"v={chosen}" / "manifest.json"
-        if chosen not in versions or not path.is_file():
-            raise NotFound(f"dataset {name!r} has no version {chosen} (versions: {versions})")
-        return json.loads(path.read_text())
-
-    def verify(self, name: str, version: int) -> bool:
-        """The files still match the manifest's hashes."""
-        manifest = self.show(name, version)
-        folder = self.root / name / f"v={version}"
-        return all(sha256_file(folder / f["path"]) == f["sha256"] for f in manifest["files"])
-
-    def read(self, name: str, version: int) -> pa.Table:
-        manifest = self.show(name, version)
-        folder = self.root / name / f"v={version}"
-        return pa.concat_tables(
-            [pq.read_table(folder / f["path"]) for f in manifest["files"]], promote_options="default"
-        )
-
-    def diff(self, name_a: str, version_a: int, name_b: str, version_b: int) -> dict[str, Any]:
-        """Rows added/removed (by prediction_id), labels changed, split and class count deltas."""
-        a, b = self.read(name_a, version_a), self.read(name_b, version_b)
-        la = dict(zip(a.column("prediction_id").to_pylist(), a.column("label").to_pylist(), strict=True))
-        lb = dict(zip(b.column("prediction_id").to_pylist(), b.column("label").to_pylist(), strict=True))
-        ma, mb = self.show(name_a, version_a), self.show(name_b, version_b)
-        classes = sorted(set(ma["class_counts"]) | set(mb["class_counts"]))
-        return {
-            "a": f"{name_a}@{version_a}",
-            "b": f"{name_b}@{version_b}",
-            "added": sorted(set(lb) - set(la))[:1000],
-            "removed": sorted(set(la) - set(lb))[:1000],
-            "added_count": len(set(lb) - set(la)),
-            "removed_count": len(set(la) - set(lb)),
-            "label_changed": sorted(p for p in set(la) & set(lb) if la[p] != lb[p])[:1000],
-            "class_counts": {
-                c: {"a": ma["class_counts"].get(c, 0), "b": mb["class_counts"].get(c, 0)} for c in classes
-            },
-            "split_counts": {s: {"a": ma["split_counts"].get(s, 0), "b": mb["split_counts"].get(s, 0)} for s in SPLITS},
-            "same_content": ma["content_hash"] == mb["content_hash"],
-        }
 
 
 def _check_selection(request: BuildRequest) -> None:

@@ -34,6 +34,9 @@ from monitor.service import Loopwatch
 DEFAULT_DAILY_BUDGET = 500
 
 
+MAX_ROUTE_BUDGET = 10_000  # samples one routing call may queue
+
+
 @dataclass(frozen=True)
 class RouteRequest:
     model: str
@@ -81,9 +84,10 @@ class LabelingQueue:
                 "routing request is not valid",
                 [FieldError(field="strategy", reason=f"choose one of {list(STRATEGIES)}")],
             )
-        if not 1 <= request.budget <= 10_000:
+        if not 1 <= request.budget <= MAX_ROUTE_BUDGET:
             raise InvalidInput(
-                "routing request is not valid", [FieldError(field="budget", reason="must be between 1 and 10000")]
+                "routing request is not valid",
+                [FieldError(field="budget", reason=f"must be between 1 and {MAX_ROUTE_BUDGET}")],
             )
         context = self._context(request)
         start, end = context["start"], context["end"]
