@@ -353,6 +353,14 @@ def _proportion(x_c: int, n_c: int, x_r: int, n_r: int, confidence: float) -> Co
     return Comparison(x_c / n_c, x_r / n_r, d, lo, hi, wilson(x_c, n_c, confidence))
 
 
+def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """F1 = 2tp / (2tp + fp + fn) of arrays of counts (bootstrap replicates); NaN where no
+    positive was present or called."""
+    denominator = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
+
+
 def _f1(c: Confusion) -> float:
     denom = 2 * c.tp + c.fp + c.fn
     return 2 * c.tp / denom if denom else float("nan")
@@ -370,9 +378,7 @@ def _f1_comparison(cur: Confusion, ref: Confusion, config: PerformanceConfig) ->
 
     def resample(c: Confusion) -> np.ndarray:
         cells = rng.multinomial(c.n, np.array([c.tp, c.fp, c.fn, c.tn]) / c.n, size=config.bootstrap)
-        denom = 2 * cells[:, 0] + cells[:, 1] + cells[:, 2]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denom > 0, 2 * cells[:, 0] / np.maximum(denom, 1), np.nan)
+        return f1_from_counts(cells[:, 0], cells[:, 1], cells[:, 2])
 
     boot_cur = resample(cur)
     diffs = boot_cur - resample(ref)

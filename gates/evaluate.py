@@ -40,6 +40,7 @@ from typing import Literal
 
 import numpy as np
 
+from detectors.performance import f1_from_counts
 from detectors.stats.auc import delong
 from detectors.stats.intervals import mean_interval, wilson, z_value
 from detectors.stats.multiplicity import holm
@@ -183,10 +184,6 @@ def _rate_outcomes(
     raise ValueError(f"not a rate metric: {metric}")
 
 
-def _abs_errors(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    return np.abs(predictions.astype(np.float64) - labels.astype(np.float64))
-
-
 # ---------------------------------------------------------------------------------------------
 # Intervals and their p-values
 # ---------------------------------------------------------------------------------------------
@@ -206,21 +203,28 @@ def _mean_estimate(values: np.ndarray, confidence: float) -> Estimate:
     return Estimate(mean, low, high, int(values.size))
 
 
-def _score_p(successes: int, trials: int, threshold: float) -> float:
-    """One-sided score-test p-value of "the rate is at least ``threshold``" (small: it is below).
-    The Wilson interval is this test inverted, so the two always agree."""
-    z = (successes / trials - threshold) / math.sqrt(threshold * (1 - threshold) / trials)
-    return _NORMAL.cdf(z)
+def _normal_p(estimate: float, threshold: float, se: float) -> float:
+    """One-sided normal p-value of "the metric is at least ``threshold``" (small: it is below).
+    For a rate with ``se`` = √(θ(1 − θ)/n) this is the score test the Wilson interval inverts,
+    so the two always agree; for a mean, the CLT test of its interval."""
+    if se <= 0:
+        return 0.0 if estimate < threshold else 1.0
+    return _NORMAL.cdf((estimate - threshold) / se)
 
 
-def _mean_p(values: np.ndarray, threshold: float) -> float:
-    """One-sided CLT p-value of "the mean is at least ``threshold``" (small: it is below)."""
-    n = values.size
-    sd = float(values.std(ddof=1)) if n > 1 else 0.0
-    mean = float(values.mean())
-    if sd == 0.0:
-        return 0.0 if mean < threshold else 1.0
-    return _NORMAL.cdf((mean - threshold) / (sd / math.sqrt(n)))
+def _bounded(kind: str, p_below: float) -> tuple[float, float]:
+    """(p_pass, p_fail) of a min (pass when shown above) or a max, or a non-inferiority on a
+    lower-is-better difference (pass when shown below)."""
+    return (1 - p_below, p_below) if kind == "min" else (p_below, 1 - p_below)
+
+
+def _scaled_plan(rows: int, se: float, distance: float, alpha: float, power: float) -> int | None:
+    """Rows that would decide a criterion whose standard error shrinks as 1/√n: the current
+    ``se`` at ``rows`` rows, an estimate ``distance`` from its threshold."""
+    if distance == 0 or se <= 0 or not math.isfinite(se):
+        return None
+    z = z_value(1 - 2 * alpha) + _NORMAL.inv_cdf(power)
+    return math.ceil(rows * (z * se / distance) ** 2)
 
 
 def _inverted_p(bound: Callable[[float], float], clears: Callable[[float], bool]) -> float:
@@ -255,6 +259,29 @@ class _Judged:
     plan: Callable[[], int | None]  # rows of this slice that would decide it (None: none would)
 
 
+@dataclass(frozen=True)
+class _Slice:
+    """One criterion on one slice value: which rows it judges and how its check is named."""
+
+    index: int  # of the criterion in the spec
+    criterion: Criterion
+    name: str
+    value: str
+    mask: np.ndarray
+    rows: int
+
+    def check(self, candidate: Estimate, champion: Estimate | None = None, difference: Estimate | None = None) -> Check:
+        """The slice's check, undecided until ``evaluate`` judges it."""
+        label = self.criterion.label
+        return Check(
+            self.index, label, self.name, self.value, self.rows, "insufficient", "", candidate, champion, difference
+        )
+
+    def undecidable(self) -> _Judged:
+        """No estimate at all (no trials, one class only): never judged, nothing to plan."""
+        return _Judged(self.check(Estimate(None, None, None, 0)), 1.0, 1.0, lambda: None)
+
+
 def evaluate(spec: GateSpec, data: EvaluationSet) -> GateResult:
     """Judge every criterion on the whole set and on every slice value (see the module docstring)."""
     alpha = spec.alpha
@@ -263,45 +290,32 @@ def evaluate(spec: GateSpec, data: EvaluationSet) -> GateResult:
     for index, criterion in enumerate(spec.criteria):
         for slice_name, value, mask in _slices(spec, data):
             rows = int(mask.sum())
-            outcome = _judge(spec, data, index, criterion, slice_name, value, mask)
+            outcome = _judge(spec, data, _Slice(index, criterion, slice_name, value, mask, rows))
+            checks.append(outcome.check)
             if rows < spec.min_samples:
-                outcome.check.judgement = "insufficient"
                 outcome.check.reason = f"{rows} rows < min_samples {spec.min_samples}"
-                planned = outcome.plan()
-                outcome.check.more_rows_needed = max(spec.min_samples, planned or 0) - rows
-                checks.append(outcome.check)
-                continue
-            if outcome.check.candidate.trials == 0 or (
+                outcome.check.more_rows_needed = max(spec.min_samples, outcome.plan() or 0) - rows
+            elif outcome.check.candidate.trials == 0 or (
                 outcome.check.difference is not None and outcome.check.difference.trials == 0
             ):
-                outcome.check.judgement = "insufficient"
                 outcome.check.reason = "no trials for this metric in the slice"
-                checks.append(outcome.check)
-                continue
-            judged.append(outcome)
-            checks.append(outcome.check)
+            else:
+                judged.append(outcome)
     adjusted = holm([j.p_fail for j in judged])
     for outcome, p_holm in zip(judged, adjusted, strict=True):
         check = outcome.check
         check.p_pass, check.p_fail, check.p_fail_holm = outcome.p_pass, outcome.p_fail, p_holm
         if outcome.p_pass <= alpha:
-            check.judgement, check.reason = (
-                "pass",
-                f"the confidence bound clears the threshold (p = {outcome.p_pass:.3g})",
-            )
+            check.judgement = "pass"
+            check.reason = f"the confidence bound clears the threshold (p = {outcome.p_pass:.3g})"
         elif p_holm <= alpha:
             check.judgement = "fail"
             check.reason = f"violated: Holm-adjusted p = {p_holm:.3g} ≤ {alpha:g}"
+        elif (planned := outcome.plan()) is None:
+            check.reason = "undecided; the estimate sits on the threshold, so no sample size decides it"
         else:
-            check.judgement = "insufficient"
-            planned = outcome.plan()
-            if planned is None:
-                check.reason = "undecided; the estimate sits on the threshold, so no sample size decides it"
-            else:
-                check.more_rows_needed = max(planned - check.rows, 1)
-                check.reason = (
-                    f"undecided at {check.rows} rows; about {planned} would decide it at {spec.power:.0%} power"
-                )
+            check.more_rows_needed = max(planned - check.rows, 1)
+            check.reason = f"undecided at {check.rows} rows; about {planned} would decide it at {spec.power:.0%} power"
     verdict: Verdict
     if any(c.judgement == "fail" for c in checks):
         verdict = "no_ship"
@@ -324,313 +338,219 @@ def _slices(spec: GateSpec, data: EvaluationSet) -> list[tuple[str, str, np.ndar
     return out
 
 
-def _judge(
-    spec: GateSpec,
-    data: EvaluationSet,
-    index: int,
-    criterion: Criterion,
-    slice_name: str,
-    value: str,
-    mask: np.ndarray,
-) -> _Judged:
-    labels, cand = data.labels[mask], data.candidate[mask]
-    champ = data.champion[mask] if data.champion is not None else None
-    rows = int(mask.sum())
+def _judge(spec: GateSpec, data: EvaluationSet, s: _Slice) -> _Judged:
+    metric = s.criterion.metric
+    if metric in ("mae", "rmse"):
+        return _regression(spec, data, s)
+    if metric == "roc_auc":
+        return _roc_auc(spec, data, s)
+    if metric == "f1":
+        return _f1(spec, data, s)
+    return _rate(spec, data, s)
+
+
+def _rate(spec: GateSpec, data: EvaluationSet, s: _Slice) -> _Judged:
+    """A rate (recall, fpr …): Wilson bounds; candidate vs champion paired on the same trials
+    (the labels fix them) by Newcombe's interval, p-values by inverting it."""
+    criterion, alpha, power = s.criterion, spec.alpha, spec.power
+    labels, cand = data.labels[s.mask], data.candidate[s.mask]
+    champ = data.champion[s.mask] if data.champion is not None else None
     positive = criterion.class_ or data.positive_class
-    conf, alpha, power = spec.confidence, spec.alpha, spec.power
-    lower_better = criterion.metric in LOWER_IS_BETTER
-
-    def check(candidate: Estimate, champion: Estimate | None, difference: Estimate | None) -> Check:
-        return Check(
-            index, criterion.label, slice_name, value, rows, "insufficient", "", candidate, champion, difference
-        )
-
-    if criterion.metric == "rmse":
-        return _rmse(spec, data, index, criterion, slice_name, value, mask)
-    if criterion.metric == "roc_auc":
-        return _roc_auc(spec, data, index, criterion, slice_name, value, mask)
-    if criterion.metric == "f1":
-        return _f1(spec, data, index, criterion, slice_name, value, mask)
-    if criterion.metric == "mae":
-        cand_err = _abs_errors(labels, cand)
-        champ_err = _abs_errors(labels, champ) if champ is not None else None
-        cand_est = _mean_estimate(cand_err, conf)
-        champ_est = _mean_estimate(champ_err, conf) if champ_err is not None else None
-        if criterion.kind != "non_inferiority":
-            return _one_sample_mean(check(cand_est, champ_est, None), criterion, cand_err, alpha, power)
-        assert champ_err is not None  # a champion is required by the spec (checked on load)
-        diffs = cand_err - champ_err  # positive: the candidate errs more
-        diff_est = _mean_estimate(diffs, conf)
-        return _one_sample_mean(
-            check(cand_est, champ_est, diff_est), criterion, diffs, alpha, power, override_threshold=criterion.threshold
-        )
-
     trials, success = _rate_outcomes(criterion.metric, labels, cand, positive)
     n, x = int(trials.sum()), int((success & trials).sum())
-    cand_est = _rate_estimate(x, n, conf)
+    cand_est = _rate_estimate(x, n, spec.confidence)
     champ_est = None
     if champ is not None:
         c_trials, c_success = _rate_outcomes(criterion.metric, labels, champ, positive)
-        champ_est = _rate_estimate(int((c_success & c_trials).sum()), int(c_trials.sum()), conf)
-    share = n / rows if rows else 0.0
+        champ_est = _rate_estimate(int((c_success & c_trials).sum()), int(c_trials.sum()), spec.confidence)
+    share = n / s.rows if s.rows else 0.0
 
     def rows_for(trials_needed: int | None) -> int | None:
-        if trials_needed is None or share == 0:
-            return None
-        return math.ceil(trials_needed / share)
+        return None if trials_needed is None or share == 0 else math.ceil(trials_needed / share)
 
     if criterion.kind != "non_inferiority":
-        result = check(cand_est, champ_est, None)
-        threshold = criterion.threshold
         if n == 0:
-            return _Judged(result, 1.0, 1.0, lambda: None)
-        p_below = _score_p(x, n, threshold)
-        # A min passes when the rate is shown above; a max when it is shown below.
-        p_pass, p_fail = (1 - p_below, p_below) if criterion.kind == "min" else (p_below, 1 - p_below)
-        estimate = x / n
+            return _Judged(s.check(cand_est, champ_est), 1.0, 1.0, lambda: None)
+        threshold, estimate = criterion.threshold, x / n
+        score_se = math.sqrt(threshold * (1 - threshold) / n)  # the score test's: Wilson inverts it
+        p_pass, p_fail = _bounded(criterion.kind, _normal_p(estimate, threshold, score_se))
         return _Judged(
-            result, p_pass, p_fail, lambda: rows_for(one_sample_proportion_n(estimate, threshold, alpha, power))
+            s.check(cand_est, champ_est),
+            p_pass,
+            p_fail,
+            lambda: rows_for(one_sample_proportion_n(estimate, threshold, alpha, power)),
         )
 
-    # Non-inferiority on the same trials (the labels fix them): pairs of outcomes.
-    assert champ is not None
+    assert champ is not None  # a champion is required by the spec (checked with the inputs)
+    if n == 0:
+        return _Judged(s.check(cand_est, champ_est, Estimate(None, None, None, 0)), 1.0, 1.0, lambda: None)
     _, c_success = _rate_outcomes(criterion.metric, labels, champ, positive)
-    good_cand = success[trials] if not lower_better else ~success[trials]
-    good_champ = c_success[trials] if not lower_better else ~c_success[trials]
-    counts = PairedCounts(
-        both=int((good_cand & good_champ).sum()),
-        first_only=int((good_cand & ~good_champ).sum()),
-        second_only=int((~good_cand & good_champ).sum()),
-        neither=int((~good_cand & ~good_champ).sum()),
-    )
+    lower_better = criterion.metric in LOWER_IS_BETTER
+    # Paired on the "good" outcome of each trial (a hit for recall, no false alarm for fpr).
+    counts = PairedCounts.from_outcomes(success[trials] ^ lower_better, c_success[trials] ^ lower_better)
     margin = criterion.threshold
     sign = -1.0 if lower_better else 1.0  # report candidate − champion in the metric's own terms
-    diff_good, low_good, high_good = newcombe_paired_difference(counts, conf)
-    if n == 0:
-        difference = Estimate(None, None, None, 0)
-    else:
-        ends = sorted((sign * low_good, sign * high_good))
-        difference = Estimate(sign * diff_good, ends[0], ends[1], n)
-    result = check(cand_est, champ_est, difference)
-    if n == 0:
-        return _Judged(result, 1.0, 1.0, lambda: None)
-
-    def lower(a: float) -> float:
-        return newcombe_paired_difference(counts, 1 - 2 * a)[1]
-
-    def upper(a: float) -> float:
-        return newcombe_paired_difference(counts, 1 - 2 * a)[2]
-
-    p_pass = _inverted_p(lower, lambda b: b > -margin)  # good-rate difference shown above −margin
-    p_fail = _inverted_p(upper, lambda b: b < -margin)  # shown below it: worse by more than the margin
+    diff_good, low_good, high_good = newcombe_paired_difference(counts, spec.confidence)
+    ends = sorted((sign * low_good, sign * high_good))
+    difference = Estimate(sign * diff_good, ends[0], ends[1], n)
+    p_pass = _inverted_p(  # good-rate difference shown above −margin
+        lambda a: newcombe_paired_difference(counts, 1 - 2 * a)[1], lambda b: b > -margin
+    )
+    p_fail = _inverted_p(  # shown below it: worse by more than the margin
+        lambda a: newcombe_paired_difference(counts, 1 - 2 * a)[2], lambda b: b < -margin
+    )
     # No discordant pair yet: plan with half a pair in each discordant cell (the usual ½
     # correction for empty cells), since Connor's formula needs some discordance to plan for.
     first_only = counts.first_only or (0.5 if counts.second_only == 0 else 0.0)
     second_only = counts.second_only or (0.5 if counts.first_only == 0 else 0.0)
     first, second = first_only / n, second_only / n
-    return _Judged(result, p_pass, p_fail, lambda: rows_for(paired_difference_n(first, second, margin, alpha, power)))
-
-
-def _one_sample_mean(
-    result: Check,
-    criterion: Criterion,
-    values: np.ndarray,
-    alpha: float,
-    power: float,
-    override_threshold: float | None = None,
-) -> _Judged:
-    """A mean (MAE, or the paired error difference against ``margin``) against a threshold:
-    a ``max`` (and non-inferiority: mean difference below the margin) passes when the mean is
-    shown below it, a ``min`` when shown above."""
-    if values.size < 2:
-        return _Judged(result, 1.0, 1.0, lambda: None)
-    threshold = override_threshold if override_threshold is not None else criterion.threshold
-    p_below = _mean_p(values, threshold)
-    p_pass, p_fail = (1 - p_below, p_below) if criterion.kind == "min" else (p_below, 1 - p_below)
-    mean, sd = float(values.mean()), float(values.std(ddof=1))
-
-    def plan() -> int | None:
-        if mean == threshold:
-            return None
-        return math.ceil(((z_value(1 - 2 * alpha) + _NORMAL.inv_cdf(power)) * sd / (mean - threshold)) ** 2)
-
-    return _Judged(result, p_pass, p_fail, plan)
-
-
-def _scaled_plan(rows: int, se: float, distance: float, alpha: float, power: float) -> int | None:
-    """Rows that would decide a criterion whose standard error shrinks as 1/√n: the current
-    ``se`` at ``rows`` rows, an estimate ``distance`` from its threshold."""
-    if distance == 0 or se <= 0 or not math.isfinite(se):
-        return None
-    z = z_value(1 - 2 * alpha) + _NORMAL.inv_cdf(power)
-    return math.ceil(rows * (z * se / distance) ** 2)
-
-
-def _normal_p(estimate: float, threshold: float, se: float) -> float:
-    """One-sided normal p-value of "the metric is at least ``threshold``" (small: it is below)."""
-    if se <= 0:
-        return 0.0 if estimate < threshold else 1.0
-    return _NORMAL.cdf((estimate - threshold) / se)
-
-
-def _bounded(kind: str, p_below: float) -> tuple[float, float]:
-    """(p_pass, p_fail) of a min (pass when shown above) or a max (pass when shown below)."""
-    return (1 - p_below, p_below) if kind == "min" else (p_below, 1 - p_below)
-
-
-def _rmse(
-    spec: GateSpec, data: EvaluationSet, index: int, criterion: Criterion, slice_name: str, value: str, mask: np.ndarray
-) -> _Judged:
-    """RMSE bounds, judged on the mean squared error (CLT) against the threshold squared; the
-    report shows the RMSE and its interval (square roots of the MSE's)."""
-    labels, cand = data.labels[mask], data.candidate[mask]
-    rows = int(mask.sum())
-
-    def estimate(predictions: np.ndarray | None) -> tuple[Estimate | None, np.ndarray | None]:
-        if predictions is None:
-            return None, None
-        squared = (predictions.astype(np.float64) - labels.astype(np.float64)) ** 2
-        mse = _mean_estimate(squared, spec.confidence)
-        if mse.value is None or mse.low is None or mse.high is None:
-            return Estimate(None, None, None, 0), squared
-        return Estimate(math.sqrt(mse.value), math.sqrt(max(mse.low, 0.0)), math.sqrt(mse.high), mse.trials), squared
-
-    cand_est, squared = estimate(cand)
-    champ_est, _ = estimate(data.champion[mask] if data.champion is not None else None)
-    assert cand_est is not None and squared is not None
-    check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est)
-    return _one_sample_mean(
-        check, criterion, squared, spec.alpha, spec.power, override_threshold=criterion.threshold**2
+    return _Judged(
+        s.check(cand_est, champ_est, difference),
+        p_pass,
+        p_fail,
+        lambda: rows_for(paired_difference_n(first, second, margin, alpha, power)),
     )
 
 
-def _roc_auc(
-    spec: GateSpec, data: EvaluationSet, index: int, criterion: Criterion, slice_name: str, value: str, mask: np.ndarray
-) -> _Judged:
+def _regression(spec: GateSpec, data: EvaluationSet, s: _Slice) -> _Judged:
+    """``mae``: the mean absolute error (CLT), non-inferiority on the paired differences of
+    absolute errors against the margin. ``rmse``: judged on the mean squared error against the
+    threshold squared; the report shows the RMSE and its interval (square roots of the MSE's)."""
+    criterion = s.criterion
+    labels = data.labels[s.mask].astype(np.float64)
+    rmse = criterion.metric == "rmse"
+
+    def errors(predictions: np.ndarray) -> np.ndarray:
+        error = predictions.astype(np.float64) - labels
+        return error**2 if rmse else np.abs(error)
+
+    def estimate(values: np.ndarray) -> Estimate:
+        mean = _mean_estimate(values, spec.confidence)
+        if not rmse or mean.value is None or mean.low is None or mean.high is None:
+            return mean
+        return Estimate(math.sqrt(mean.value), math.sqrt(max(mean.low, 0.0)), math.sqrt(mean.high), mean.trials)
+
+    cand_err = errors(data.candidate[s.mask])
+    champ_err = errors(data.champion[s.mask]) if data.champion is not None else None
+    cand_est = estimate(cand_err)
+    champ_est = estimate(champ_err) if champ_err is not None else None
+    if criterion.kind != "non_inferiority":
+        threshold = criterion.threshold**2 if rmse else criterion.threshold
+        return _mean_against(s.check(cand_est, champ_est), criterion.kind, cand_err, threshold, spec)
+    assert champ_err is not None  # a champion is required by the spec (checked with the inputs)
+    diffs = cand_err - champ_err  # positive: the candidate errs more
+    check = s.check(cand_est, champ_est, _mean_estimate(diffs, spec.confidence))
+    return _mean_against(check, "max", diffs, criterion.threshold, spec)
+
+
+def _mean_against(result: Check, kind: str, values: np.ndarray, threshold: float, spec: GateSpec) -> _Judged:
+    """A mean against a threshold by the CLT: a ``min`` passes when the mean is shown above it,
+    a ``max`` (and non-inferiority: the mean paired difference under the margin) when below."""
+    if values.size < 2:
+        return _Judged(result, 1.0, 1.0, lambda: None)
+    n = values.size
+    mean, se = float(values.mean()), float(values.std(ddof=1)) / math.sqrt(n)
+    p_pass, p_fail = _bounded(kind, _normal_p(mean, threshold, se))
+    return _Judged(result, p_pass, p_fail, lambda: _scaled_plan(n, se, mean - threshold, spec.alpha, spec.power))
+
+
+def _roc_auc(spec: GateSpec, data: EvaluationSet, s: _Slice) -> _Judged:
     """ROC-AUC from the ``score`` column with DeLong's variance; candidate vs champion by
     DeLong's paired covariance (both on the same rows)."""
-    rows = int(mask.sum())
-    positive = data.labels[mask] == (criterion.class_ or data.positive_class)
+    criterion = s.criterion
+    positive = data.labels[s.mask] == (criterion.class_ or data.positive_class)
     assert data.candidate_score is not None  # checked with the inputs
-    scores = [data.candidate_score[mask]]
+    scores = [data.candidate_score[s.mask]]
     if data.champion_score is not None:
-        scores.append(data.champion_score[mask])
+        scores.append(data.champion_score[s.mask])
     result = delong(scores, positive)
+    if result is None:
+        return s.undecidable()
     z = z_value(spec.confidence)
 
-    def interval(auc: float, var: float) -> Estimate:
+    def interval(value: float, var: float, low: float = 0.0, high: float = 1.0) -> Estimate:
         se = math.sqrt(max(var, 0.0))
-        return Estimate(auc, max(0.0, auc - z * se), min(1.0, auc + z * se), rows)
+        return Estimate(value, max(low, value - z * se), min(high, value + z * se), s.rows)
 
-    if result is None:
-        empty = Estimate(None, None, None, 0)
-        return _Judged(
-            Check(index, criterion.label, slice_name, value, rows, "insufficient", "", empty), 1.0, 1.0, lambda: None
-        )
     cand_est = interval(float(result.auc[0]), result.variance(0))
     champ_est = interval(float(result.auc[1]), result.variance(1)) if len(scores) > 1 else None
-    if criterion.kind != "non_inferiority":
-        se = math.sqrt(result.variance(0))
-        auc = float(result.auc[0])
+    if criterion.kind == "non_inferiority":
+        diff, var = result.difference(0, 1)
+        se = math.sqrt(var)
+        check = s.check(cand_est, champ_est, interval(diff, var, -math.inf, math.inf))
+        p_fail = _normal_p(diff, -criterion.threshold, se)  # small: worse by more than the margin
+        p_pass, distance = 1 - p_fail, diff + criterion.threshold
+    else:
+        auc, se = float(result.auc[0]), math.sqrt(result.variance(0))
+        check = s.check(cand_est, champ_est)
         p_pass, p_fail = _bounded(criterion.kind, _normal_p(auc, criterion.threshold, se))
-        check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est)
         distance = auc - criterion.threshold
-        return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(rows, se, distance, spec.alpha, spec.power))
-    diff, var = result.difference(0, 1)
-    se = math.sqrt(var)
-    difference = Estimate(diff, diff - z * se, diff + z * se, rows)
-    check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est, difference)
-    margin = criterion.threshold
-    p_below = _normal_p(diff, -margin, se)  # small: the candidate is worse by more than the margin
-    shifted = diff + margin
-    return _Judged(check, 1 - p_below, p_below, lambda: _scaled_plan(rows, se, shifted, spec.alpha, spec.power))
+    return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(s.rows, se, distance, spec.alpha, spec.power))
 
 
 F1_BOOTSTRAP = 2000
 
 
-def _f1_of(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    denominator = 2 * tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
-
-
-def _f1(
-    spec: GateSpec, data: EvaluationSet, index: int, criterion: Criterion, slice_name: str, value: str, mask: np.ndarray
-) -> _Judged:
+def _f1(spec: GateSpec, data: EvaluationSet, s: _Slice) -> _Judged:
     """F1 with a seeded multinomial percentile bootstrap over the confusion cells (Efron &
     Tibshirani 1993, as the performance detector), paired for non-inferiority: each row's cell
     is (label, candidate's call, champion's call), resampled together. p-values are the share of
-    replicates on the wrong side of the threshold, (count + 1) / (B + 1)."""
-    rows = int(mask.sum())
+    replicates on the wrong side of the threshold, (count + 1) / (B + 1) (Davison & Hinkley 1997)."""
+    criterion, rows = s.criterion, s.rows
     positive_class = criterion.class_ or data.positive_class
-    is_pos = data.labels[mask] == positive_class
-    cand_pos = data.candidate[mask] == positive_class
-    champ_pos = data.champion[mask] == positive_class if data.champion is not None else np.zeros(rows, dtype=bool)
+    is_pos = data.labels[s.mask] == positive_class
+    cand_pos = data.candidate[s.mask] == positive_class
+    champ_pos = data.champion[s.mask] == positive_class if data.champion is not None else np.zeros(rows, dtype=bool)
     # 8 cells: label × candidate's call × champion's call.
-    cell = is_pos.astype(np.int64) * 4 + cand_pos.astype(np.int64) * 2 + champ_pos.astype(np.int64)
-    counts = np.bincount(cell, minlength=8)
-    seed = int.from_bytes(hashlib.sha256(f"{index}\x00{slice_name}\x00{value}".encode()).digest()[:8], "big")
+    counts = np.bincount(is_pos * 4 + cand_pos * 2 + champ_pos.astype(np.int64), minlength=8)
+    seed = int.from_bytes(hashlib.sha256(f"{s.index}\x00{s.name}\x00{s.value}".encode()).digest()[:8], "big")
     draws = (
         np.random.default_rng(seed).multinomial(rows, counts / max(rows, 1), size=F1_BOOTSTRAP)
         if rows
         else np.zeros((0, 8))
     )
 
-    def f1s(table: np.ndarray, model: int) -> np.ndarray:
-        """F1 of the candidate (model 2) or champion (model 1) from cell counts (rows × 8)."""
-        pos_label = table[..., 4:].reshape(*table.shape[:-1], 2, 2)
-        neg_label = table[..., :4].reshape(*table.shape[:-1], 2, 2)
-        if model == 2:  # candidate's call is the middle bit
-            tp, fp = pos_label[..., 1, :].sum(-1), neg_label[..., 1, :].sum(-1)
-            fn = pos_label[..., 0, :].sum(-1)
-        else:
-            tp, fp = pos_label[..., :, 1].sum(-1), neg_label[..., :, 1].sum(-1)
-            fn = pos_label[..., :, 0].sum(-1)
-        return _f1_of(tp, fp, fn)
+    def f1s(table: np.ndarray, candidate: bool) -> np.ndarray:
+        """The candidate's (or champion's) F1 from cell counts (… × 8)."""
+        shape = (*table.shape[:-1], 2, 2)  # [call of the candidate][call of the champion]
+        pos_label, neg_label = table[..., 4:].reshape(shape), table[..., :4].reshape(shape)
+        axis = -1 if candidate else -2  # sum out the other model's call: [..., this model's call]
+        pos_by_call, neg_by_call = pos_label.sum(axis), neg_label.sum(axis)
+        return f1_from_counts(pos_by_call[..., 1], neg_by_call[..., 1], pos_by_call[..., 0])
 
-    point_c, point_h = float(f1s(counts, 2)), float(f1s(counts, 1))
-    boot_c = f1s(draws, 2)
-    low_q, high_q = spec.alpha, 1 - spec.alpha
+    point_c, point_h = float(f1s(counts, True)), float(f1s(counts, False))
+    boot_c = f1s(draws, True)
 
     def interval(point: float, boot: np.ndarray) -> Estimate:
         finite = boot[np.isfinite(boot)]
         if not math.isfinite(point) or finite.size == 0:
             return Estimate(None, None, None, 0)
-        return Estimate(point, float(np.quantile(finite, low_q)), float(np.quantile(finite, high_q)), rows)
-
-    cand_est = interval(point_c, boot_c)
-    champ_est = interval(point_h, f1s(draws, 1)) if data.champion is not None else None
+        low, high = np.quantile(finite, [spec.alpha, 1 - spec.alpha])
+        return Estimate(point, float(low), float(high), rows)
 
     def tails(boot: np.ndarray, threshold: float) -> tuple[float, float]:
-        """Bootstrap p-values (Davison & Hinkley 1997, (count + 1) / (B + 1)) of "at least
-        ``threshold``" and of "at most ``threshold``": the shares of replicates below and above."""
+        """Bootstrap p-values of "at least ``threshold``" and "at most": the shares below, above."""
         finite = boot[np.isfinite(boot)]
         if finite.size == 0:
             return 1.0, 1.0
         below, above = float((finite < threshold).sum()), float((finite > threshold).sum())
         return (below + 1) / (finite.size + 1), (above + 1) / (finite.size + 1)
 
+    cand_est = interval(point_c, boot_c)
     if cand_est.value is None:
-        check = Check(
-            index, criterion.label, slice_name, value, rows, "insufficient", "", Estimate(None, None, None, 0)
-        )
-        return _Judged(check, 1.0, 1.0, lambda: None)
+        return s.undecidable()
+    champ_est = interval(point_h, f1s(draws, False)) if data.champion is not None else None
     if criterion.kind != "non_inferiority":
-        check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est)
         below, above = tails(boot_c, criterion.threshold)
         p_pass, p_fail = (below, above) if criterion.kind == "min" else (above, below)
-        se = float(np.nanstd(boot_c))
-        distance = point_c - criterion.threshold
-        return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(rows, se, distance, spec.alpha, spec.power))
-    diffs = boot_c - f1s(draws, 1)
-    difference = interval(point_c - point_h, diffs)
-    check = Check(index, criterion.label, slice_name, value, rows, "insufficient", "", cand_est, champ_est, difference)
-    margin = criterion.threshold
-    p_pass, p_fail = tails(diffs, -margin)  # below −margin: the candidate worse by more than the margin
-    se = float(np.nanstd(diffs))
-    shifted = point_c - point_h + margin
-    return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(rows, se, shifted, spec.alpha, spec.power))
+        se, distance = float(np.nanstd(boot_c)), point_c - criterion.threshold
+        check = s.check(cand_est, champ_est)
+    else:
+        diffs = boot_c - f1s(draws, False)
+        p_pass, p_fail = tails(diffs, -criterion.threshold)  # below −margin: worse by more than the margin
+        se, distance = float(np.nanstd(diffs)), point_c - point_h + criterion.threshold
+        check = s.check(cand_est, champ_est, interval(point_c - point_h, diffs))
+    return _Judged(check, p_pass, p_fail, lambda: _scaled_plan(rows, se, distance, spec.alpha, spec.power))
 
 
 def _requests(checks: list[Check]) -> list[SampleRequest]:

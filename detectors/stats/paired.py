@@ -18,8 +18,10 @@ binary data are used instead:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.stats import binomtest
 
 from detectors.stats.intervals import wilson
@@ -47,15 +49,16 @@ class PairedCounts:
         return (self.both + self.second_only) / self.n if self.n else float("nan")
 
     @classmethod
-    def from_outcomes(cls, first: list[bool], second: list[bool]) -> PairedCounts:
-        if len(first) != len(second):
+    def from_outcomes(cls, first: Sequence[bool] | np.ndarray, second: Sequence[bool] | np.ndarray) -> PairedCounts:
+        """The table of two boolean outcome vectors over the same samples (lists or arrays)."""
+        a, b = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
+        if a.shape != b.shape:
             raise ValueError("paired outcomes need the same samples on both sides")
-        pairs = list(zip(first, second, strict=True))
         return cls(
-            both=sum(1 for a, b in pairs if a and b),
-            first_only=sum(1 for a, b in pairs if a and not b),
-            second_only=sum(1 for a, b in pairs if b and not a),
-            neither=sum(1 for a, b in pairs if not a and not b),
+            both=int((a & b).sum()),
+            first_only=int((a & ~b).sum()),
+            second_only=int((~a & b).sum()),
+            neither=int((~a & ~b).sum()),
         )
 
 
