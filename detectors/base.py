@@ -105,8 +105,8 @@ class BaseDetector:
     #: detector's scan.
     reads_embedding: ClassVar[bool] = False
 
-    #: Whether a monitor must name a reference. ``version_comparison`` finds its own in the
-    #: window (the baseline version's rows); volume and freshness compare with history.
+    #: Whether a monitor must name a reference. Volume and freshness compare with history or a
+    #: silence limit; ``version_comparison`` finds its own in the window (the baseline's rows).
     needs_reference: ClassVar[bool] = True
 
     def config(self, params: Mapping[str, Any] | None = None) -> Any:

@@ -62,6 +62,7 @@ class Freshness(BaseDetector):
     name: ClassVar[str] = "freshness"
     input_kind: ClassVar[InputKind] = "last_seen"
     config_type: ClassVar[type] = FreshnessConfig
+    needs_reference: ClassVar[bool] = False  # compares with a silence limit, not a reference
 
     def prepare_reference(self, reference: Any, spec: ModelSpec, config: Any = None) -> FreshnessReference:
         self.config(config)

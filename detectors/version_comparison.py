@@ -197,11 +197,11 @@ class VersionComparison(BaseDetector):
         if "label" not in cand.column_names:
             return [], "no labels in the window"
         cand_labelled = int(pc.sum(pc.is_valid(cand.column("label"))).as_py() or 0)
-        base_labelled = int(pc.sum(pc.is_valid(base.column("label"))).as_py() or 0)
+        labelled_base = base.filter(pc.is_valid(base.column("label")))
+        base_labelled = labelled_base.num_rows
         if cand_labelled >= cfg.min_labeled and base_labelled >= cfg.min_labeled:
             realized = Performance()
             rcfg = realized.config({"min_coverage": 0.0, "min_labeled": cfg.min_labeled, "segments": segments})
-            labelled_base = base.filter(pc.is_valid(base.column("label")))
             return realized.run(cand, realized.prepare_reference(labelled_base, spec, rcfg), rcfg, ctx), None
         estimated = EstimatedPerformance()
         ecfg = estimated.config({"segments": segments})
@@ -210,7 +210,6 @@ class VersionComparison(BaseDetector):
                 f"not judged yet: {cand_labelled} labelled rows of the candidate, {base_labelled} of the baseline "
                 f"(realized needs {cfg.min_labeled} each; estimated needs {ecfg.min_reference_labeled} of the baseline)"
             )
-        labelled_base = base.filter(pc.is_valid(base.column("label")))
         return estimated.run(cand, estimated.prepare_reference(labelled_base, spec, ecfg), ecfg, ctx), None
 
     def _decision(
@@ -250,14 +249,14 @@ def _versions(table: pa.Table, cfg: VersionComparisonConfig) -> tuple[str | None
     aggregates = [("model_version", "count")]
     if "timestamp" in table.column_names:
         aggregates.append(("timestamp", "min"))
-    grouped = table.group_by("model_version").aggregate(aggregates)
-    rows = {str(r["model_version"]): int(r["model_version_count"]) for r in grouped.to_pylist() if r["model_version"]}
+    grouped = [r for r in table.group_by("model_version").aggregate(aggregates).to_pylist() if r["model_version"]]
+    rows = {str(r["model_version"]): int(r["model_version_count"]) for r in grouped}
     if len(rows) < 2 and not (cfg.candidate and cfg.baseline):
         return None, None, rows
     candidate = cfg.candidate
     if candidate is None:
-        if "timestamp_min" in grouped.column_names:
-            firsts = {str(r["model_version"]): r["timestamp_min"] for r in grouped.to_pylist() if r["model_version"]}
+        if "timestamp" in table.column_names:
+            firsts = {str(r["model_version"]): r["timestamp_min"] for r in grouped}
             candidate = max(firsts, key=lambda v: (firsts[v], v))
         else:
             candidate = min(rows, key=lambda v: (rows[v], v))  # without times: the smaller share

@@ -106,6 +106,7 @@ class Volume(BaseDetector):
     name: ClassVar[str] = "volume"
     input_kind: ClassVar[InputKind] = "counts"
     config_type: ClassVar[type] = VolumeConfig
+    needs_reference: ClassVar[bool] = False  # compares with history (the same hours on past days), not a reference
 
     def prepare_reference(self, reference: VolumeCounts, spec: ModelSpec, config: Any = None) -> VolumeReference:
         self.config(config)

@@ -135,29 +135,18 @@ class Evaluator:
             )
 
         columns = _scan_columns(registered.schema, detector)
-        if not detector.needs_reference:
-            # The detector finds its reference in the window itself (version_comparison: the
-            # baseline version's rows of the same window).
-            table = store.scan(model, start, end, columns=columns)
-            stats = detector.prepare_reference(None, spec, config)
-            ctx = RunContext(model, start, end, reference="in the window")
-            findings = detector.run(table, stats, config, ctx)
-            return Evaluation(
-                findings,
-                start,
-                end,
-                None,
-                table.num_rows,
-                data_fingerprint(table),
-                config_hash,
-                {"model_version": _dominant_version(table)},
-            )
         cap = detector.window_sample(config)
         if cap is None:
             table = store.scan(model, start, end, columns=columns)
         else:
             table = store.reference_sample(model, start, end, segments=segments or [], cap=cap, columns=columns)
         current_version = _dominant_version(table)
+        if not detector.needs_reference:
+            # The detector finds its reference in the window itself (version_comparison: the
+            # baseline version's rows of the same window).
+            ctx = RunContext(model, start, end, reference="in the window")
+            findings = detector.run(table, detector.prepare_reference(None, spec, config), config, ctx)
+            return _evaluation(findings, window, None, table, config_hash, current_version)
         try:
             resolved = (
                 resolve_reference(
@@ -182,16 +171,7 @@ class Evaluator:
                 status="insufficient_data",
                 details={"reason": exc.message, "model_version": current_version},
             )
-            return Evaluation(
-                [finding],
-                start,
-                end,
-                None,
-                table.num_rows,
-                data_fingerprint(table),
-                config_hash,
-                {"model_version": current_version},
-            )
+            return _evaluation([finding], window, None, table, config_hash, current_version)
         if resolved is None:
             raise ValueError(f"detector {detector_name} needs a reference")
         key = (model, registered.schema_version, resolved.key, detector_name, config_hash)
@@ -207,16 +187,7 @@ class Evaluator:
         )
         ctx = RunContext(model, start, end, reference=resolved.description, model_version=None)
         findings = attach_segments_behind(detector.run(table, stats, config, ctx))
-        return Evaluation(
-            findings,
-            start,
-            end,
-            resolved,
-            table.num_rows,
-            data_fingerprint(table),
-            config_hash,
-            {"model_version": current_version},
-        )
+        return _evaluation(findings, window, resolved, table, config_hash, current_version)
 
     def _reference_table(
         self,
@@ -243,6 +214,27 @@ class Evaluator:
     def _last_seen(self, model: str, segments: list[str], before: datetime) -> LastSeen:
         seen = self._store.last_seen(model, segments, before=before)
         return LastSeen(at=seen["at"], by_segment=seen["by_segment"])
+
+
+def _evaluation(
+    findings: list[Finding],
+    window: tuple[datetime, datetime],
+    reference: ResolvedReference | None,
+    table: pa.Table,
+    config_hash: str,
+    model_version: str | None,
+) -> Evaluation:
+    """The evaluation of a window table: its rows and fingerprint, and the version that dominated it."""
+    return Evaluation(
+        findings,
+        window[0],
+        window[1],
+        reference,
+        table.num_rows,
+        data_fingerprint(table),
+        config_hash,
+        {"model_version": model_version},
+    )
 
 
 def _merge_history(per_day: list[dict[str, int]]) -> dict[str, list[int]]:

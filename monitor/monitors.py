@@ -40,16 +40,6 @@ DetectorName = Literal[
     "volume",
     "freshness",
 ]
-NO_REFERENCE = frozenset({"volume", "freshness"})  # these compare with history / a silence limit
-
-
-def _needs_reference(detector: str) -> bool:
-    """False for detectors that find their own reference (``version_comparison``); unknown
-    names are left to the detector lookup, which names the known ones."""
-    try:
-        return bool(get_detector(detector).needs_reference)
-    except ValueError:
-        return True
 MAX_FOR_WINDOWS = 100
 CRON_SAMPLE_RUNS = 200
 
@@ -212,7 +202,7 @@ class MonitorSpec(BaseModel):
     def _consistent(self) -> MonitorSpec:
         if (self.every is None) == (self.cron is None):
             raise ValueError("give exactly one of every (e.g. 15m) or cron (e.g. '*/15 * * * *')")
-        if self.reference is None and self.detector not in NO_REFERENCE and _needs_reference(self.detector):
+        if self.reference is None and get_detector(self.detector).needs_reference:
             raise ValueError(
                 f"detector {self.detector} needs a reference (window, trailing, dataset or previous_version)"
             )

@@ -27,19 +27,24 @@ def _rollout(api: Api, slow: bool) -> None:
         ).raise_for_status()
 
 
-def test_a_deployment_system_reads_roll_back_with_reasons(api: Api) -> None:
-    """Rule: GET …/monitors/{name}/decision answers the latest window's decision (roll_back for a
-    slow canary) with candidate, baseline, reasons and per-check status; before any run it
-    answers decision null; for a monitor of another kind it is a 422."""
-    _rollout(api, slow=True)
+def _declare_canary(api: Api, **params: object) -> None:
+    """A version_comparison monitor named `canary` (min_rows 100: the fixture's canary is small)."""
     monitor = {
         "name": "canary",
         "detector": "version_comparison",
         "every": "1h",
         "window": "1h",
-        "params": {"min_rows": 100},
+        "params": {"min_rows": 100, **params},
     }
     api.client.post("/v1/models/harsh-braking/monitors", json=monitor, headers=api.admin).raise_for_status()
+
+
+def test_a_deployment_system_reads_roll_back_with_reasons(api: Api) -> None:
+    """Rule: GET …/monitors/{name}/decision answers the latest window's decision (roll_back for a
+    slow canary) with candidate, baseline, reasons and per-check status; before any run it
+    answers decision null; for a monitor of another kind it is a 422."""
+    _rollout(api, slow=True)
+    _declare_canary(api)
     before = api.client.get("/v1/models/harsh-braking/monitors/canary/decision", headers=api.read).json()
     assert before["decision"] is None
     api.client.post("/v1/models/harsh-braking/monitors/canary/run", json={}, headers=api.admin).raise_for_status()
@@ -63,14 +68,7 @@ def test_a_deployment_system_reads_roll_back_with_reasons(api: Api) -> None:
 def test_an_equal_canary_is_promoted(api: Api) -> None:
     """Rule: a canary no different from the baseline in the same window is promoted."""
     _rollout(api, slow=False)
-    monitor = {
-        "name": "canary",
-        "detector": "version_comparison",
-        "every": "1h",
-        "window": "1h",
-        "params": {"min_rows": 100, "checks": ["latency", "predictions"]},
-    }
-    api.client.post("/v1/models/harsh-braking/monitors", json=monitor, headers=api.admin).raise_for_status()
+    _declare_canary(api, checks=["latency", "predictions"])
     api.client.post("/v1/models/harsh-braking/monitors/canary/run", json={}, headers=api.admin).raise_for_status()
     body = api.client.get("/v1/models/harsh-braking/monitors/canary/decision", headers=api.read).json()
     assert body["decision"] == "promote" and body["status"] == "ok", body
