@@ -40,14 +40,17 @@ class GateCreate(BaseModel):
 
 
 def _table(rows: list[PredictionRow]) -> pa.Table:
+    """The rows as a prediction file would hold them: numbers stay numbers (regression),
+    anything else is a class name."""
     predictions = [r.prediction for r in rows]
-    numeric = all(isinstance(p, float | int) for p in predictions)
+    if all(isinstance(p, float | int) for p in predictions):
+        prediction = pa.array(predictions, pa.float64())
+    else:
+        prediction = pa.array([str(p) for p in predictions], pa.string())
     return pa.table(
         {
             "prediction_id": pa.array([r.prediction_id for r in rows], pa.string()),
-            "prediction": pa.array(predictions, pa.float64() if numeric else pa.string())
-            if numeric
-            else pa.array([str(p) for p in predictions], pa.string()),
+            "prediction": prediction,
             "score": pa.array([r.score for r in rows], pa.float64()),
         }
     )
