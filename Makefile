@@ -19,12 +19,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates
+	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates application
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates
+	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates application
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

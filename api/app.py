@@ -18,6 +18,7 @@ from api.guard import RequestGuard
 from api.metrics import Metrics
 from api.routes import (
     alerts,
+    audit,
     dashboards,
     datasets,
     gates,
@@ -32,15 +33,15 @@ from api.routes import (
     store,
 )
 from api.version import VERSION
+from application import Application
 from gates.runs import GateRunStore
 from gates.signing import keys_from_settings
-from labeling.curation import DatasetStore
-from labeling.queue import LabelingQueue, RouteRequest
-from labeling.routing import strategy_for_alert, why_labels_cannot_help
+from labeling.queue import LabelingQueue
+from labeling.routing import why_labels_cannot_help
 from labeling.sync import LabelSync
 from monitor.alerting.notify import Notifier
 from monitor.alerting.notify.receivers import notifier_from_settings
-from monitor.alerting.pipeline import AlertPipeline, Dispatcher, build_pipeline
+from monitor.alerting.pipeline import Dispatcher, build_pipeline
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
 from monitor.errors import is_disk_full
@@ -54,25 +55,24 @@ from monitor.validation import warm_up
 log = logging.getLogger("loopwatch")
 
 
-def connect_alerting(
-    service: Loopwatch, settings: Settings, notifier: Notifier, now: Clock
-) -> tuple[AlertPipeline, LabelingQueue]:
+def connect_alerting(service: Loopwatch, settings: Settings, notifier: Notifier, now: Clock) -> Application:
     """Monitor outcomes → the alert pipeline → the routing policy (samples for each alert that
     starts firing). Used by the server and by the demo, which runs monitors before serving."""
     pipeline = build_pipeline(service, notifier, now, labels_help=lambda detector: why_labels_cannot_help(detector) is None)
     queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
+    application = Application(service, pipeline, queue=queue, label_sync=make_label_sync(service, settings))
     auto_budget = settings.labeling_auto_route_budget
 
     def on_run(outcome: RunOutcome) -> None:
         for transition in pipeline.on_run(outcome):
             if transition.kind == "new" and auto_budget > 0:
                 try:
-                    route_for_alert(queue, pipeline, transition.alert_id, "policy:alert-fired", auto_budget)
+                    application.labeling.route_for_alert(transition.alert_id, "policy:alert-fired", auto_budget)
                 except Exception:
                     log.exception("automatic routing for alert %s failed", transition.alert_id)
 
     service.runner.subscribe(on_run)
-    return pipeline, queue
+    return application
 
 
 def make_label_sync(service: Loopwatch, settings: Settings) -> LabelSync | None:
@@ -83,29 +83,6 @@ def make_label_sync(service: Loopwatch, settings: Settings) -> LabelSync | None:
 
     backend = LabelStudioBackend(settings.label_studio_url, settings.label_studio_token.get_secret_value())
     return LabelSync(service, backend, service.now)
-
-
-def route_for_alert(queue: LabelingQueue, pipeline: Any, alert_id: str, actor: str, budget: int = 50) -> dict[str, Any]:
-    """Route samples for an alert (Slack button, or the policy when it fires): the strategy fits the alert.
-
-    Alerts that labels cannot help with (latency, volume, freshness, data quality, run errors —
-    see ``labeling.routing.LABEL_STRATEGY_BY_DETECTOR``) queue nothing and say why, so neither
-    the policy nor a button press spends the annotators' budget on them.
-    """
-    alert = pipeline.alerts.get(alert_id)
-    reason = why_labels_cannot_help(alert["detector"])
-    strategy = strategy_for_alert(alert["detector"], alert["column"])
-    if reason is not None or strategy is None:
-        return {
-            "model": alert["model"],
-            "alert_id": alert_id,
-            "queued": 0,
-            "samples": [],
-            "reason": f"no samples routed for a {alert['detector']} alert: {reason}",
-        }
-    return queue.route(
-        RouteRequest(model=alert["model"], strategy=strategy, alert_id=alert_id, requested_by=actor, budget=budget)
-    )
 
 
 def watch_disk(app: FastAPI, name: str, job: Callable[[], object]) -> Callable[[], object]:
@@ -210,7 +187,9 @@ def create_app(
             if background
             else None
         )
-        pipeline, queue = connect_alerting(service, settings, notifier or notifier_from_settings(settings), now)
+        application = connect_alerting(service, settings, notifier or notifier_from_settings(settings), now)
+        app.state.application = application
+        pipeline, queue = application.pipeline, application.labeling.queue
         metrics: Metrics = app.state.metrics
 
         def count_run(outcome: RunOutcome) -> None:
@@ -223,9 +202,9 @@ def create_app(
         metrics.watch_memory(service.memory)
         pipeline.on_delivery = lambda receiver, result: metrics.notifications.labels(receiver, result).inc()
         app.state.alerts = pipeline
-        label_sync = make_label_sync(service, settings)
+        label_sync = application.label_sync
         app.state.label_sync = label_sync
-        app.state.datasets = DatasetStore(service, now)
+        app.state.datasets = application.datasets
         app.state.gate_runs = GateRunStore(
             settings.data_dir / "gates", settings.data_dir / "datasets", keys_from_settings(settings)
         )
@@ -242,7 +221,7 @@ def create_app(
         if labeling_loop:
             labeling_loop.start()
         app.state.labeling_queue = queue
-        app.state.route_samples = lambda alert_id, actor: route_for_alert(queue, pipeline, alert_id, actor)
+        app.state.route_samples = application.labeling.route_for_alert
         dispatcher = Dispatcher(pipeline) if background else None
         if dispatcher:
             dispatcher.start()
@@ -257,6 +236,7 @@ def create_app(
             else None
         )
         app.state.scheduler = scheduler
+        application.attach_scheduler(scheduler)
         if background:
             service.runs.interrupt_stale()
         if maintenance:
@@ -313,7 +293,7 @@ def create_app(
         version=VERSION,
         description="ML observability and feedback loop. Send `Authorization: Bearer KEY` on every call but /healthz.",
         lifespan=lifespan,
-        docs_url=None,  # served by api.routes.session behind auth, from bundled assets
+        docs_url=None,  # served by api.routes.session behind auth: Swagger UI 5 from dashboards/static/vendor
         redoc_url=None,
         openapi_url=None,
     )
@@ -338,6 +318,7 @@ def create_app(
         gates.router,
         reports.router,
         keys.router,
+        audit.router,
         store.router,
         dashboards.router,
     ):

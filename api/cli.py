@@ -31,10 +31,16 @@ dataset_app = typer.Typer(help="Curated, versioned training sets.", no_args_is_h
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(monitors_app, name="monitors")
-store_app = typer.Typer(help="Sealed Parquet files: verify against the catalog, drop a damaged one.", no_args_is_help=True)
+store_app = typer.Typer(
+    help="Sealed Parquet files: verify against the catalog, drop a damaged one.", no_args_is_help=True
+)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(store_app, name="store")
 app.add_typer(gate_app, name="gate")
+alerts_app = typer.Typer(help="On-call: alerts, acknowledgements, silences.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+audit_app = typer.Typer(help="The audit log: who did what, when.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 console = Console(stderr=True)
 out = Console()
@@ -53,6 +59,23 @@ def _settings(data_dir: Path | None = None, config: Path | None = None, **extra:
     except (ValidationError, ValueError) as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from monitor.version import VERSION
+
+        out.print(f"loopwatch {VERSION}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """loopwatch: ML observability and feedback loop."""
 
 
 def _fail(exc: LoopwatchError) -> None:
@@ -124,6 +147,57 @@ def keys_create(
         _fail(exc)
     console.print(f"created key {created['id']} with scope {created['scope']}; it is shown only once:")
     out.print(created["key"], highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Every key: id, scope, name, created, revoked (never the key itself)."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            keys = backend.list_keys()
+    except LoopwatchError as exc:
+        _fail(exc)
+    for key in keys:
+        state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+        typer.echo(f"{key['id']}\t{key['scope']}\t{key['name'] or '-'}\tcreated {key['created_at']}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id, as `keys list` shows it.")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Revoke a key: it stops working at once. Audited."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            key = backend.revoke_key(key_id)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(f"key {key['id']} ({key['scope']}, {key['name'] or 'unnamed'}) revoked at {key['revoked_at']}")
+
+
+@models_app.command("list")
+def models_list(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Registered models: name, task, schema version, features and segments."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            models = backend.list_models()
+    except LoopwatchError as exc:
+        _fail(exc)
+    if not models:
+        console.print("no models yet; register one with `loopwatch models register FILE`")
+    for m in models:
+        typer.echo(
+            f"{m['name']}\t{m['task']}\tschema v{m['schema_version']}\t{len(m['features'])} features\t"
+            f"segments {','.join(m['segments']) or '-'}"
+        )
 
 
 @models_app.command("register")
@@ -246,7 +320,8 @@ def monitors_apply(
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Create or replace the monitors declared in a YAML file."""
+    """Create or replace the monitors declared in a YAML file. The whole file is checked first and
+    every mistake listed at once; then all monitors are saved together, or none."""
     import yaml
 
     from api.local import open_backend
@@ -266,7 +341,28 @@ def monitors_apply(
         _fail(exc)
     for item in result["monitors"]:
         schedule = (item.get("every") and f"every {item['every']}") or f"cron {item.get('cron')}"
-        console.print(f"monitor {raw['model']}/{item['name']}: {item['detector']}, {schedule}, window {item['window']}")
+        verb = "created" if item.get("created") else "updated"
+        console.print(
+            f"monitor {raw['model']}/{item['name']} {verb}: {item['detector']}, {schedule}, window {item['window']}"
+        )
+
+
+@monitors_app.command("delete")
+def monitors_delete(
+    name: Annotated[str, typer.Argument(help="Monitor name.")],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Delete a monitor (its past runs and findings stay); a server stops scheduling it. Audited."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            backend.delete_monitor(model, name)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(f"monitor {model}/{name} deleted")
 
 
 @monitors_app.command("list")
@@ -283,7 +379,7 @@ def monitors_list(
         _fail(exc)
     for item in items:
         schedule = (item.get("every") and f"every {item['every']}") or f"cron {item.get('cron')}"
-        out.print(f"{item['name']}\t{item['detector']}\t{schedule}\twindow {item['window']}\t{item['severity']}")
+        typer.echo(f"{item['name']}\t{item['detector']}\t{schedule}\twindow {item['window']}\t{item['severity']}")
 
 
 @monitors_app.command("run")
@@ -332,35 +428,84 @@ def backfill(
     start: Annotated[str, typer.Option("--from", help="Range start, ISO-8601.")],
     end: Annotated[str, typer.Option("--to", help="Range end, ISO-8601.")],
     monitor: Annotated[list[str] | None, typer.Option(help="Monitor(s) to replay (default: all).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the windows that would run; run nothing.")] = False,
+    include_empty: Annotated[
+        bool, typer.Option("--include-empty", help="Also run windows holding no predictions (skipped by default).")
+    ] = False,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
     """Replay monitors over history (e.g. after changing a threshold). Findings are recorded but
-    nobody is paged."""
-    from api.local import open_backend
+    nobody is paged. Counts the windows first, skips those without predictions, shows progress."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
+    from api.local import BackfillRequest, open_backend
+
+    request = BackfillRequest(model, start, end, monitor, include_empty)
+    totals = {"runs": 0, "failed": 0, "findings": 0, "bad_findings": 0}
+    errors: list[str] = []
     try:
         with open_backend(_settings(data_dir, config)) as backend:
-            result = backend.backfill(model, start, end, monitor)
+            plan = backend.plan_backfill(request)
+            console.print(
+                f"{plan['runs']} runs planned: {plan['windows']} windows of {len(plan['monitors'])} monitors "
+                f"in ({plan['from']}, {plan['to']}]"
+            )
+            for item in plan["monitors"]:
+                console.print(f"  {item['monitor']} ({item['detector']}): {item['runs']} of {item['windows']} windows")
+            for warning in plan["warnings"]:
+                console.print(f"[yellow]note:[/yellow] {warning}")
+            if dry_run or not plan["runs"]:
+                raise typer.Exit(0)
+            with Progress(
+                TextColumn("[bold]backfill"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("backfill", total=plan["runs"])
+                for step in _backfill_steps(request, plan):
+                    result = backend.backfill(step)
+                    for key in totals:
+                        totals[key] += int(result.get(key, 0))
+                    errors.extend(e for e in result.get("errors", []) if e not in errors)
+                    progress.update(task, advance=int(result.get("runs", 0)))
     except LoopwatchError as exc:
         _fail(exc)
     console.print(
-        f"{result['runs']} runs ({result['failed']} failed), {result['findings']} findings, "
-        f"{result['bad_findings']} critical/no-data"
+        f"{totals['runs']} runs ({totals['failed']} failed), {totals['findings']} findings, "
+        f"{totals['bad_findings']} critical/no-data; {plan['skipped_empty']} empty windows skipped"
     )
-    for error in result.get("errors", []):
+    for error in errors[:10]:
         console.print(f"  error: {error}")
 
 
-def _datasets(settings: Settings) -> Any:
-    from labeling.curation import DatasetStore
-    from monitor.service import Loopwatch
+def _backfill_steps(request: Any, plan: dict[str, Any]) -> list[Any]:
+    """The plan cut into requests of a few runs each — one monitor, the sub-range ending on its
+    n-th planned window — so progress shows whether the store is local or behind a server.
+    Whoever runs a step re-plans its sub-range and skips the same empty windows."""
+    from dataclasses import replace
 
-    try:
-        service = Loopwatch(settings)
-    except LoopwatchError as exc:
-        _fail(exc)
-    return service, DatasetStore(service)
+    from application.monitors import BACKFILL_STEP_RUNS
+
+    steps = []
+    for item in plan["monitors"]:
+        ends: list[str] = item.get("ends", [])
+        previous = request.start
+        for i in range(0, len(ends), BACKFILL_STEP_RUNS):
+            last = ends[min(i + BACKFILL_STEP_RUNS, len(ends)) - 1]
+            steps.append(replace(request, start=previous, end=last, monitors=[item["monitor"]]))
+            previous = last
+    return steps
 
 
 @dataset_app.command("build")
@@ -384,33 +529,18 @@ def dataset_build(
 ) -> None:
     """Build the next immutable version of a training set from annotated samples, or (--source
     labelled|all) from every labelled prediction of a window."""
-    from typing import cast
-
-    from labeling.curation import SOURCES, BuildRequest, Source
-    from monitor.clock import parse_time
+    from api.local import DatasetRequest, open_backend
+    from labeling.curation import SOURCES
 
     if source not in SOURCES:
         console.print(f"[red]error:[/red] --source must be one of {', '.join(SOURCES)} (got {source!r})")
         raise typer.Exit(2)
-    service, store = _datasets(_settings(data_dir, config))
+    request = DatasetRequest(model, name, start, end, strategy, entity_key, include_review, source)
     try:
-        manifest = store.build(
-            BuildRequest(
-                model=model,
-                name=name,
-                start=parse_time(start) if start else None,
-                end=parse_time(end) if end else None,
-                strategy=strategy,
-                entity_key=entity_key,
-                include_review=include_review,
-                created_by="cli",
-                source=cast(Source, source),
-            )
-        )
+        with open_backend(_settings(data_dir, config)) as backend:
+            manifest = backend.build_dataset(request)
     except LoopwatchError as exc:
         _fail(exc)
-    finally:
-        service.close()
     console.print(f"{name} v{manifest['version']}: {manifest['rows']} rows, splits {manifest['split_counts']}")
     console.print(f"  content hash {manifest['content_hash']}")
 
@@ -418,15 +548,25 @@ def dataset_build(
 @dataset_app.command("list")
 def dataset_list(data_dir: DataDir = None, config: ConfigFile = None) -> None:
     """Datasets and their versions."""
-    service, store = _datasets(_settings(data_dir, config))
+    from api.local import open_backend
+
     try:
-        for item in store.list():
-            out.print(
-                f"{item['name']}\tv{item['latest']}\t{item['rows']} rows\tmodel {item['model']}\t"
-                f"versions {item['versions']}"
-            )
-    finally:
-        service.close()
+        with open_backend(_settings(data_dir, config)) as backend:
+            items = backend.list_datasets()
+    except LoopwatchError as exc:
+        _fail(exc)
+    for item in items:
+        typer.echo(
+            f"{item['name']}\tv{item['latest']}\t{item['rows']} rows\tmodel {item['model']}\tversions {item['versions']}"
+        )
+
+
+def _dataset_ref(value: str, *, version_required: bool) -> tuple[str, int | None]:
+    name, _, version = value.partition("@")
+    if not name or (version_required and not version) or (version and not version.isdigit()):
+        console.print(f"[red]error:[/red] {value!r}: use NAME@VERSION" + ("" if version_required else " or NAME"))
+        raise typer.Exit(2)
+    return name, int(version) if version else None
 
 
 @dataset_app.command("show")
@@ -438,36 +578,40 @@ def dataset_show(
     """Print a version's manifest (JSON)."""
     import json as jsonlib
 
-    service, store = _datasets(_settings(data_dir, config))
+    from api.local import open_backend
+
+    ds, version = _dataset_ref(name, version_required=False)
     try:
-        ds, _, version = name.partition("@")
-        typer.echo(jsonlib.dumps(store.show(ds, int(version) if version else None), indent=2))
-    except (LoopwatchError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    finally:
-        service.close()
+        with open_backend(_settings(data_dir, config)) as backend:
+            manifest = backend.show_dataset(ds, version)
+    except LoopwatchError as exc:
+        _fail(exc)
+    typer.echo(jsonlib.dumps(manifest, indent=2))
 
 
 @dataset_app.command("diff")
 def dataset_diff(
     a: Annotated[str, typer.Argument(help="NAME@VERSION")],
-    b: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    b: Annotated[str, typer.Argument(help="NAME@VERSION (or just VERSION: the same dataset)")],
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
     """Rows added/removed, labels changed, class and split counts between two versions."""
     import json as jsonlib
 
-    service, store = _datasets(_settings(data_dir, config))
+    from api.local import open_backend
+
+    name, va = _dataset_ref(a, version_required=True)
+    nb, vb = _dataset_ref(b if "@" in b else f"{name}@{b}", version_required=True)
+    if nb != name:
+        console.print(f"[red]error:[/red] both versions must be of one dataset ({name} vs {nb})")
+        raise typer.Exit(2)
     try:
-        (na, _, va), (nb, _, vb) = a.partition("@"), b.partition("@")
-        typer.echo(jsonlib.dumps(store.diff(na, int(va), nb, int(vb)), indent=2))
-    except (LoopwatchError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc} (use NAME@VERSION)")
-        raise typer.Exit(1) from None
-    finally:
-        service.close()
+        with open_backend(_settings(data_dir, config)) as backend:
+            diff = backend.diff_datasets(name, va or 0, vb or 0)
+    except LoopwatchError as exc:
+        _fail(exc)
+    typer.echo(jsonlib.dumps(diff, indent=2))
 
 
 @app.command()
@@ -610,18 +754,17 @@ def _store_report(
 @app.command()
 def seal(data_dir: DataDir = None, config: ConfigFile = None) -> None:
     """Move past days from DuckDB into sealed Parquet now (the server also does this hourly)."""
-    from monitor.service import Loopwatch
+    from api.local import open_backend
 
-    settings = _settings(data_dir, config)
     try:
-        service = Loopwatch(settings)
+        with open_backend(_settings(data_dir, config)) as backend:
+            sealed = backend.seal()["sealed"]
     except LoopwatchError as exc:
         _fail(exc)
-    try:
-        for sealed in service.store.seal():
-            console.print(f"sealed {sealed.rows} rows of {sealed.model} for {sealed.date} → {sealed.path}")
-    finally:
-        service.close()
+    for item in sealed:
+        console.print(f"sealed {item['rows']} rows of {item['model']} for {item['date']} → {item['path']}")
+    if not sealed:
+        console.print("nothing to seal: no past day is left in DuckDB")
 
 
 @store_app.command("verify")
@@ -649,7 +792,9 @@ def store_verify(
         out.print_json(json.dumps(report))
     else:
         gb = report["bytes"] / 1e9
-        console.print(f"checked {report['checked']} of {report['files']} sealed files ({gb:.3f} GB) in {report['seconds']} s")
+        console.print(
+            f"checked {report['checked']} of {report['files']} sealed files ({gb:.3f} GB) in {report['seconds']} s"
+        )
         if problems:
             # One block per file, never truncated: the path is what `store drop-file` takes.
             out.print(f"{len(problems)} damaged sealed file(s):", highlight=False)
@@ -660,7 +805,9 @@ def store_verify(
                     highlight=False,
                     soft_wrap=True,
                 )
-            console.print("repair: restore the file from backup, or `loopwatch store drop-file PATH` and re-ingest its window")
+            console.print(
+                "repair: restore the file from backup, or `loopwatch store drop-file PATH` and re-ingest its window"
+            )
         else:
             out.print("all sealed files match the catalog")
     raise typer.Exit(1 if problems else 0)
@@ -668,7 +815,9 @@ def store_verify(
 
 @store_app.command("drop-file")
 def store_drop_file(
-    path: Annotated[str, typer.Argument(help="The sealed file as `store verify` lists it (model=…/date=…/part-….parquet).")],
+    path: Annotated[
+        str, typer.Argument(help="The sealed file as `store verify` lists it (model=…/date=…/part-….parquet).")
+    ],
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
@@ -691,6 +840,169 @@ def store_drop_file(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: Annotated[str | None, typer.Option(help="pending | firing | resolved")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    severity: Annotated[str | None, typer.Option(help="info | warning | critical")] = None,
+    all_states: Annotated[bool, typer.Option("--all", help="Include resolved alerts (default: active only).")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Alerts across models, most recently changed first (active ones unless --all or --state)."""
+    import json as jsonlib
+
+    from api.local import AlertFilter, open_backend
+
+    active = None if (all_states or state) else True
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            alerts = backend.list_alerts(AlertFilter(state, model, severity, active, limit))
+    except LoopwatchError as exc:
+        _fail(exc)
+    if fmt == "json":
+        typer.echo(jsonlib.dumps(alerts, indent=2, default=str))
+        return
+    if not alerts:
+        console.print("no alerts" + ("" if all_states or state else " active (use --all for resolved ones)"))
+    for alert in alerts:
+        flags = [f"acked by {alert['acked_by']}"] if alert.get("acked_by") else []
+        if alert.get("silenced_by"):
+            flags.append(f"silenced by {alert['silenced_by']}")
+        where = alert.get("column") or ""
+        typer.echo(
+            f"{alert['id']}\t{alert['state']}\t{alert['severity']}\t{alert['model']}/{alert['monitor']}"
+            f"{' ' + where if where else ''}\tsince {alert.get('started_at') or alert.get('created_at')}"
+            + (f"\t{'; '.join(flags)}" if flags else "")
+        )
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_ids: Annotated[list[str], typer.Argument(help="One or more alert ids (see `alerts list`).")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Acknowledge alerts: repeats stop, each still resolves when its condition clears. Audited."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            result = backend.ack_alerts(alert_ids)
+    except LoopwatchError as exc:
+        _fail(exc)
+    for alert_id in result["acknowledged"]:
+        console.print(f"acknowledged {alert_id}")
+    for alert_id in result["already"]:
+        console.print(f"{alert_id} was already acknowledged")
+    for alert_id, reason in result["refused"].items():
+        console.print(f"[red]not acknowledged[/red] {alert_id}: {reason}")
+    if result["refused"]:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    matcher: Annotated[
+        list[str], typer.Argument(help="label=value, e.g. model=harsh-braking monitor=drift segment.region=eu")
+    ],
+    duration: Annotated[str | None, typer.Option("--for", help="How long, e.g. 2h, 1d.")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO-8601), instead of --for.")] = None,
+    comment: Annotated[str | None, typer.Option(help="Why (shown with the silence).")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Mute alerts whose labels match every LABEL=VALUE, for --for or --until. Audited."""
+    from api.local import open_backend
+
+    matchers: dict[str, str] = {}
+    for item in matcher:
+        label, sep, value = item.partition("=")
+        if not sep or not label:
+            console.print(f"[red]error:[/red] {item!r} must look like label=value (e.g. model=harsh-braking)")
+            raise typer.Exit(2)
+        matchers[label] = value
+    if duration is None and until is None:
+        console.print("[red]error:[/red] give --for (e.g. 2h) or --until")
+        raise typer.Exit(2)
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            silence = backend.silence(matchers, duration, until, comment)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(f"silence {silence['id']} until {silence['ends_at']}: {silence['matchers']}")
+
+
+@alerts_app.command("silences")
+def alerts_silences(
+    all_silences: Annotated[bool, typer.Option("--all", help="Include expired silences.")] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Silences (active ones unless --all)."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            silences = backend.list_silences(not all_silences)
+    except LoopwatchError as exc:
+        _fail(exc)
+    if not silences:
+        console.print("no silences" + ("" if all_silences else " active"))
+    for si in silences:
+        state = f"expired {si['expired_at']}" if si.get("expired_at") else f"until {si['ends_at']}"
+        typer.echo(f"{si['id']}\t{state}\t{si['matchers']}\tby {si['created_by']}\t{si.get('comment') or ''}")
+
+
+@alerts_app.command("expire")
+def alerts_expire(
+    silence_id: Annotated[str, typer.Argument(help="The silence's id (see `alerts silences`).")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """End a silence now. Audited."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            silence = backend.expire_silence(silence_id)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(f"silence {silence['id']} expired at {silence['expired_at']}")
+
+
+@audit_app.command("list")
+def audit_list(
+    action: Annotated[str | None, typer.Option(help="Exact action, or a family ending in '.' (alert.).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Key id, cli, local-cli, slack:<user>…")] = None,
+    target: Annotated[str | None, typer.Option(help="Exact target, or a prefix ending in '/' (MODEL/).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="From (ISO-8601).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Before (ISO-8601).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Who did what, when: acknowledgements, silences, keys, monitors, datasets, gates."""
+    import json as jsonlib
+
+    from api.local import AuditFilter, open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            entries = backend.audit(AuditFilter(action, actor, target, start, end, limit))
+    except LoopwatchError as exc:
+        _fail(exc)
+    if fmt == "json":
+        typer.echo(jsonlib.dumps(entries, indent=2))
+        return
+    for entry in entries:
+        details = jsonlib.dumps(entry["details"]) if entry["details"] else ""
+        typer.echo(f"{entry['at']}\t{entry['actor']}\t{entry['action']}\t{entry['target'] or '-'}\t{details}")
 
 
 @app.command()
@@ -748,7 +1060,9 @@ def demo(
             DatasetStore(service),
             GateRunStore(settings.data_dir / "gates", settings.data_dir / "datasets", keys_from_settings(settings)),
         )
-        shown = ", ".join(f"{name.removeprefix('candidate-')} {verdict.replace('_', ' ')}" for name, (_, verdict) in verdicts.items())
+        shown = ", ".join(
+            f"{name.removeprefix('candidate-')} {verdict.replace('_', ' ')}" for name, (_, verdict) in verdicts.items()
+        )
         console.print(f"  release gate apnea-release on the FN incident's labelled epochs: {shown} (see /gates)")
         if ls is not None:
             from api.app import make_label_sync

@@ -332,7 +332,8 @@ def run_demo_monitors(service: Loopwatch, now: datetime, days: int = 14) -> dict
     for model, monitors in DEMO_MONITORS.items():
         for spec in monitors:
             service.monitors.save(model, parse_monitor(spec))
-    pipeline, queue = connect_alerting(service, service.settings, notifier_from_settings(service.settings), service.now)
+    application = connect_alerting(service, service.settings, notifier_from_settings(service.settings), service.now)
+    pipeline, queue = application.pipeline, application.labeling.queue
     backfill = {m: len(service.runner.backfill(m, now - timedelta(days=days - 7), now)) for m in DEMO_MONITORS}
     for model, monitors in DEMO_MONITORS.items():
         for spec in monitors:

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError, LoginRequired
 from api.metrics import Metrics
+from application import Application
 from monitor.keys import Scope, hash_key, scope_allows
 from monitor.service import Loopwatch
 
@@ -28,6 +29,11 @@ class Principal:
 
 def get_service(request: Request) -> Loopwatch:
     return request.app.state.service
+
+
+def get_application(request: Request) -> Application:
+    """The use cases (``application``) every route calls."""
+    return request.app.state.application
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -90,6 +96,7 @@ def require(scope: Scope) -> Callable[..., Principal]:
 
 
 ServiceDep = Annotated[Loopwatch, Depends(get_service)]
+AppDep = Annotated[Application, Depends(get_application)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ReadKey = Annotated[Principal, Depends(require("read"))]
 IngestKey = Annotated[Principal, Depends(require("ingest"))]

@@ -68,35 +68,123 @@ def running_server(data_dir: Path) -> tuple[str, str] | None:
 
 
 class Backend(Protocol):
+    """Every operation the CLI asks for, answered the same way by the store itself
+    (:class:`DirectBackend`, through ``application``) and by the server holding it
+    (:class:`RemoteBackend`, through the HTTP API, which calls the same ``application``)."""
+
     def model_schema(self, name: str) -> ModelSchema: ...
     def register_model(self, spec: ModelSchema) -> dict[str, Any]: ...
+    def list_models(self) -> list[dict[str, Any]]: ...
     def create_key(self, scope: str, name: str | None) -> dict[str, Any]: ...
+    def list_keys(self) -> list[dict[str, Any]]: ...
+    def revoke_key(self, key_id: str) -> dict[str, Any]: ...
     def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]: ...
     def stats(self, model: str) -> dict[str, Any]: ...
     def save_monitors(self, model: str, monitors: list[Any]) -> dict[str, Any]: ...
     def list_monitors(self, model: str) -> list[dict[str, Any]]: ...
+    def delete_monitor(self, model: str, name: str) -> None: ...
     def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]: ...
-    def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]: ...
+    def plan_backfill(self, request: BackfillRequest) -> dict[str, Any]: ...
+    def backfill(self, request: BackfillRequest) -> dict[str, Any]: ...
+    def list_alerts(self, filters: AlertFilter) -> list[dict[str, Any]]: ...
+    def ack_alerts(self, alert_ids: list[str]) -> dict[str, Any]: ...
+    def silence(
+        self, matchers: dict[str, str], duration: str | None, ends_at: str | None, comment: str | None
+    ) -> dict[str, Any]: ...
+    def list_silences(self, active: bool) -> list[dict[str, Any]]: ...
+    def expire_silence(self, silence_id: str) -> dict[str, Any]: ...
+    def audit(self, filters: AuditFilter) -> list[dict[str, Any]]: ...
+    def seal(self) -> dict[str, Any]: ...
     def drop_sealed_file(self, path: str) -> dict[str, Any]: ...
+    def build_dataset(self, request: DatasetRequest) -> dict[str, Any]: ...
+    def list_datasets(self) -> list[dict[str, Any]]: ...
+    def show_dataset(self, name: str, version: int | None) -> dict[str, Any]: ...
+    def diff_datasets(self, name: str, a: int, b: int) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    model: str
+    start: str
+    end: str
+    monitors: list[str] | None = None
+    include_empty: bool = False
+
+    def body(self) -> dict[str, Any]:
+        return {"from": self.start, "to": self.end, "monitors": self.monitors, "include_empty": self.include_empty}
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    state: str | None = None
+    model: str | None = None
+    severity: str | None = None
+    active: bool | None = None
+    limit: int = 200
+
+    def query(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str | None = None
+    actor: str | None = None
+    target: str | None = None
+    start: str | None = None
+    end: str | None = None
+    limit: int = 100
+
+    def query(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    model: str
+    name: str
+    start: str | None = None
+    end: str | None = None
+    strategy: str | None = None
+    entity_key: str | None = None
+    include_review: bool = False
+    source: str = "routed"
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+CLI_ACTOR = "cli"
 
 
 @dataclass
 class DirectBackend:
+    """The CLI on a free data directory: the use cases run here, in this process."""
+
     service: Loopwatch
+
+    def __post_init__(self) -> None:
+        from application import Application
+
+        self.app = Application.offline(self.service)
 
     def model_schema(self, name: str) -> ModelSchema:
         return self.service.registry.get(name).schema
 
     def register_model(self, spec: ModelSchema) -> dict[str, Any]:
-        result = self.service.registry.register(spec)
-        if result.outcome != "unchanged":
-            self.service.audit.record("cli", f"model.{result.outcome}", spec.name, {"changes": result.changes})
-        return {**result.model.to_dict(), "outcome": result.outcome, "changes": result.changes}
+        return self.app.models.register(CLI_ACTOR, spec)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return self.app.models.list()
 
     def create_key(self, scope: str, name: str | None) -> dict[str, Any]:
-        key, plaintext = self.service.keys.create(scope, name)
-        self.service.audit.record("cli", "key.created", key.id, {"scope": scope, "name": name})
-        return {"id": key.id, "scope": key.scope, "name": key.name, "key": plaintext}
+        return self.app.keys.create(CLI_ACTOR, scope, name)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return self.app.keys.list()
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self.app.keys.revoke(CLI_ACTOR, key_id)
 
     def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]:
         if kind == "labels":
@@ -107,48 +195,120 @@ class DirectBackend:
         return self.service.store.stats(model)
 
     def save_monitors(self, model: str, monitors: list[Any]) -> dict[str, Any]:
-        from monitor.monitors import monitor_summary, parse_monitor
-
-        specs = [parse_monitor(item, i) for i, item in enumerate(monitors)]
-        saved = []
-        for spec in specs:
-            _, created = self.service.monitors.save(model, spec)
-            self.service.audit.record("cli", "monitor.saved", f"{model}/{spec.name}", {"created": created})
-            saved.append(monitor_summary(model, spec))
-        return {"monitors": saved}
+        return self.app.monitors.apply(CLI_ACTOR, model, monitors)
 
     def list_monitors(self, model: str) -> list[dict[str, Any]]:
-        from monitor.monitors import monitor_summary
+        return self.app.monitors.list(model)
 
-        return [monitor_summary(m, s) for m, s in self.service.monitors.list(model)]
+    def delete_monitor(self, model: str, name: str) -> None:
+        self.app.monitors.delete(CLI_ACTOR, model, name)
 
     def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]:
         from monitor.clock import parse_time
-        from monitor.scheduling import outcome_summary
 
-        outcome = self.service.runner.run(model, name, window_end=parse_time(at) if at else None, mode="manual")
-        self.service.audit.record("cli", "monitor.run", f"{model}/{name}", {"at": at})
-        summary = outcome_summary(outcome)
+        summary = self.app.monitors.run(CLI_ACTOR, model, name, parse_time(at) if at else None)
         if summary.get("live"):  # say plainly that nothing moved alerts: only a server runs the pipeline
             summary["alert_state"] = NO_SERVER_NOTE
         return summary
 
-    def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]:
+    def _plan(self, request: BackfillRequest) -> Any:
         from monitor.clock import parse_time
-        from monitor.scheduling import backfill_summary
 
-        outcomes = self.service.runner.backfill(model, parse_time(start), parse_time(end), monitors)
-        self.service.audit.record("cli", "monitor.backfill", model, {"from": start, "to": end})
-        return backfill_summary(outcomes)
+        return self.app.monitors.plan_backfill(
+            request.model,
+            _time("from", request.start, parse_time),
+            _time("to", request.end, parse_time),
+            request.monitors,
+            include_empty=request.include_empty,
+        )
+
+    def plan_backfill(self, request: BackfillRequest) -> dict[str, Any]:
+        return self._plan(request).to_dict(with_ends=True)
+
+    def backfill(self, request: BackfillRequest) -> dict[str, Any]:
+        plan = self._plan(request)
+        return {**self.app.monitors.backfill(CLI_ACTOR, plan), "plan": plan.to_dict()}
+
+    def list_alerts(self, filters: AlertFilter) -> list[dict[str, Any]]:
+        return self.app.alerts.list(**filters.query())
+
+    def ack_alerts(self, alert_ids: list[str]) -> dict[str, Any]:
+        return self.app.alerts.ack_many(CLI_ACTOR, alert_ids).to_dict()
+
+    def silence(
+        self, matchers: dict[str, str], duration: str | None, ends_at: str | None, comment: str | None
+    ) -> dict[str, Any]:
+        return self.app.alerts.silence(CLI_ACTOR, matchers, ends_at=ends_at, duration=duration, comment=comment)
+
+    def list_silences(self, active: bool) -> list[dict[str, Any]]:
+        return self.app.alerts.silences(active=active)
+
+    def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        return self.app.alerts.expire_silence(CLI_ACTOR, silence_id)
+
+    def audit(self, filters: AuditFilter) -> list[dict[str, Any]]:
+        from api.params import parse_window
+
+        since, until = parse_window(filters.start, filters.end)
+        return self.app.audit.list(
+            limit=filters.limit,
+            action=filters.action,
+            actor=filters.actor,
+            target=filters.target,
+            since=since,
+            until=until,
+        )
+
+    def seal(self) -> dict[str, Any]:
+        return self.app.store.seal(CLI_ACTOR)
 
     def drop_sealed_file(self, path: str) -> dict[str, Any]:
-        dropped = self.service.store.drop_sealed_file(path)
-        self.service.audit.record("cli", "store.file_dropped", dropped["path"], dropped)
-        return dropped
+        return self.app.store.drop_file(CLI_ACTOR, path)
+
+    def build_dataset(self, request: DatasetRequest) -> dict[str, Any]:
+        from typing import cast
+
+        from api.params import parse_window
+        from labeling.curation import BuildRequest, Source
+
+        start, end = parse_window(request.start, request.end)
+        return self.app.datasets.build(
+            BuildRequest(
+                model=request.model,
+                name=request.name,
+                start=start,
+                end=end,
+                strategy=request.strategy,
+                entity_key=request.entity_key,
+                include_review=request.include_review,
+                created_by=CLI_ACTOR,
+                source=cast(Source, request.source),
+            )
+        )
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return self.app.datasets.list()
+
+    def show_dataset(self, name: str, version: int | None) -> dict[str, Any]:
+        return self.app.datasets.show(name, version)
+
+    def diff_datasets(self, name: str, a: int, b: int) -> dict[str, Any]:
+        return self.app.datasets.diff(name, a, name, b)
+
+
+def _time(field: str, value: str, parse: Any) -> Any:
+    from monitor.errors import FieldError, InvalidInput
+
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise InvalidInput("time is not valid", [FieldError(field=field, reason=str(exc))]) from None
 
 
 @dataclass
 class RemoteBackend:
+    """The CLI while a server holds the data directory: the same use cases, over its API."""
+
     url: str
     token: str
 
@@ -171,6 +331,8 @@ class RemoteBackend:
                 response.status_code,
                 err.get("code", "error"),
             )
+        if response.status_code == 204:
+            return None
         return response.json()
 
     def model_schema(self, name: str) -> ModelSchema:
@@ -181,8 +343,17 @@ class RemoteBackend:
     def register_model(self, spec: ModelSchema) -> dict[str, Any]:
         return self._check(self.client.post("/v1/models", json=spec.model_dump(exclude_none=True)))
 
+    def list_models(self) -> list[dict[str, Any]]:
+        return self._check(self.client.get("/v1/models"))
+
     def create_key(self, scope: str, name: str | None) -> dict[str, Any]:
         return self._check(self.client.post("/v1/keys", json={"scope": scope, "name": name}))
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return self._check(self.client.get("/v1/keys"))
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self._check(self.client.delete(f"/v1/keys/{key_id}"))
 
     def ingest(self, model: str, table: pa.Table, kind: str) -> dict[str, int]:
         path = f"/v1/models/{model}/{'labels' if kind == 'labels' else 'predictions'}"
@@ -198,15 +369,64 @@ class RemoteBackend:
     def list_monitors(self, model: str) -> list[dict[str, Any]]:
         return self._check(self.client.get(f"/v1/models/{model}/monitors"))
 
+    def delete_monitor(self, model: str, name: str) -> None:
+        self._check(self.client.delete(f"/v1/models/{model}/monitors/{name}"))
+
     def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]:
         return self._check(self.client.post(f"/v1/models/{model}/monitors/{name}/run", json={"at": at}))
 
-    def backfill(self, model: str, start: str, end: str, monitors: list[str] | None) -> dict[str, Any]:
-        body = {"from": start, "to": end, "monitors": monitors}
-        return self._check(self.client.post(f"/v1/models/{model}/backfill", json=body, timeout=3600))
+    def plan_backfill(self, request: BackfillRequest) -> dict[str, Any]:
+        body = {**request.body(), "dry_run": True}
+        return self._check(self.client.post(f"/v1/models/{request.model}/backfill", json=body))
+
+    def backfill(self, request: BackfillRequest) -> dict[str, Any]:
+        return self._check(self.client.post(f"/v1/models/{request.model}/backfill", json=request.body(), timeout=3600))
+
+    def list_alerts(self, filters: AlertFilter) -> list[dict[str, Any]]:
+        return self._check(self.client.get("/v1/alerts", params=filters.query()))
+
+    def ack_alerts(self, alert_ids: list[str]) -> dict[str, Any]:
+        return self._check(self.client.post("/v1/alerts/ack", json={"alert_ids": alert_ids}))
+
+    def silence(
+        self, matchers: dict[str, str], duration: str | None, ends_at: str | None, comment: str | None
+    ) -> dict[str, Any]:
+        body = {"matchers": matchers, "duration": duration, "ends_at": ends_at, "comment": comment}
+        return self._check(self.client.post("/v1/silences", json=body))
+
+    def list_silences(self, active: bool) -> list[dict[str, Any]]:
+        return self._check(self.client.get("/v1/silences", params={"active": active}))
+
+    def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        return self._check(self.client.delete(f"/v1/silences/{silence_id}"))
+
+    def audit(self, filters: AuditFilter) -> list[dict[str, Any]]:
+        return self._check(self.client.get("/v1/audit", params=filters.query()))
+
+    def seal(self) -> dict[str, Any]:
+        return self._check(self.client.post("/v1/store/seal", timeout=3600))
 
     def drop_sealed_file(self, path: str) -> dict[str, Any]:
         return self._check(self.client.post("/v1/store/drop-file", json={"path": path}))
+
+    def build_dataset(self, request: DatasetRequest) -> dict[str, Any]:
+        return self._check(self.client.post("/v1/datasets", json=request.body(), timeout=3600))
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return self._check(self.client.get("/v1/datasets"))
+
+    def show_dataset(self, name: str, version: int | None) -> dict[str, Any]:
+        if version is None:
+            listed = {d["name"]: d for d in self.list_datasets()}
+            if name not in listed:
+                from monitor.errors import NotFound
+
+                raise NotFound(f"no dataset named {name!r}")
+            version = int(listed[name]["latest"])
+        return self._check(self.client.get(f"/v1/datasets/{name}/versions/{version}"))
+
+    def diff_datasets(self, name: str, a: int, b: int) -> dict[str, Any]:
+        return self._check(self.client.get(f"/v1/datasets/{name}/diff", params={"a": a, "b": b}))
 
     def verify_store(self) -> dict[str, Any]:
         return self._check(self.client.get("/v1/store/verify", timeout=3600))

@@ -251,29 +251,42 @@ class MonitorStore:
 
     def save(self, model: str, spec: MonitorSpec) -> tuple[MonitorSpec, bool]:
         """Create or replace a monitor; returns (spec, created)."""
+        return spec, self.save_all(model, [spec])[0]
+
+    def segment_errors(self, model: str, spec: MonitorSpec, where: str = "segments") -> list[FieldError]:
+        """The monitor's segments the model does not have (checked before anything is saved)."""
         registered = self._registry.get(model)
         unknown = [s for s in spec.segments if s not in registered.schema.segments]
-        if unknown:
-            raise InvalidInput(
-                f"monitor {spec.name} is not valid",
-                [
-                    FieldError(
-                        field="segments",
-                        reason=f"{unknown} are not segments of model {model} ({registered.schema.segments})",
-                    )
-                ],
+        if not unknown:
+            return []
+        return [
+            FieldError(
+                field=where, reason=f"{unknown} are not segments of model {model} ({registered.schema.segments})"
             )
+        ]
+
+    def save_all(self, model: str, specs: list[MonitorSpec]) -> list[bool]:
+        """Create or replace several monitors in one transaction: all are saved or none (a
+        half-applied file would start firing the monitors before its first mistake). Returns,
+        per monitor, whether it was created."""
+        registered = self._registry.get(model)
+        errors = [e for spec in specs for e in self.segment_errors(model, spec, f"{spec.name}.segments")]
+        if errors:
+            raise InvalidInput("monitors are not valid, none was saved", errors)
         now = self._now()
+        created: list[bool] = []
         with self._db.transaction() as cur:
-            existed = cur.execute(
-                "SELECT 1 FROM monitors WHERE model_id = ? AND name = ?", [registered.id, spec.name]
-            ).fetchall()
-            cur.execute(
-                "INSERT INTO monitors VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (model_id, name) DO UPDATE SET "
-                "spec = excluded.spec, updated_at = excluded.updated_at",
-                [registered.id, spec.name, spec.to_json(), now, now],
-            ).fetchall()
-        return spec, not existed
+            for spec in specs:
+                existed = cur.execute(
+                    "SELECT 1 FROM monitors WHERE model_id = ? AND name = ?", [registered.id, spec.name]
+                ).fetchall()
+                cur.execute(
+                    "INSERT INTO monitors VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (model_id, name) DO UPDATE SET "
+                    "spec = excluded.spec, updated_at = excluded.updated_at",
+                    [registered.id, spec.name, spec.to_json(), now, now],
+                ).fetchall()
+                created.append(not existed)
+        return created
 
     def get(self, model: str, name: str) -> MonitorSpec:
         registered = self._registry.get(model)

@@ -693,6 +693,23 @@ class PredictionStore:
             cur.close()
         return {"total": total, "by_segment": by_segment}
 
+    def minutes_with_data(self, model_name: str, start: datetime, end: datetime) -> list[datetime]:
+        """The distinct minutes (floored, UTC) holding predictions in ``[start, end)``, ascending.
+
+        One grouped scan however long the range: a backfill plans its windows from this and
+        skips those that hold no rows (``application.monitors.MonitorOps.plan_backfill``)."""
+        model = self._registry.get(model_name)
+        sql, params = self._window_sql(model, start, end, ["timestamp"], None, None, False)
+        cur = self._db.cursor()
+        try:
+            with self._guard(model, params, start, end):
+                rows = cur.execute(
+                    f"SELECT DISTINCT date_trunc('minute', timestamp) AS m FROM ({sql}) ORDER BY m", params
+                ).fetchall()
+        finally:
+            cur.close()
+        return [r[0].astimezone(UTC) for r in rows]
+
     def last_seen(
         self,
         model_name: str,

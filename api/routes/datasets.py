@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AdminKey, ReadKey
+from api.deps import AdminKey, AppDep, ReadKey
 from api.params import parse_window
-from labeling.curation import BuildRequest, DatasetStore, Source
+from labeling.curation import BuildRequest, Source
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -30,12 +30,8 @@ class DatasetCreate(BaseModel):
     )
 
 
-def _store(request: Request) -> DatasetStore:
-    return request.app.state.datasets
-
-
 @router.post("", status_code=201)
-async def build(body: DatasetCreate, request: Request, principal: AdminKey) -> dict[str, Any]:
+async def build(body: DatasetCreate, app: AppDep, principal: AdminKey) -> dict[str, Any]:
     """Build the next version of a dataset; returns its manifest."""
     start, end = parse_window(body.start, body.end)
     req = BuildRequest(
@@ -49,19 +45,19 @@ async def build(body: DatasetCreate, request: Request, principal: AdminKey) -> d
         created_by=principal.id,
         source=body.source,
     )
-    return await run_in_threadpool(lambda: _store(request).build(req))
+    return await run_in_threadpool(lambda: app.datasets.build(req))
 
 
 @router.get("")
-def list_datasets(request: Request, _: ReadKey) -> list[dict[str, Any]]:
-    return _store(request).list()
+def list_datasets(app: AppDep, _: ReadKey) -> list[dict[str, Any]]:
+    return app.datasets.list()
 
 
 @router.get("/{name}/versions/{version}")
-def show(name: str, version: int, request: Request, _: ReadKey) -> dict[str, Any]:
-    return _store(request).show(name, version)
+def show(name: str, version: int, app: AppDep, _: ReadKey) -> dict[str, Any]:
+    return app.datasets.show(name, version)
 
 
 @router.get("/{name}/diff")
-def diff(name: str, a: int, b: int, request: Request, _: ReadKey) -> dict[str, Any]:
-    return _store(request).diff(name, a, name, b)
+def diff(name: str, a: int, b: int, app: AppDep, _: ReadKey) -> dict[str, Any]:
+    return app.datasets.diff(name, a, name, b)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import AdminKey, ServiceDep
+from api.deps import AdminKey, AppDep
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -29,30 +29,16 @@ class KeyCreated(KeyPublic):
     key: str
 
 
-def _public(key: Any) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "scope": key.scope,
-        "created_at": key.created_at.isoformat(),
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
-
-
 @router.post("", status_code=201, response_model=KeyCreated)
-def create_key(body: KeyCreate, service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
-    key, plaintext = service.keys.create(body.scope, body.name)
-    service.audit.record(principal.id, "key.created", key.id, {"scope": key.scope, "name": key.name})
-    return {**_public(key), "key": plaintext}
+def create_key(body: KeyCreate, app: AppDep, principal: AdminKey) -> dict[str, Any]:
+    return app.keys.create(principal.id, body.scope, body.name)
 
 
 @router.get("", response_model=list[KeyPublic])
-def list_keys(service: ServiceDep, _: AdminKey) -> list[dict[str, Any]]:
-    return [_public(k) for k in service.keys.list()]
+def list_keys(app: AppDep, _: AdminKey) -> list[dict[str, Any]]:
+    return app.keys.list()
 
 
 @router.delete("/{key_id}", response_model=KeyPublic)
-def revoke_key(key_id: str, service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
-    key = service.keys.revoke(key_id)
-    service.audit.record(principal.id, "key.revoked", key.id)
-    return _public(key)
+def revoke_key(key_id: str, app: AppDep, principal: AdminKey) -> dict[str, Any]:
+    return app.keys.revoke(principal.id, key_id)

@@ -12,10 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AdminKey, ReadKey, ServiceDep
 from api.errors import ApiError
 from api.params import parse_window
-from labeling.label_studio.models import WebhookEvent
 from labeling.label_studio.webhook import parse_webhook, secret_matches
 from labeling.queue import LabelingQueue, RouteRequest
-from labeling.sync import apply_annotations
 from monitor.errors import FieldError, InvalidInput
 from monitor.formats import parse_json
 
@@ -108,31 +106,8 @@ async def webhook(request: Request, service: ServiceDep, background: BackgroundT
         raise InvalidInput("webhook payload is not valid", [FieldError(field="payload", reason=str(exc))]) from None
     if not event.annotations and not event.deleted_annotation_ids:
         return {"accepted": 0}
-    background.add_task(apply_event, request.app, event)
+    background.add_task(request.app.state.application.labeling.apply_webhook, event)
     return {"accepted": len(event.annotations) + len(event.deleted_annotation_ids)}
-
-
-def apply_event(app: Any, event: WebhookEvent) -> None:
-    """Apply one webhook's annotations to the model whose project they belong to."""
-    service = app.state.service
-    sync = app.state.label_sync
-    project = event.project_id or next((a.project_id for a in event.annotations if a.project_id), None)
-    row = (
-        service.db.query_one(
-            "SELECT m.name FROM routed_samples r JOIN models m ON m.id = r.model_id WHERE r.project_id = ? LIMIT 1",
-            [project],
-        )
-        if project is not None
-        else None
-    )
-    if row is None:
-        log.info("webhook for Label Studio project %s that loopwatch did not create; ignored", project)
-        return
-    try:
-        annotations = sync.backend.resolve_annotators(event.annotations) if sync is not None else event.annotations
-        apply_annotations(service, row[0], annotations, event.deleted_annotation_ids)
-    except Exception:
-        log.exception("applying a Label Studio webhook failed; the periodic poll will catch up")
 
 
 @router.post("/sync")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from api.deps import AdminKey, ReadKey, ServiceDep
+from api.deps import AdminKey, AppDep, ReadKey
 from monitor.schema import ModelSchema
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -39,27 +39,20 @@ class ModelDetail(ModelPublic):
 
 
 @router.post("", status_code=201, response_model=ModelRegistered)
-def register_model(spec: ModelSchema, service: ServiceDep, principal: AdminKey, response: Response) -> dict[str, Any]:
+def register_model(spec: ModelSchema, app: AppDep, principal: AdminKey, response: Response) -> dict[str, Any]:
     """Register a model, or add features/segments to it (a new schema version).
     Changing a feature's kind or the task is refused with 409."""
-    result = service.registry.register(spec)
-    if result.outcome != "created":
+    result = app.models.register(principal.id, spec)
+    if result["outcome"] != "created":
         response.status_code = 200
-    if result.outcome != "unchanged":
-        service.audit.record(principal.id, f"model.{result.outcome}", spec.name, {"changes": result.changes})
-    return {**result.model.to_dict(), "outcome": result.outcome, "changes": result.changes}
+    return result
 
 
 @router.get("", response_model=list[ModelPublic])
-def list_models(service: ServiceDep, _: ReadKey) -> list[dict[str, Any]]:
-    return [m.to_dict() for m in service.registry.list()]
+def list_models(app: AppDep, _: ReadKey) -> list[dict[str, Any]]:
+    return app.models.list()
 
 
 @router.get("/{model}", response_model=ModelDetail)
-def get_model(model: str, service: ServiceDep, _: ReadKey) -> dict[str, Any]:
-    registered = service.registry.get(model)
-    return {
-        **registered.to_dict(),
-        "versions": service.registry.versions(model),
-        "schema_history": service.registry.schema_history(model),
-    }
+def get_model(model: str, app: AppDep, _: ReadKey) -> dict[str, Any]:
+    return app.models.get(model)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AdminKey, ReadKey, ServiceDep
+from api.deps import AdminKey, AppDep, ReadKey, ServiceDep
 from api.params import parse_window
 from monitor.clock import parse_time
 from monitor.errors import FieldError, InvalidInput
-from monitor.monitors import MonitorSpec, monitor_summary, parse_monitor
-from monitor.scheduling import backfill_summary, outcome_summary
 
 router = APIRouter(tags=["monitors"])
 
@@ -29,85 +27,63 @@ class BackfillRequest(BaseModel):
     start: str = Field(alias="from")
     end: str = Field(alias="to")
     monitors: list[str] | None = None
+    dry_run: bool = Field(default=False, description="Only count the windows that would run; run nothing.")
+    include_empty: bool = Field(
+        default=False,
+        description="Also run windows holding no predictions (skipped by default; volume and freshness "
+        "monitors keep theirs once the model has sent data).",
+    )
 
 
 @router.post("/v1/models/{model}/monitors", status_code=201)
 def save_monitors(
-    model: str,
-    body: Annotated[Any, Body()],
-    request: Request,
-    service: ServiceDep,
-    principal: AdminKey,
-    response: Response,
+    model: str, body: Annotated[Any, Body()], app: AppDep, principal: AdminKey, response: Response
 ) -> dict[str, Any]:
-    """Create or replace monitors: one monitor object or a list (the YAML `monitors:` entries as JSON)."""
-    items = body if isinstance(body, list) else [body]
-    if not items:
-        raise InvalidInput("no monitors given")
-    specs: list[MonitorSpec] = [
-        parse_monitor(item, i if isinstance(body, list) else None) for i, item in enumerate(items)
-    ]
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise InvalidInput("monitor names must be unique", [FieldError(field="name", reason=str(names))])
-    created = []
-    for spec in specs:
-        _, is_new = service.monitors.save(model, spec)
-        created.append(is_new)
-        scheduler = getattr(request.app.state, "scheduler", None)
-        if scheduler is not None:
-            scheduler.schedule(model, spec)
-        service.audit.record(principal.id, "monitor.saved", f"{model}/{spec.name}", {"created": is_new})
-    if not any(created):
+    """Create or replace monitors: one monitor object or a list (the YAML `monitors:` entries as
+    JSON). Every monitor is validated first and every mistake reported at once (422); then all
+    are saved together, or none."""
+    result = app.monitors.apply(
+        principal.id, model, body if isinstance(body, list) else [body], single=not isinstance(body, list)
+    )
+    if not result["created"]:
         response.status_code = 200
-    return {"monitors": [monitor_summary(model, s) for s in specs]}
+    return result
 
 
 @router.get("/v1/models/{model}/monitors")
-def list_monitors(model: str, service: ServiceDep, _: ReadKey) -> list[dict[str, Any]]:
-    return [
-        {
-            **monitor_summary(m, s),
-            "next_run_at": (n.isoformat() if (n := service.monitors.next_run(m, s.name)) else None),
-        }
-        for m, s in service.monitors.list(model)
-    ]
+def list_monitors(model: str, app: AppDep, _: ReadKey) -> list[dict[str, Any]]:
+    return app.monitors.list(model)
 
 
 @router.delete("/v1/models/{model}/monitors/{monitor}", status_code=204)
-def delete_monitor(model: str, monitor: str, request: Request, service: ServiceDep, principal: AdminKey) -> Response:
-    service.monitors.delete(model, monitor)
-    scheduler = getattr(request.app.state, "scheduler", None)
-    if scheduler is not None:
-        scheduler.unschedule(model, monitor)
-    service.audit.record(principal.id, "monitor.deleted", f"{model}/{monitor}")
+def delete_monitor(model: str, monitor: str, app: AppDep, principal: AdminKey) -> Response:
+    app.monitors.delete(principal.id, model, monitor)
     return Response(status_code=204)
 
 
 @router.post("/v1/models/{model}/monitors/{monitor}/run")
 async def run_monitor(
-    model: str, monitor: str, service: ServiceDep, principal: AdminKey, body: RunRequest | None = None
+    model: str, monitor: str, app: AppDep, principal: AdminKey, body: RunRequest | None = None
 ) -> dict[str, Any]:
     """Run a monitor now (optionally for the window ending `at`). A live run's findings go through
     alerting; a past window (ending more than one schedule period before now) is recorded but
     leaves live alert state alone — the response says so (`live`, `alert_state`)."""
     end = _time("at", body.at) if body and body.at else None
-    service.monitors.get(model, monitor)
-    outcome = await run_in_threadpool(lambda: service.runner.run(model, monitor, window_end=end, mode="manual"))
-    service.audit.record(principal.id, "monitor.run", f"{model}/{monitor}", {"at": body.at if body else None})
-    return outcome_summary(outcome)
+    return await run_in_threadpool(lambda: app.monitors.run(principal.id, model, monitor, end))
 
 
 @router.post("/v1/models/{model}/backfill")
-async def backfill(model: str, body: BackfillRequest, service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
-    """Replay every scheduled window in a range (e.g. after changing a threshold). Findings are
-    recorded (mode `backfill`) but never page anyone."""
+async def backfill(model: str, body: BackfillRequest, app: AppDep, principal: AdminKey) -> dict[str, Any]:
+    """Replay the scheduled windows ending in `(from, to]` (e.g. after changing a threshold).
+    Findings are recorded (mode `backfill`) but never page anyone. Windows without predictions
+    are skipped; `dry_run` only returns the plan (windows, runs, skipped) so a caller can show
+    what will happen and drive a long backfill in steps."""
     start, end = _time("from", body.start), _time("to", body.end)
-    if end <= start:
-        raise InvalidInput("empty range", [FieldError(field="to", reason="must be after from")])
-    outcomes = await run_in_threadpool(lambda: service.runner.backfill(model, start, end, body.monitors))
-    service.audit.record(principal.id, "monitor.backfill", model, {"from": body.start, "to": body.end})
-    return backfill_summary(outcomes)
+    plan = app.monitors.plan_backfill(model, start, end, body.monitors, include_empty=body.include_empty)
+    if body.dry_run:
+        return plan.to_dict(with_ends=True)
+    result = await run_in_threadpool(lambda: app.monitors.backfill(principal.id, plan))
+    return {**result, "plan": plan.to_dict()}
 
 
 @router.get("/v1/models/{model}/findings")

@@ -1,6 +1,7 @@
-"""Sealed-file integrity (admin only): verify every file now, drop a damaged one from the catalog.
+"""The sealed store (admin only): seal past days now, verify every file, drop a damaged one.
 
-``loopwatch store verify`` / ``store drop-file`` use these while a server holds the data directory.
+``loopwatch seal`` / ``store verify`` / ``store drop-file`` use these while a server holds the
+data directory.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import AdminKey, ServiceDep
+from api.deps import AdminKey, AppDep
 
 router = APIRouter(prefix="/v1/store", tags=["store"])
 
@@ -19,18 +21,20 @@ class DropFile(BaseModel):
     path: str = Field(min_length=1, max_length=1000, description="Sealed file path, as `store verify` lists it.")
 
 
+@router.post("/seal")
+async def seal(app: AppDep, principal: AdminKey) -> dict[str, Any]:
+    """Move past days from DuckDB into sealed Parquet now (the server also does this hourly)."""
+    return await run_in_threadpool(lambda: app.store.seal(principal.id))
+
+
 @router.get("/verify")
-def verify(service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
+def verify(app: AppDep, principal: AdminKey) -> dict[str, Any]:
     """Hash every sealed file against its recorded size and sha256 now (unthrottled). Damage is
     recorded (readiness turns 503) and files found sound again are cleared."""
-    report = service.store.verify_sealed()
-    service.audit.record(principal.id, "store.verified", None, {"problems": len(report["problems"])})
-    return report
+    return app.store.verify(principal.id)
 
 
 @router.post("/drop-file")
-def drop_file(body: DropFile, service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
+def drop_file(body: DropFile, app: AppDep, principal: AdminKey) -> dict[str, Any]:
     """Remove one sealed file from the catalog (moved to ``quarantine/``); re-ingest its window."""
-    dropped = service.store.drop_sealed_file(body.path)
-    service.audit.record(principal.id, "store.file_dropped", dropped["path"], dropped)
-    return dropped
+    return app.store.drop_file(principal.id, body.path)

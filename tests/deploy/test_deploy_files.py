@@ -240,8 +240,13 @@ def test_dockerfile_copies_only_existing_paths_inside_the_context() -> None:
             assert any(f.startswith(rel + "/") for f in context), f"COPY {source}: excluded by .dockerignore"
         else:
             assert rel in context, f"COPY {source}: excluded by .dockerignore"
-    # What pyproject.toml needs to build the wheel, and every package it ships.
-    for needed in ("pyproject.toml", "requirements.lock", "README.md", "monitor/", "detectors/", "api/"):
+    # What pyproject.toml needs to build the wheel, and every package it ships (a package left
+    # out builds a wheel without it: the image starts, then fails on its first import).
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = [p.rstrip("*") + "/" for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    for needed in ("pyproject.toml", "requirements.lock", "README.md", *packages):
         assert needed in sources, f"the image build needs {needed}"
 
 
