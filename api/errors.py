@@ -86,12 +86,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
+        about_body = False
         for err in exc.errors():
+            about_body |= tuple(err.get("loc", ()))[:1] == ("body",)
             loc = [str(p) for p in err.get("loc", ()) if p != "body"]
             errors.append({"field": ".".join(loc) or "(body)", "reason": err.get("msg", "invalid")})
-        return JSONResponse(error_body("invalid_input", "request is not valid", errors), status_code=422)
+        message = "request is not valid"
+        content_type = request.headers.get("content-type", "")
+        if about_body and "json" not in content_type.lower():
+            # curl -d sends a form by default: say what is wrong instead of "field required"
+            message += (
+                f": the body must be JSON sent with 'Content-Type: application/json' "
+                f"(this request had {content_type or 'no Content-Type'})"
+            )
+        return JSONResponse(error_body("invalid_input", message, errors), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -120,3 +120,16 @@ def test_seal_route_moves_past_days(console: Console) -> None:
     assert http.post("/v1/store/seal", headers=console.read).status_code == 403
     sealed = http.post("/v1/store/seal", headers=console.admin).json()["sealed"]
     assert sealed and sealed[0]["model"] == "harsh-braking" and sum(f["rows"] for f in sealed) == 40
+
+
+def test_json_body_without_content_type_says_so(console: Console) -> None:
+    """The README's old silence `curl -d` sent a form: the 422 now says the body must be JSON with
+    `Content-Type: application/json` instead of only listing missing fields."""
+    body = '{"matchers": {"model": "harsh-braking"}, "duration": "2h"}'
+    headers = {**console.read, "Content-Type": "application/x-www-form-urlencoded"}
+    answer = console.http.post("/v1/silences", content=body, headers=headers)
+    assert answer.status_code == 422
+    message = answer.json()["error"]["message"]
+    assert "Content-Type: application/json" in message and "application/x-www-form-urlencoded" in message
+    ok = console.http.post("/v1/silences", content=body, headers={**console.read, "Content-Type": "application/json"})
+    assert ok.status_code == 201
