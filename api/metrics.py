@@ -42,7 +42,7 @@ class Metrics:
         )
         self.notifications = Counter(
             "loopwatch_alert_notifications",
-            "Alert group notifications by receiver (slack, log…) and result (sent, retry, failed)",
+            "Alert group notifications by receiver name (slack, webhook, pagerduty, email, log, or a routing file's) and result (sent, retry, failed)",
             ["receiver", "result"],
             registry=self.registry,
         )

@@ -157,6 +157,7 @@ class MonitorOps:
                 errors.append(FieldError(field=f"{where}.name", reason=reason))
             seen.add(spec.name)
             errors.extend(self._service.monitors.segment_errors(model, spec, f"{where}.segments"))
+            errors.extend(self._service.monitors.route_errors(spec, f"{where}.route.receivers"))
             specs.append(spec)
         if errors:
             count = len(errors)

@@ -9,6 +9,8 @@ error instead of failing at 3 a.m.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
@@ -67,6 +69,7 @@ def cron_min_gap(cron: str) -> timedelta:
 #: Labels a route may group alerts by (``segment.<name>`` too), as in Alertmanager's ``group_by``.
 GROUP_LABELS: tuple[str, ...] = ("model", "monitor", "detector", "severity", "column", "metric", "model_version")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("model", "monitor")
+RECEIVER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 class RouteSpec(BaseModel):
@@ -85,6 +88,23 @@ class RouteSpec(BaseModel):
     group_wait: str = "30s"
     group_interval: str = "5m"
     repeat_interval: str = "4h"
+    #: Receivers by name (``slack``, ``pagerduty``, a routing file's ``webhook-ml`` …): this
+    #: monitor's alerts go to exactly these, bypassing the routing tree (docs/alerting.md).
+    receivers: list[str] | None = None
+
+    @field_validator("receivers")
+    @classmethod
+    def _receivers(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("receivers is empty: leave it out to use the routing tree")
+        for name in value:
+            if not RECEIVER_NAME.match(name):
+                raise ValueError(f"receiver name {name!r}: 1-64 lowercase letters, digits, '-', '_' or '.'")
+        if len(set(value)) != len(value):
+            raise ValueError("receivers lists a name twice")
+        return value
 
     @field_validator("group_wait", "group_interval", "repeat_interval")
     @classmethod
@@ -248,6 +268,8 @@ class MonitorStore:
         self._db = db
         self._registry = registry
         self._now = now
+        #: Set by the alert pipeline: raises ValueError for a route naming unknown receivers.
+        self.route_check: Callable[[RouteSpec], None] | None = None
 
     def save(self, model: str, spec: MonitorSpec) -> tuple[MonitorSpec, bool]:
         """Create or replace a monitor; returns (spec, created)."""
@@ -265,12 +287,23 @@ class MonitorStore:
             )
         ]
 
+    def route_errors(self, spec: MonitorSpec, where: str = "route.receivers") -> list[FieldError]:
+        """Receivers the monitor's route names that are not configured (see ``route_check``)."""
+        if self.route_check is None or not spec.route.receivers:
+            return []
+        try:
+            self.route_check(spec.route)
+        except ValueError as exc:
+            return [FieldError(field=where, reason=str(exc))]
+        return []
+
     def save_all(self, model: str, specs: list[MonitorSpec]) -> list[bool]:
         """Create or replace several monitors in one transaction: all are saved or none (a
         half-applied file would start firing the monitors before its first mistake). Returns,
         per monitor, whether it was created."""
         registered = self._registry.get(model)
         errors = [e for spec in specs for e in self.segment_errors(model, spec, f"{spec.name}.segments")]
+        errors += [e for spec in specs for e in self.route_errors(spec, f"{spec.name}.route.receivers")]
         if errors:
             raise InvalidInput("monitors are not valid, none was saved", errors)
         now = self._now()

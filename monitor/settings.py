@@ -85,6 +85,23 @@ class Settings(BaseSettings):
     slack_channel: str | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Alert receivers besides Slack (monitor/alerting/notify/; docs/alerting.md). Each exists as
+    # soon as its first setting is set; the default route then delivers to every configured one.
+    webhook_url: str | None = None  # Alertmanager-shaped JSON POSTed here
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 signature key (X-Loopwatch-Signature)
+    pagerduty_routing_key: SecretStr | None = None  # Events API v2 integration key
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # default: 465 with smtp_ssl, else 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_to: str | None = None  # comma-separated addresses
+    smtp_starttls: bool = True  # upgrade a plain connection with STARTTLS (refused if the server cannot)
+    smtp_ssl: bool = False  # implicit TLS from the first byte (port 465)
+    smtp_timeout_seconds: float = Field(default=10, gt=0)
+    # A YAML routing tree (Alertmanager-style route + named receivers); see docs/alerting.md.
+    routing_file: Path | None = None
     label_studio_url: str | None = None
     label_studio_token: SecretStr | None = None
     label_studio_webhook_secret: SecretStr | None = None  # header X-Loopwatch-Webhook-Secret on webhooks
@@ -106,6 +123,13 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=20, ge=0)
 
     log_level: str = "INFO"
+
+    @field_validator("webhook_url", "pagerduty_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @field_validator("data_dir")
     @classmethod

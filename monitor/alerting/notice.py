@@ -49,6 +49,8 @@ class AlertLine:
     acked_by: str | None = None
     silenced_until: datetime | None = None
     dashboard_url: str | None = None
+    #: The monitor that raised it (a label for receivers that carry labels: webhook, PagerDuty).
+    monitor: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
     run outcome ─► state (pending/firing/resolved)
                 ─► silences and inhibition (a no-data alert mutes the model's other alerts)
-                ─► grouping (route group_by labels + receiver + channel: one group, one message)
+                ─► routing (the routing tree, or the monitor's own receivers, names the
+                   receivers: slack, webhook, pagerduty, email, log …)
+                ─► grouping (route group_by labels + receiver + channel: one group, one message
+                   per receiver, so each receiver's delivery state is its own)
                 ─► timers and dedup (group_wait, group_interval, repeat_interval; one pending
                    flush per group in the outbox)
                 ─► notify (the dispatcher renders each due group as it is now and hands it to
@@ -10,8 +13,10 @@
                    note go in the thread)
 
 ``build_pipeline`` assembles it in one place; each stage is a small method so it can be read
-and tested on its own. The pipeline knows a :class:`~monitor.alerting.notify.Notifier` and
-the generic notify errors, never a particular receiver.
+and tested on its own. The pipeline knows :class:`~monitor.alerting.notify.Notifier` values by
+receiver name and the generic notify errors, never a particular receiver. An alert routed to two
+receivers joins one group at each; their outbox rows, retries and messages are independent, so
+one receiver's outage neither delays nor duplicates another's delivery.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from monitor.alerting.notice import SEVERITIES, AlertLine, GroupNotice, NoticeKi
 from monitor.alerting.notify import MessageRef, Notifier, NotifyError, PermanentNotifyError, TransientNotifyError
 from monitor.alerting.notify.log import LogNotifier
 from monitor.alerting.notify.messages import GroupMessage, MessageStore
+from monitor.alerting.notify.receivers import Receivers, receivers_from_settings
 from monitor.alerting.outbox import Outbox, OutboxRow
 from monitor.alerting.silences import SilenceStore
 from monitor.clock import Clock, utcnow
@@ -83,13 +89,16 @@ class AlertPipeline:
         notifier: Notifier,
         config: PipelineConfig,
         now: Clock = utcnow,
+        receivers: Receivers | None = None,
     ) -> None:
         self.alerts = alerts
         self.silences = silences
         self.groups = groups
         self.outbox = outbox
         self.messages = messages
+        #: The primary receiver (Slack or the log): one-off announcements go here.
         self.notifier = notifier
+        self.receivers = receivers or Receivers.single(notifier)
         self.config = config
         self._now = now
         self.on_delivery: DeliveryHook | None = None
@@ -119,25 +128,41 @@ class AlertPipeline:
         if self._muted(alert, transition.kind):
             return False
         route = self._route(alert)
-        joined = self.groups.join(
-            receiver=self.notifier.name,
-            channel=self._channel(route),
-            labels=group_labels(alert, route.group_by),
-            route=route,
-            alert_id=alert["id"],
-        )
-        if not joined.joined:
-            return False
-        at = self._schedule(joined.group)
-        self.alerts.record_event(
-            alert["id"], "notification_queued:new", None, {"group_id": joined.group.id, "not_before": at.isoformat()}
-        )
-        return True
+        labels = group_labels(alert, route.group_by)
+        changed = False
+        for receiver in self.receivers.receivers_for(alert, route):
+            notifier = self.receivers.notifiers[receiver]
+            joined = self.groups.join(
+                receiver=receiver,
+                channel=notifier.destination(route),
+                labels=labels,
+                route=route,
+                alert_id=alert["id"],
+            )
+            if not joined.joined:
+                continue
+            at = self._schedule(joined.group)
+            self.alerts.record_event(
+                alert["id"],
+                "notification_queued:new",
+                None,
+                {"group_id": joined.group.id, "receiver": receiver, "not_before": at.isoformat()},
+            )
+            changed = True
+        return changed
 
     def plan_update(self, *, alert_id: str | None = None, group_id: str | None = None) -> int:
         """Someone acted (ack, silence, samples): refresh the affected groups' messages now.
-        Human actions are not rate-limited by group_interval — the presser waits for them."""
-        groups = [self.groups.get(group_id)] if group_id else self.groups.of_alert(alert_id or "", open_only=True)
+        Human actions are not rate-limited by group_interval — the presser waits for them.
+        A button pressed on one receiver's message (Slack) also refreshes the other receivers'
+        open groups of the same alerts, so e.g. PagerDuty learns of an acknowledgement."""
+        if group_id:
+            pressed = self.groups.get(group_id)
+            siblings = {g.id: g for a in pressed.alert_ids for g in self.groups.of_alert(a, open_only=True)}
+            siblings.pop(pressed.id, None)
+            groups = [pressed, *siblings.values()]
+        else:
+            groups = self.groups.of_alert(alert_id or "", open_only=True)
         for group in groups:
             if group.state != "open":
                 continue
@@ -163,9 +188,6 @@ class AlertPipeline:
     def _route(alert: dict[str, Any]) -> RouteSpec:
         return RouteSpec.model_validate(alert.get("route") or {})
 
-    def _channel(self, route: RouteSpec) -> str:
-        return self.notifier.destination(route)
-
     def _schedule(self, group: AlertGroup) -> datetime:
         """When the group's message goes out next (Alertmanager's timers): a new group waits
         group_wait from its creation to collect more alerts; after a notification, changes wait
@@ -186,7 +208,7 @@ class AlertPipeline:
         now = self._now()
         queued = 0
         for group in self.groups.open_groups():
-            if group.last_notified_at is None or group.receiver != self.notifier.name:
+            if group.last_notified_at is None or self.receivers.get(group.receiver) is None:
                 continue
             if group.last_notified_at + parse_duration(group.route.repeat_interval) > now:
                 continue
@@ -261,17 +283,23 @@ class AlertPipeline:
             acked_by=alert["acked_by"],
             silenced_until=datetime.fromisoformat(silence["ends_at"]) if silence else None,
             dashboard_url=f"{base}/models/{alert['model']}/alerts/{alert['id']}" if base else None,
+            monitor=alert.get("monitor") or "",
         )
 
     def deliver(self, row: OutboxRow) -> str:
         """Deliver one outbox row; returns sent | retry | failed."""
-        group = self.groups.get(row.group_id)
-        receiver = self.notifier.name
+        return self._deliver(row, self.groups.get(row.group_id))
+
+    def _deliver(self, row: OutboxRow, group: AlertGroup) -> str:
+        receiver = group.receiver
+        notifier = self.receivers.get(receiver)
         message = self.messages.get(group.id, receiver)
         try:
+            if notifier is None:
+                raise PermanentNotifyError(f"receiver {receiver!r} is not configured any more")
             if row.kind == "repeat":
-                return self._repeat(row, group, message)
-            return self._flush(row, group, message)
+                return self._repeat(notifier, row, group, message)
+            return self._flush(notifier, row, group, message)
         except TransientNotifyError as exc:
             error = f"{MAYBE_DELIVERED} {exc}" if exc.maybe_delivered else str(exc)
             at = self.outbox.mark_retry(
@@ -290,33 +318,33 @@ class AlertPipeline:
             log.error("%s delivery of group %s failed and will not be retried: %s", receiver, group.id, exc)
             return "failed"
 
-    def _flush(self, row: OutboxRow, group: AlertGroup, message: GroupMessage | None) -> str:
+    def _flush(self, notifier: Notifier, row: OutboxRow, group: AlertGroup, message: GroupMessage | None) -> str:
         """Post the group's message, or rewrite it to show the group as it is now."""
-        receiver = self.notifier.name
+        receiver = group.receiver
         ref = message.ref if message else None
         if ref is None:
             notice = self.notice(group, "new", message)
             if notice.status == "resolved":  # every alert resolved before anyone was told: say nothing
                 self._finish(row, group, notice, None, close=True)
                 return "sent"
-            ref = self._reconcile(row, notice) if row.maybe_delivered else None
+            ref = self._reconcile(notifier, row, notice) if row.maybe_delivered else None
             if ref is None:
-                ref = self.notifier.post(notice)
+                ref = notifier.post(notice)
             else:
-                self.notifier.update(ref, notice)
+                notifier.update(ref, notice)
             self.messages.posted(group.id, receiver, group.channel, ref)
             self._finish(row, group, notice, ref, close=False)
             return "sent"
         resolved = self.notice(group, "resolved", message)
         if resolved.status == "resolved":
-            self.notifier.update(ref, resolved)
+            notifier.update(ref, resolved)
             if message is None or message.state != "resolved":
-                self.notifier.reply(ref, resolved)
+                notifier.reply(ref, resolved)
             self.messages.shown(group.id, receiver, "resolved")
             self._finish(row, group, resolved, ref, close=True)
             return "sent"
         notice = self.notice(group, "update", message)
-        self.notifier.update(ref, notice)
+        notifier.update(ref, notice)
         self.messages.shown(group.id, receiver, "firing")
         self._finish(row, group, notice, ref, close=False)
         return "sent"
@@ -336,25 +364,25 @@ class AlertPipeline:
         if not self.groups.flushed(group.id, group.version, close=close):
             self.outbox.schedule_flush(group.id, self._now() + parse_duration(group.route.group_interval))
 
-    def _repeat(self, row: OutboxRow, group: AlertGroup, message: GroupMessage | None) -> str:
+    def _repeat(self, notifier: Notifier, row: OutboxRow, group: AlertGroup, message: GroupMessage | None) -> str:
         ref = message.ref if message else None
         if ref is None or group.state != "open" or not self._needs_repeat(group):
             self.outbox.mark_sent(row.id, None)  # nothing to repeat (acked, resolved, or never posted)
             return "sent"
         notice = self.notice(group, "repeat", message)
-        reply = self.notifier.reply(ref, notice)
+        reply = notifier.reply(ref, notice)
         self.groups.repeated(group.id)
         self.alerts.mark_notified([line.alert_id for line in notice.firing], repeat=True)
         self.outbox.mark_sent(row.id, reply)
         return "sent"
 
-    def _reconcile(self, row: OutboxRow, notice: GroupNotice) -> MessageRef | None:
+    def _reconcile(self, notifier: Notifier, row: OutboxRow, notice: GroupNotice) -> MessageRef | None:
         """After a post that may have reached the receiver, adopt that message instead of
         posting twice."""
         try:
-            found = self.notifier.find_posted(notice)
+            found = notifier.find_posted(notice)
         except NotifyError as exc:  # e.g. no history scope: post again (a duplicate beats a loss)
-            log.warning("could not check %s for group %s before re-posting: %s", self.notifier.name, row.group_id, exc)
+            log.warning("could not check %s for group %s before re-posting: %s", notifier.name, row.group_id, exc)
             return None
         if found is not None:
             for line in notice.alerts:
@@ -371,10 +399,11 @@ class AlertPipeline:
         self.plan_repeats()
         counts = {"sent": 0, "retry": 0, "failed": 0}
         for row in self.outbox.due(self._now()):
-            result = self.deliver(row)
+            group = self.groups.get(row.group_id)
+            result = self._deliver(row, group)
             counts[result] += 1
             if self.on_delivery is not None:
-                self.on_delivery(self.notifier.name, result)
+                self.on_delivery(group.receiver, result)
         return counts
 
     # -- reads for the API and pages -----------------------------------------------------------
@@ -423,19 +452,43 @@ def build_pipeline(
     notifier: Notifier | None = None,
     now: Clock = utcnow,
     labels_help: Callable[[str], bool] | None = None,
+    receivers: Receivers | None = None,
 ) -> AlertPipeline:
-    """The composition of the stages above for one service."""
+    """The composition of the stages above for one service.
+
+    ``notifier`` is the primary receiver (Slack or the log; default the log); the other
+    receivers and the routing tree come from the service's settings
+    (:func:`~monitor.alerting.notify.receivers.receivers_from_settings`) unless ``receivers`` is
+    given. A bad routing configuration raises ``RoutingError`` here, i.e. at start-up. Saving a
+    monitor whose route names an unknown receiver is refused from then on."""
     settings = service.settings
+    primary = notifier or LogNotifier()
+    chosen = receivers or receivers_from_settings(settings, primary)
+    monitors = getattr(service, "monitors", None)
+    if monitors is not None:
+        monitors.route_check = chosen.check_route
+        _warn_unknown_receivers(monitors, chosen)
     return AlertPipeline(
         alerts=AlertStore(service.db, service.registry, now),
         silences=SilenceStore(service.db, now),
         groups=GroupStore(service.db, now),
         outbox=Outbox(service.db, now),
         messages=MessageStore(service.db, now),
-        notifier=notifier or LogNotifier(),
+        notifier=primary,
         config=PipelineConfig(public_url=settings.public_url, labels_help=labels_help),
         now=now,
+        receivers=chosen,
     )
+
+
+def _warn_unknown_receivers(monitors: Any, receivers: Receivers) -> None:
+    """Saved monitors naming receivers that are no longer configured keep running (their alerts
+    fall back to the routing tree); say so once at start-up."""
+    for model, spec in monitors.list():
+        try:
+            receivers.check_route(spec.route)
+        except ValueError as exc:
+            log.error("monitor %s/%s: route.receivers: %s; its alerts follow the routing tree", model, spec.name, exc)
 
 
 __all__ = ["AlertPipeline", "Delivery", "Dispatcher", "PipelineConfig", "build_pipeline"]

@@ -1,9 +1,9 @@
 """Receivers of group notices, one package each (after Alertmanager's ``notify/``).
 
 The pipeline talks to every receiver through :class:`Notifier` and understands only the
-generic errors below, so adding a receiver (webhook, PagerDuty, email) is a new package
-next to ``slack/`` and a line in :mod:`monitor.alerting.notify.receivers` — the pipeline does
-not change. Where a group's message landed is kept by :mod:`monitor.alerting.notify.messages`.
+generic errors below, so a receiver (``slack/``, ``webhook/``, ``pagerduty/``, ``email/``,
+``log``) is its own package plus a few lines in :mod:`monitor.alerting.notify.receivers` — the
+pipeline does not change. ``http`` classifies the HTTP receivers' answers. Where a group's message landed is kept by :mod:`monitor.alerting.notify.messages`.
 """
 
 from __future__ import annotations

@@ -27,9 +27,10 @@ def summary(notice: GroupNotice) -> str:
 class LogNotifier:
     """Logs each group notice (group id, state, kind, destination, summary)."""
 
-    name = "log"
+    name: str = "log"
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, *, name: str = "log") -> None:
+        self.name = name
         self._log = logger or logging.getLogger("monitor.alerting.notify")
         self._lock = threading.Lock()
         self._counter = 0

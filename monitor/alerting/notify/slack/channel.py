@@ -76,7 +76,7 @@ class SlackNotifier:
     delay for the outbox.
     """
 
-    name = "slack"
+    name: str = "slack"
 
     def __init__(
         self,
@@ -92,7 +92,9 @@ class SlackNotifier:
         now: Callable[[], float] = time.monotonic,
         sleep: Sleep = time.sleep,
         logger: logging.Logger | None = None,
+        name: str = "slack",
     ) -> None:
+        self.name = name  # the receiver's name (a routing file may define several Slack receivers)
         if not token or not token.strip():
             raise ValueError("a Slack bot token is required (LOOPWATCH_SLACK_TOKEN); use the log notifier without one")
         if max_retries < 0 or min_interval < 0 or max_retry_after < 0:
