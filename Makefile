@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench serve clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(PY) -m pip install --quiet -c requirements.lock -e ./client -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,12 +19,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates application
+	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates application client/src/loopwatch_client
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates application
+	$(VENV)/bin/mypy detectors monitor api labeling dashboards gates application client/src/loopwatch_client
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
