@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.guard import RequestGuard
 from api.metrics import Metrics
+from api.model_metrics import ModelHealthReader, ModelMetricsCollector
 from api.routes import (
     alerts,
     audit,
@@ -200,6 +201,8 @@ def create_app(
         service.runner.subscribe(count_run)
         metrics.outbox_depth.set_function(pipeline.outbox.depth)
         metrics.watch_memory(service.memory)
+        metrics.watch_models(ModelMetricsCollector(ModelHealthReader(service, app.state.dashboards.rollups)))
+        metrics.duckdb_wal_bytes.set_function(service.db.wal_bytes)
         pipeline.on_delivery = lambda receiver, result: metrics.notifications.labels(receiver, result).inc()
         app.state.alerts = pipeline
         label_sync = application.label_sync
@@ -306,6 +309,7 @@ def create_app(
     app.state.scheduler = None
     app.state.label_sync = None
     install_error_handlers(app)
+    dashboards.install_html_errors(app)  # pages answer errors as HTML pages; /v1/ keeps JSON
     for router in (
         health.router,
         session.router,
@@ -323,4 +327,5 @@ def create_app(
         dashboards.router,
     ):
         app.include_router(router)
+    dashboards.mount_static(app)  # the pages' CSS/JS/favicon (dashboards/static/app), public
     return app

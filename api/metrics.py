@@ -1,4 +1,5 @@
-"""Prometheus metrics for the service itself (one registry per app, so tests stay isolated)."""
+"""Prometheus metrics for the service itself (one registry per app, so tests stay isolated); the
+per-model gauges are a collector of their own (api/model_metrics.py) registered here."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 
 class Metrics:
@@ -60,6 +62,19 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.duckdb_wal_bytes = Gauge(
+            "loopwatch_duckdb_wal_bytes",
+            "Size of DuckDB's write-ahead log, read at scrape time (a checkpoint empties it)",
+            registry=self.registry,
+        )
+
+    def watch_models(self, collector: Collector) -> None:
+        """Export the per-model gauges (api/model_metrics.py); a restarted app replaces them."""
+        previous = getattr(self, "_models", None)
+        if previous is not None:
+            self.registry.unregister(previous)
+        self._models = collector
+        self.registry.register(collector)
 
     def watch_memory(self, source: Callable[[], dict[str, int]]) -> None:
         """Export ``loopwatch_memory_bytes{part=…}``, read from ``source`` at each scrape (a

@@ -6,7 +6,15 @@ hourly drift windows for every feature (108,000 findings with histograms), hourl
 findings and daily performance findings with intervals. Then it times the pages through the
 whole HTTP stack (in-process client, API key auth) and writes ``bench/results/dashboard.json``.
 
+It also times the Evidently report (``evidently_report``) on the demo's data (``api.demo``: two
+models, 1,500 predictions a day each; the last day against the 7 days before it), next to the
+plain Evidently call on the same rows in the same run: ``Report([DataDriftPreset()])`` over
+every row of both windows' features, rendered to HTML. ``window_report`` is timed on a cache
+miss (sampling in the store + Evidently + banner) and on a hit (sampling + content hash +
+cache), in process and through the endpoint; ratios are ours / plain.
+
     .venv/bin/python bench/dashboard.py [--days 90] [--features 50] [--repeat 7]
+    .venv/bin/python bench/dashboard.py --skip-pages [--profile-report]   # the Evidently part only
 """
 
 from __future__ import annotations
@@ -218,13 +226,105 @@ def measure(client: TestClient, headers: dict[str, str], path: str, repeat: int)
     return {"median_s": statistics.median(times), "max_s": max(times), "bytes": size}
 
 
+def measure_evidently(repeat: int, profile: bool) -> dict[str, object]:
+    """The Evidently report on demo-sized data: plain Evidently vs ``window_report`` (miss, hit)."""
+    from api.demo import load_demo
+    from dashboards.evidently_report import ReportCache, window_report
+
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(Settings(data_dir=Path(tmp) / "data"), now=lambda: NOW, background=False)
+        with TestClient(app) as client:
+            service = app.state.service
+            load_demo(service, NOW)
+            _, key = service.keys.create("read", "bench")
+            headers = {"Authorization": f"Bearer {key}"}
+            t0 = time.perf_counter()
+            from evidently import Report
+            from evidently.presets import DataDriftPreset
+
+            out["evidently_import_s"] = time.perf_counter() - t0  # once per process, paid by the first report
+            current = (NOW - timedelta(days=1), NOW)
+            reference = (NOW - timedelta(days=8), NOW - timedelta(days=1))
+            models: dict[str, object] = {}
+            for model in ("fleet-events", "sleep-apnea"):
+                features = list(service.registry.get(model).schema.features)
+
+                def plain(model: str = model, features: list[str] = features) -> str:
+                    cur = service.store.scan(model, *current, columns=features, with_labels=False).select(features)
+                    ref = service.store.scan(model, *reference, columns=features, with_labels=False).select(features)
+                    return Report([DataDriftPreset()]).run(cur.to_pandas(), ref.to_pandas()).get_html_str(as_iframe=False)
+
+                def ours(cache: ReportCache | None = None, model: str = model) -> str:
+                    return window_report(service, model, current, reference, cache=cache)
+
+                rows = {
+                    "current": service.store.stats(model, *current)["predictions"],
+                    "reference": service.store.stats(model, *reference)["predictions"],
+                    "features": len(features),
+                }
+                plain_s = _median(plain, 3)
+                miss_s = _median(lambda: ours(ReportCache()), 3)  # a fresh, empty cache each time
+                ours()  # fill the data directory's cache
+                hit_s = _median(ours, repeat)
+                params = {
+                    "start": current[0].isoformat(),
+                    "end": current[1].isoformat(),
+                    "reference_start": reference[0].isoformat(),
+                    "reference_end": reference[1].isoformat(),
+                }
+                path = f"/v1/models/{model}/report"
+                endpoint_hit_s = _median(
+                    lambda path=path, params=params: client.get(path, params=params, headers=headers).raise_for_status(),
+                    repeat,
+                )
+                models[model] = {
+                    "rows": rows,
+                    "plain_evidently_s": plain_s,
+                    "window_report_miss_s": miss_s,
+                    "window_report_hit_s": hit_s,
+                    "endpoint_hit_s": endpoint_hit_s,
+                    "ratio_miss_vs_plain": miss_s / plain_s,
+                    "ratio_hit_vs_plain": hit_s / plain_s,
+                }
+                if profile:
+                    from pyinstrument import Profiler
+
+                    profiler = Profiler(interval=0.005)
+                    profiler.start()
+                    ours(ReportCache())
+                    profiler.stop()
+                    print(profiler.output_text(unicode=False, color=False))
+            out["models"] = models
+    return out
+
+
+def _median(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--rows-per-hour", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--skip-pages", action="store_true", help="only the Evidently report timings")
+    parser.add_argument("--profile-report", action="store_true", help="print a pyinstrument profile of a report")
     args = parser.parse_args()
+    evidently = measure_evidently(args.repeat, args.profile_report)
+    if args.skip_pages:
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        previous["evidently_report"] = evidently
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(previous, indent=2) + "\n")
+        print(json.dumps(evidently, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(Settings(data_dir=Path(tmp) / "data"), now=lambda: NOW, background=False)
         with TestClient(app) as client:
@@ -245,6 +345,7 @@ def main() -> None:
         "setup": setup,
         "pages": results,
         "target": {"overview_s": 0.5},
+        "evidently_report": evidently,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")

@@ -3,7 +3,9 @@ hourly rollups — all precomputed. Nothing here scans the prediction log.
 
 Re-judged windows (delayed labels) produce several findings for one window and series; the
 latest one wins (``LATEST``). When a model has several monitors of one detector, pages show
-one of them (the first by name unless the URL names another).
+one of them (the first by name unless the URL names another); a feature page instead picks
+the drift monitor that watches that feature, preferring one with an open alert on it
+(:meth:`DashboardData.feature_drift_monitors`), and lists the others so the page can switch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,26 @@ LATEST = (
 # Drift methods whose score is a p-value (lower = more drift); the others are distances.
 P_VALUE_METHODS = frozenset({"ks", "chisquare", "z", "anderson", "fisher_exact", "mannw", "t_test", "cramer_von_mises"})
 MAX_DAYS = 400
+
+
+@dataclass(frozen=True)
+class MonitorCandidate:
+    """A drift monitor that could back a feature page, and why it would (or would not)."""
+
+    name: str
+    configured: bool  # still defined (findings of a deleted monitor stay readable)
+    covers: bool  # watches the feature (no ``columns`` param, or the feature is listed)
+    findings: int  # all-traffic findings for the feature in the page's range
+    firing: int  # firing alerts on the feature
+    pending: int  # pending alerts on the feature
+
+
+@dataclass(frozen=True)
+class FeatureMonitors:
+    """The drift monitor a feature page shows (``chosen``) and the ones it can switch to."""
+
+    chosen: str | None
+    candidates: list[MonitorCandidate]
 
 
 @dataclass(frozen=True)
@@ -112,6 +134,54 @@ class DashboardData:
         )
         return row[0] if row else None
 
+    def feature_drift_monitors(
+        self, model: str, feature: str, span: TimeRange, wanted: str | None = None
+    ) -> FeatureMonitors:
+        """The drift monitors that can back the page of ``feature``, best first, and the chosen one.
+
+        Taking the first ``data_drift`` monitor by name showed "no drift findings" for a feature
+        that monitor does not watch while another monitor's alert on it fired. Candidates are the
+        monitors that watch the feature or hold findings for it; they rank by open alerts on the
+        feature (firing, then pending), then by having findings in the range, then by watching
+        it, then by name. ``wanted`` (from the URL) wins when it is a candidate."""
+        model_id = self.model_id(model)
+        configured = {
+            spec.name: spec for _, spec in self.service.monitors.list(model) if spec.detector == "data_drift"
+        }
+        findings = dict(  # every monitor that ever judged the feature: its findings in the range
+            self._db.query(
+                "SELECT monitor, count(*) FILTER (WHERE segment IS NULL AND window_end > ? AND window_start < ?) "
+                "FROM findings WHERE model_id = ? AND detector = 'data_drift' AND column_name = ? GROUP BY monitor",
+                [span.start, span.end, model_id, feature],
+            )
+        )
+        ever = set(findings)
+        alerts = {
+            name: (int(firing), int(pending))
+            for name, firing, pending in self._db.query(
+                "SELECT monitor, count(*) FILTER (WHERE state = 'firing'), count(*) FILTER (WHERE state = 'pending') "
+                "FROM alerts WHERE model_id = ? AND detector = 'data_drift' AND column_name = ? "
+                "AND state IN ('pending', 'firing') GROUP BY monitor",
+                [model_id, feature],
+            )
+        }
+        candidates = []
+        for name in sorted(set(configured) | ever | set(alerts)):
+            spec = configured.get(name)
+            columns = spec.params.get("columns") if spec is not None else None
+            covers = spec is not None and (not columns or feature in columns)
+            if not (covers or name in ever or name in alerts):
+                continue
+            firing, pending = alerts.get(name, (0, 0))
+            candidates.append(
+                MonitorCandidate(name, spec is not None, covers, int(findings.get(name, 0)), firing, pending)
+            )
+        candidates.sort(key=lambda c: (-c.firing, -c.pending, c.findings == 0, not c.covers, c.name))
+        names = [c.name for c in candidates]
+        if wanted is not None:
+            return FeatureMonitors(wanted if wanted in names else None, candidates)
+        return FeatureMonitors(names[0] if names else None, candidates)
+
     def models_health(self, now: datetime) -> list[dict[str, Any]]:
         alerts = {
             name: (firing, pending, critical)
@@ -163,10 +233,13 @@ class DashboardData:
 
         More than ``max_columns`` windows are grouped into longer buckets; a cell keeps its
         strongest window (score / threshold, see :func:`drift_ratio`) and its worst status.
-        Returns ``{"step_hours", "cells": [(feature, bucket_epoch, ratio, window_epoch, value, rank)]}``
-        with rank 3 = critical, 2 = warning, 1 = ok, 0 = insufficient data."""
+        Returns ``{"step_hours", "cells": [(feature, bucket_epoch, ratio, window_epoch, value, rank)],
+        "columns": [(bucket_epoch, first_window_start_epoch, last_window_end_epoch)]}`` with rank
+        3 = critical, 2 = warning, 1 = ok, 0 = insufficient data. ``columns`` is the time each
+        column's windows cover, so the heatmap draws cells over exactly that time (plotly would
+        otherwise guess a width and stretch the last column past the last window's end)."""
         if monitor is None:
-            return {"step_hours": 0, "cells": []}
+            return {"step_hours": 0, "cells": [], "columns": []}
         cond = (
             "model_id = ? AND monitor = ? AND detector = 'data_drift' AND column_name IS NOT NULL "
             "AND segment IS NULL AND window_end > ? AND window_start < ?"
@@ -176,7 +249,7 @@ class DashboardData:
             f"SELECT count(DISTINCT window_end), min(epoch(window_end)) FROM findings WHERE {cond}", params
         )
         if not stats or not stats[0]:
-            return {"step_hours": 0, "cells": []}
+            return {"step_hours": 0, "cells": [], "columns": []}
         step = 0
         if stats[0] > max_columns:
             need = span.days * 24 / max_columns
@@ -202,7 +275,12 @@ class DashboardData:
             f"{rank} AS rank FROM findings WHERE {cond} {LATEST}) GROUP BY column_name, bucket ORDER BY 1, 2",
             params,
         )
-        return {"step_hours": step, "cells": rows}
+        columns = self._db.query(
+            f"SELECT {bucket} AS bucket, min(epoch(window_start)), max(epoch(window_end)) FROM findings "
+            f"WHERE {cond} GROUP BY bucket ORDER BY bucket",
+            params,
+        )
+        return {"step_hours": step, "cells": rows, "columns": columns}
 
     def series(
         self,
@@ -235,7 +313,7 @@ class DashboardData:
             where.append("segment IS NULL")
         rows = self._db.query(
             "SELECT id, window_start, window_end, status, metric, column_name, segment, value, threshold, "
-            f"n_current, n_reference, model_version, {'details' if details else 'NULL'} FROM findings "
+            f"n_current, n_reference, model_version, {'details' if details else 'NULL'}, reference FROM findings "
             f"WHERE {' AND '.join(where)} {LATEST} ORDER BY window_end, metric",
             params,
         )
@@ -248,7 +326,7 @@ class DashboardData:
             return []
         rows = self._db.query(
             "SELECT id, window_start, window_end, status, metric, column_name, segment, value, threshold, n_current, "
-            "n_reference, model_version, NULL FROM findings WHERE model_id = ? AND monitor = ? AND column_name = ? "
+            "n_reference, model_version, NULL, reference FROM findings WHERE model_id = ? AND monitor = ? AND column_name = ? "
             f"AND window_end = ? AND segment IS NOT NULL {LATEST} ORDER BY CAST(segment AS VARCHAR)",
             [self.model_id(model), monitor, column, window_end],
         )
@@ -278,7 +356,7 @@ class DashboardData:
             where.append("segment IS NULL")
         rows = self._db.query(
             "SELECT id, window_start, window_end, status, metric, column_name, segment, value, threshold, n_current, "
-            f"n_reference, model_version, details FROM findings WHERE {' AND '.join(where)} "
+            f"n_reference, model_version, details, reference FROM findings WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC LIMIT 1",
             params,
         )
@@ -359,6 +437,7 @@ def _finding(row: tuple[Any, ...]) -> dict[str, Any]:
         "n_reference",
         "model_version",
         "details",
+        "reference",  # what the detector compared against, e.g. "model version 2.2.0 (…)"
     )
     item = dict(zip(keys, row, strict=True))
     item["segment"] = json.loads(item["segment"]) if item["segment"] else None

@@ -13,6 +13,7 @@ is HTML-escaped because plotly interprets a few tags in labels.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -45,6 +46,10 @@ STATUS_COLORS = {
 }
 RANK_STATUS = {3: "critical", 2: "warning", 1: "ok", 0: "insufficient_data"}
 HOVER_TIME = "%{x|%Y-%m-%d %H:%M} UTC<br>local: %{text}"
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 
 
 def ts(value: datetime | float) -> str:
@@ -118,6 +123,74 @@ def _version_marks(versions: Sequence[dict[str, Any]], lo: datetime, hi: datetim
     return shapes, annotations
 
 
+def _ms(step: timedelta) -> int:
+    return int(step.total_seconds() * 1000)
+
+
+def _floor(at: datetime, step: timedelta) -> datetime:
+    """The start of ``at``'s hour or UTC day: buckets are whole periods, never a stray instant."""
+    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    at = at.replace(minute=0, second=0, microsecond=0)
+    return at.replace(hour=0) if step >= DAY else at
+
+
+def bucket_axis(starts: Sequence[datetime], step: timedelta) -> dict[str, Any]:
+    """A date axis for bars of hourly or daily buckets: range, ticks and labels in whole periods.
+
+    Left to itself plotly infers a bar's width from the gaps between bars; with one bucket (or
+    one per trace) it guesses a millisecond and labels the axis ``23:59:59.9995``. The axis spans
+    exactly the buckets, ticks fall on period starts, and labels read dates (days) or
+    hour + date (hours), at most ~10 of them."""
+    lo, hi = min(starts), max(starts) + step
+    periods = max(1, round((hi - lo) / step))
+    if step >= DAY:
+        every = max(1, math.ceil(periods / 10))
+        return {
+            "type": "date",
+            "range": [ts(lo), ts(hi)],
+            "tick0": ts(lo),
+            "dtick": every * _ms(step),
+            "tickformat": "%b %d",
+            "ticklabelmode": "period" if every == 1 else "instant",
+            "hoverformat": "%Y-%m-%d",
+        }
+    every = next((h for h in (1, 2, 3, 6, 12, 24, 48, 72, 168) if periods / h <= 10), 336)
+    return {
+        "type": "date",
+        "range": [ts(lo), ts(hi)],
+        "tick0": ts(lo),
+        "dtick": every * _ms(step),
+        "tickformat": "%H:%M<br>%b %d",
+        "hoverformat": "%Y-%m-%d %H:%M",
+    }
+
+
+def empty_annotation(text: str, *, y: float = 0.5, yref: str = "paper") -> dict[str, Any]:
+    """A centred note for a panel with nothing to draw: an empty panel says so instead of
+    showing bare axes."""
+    return {
+        "text": esc(text),
+        "x": 0.5,
+        "xref": "paper",
+        "y": y,
+        "yref": yref,
+        "showarrow": False,
+        "font": {"size": 13, "color": "#64748b"},
+        "name": "empty-state",
+    }
+
+
+def has_points(trace: dict[str, Any]) -> bool:
+    """Whether a trace draws anything (a value that is not None)."""
+    values = trace.get("z") if trace.get("type") == "heatmap" else trace.get("y", trace.get("x"))
+    if trace.get("type") == "histogram":
+        values = trace.get("x")
+    if not values:
+        return False
+    flat = [v for row in values for v in (row if isinstance(row, list) else [row])]
+    return any(v is not None for v in flat)
+
+
 # -- model overview -------------------------------------------------------------------------
 
 
@@ -125,10 +198,11 @@ def volume_figure(rows: Sequence[Any], *, daily: bool) -> Figure | None:
     """Predictions per hour (or day) stacked by model version, and the labelled ones."""
     if not rows:
         return None
+    step = DAY if daily else HOUR
     buckets: dict[str, dict[datetime, int]] = {}
     labels: dict[datetime, int] = {}
     for r in rows:
-        at = r.hour.replace(hour=0) if daily else r.hour
+        at = _floor(r.hour, step)
         per_version = buckets.setdefault(r.model_version or "(none)", {})
         per_version[at] = per_version.get(at, 0) + r.predictions
         labels[at] = labels.get(at, 0) + r.labels
@@ -142,6 +216,8 @@ def volume_figure(rows: Sequence[Any], *, daily: bool) -> Figure | None:
                 "y": [counts[x] for x in xs],
                 "name": f"v{esc(version)}",
                 "marker": {"color": VERSION_COLORS[i % len(VERSION_COLORS)]},
+                "offset": 0,
+                "width": _ms(step),
                 "meta": "localtime",
                 "textposition": "none",
                 "hovertemplate": HOVER_TIME + "<br>%{y} predictions<extra>%{fullData.name}</extra>",
@@ -151,7 +227,7 @@ def volume_figure(rows: Sequence[Any], *, daily: bool) -> Figure | None:
     data.append(
         {
             "type": "scatter",
-            "x": [ts(x) for x in xs],
+            "x": [ts(x + step / 2) for x in xs],  # the middle of its bar
             "y": [labels[x] for x in xs],
             "name": "labelled",
             "mode": "lines",
@@ -166,6 +242,7 @@ def volume_figure(rows: Sequence[Any], *, daily: bool) -> Figure | None:
         f"Volume (predictions per {unit}, by model version)",
         barmode="stack",
         bargap=0.05,
+        xaxis=bucket_axis(sorted(labels), step),
         yaxis={"title": {"text": "rows"}},
     )
 
@@ -218,10 +295,14 @@ def latency_figure(
             }
         )
     shapes, annotations = _version_marks(versions, lo, hi)
+    xaxis: dict[str, Any] = {"type": "date"}
+    if len({r.hour for r in rows}) == 1:  # one hour alone would get a millisecond-wide axis
+        xaxis["range"] = [ts(rows[0].hour - HOUR), ts(rows[0].hour + HOUR)]
     return figure(
         data,
         "Latency (ms, hourly percentiles; × = regression found; dashed = new model version)",
         yaxis={"title": {"text": "ms"}},
+        xaxis=xaxis,
         shapes=shapes,
         annotations=annotations,
     )
@@ -279,9 +360,11 @@ def performance_figure(
         data.append(
             {
                 "type": "bar",
-                "x": [ts(d) for d, _ in coverage],
+                "x": [ts(_floor(d, DAY)) for d, _ in coverage],
                 "y": [c for _, c in coverage],
                 "name": "label coverage",
+                "offset": 0,
+                "width": DAY_MS,  # one UTC day per bar, whatever the number of days
                 "marker": {"color": COLORS["labels"]},
                 "opacity": 0.7,
                 "meta": "localtime",
@@ -290,10 +373,23 @@ def performance_figure(
                 "yaxis": "y3",
             }
         )
+    if not any(has_points(t) for t in data):
+        return None
     titles = {1: "False-positive / false-negative rate", 2: "Precision / recall", 3: "Label coverage (per day)"}
+    empty_notes = {
+        1: "No windows with FP/FN rates in this range",
+        2: "No windows with precision / recall in this range",
+        3: "No label coverage in this range",
+    }
+    drawn = {t.get("yaxis", "y") for t in data if has_points(t)}
     layout: dict[str, Any] = {
         "xaxis": {"anchor": "y3", "type": "date"},
         "annotations": [
+            empty_annotation(empty_notes[row], y=sum(axes[row][1]) / 2)
+            for row in (1, 2, 3)
+            if axes[row][0] not in drawn
+        ]
+        + [
             {
                 "text": titles[row],
                 "x": 0,
@@ -410,29 +506,39 @@ def multivariate_figure(findings: Sequence[dict[str, Any]]) -> Figure | None:
 def drift_heatmap(grid: dict[str, Any], url: Callable[[str, datetime], str]) -> Figure | None:
     """Features × windows, coloured by drift score / threshold; critical cells outlined (``drifted``).
 
-    ``grid`` comes from ``DashboardData.drift_grid`` (already bucketed in the database)."""
+    ``grid`` comes from ``DashboardData.drift_grid`` (already bucketed in the database). Each
+    column is drawn over the time its windows cover (explicit cell edges, see
+    :func:`_column_cells`): plotly's own guess from window ends alone stretched a model's only
+    (or last) column into the future. Time with no window stays blank."""
     cells = grid["cells"]
     if not cells:
         return None
+    step = grid["step_hours"]
     features = sorted({c[0] for c in cells})
-    columns = sorted({c[1] for c in cells})
-    col_index = {c: i for i, c in enumerate(columns)}
     row_index = {f: i for i, f in enumerate(features)}
-    z: list[list[float | None]] = [[None] * len(columns) for _ in features]
-    custom: list[list[str]] = [[""] * len(columns) for _ in features]
-    drifted: list[tuple[int, int]] = []
+    spans = _column_cells(grid)
+    col_index = {bucket: j for j, (_, _, bucket) in enumerate(spans) if bucket is not None}
+    z: list[list[float | None]] = [[None] * len(spans) for _ in features]
+    # [link, end of the window shown] per cell; thousands of cells, so each end is formatted once
+    custom: list[list[list[str]]] = [[["", ""] for _ in spans] for _ in features]
+    ends: dict[float, tuple[datetime, str]] = {}
+    drifted: list[tuple[int, int, str]] = []
     for feature, bucket, ratio, window_epoch, _value, rank in cells:
         i, j = row_index[feature], col_index[bucket]
+        if window_epoch not in ends:
+            at = datetime.fromtimestamp(float(window_epoch), UTC)
+            ends[window_epoch] = (at, at.strftime("%Y-%m-%d %H:%M"))
+        window_end, label = ends[window_epoch]
         z[i][j] = ratio
-        custom[i][j] = url(feature, datetime.fromtimestamp(float(window_epoch), UTC))
+        custom[i][j] = [url(feature, window_end), label]
         if rank == 3:
-            drifted.append((i, j))
-    xs = [ts(c) for c in columns]
-    step = grid["step_hours"]
+            drifted.append((i, j, label))
+    edges = [spans[0][0]] + [hi for _, hi, _ in spans]
+    mids = [(lo + hi) / 2 for lo, hi, _ in spans]
     data: list[dict[str, Any]] = [
         {
             "type": "heatmap",
-            "x": xs,
+            "x": [ts(x) for x in edges],  # one more than the columns: the cells' edges
             "y": features,
             "z": z,
             "zmin": 0,
@@ -441,22 +547,25 @@ def drift_heatmap(grid: dict[str, Any], url: Callable[[str, datetime], str]) -> 
             "colorbar": {"title": {"text": "score /<br>threshold"}, "thickness": 12},
             "customdata": custom,
             "meta": "localtime",
+            "hoverongaps": False,
             "hovertemplate": "%{y} · "
-            + ("bucket from" if step else "window ending")
-            + " %{x|%Y-%m-%d %H:%M} UTC (local %{text})<br>score / threshold %{z:.2f}<extra>click to open</extra>",
+            + ("strongest window ending" if step else "window ending")
+            + " %{customdata[1]} UTC<br>column from %{text} local<br>score / threshold %{z:.2f}"
+            "<extra>click to open</extra>",
             "xgap": 1,
             "ygap": 1,
             "name": "drift",
         },
         {
             "type": "scatter",
-            "x": [xs[j] for _, j in drifted],
-            "y": [features[i] for i, _ in drifted],
+            "x": [ts(mids[j]) for _, j, _ in drifted],
+            "y": [features[i] for i, _, _ in drifted],
             "mode": "markers",
             "name": "drifted",
             "marker": {"symbol": "square-open", "size": 12, "color": "#7f1d1d", "line": {"width": 2}},
-            "customdata": [custom[i][j] for i, j in drifted],
-            "hovertemplate": "%{y} drifted (%{x|%Y-%m-%d %H:%M} UTC)<extra>click to open</extra>",
+            "customdata": [custom[i][j][0] for i, j, _ in drifted],
+            "text": [label for _, _, label in drifted],
+            "hovertemplate": "%{y} drifted · window ending %{text} UTC<extra>click to open</extra>",
         },
     ]
     label = f"{step}h buckets, strongest window shown" if step else "one column per window"
@@ -465,9 +574,47 @@ def drift_heatmap(grid: dict[str, Any], url: Callable[[str, datetime], str]) -> 
         f"Feature drift ({label}; outlined = drifted)",
         height=max(260, 90 + 22 * len(features)),
         yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
-        xaxis={"type": "date"},
+        xaxis={"type": "date", "range": [ts(edges[0]), ts(edges[-1])]},
         showlegend=False,
     )
+
+
+def _column_extents(grid: dict[str, Any]) -> list[tuple[float, float, float]]:
+    """``(first window start, last window end, bucket)`` per column, oldest first.
+
+    From ``grid["columns"]`` when the grid carries them; otherwise (a grid built by hand) the
+    windows are taken to be as long as the bucket (``step_hours``) or the gap between
+    consecutive windows, one hour for a lone window."""
+    if grid.get("columns"):
+        return [(float(lo), float(hi), float(bucket)) for bucket, lo, hi in sorted(grid["columns"])]
+    ends: dict[float, float] = {}
+    for _, bucket, _, window_epoch, _, _ in grid["cells"]:
+        ends[float(bucket)] = max(ends.get(float(bucket), float(window_epoch)), float(window_epoch))
+    buckets = sorted(ends)
+    if grid["step_hours"]:
+        length = grid["step_hours"] * 3600.0
+        return [(b - length if ends[b] <= b else b, ends[b], b) for b in buckets]
+    gaps = [b - a for a, b in pairwise(buckets)]
+    length = min(gaps) if gaps else 3600.0
+    return [(ends[b] - length, ends[b], b) for b in buckets]
+
+
+def _column_cells(grid: dict[str, Any]) -> list[tuple[float, float, float | None]]:
+    """Non-overlapping, contiguous cells ``(start, end, bucket)`` covering the columns' time.
+
+    A column's cell ends where its last window ends and starts where its first window starts,
+    or where the previous column's cell ended when windows overlap (``every`` shorter than
+    ``window``: each cell then shows the newest part of its window). Time no window covers
+    becomes a blank cell (bucket ``None``). Nothing is drawn after the last window's end."""
+    cells: list[tuple[float, float, float | None]] = []
+    previous: float | None = None
+    for lo, hi, bucket in _column_extents(grid):
+        start = lo if previous is None else max(lo, previous)
+        if previous is not None and start > previous:
+            cells.append((previous, start, None))
+        cells.append((start, hi, bucket))  # start < hi: columns are ordered by their windows' ends
+        previous = hi
+    return cells
 
 
 # -- feature page ----------------------------------------------------------------------------
@@ -549,6 +696,8 @@ def distribution_figure(details: dict[str, Any]) -> Figure | None:
         barmode = "group"
     else:
         return None
+    if not any(has_points(t) for t in data):
+        return None
     return figure(
         data,
         "Reference vs current distribution (share of rows)",
@@ -603,6 +752,8 @@ def evidence_figure(series: Sequence[dict[str, Any]], alert: dict[str, Any]) -> 
         return None
     xs = [ts(f["window_end"]) for f in points]
     data: list[dict[str, Any]] = []
+    baseline = _baseline_traces(points, esc(alert["metric"]))
+    data.extend(baseline)
     band = _ci_band(points, "rgba(37,99,235,0.15)", "95% interval")
     if band:
         data.append(band)
@@ -630,12 +781,56 @@ def evidence_figure(series: Sequence[dict[str, Any]], alert: dict[str, Any]) -> 
                     "hovertemplate": "the window that moved this alert<extra></extra>",
                 }
             )
-    return figure(
-        data,
-        "Evidence: this series around the alert window (★ = the window that moved it)",
-        yaxis={"title": {"text": esc(alert["metric"])}},
-        xaxis=_single_point_axis(points),
+    title = "Evidence: this series around the alert window (★ = the window that moved it"
+    title += "; dotted = the baseline it was judged against)" if baseline else ")"
+    return figure(data, title, yaxis={"title": {"text": esc(alert["metric"])}}, xaxis=_single_point_axis(points))
+
+
+def _baseline_traces(points: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """The reference each window was judged against (``details.reference_value``, e.g. the
+    previous model version's p95 for a latency regression) as a dotted line, with its interval
+    (``details.reference_ci``) as a grey band. The reference the detector used is named in the
+    legend and the hover (the finding's ``reference``, e.g. ``model version 2.2.0 (…)``)."""
+    with_ref = [f for f in points if isinstance(f["details"].get("reference_value"), int | float)]
+    if not with_ref:
+        return []
+    xs = [ts(f["window_end"]) for f in with_ref]
+    described = [esc(f.get("reference") or "the reference") for f in with_ref]
+    last = described[-1]
+    name = f"baseline {metric}: {last}" if len(last) <= 60 else f"baseline {metric}"
+    traces: list[dict[str, Any]] = []
+    with_ci = [f for f in with_ref if f["details"].get("reference_ci")]
+    if with_ci:
+        ci_xs = [ts(f["window_end"]) for f in with_ci]
+        traces.append(
+            {
+                "type": "scatter",
+                "x": ci_xs + ci_xs[::-1],
+                "y": [f["details"]["reference_ci"][1] for f in with_ci]
+                + [f["details"]["reference_ci"][0] for f in with_ci][::-1],
+                "fill": "toself",
+                "mode": "lines",
+                "fillcolor": "rgba(100,116,139,0.15)",
+                "line": {"width": 0},
+                "hoverinfo": "skip",
+                "name": "baseline 95% interval",
+                "showlegend": False,
+            }
+        )
+    traces.append(
+        {
+            "type": "scatter",
+            "x": xs,
+            "y": [f["details"]["reference_value"] for f in with_ref],
+            "name": name,
+            "mode": "lines+markers" if len(with_ref) == 1 else "lines",
+            "line": {"color": COLORS["reference"], "dash": "dot", "width": 2},
+            "marker": {"color": COLORS["reference"], "symbol": "line-ew-open", "size": 14},
+            "customdata": described,
+            "hovertemplate": f"baseline {metric} %{{y:.4g}}<br>%{{customdata}}<extra></extra>",
+        }
     )
+    return traces
 
 
 # -- labeling page ----------------------------------------------------------------------------
@@ -659,22 +854,38 @@ def queue_depth_figure(depth: dict[str, int]) -> Figure | None:
 
 
 def throughput_figure(routed: Sequence[tuple[Any, ...]], annotated: Sequence[tuple[Any, ...]]) -> Figure | None:
-    if not routed and not annotated:
+    """Samples routed and annotated per UTC day, side by side within each day.
+
+    Rows are ``(day, count, ...)``; each count is re-bucketed to its day's start, bars are
+    exactly half a day wide, and the axis reads dates (see :func:`bucket_axis`)."""
+    series = []
+    for name, rows, color, offset in (("routed", routed, "#a5b4fc", 0.05), ("annotated", annotated, "#0f766e", 0.5)):
+        per_day: dict[datetime, int] = {}
+        for row in rows:
+            if row[0] is None or not row[1]:
+                continue
+            day = _floor(row[0], DAY)
+            per_day[day] = per_day.get(day, 0) + int(row[1])
+        series.append((name, per_day, color, offset))
+    days = sorted({d for _, per_day, _, _ in series for d in per_day})
+    if not days:
         return None
     data = [
         {
             "type": "bar",
-            "x": [ts(r[0]) for r in rows],
-            "y": [r[1] for r in rows],
+            "x": [ts(d) for d in sorted(per_day)],
+            "y": [per_day[d] for d in sorted(per_day)],
             "name": name,
             "marker": {"color": color},
+            "offset": int(offset * DAY_MS),
+            "width": int(0.45 * DAY_MS),
             "meta": "localtime",
             "textposition": "none",
-            "hovertemplate": HOVER_TIME + f"<br>%{{y}} {name}<extra></extra>",
+            "hovertemplate": "%{x|%Y-%m-%d} (UTC day)<br>local start: %{text}" + f"<br>%{{y}} {name}<extra></extra>",
         }
-        for name, rows, color in (("routed", routed, "#a5b4fc"), ("annotated", annotated, "#0f766e"))
+        for name, per_day, color, offset in series
     ]
-    return figure(data, "Throughput per day", height=280, barmode="group", xaxis={"type": "date"})
+    return figure(data, "Throughput per day (UTC)", height=280, barmode="overlay", xaxis=bucket_axis(days, DAY))
 
 
 def agreement_figure(values: Sequence[float]) -> Figure | None:

@@ -1,26 +1,38 @@
-"""The dashboard pages: each function reads precomputed results and returns one HTML document.
+"""The dashboard pages: each function reads precomputed results and returns a :class:`View`
+(a template in ``dashboards/templates/`` and its context; see ``dashboards.html``).
 
 Page state lives in the URL (model and feature in the path; window, segment, range and class
-in the query), so every view can be linked from Slack or shared.
+in the query), so every view can be linked from Slack or shared. Each data table of a page is a
+:class:`~dashboards.tables.Table`: the page renders it, ``?format=csv&table=NAME`` downloads it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from dashboards import figures
-from dashboards.data import DashboardData, TimeRange, parse_range, parse_segment, segment_param, segment_text
-from dashboards.html import Page, badge, e, iso, number, part, pct, table, url, when
+from dashboards.data import (
+    MAX_DAYS,
+    DashboardData,
+    TimeRange,
+    parse_range,
+    parse_segment,
+    segment_param,
+    segment_text,
+)
+from dashboards.html import View, iso, part, url, utc_text
+from dashboards.tables import CsvColumn, Table
 from monitor.clock import parse_time
 from monitor.errors import InvalidInput, NotFound
 from monitor.rollups import ALL_VERSIONS
 
 RANGES = (1, 7, 14, 30, 90)
-ACTIVE = ' class="active"'
+DEFAULT_DAYS = 14
+HEALTH_TEXT = {"ok": "healthy", "warning": "alerting", "critical": "critical"}
 
 
 @dataclass
@@ -53,15 +65,6 @@ def report_link(model: str, start: datetime, end: datetime, ref_days: int = 7) -
     )
 
 
-def _range_links(base: str, current: TimeRange, **keep: Any) -> str:
-    links = []
-    for d in RANGES:
-        active = abs(current.days - d) < 0.01
-        cls = ACTIVE if active else ""
-        links.append(f'<a{cls} href="{e(url(base, days=d, **keep))}">{d}d</a>')
-    return '<div class="ranges">Range: ' + " ".join(links) + "</div>"
-
-
 def _parse_window(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -71,44 +74,135 @@ def _parse_window(value: str | None) -> datetime | None:
         raise InvalidInput(f"bad window in the URL: {exc}") from None
 
 
+def _day(value: str) -> date:
+    return date.fromisoformat(value[:10])
+
+
+# -- time range: presets, or a from/to form ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    """The range the URL asks for: ``from``/``to`` (dates or ISO times), ``start``/``end``
+    (ISO times, used by deep links) or the last ``days`` days."""
+
+    start: str | None = None
+    end: str | None = None
+    days: float | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    @property
+    def custom(self) -> bool:
+        return bool(self.date_from or self.date_to or self.start or self.end)
+
+
+def _bound(value: str, name: str, *, inclusive_end: bool) -> datetime:
+    """A date (``2026-11-20``: midnight UTC; as the end, the end of that day) or an ISO time."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return day + timedelta(days=1) if inclusive_end else day
+        return parse_time(text)
+    except ValueError:
+        raise ValueError(f"“{name}” must be a date such as 2026-11-20 (got “{value}”)") from None
+
+
+def resolve_range(query: RangeQuery, now: datetime) -> tuple[TimeRange, str | None]:
+    """The range to show and, when ``from``/``to`` are not usable, why (the page then shows the
+    last ``days`` days and says so). Bad ``start``/``end`` (deep links) stay a 422."""
+    if not (query.date_from or query.date_to):
+        return parse_range(query.start, query.end, query.days, now, DEFAULT_DAYS), None
+    fallback = parse_range(None, None, query.days, now, DEFAULT_DAYS)
+    try:
+        hi = _bound(query.date_to, "to", inclusive_end=True) if query.date_to else now
+        lo = (
+            _bound(query.date_from, "from", inclusive_end=False)
+            if query.date_from
+            else hi - timedelta(days=DEFAULT_DAYS)
+        )
+    except ValueError as exc:
+        return fallback, f"{exc}. Showing the last {_days_text(fallback)} instead."
+    if lo >= hi:
+        return fallback, (
+            f"“from” ({query.date_from}) must be before “to” ({query.date_to}). "
+            f"Showing the last {_days_text(fallback)} instead."
+        )
+    if hi - lo > timedelta(days=MAX_DAYS):
+        return fallback, f"At most {MAX_DAYS} days per page. Showing the last {_days_text(fallback)} instead."
+    return TimeRange(lo, hi), None
+
+
+def _days_text(span: TimeRange) -> str:
+    days = _days_param(span)
+    return f"{days} day" if days == "1" else f"{days} days"
+
+
+def _range_picker(base: str, span: TimeRange, query: RangeQuery, error: str | None, **keep: Any) -> dict[str, Any]:
+    """The range controls: preset links (keep ``keep``), and the from/to form filled with the
+    range shown (``to`` is inclusive, so a range ending at midnight shows the day before)."""
+    presets = [
+        {
+            "label": f"{d}d",
+            "href": url(base, days=d, **keep),
+            "active": not query.custom and not error and abs(span.days - d) < 0.01,
+        }
+        for d in RANGES
+    ]
+    last_day = (span.end - timedelta(microseconds=1)).date()
+    return {
+        "presets": presets,
+        "action": base,
+        "hidden": [(k, v) for k, v in keep.items() if v not in (None, "")],
+        "custom": query.custom and not error,
+        "date_from": (query.date_from or "")[:10] if error else span.start.date().isoformat(),
+        "date_to": (query.date_to or "")[:10] if error else last_day.isoformat(),
+        "error": error,
+    }
+
+
+def _range_params(query: RangeQuery, span: TimeRange, error: str | None) -> dict[str, Any]:
+    """The query parameters that reproduce this range on another page."""
+    if query.custom and not error:
+        return {"from": query.date_from, "to": query.date_to, "start": query.start, "end": query.end}
+    return {"days": _days_param(span)}
+
+
 # -- models ----------------------------------------------------------------------------------
 
 
-def models_page(ctx: Context) -> str:
-    page = Page("Models")
-    rows = []
-    for m in ctx.data.models_health(ctx.now):
-        alerts = []
-        if m["firing"]:
-            alerts.append(f'<a href="{e(model_path(m["name"]))}#alerts">{m["firing"]} firing</a>')
-        if m["pending"]:
-            alerts.append(f"{m['pending']} pending")
-        run = when(m["last_run"], "never")
-        if m["last_run_status"]:
-            run += " " + badge("ok" if m["last_run_status"] == "succeeded" else "critical", m["last_run_status"])
-        rows.append(
-            [
-                f'<a class="model" href="{e(model_path(m["name"]))}">{e(m["name"])}</a>'
-                f'<div class="muted">{e(m["description"] or m["task"])}</div>',
-                badge(m["health"], {"ok": "healthy", "warning": "alerting", "critical": "critical"}[m["health"]]),
-                ", ".join(alerts) or '<span class="muted">none</span>',
-                run,
-                number(m["volume_24h"]),
-                pct(m["label_coverage_7d"])
-                if m["label_coverage_7d"] is not None
-                else '<span class="muted">no labels yet</span>',
-                f'<a href="{e(model_path(m["name"]))}">overview</a> · '
-                f'<a href="{e(url("/labeling", model=m["name"]))}">labeling</a> · '
-                f'<a href="{e(report_link(m["name"], ctx.now - timedelta(days=1), ctx.now))}">report</a>',
-            ]
-        )
-    body = "<h1>Models</h1>" + table(
+def models_page(ctx: Context) -> View:
+    rows = [
+        {
+            **m,
+            "path": model_path(m["name"]),
+            "health_text": HEALTH_TEXT[m["health"]],
+            "labeling": url("/labeling", model=m["name"]),
+            "report": report_link(m["name"], ctx.now - timedelta(days=1), ctx.now),
+        }
+        for m in ctx.data.models_health(ctx.now)
+    ]
+    table = Table(
+        "models",
         ["Model", "Health", "Open alerts", "Last run", "Predictions (24h)", "Label coverage (7d)", ""],
         rows,
+        [
+            CsvColumn("model", lambda m: m["name"]),
+            CsvColumn("task", lambda m: m["task"]),
+            CsvColumn("description", lambda m: m["description"]),
+            CsvColumn("health", lambda m: m["health_text"]),
+            CsvColumn("firing_alerts", lambda m: m["firing"]),
+            CsvColumn("pending_alerts", lambda m: m["pending"]),
+            CsvColumn("last_run", lambda m: iso(m["last_run"])),
+            CsvColumn("last_run_status", lambda m: m["last_run_status"]),
+            CsvColumn("predictions_24h", lambda m: m["volume_24h"]),
+            CsvColumn("label_coverage_7d", lambda m: m["label_coverage_7d"]),
+        ],
         "No models registered yet: `loopwatch models register FILE` (or `loopwatch demo`).",
         "models",
     )
-    return page.render(body)
+    return View("models.html", "Models", {}, tables={"models": table}, csv_name="loopwatch-models")
 
 
 # -- model overview --------------------------------------------------------------------------
@@ -128,64 +222,91 @@ def _metric_roles(schema: Any, chosen: str | None) -> tuple[dict[str, str], str 
     return {}, None
 
 
-def overview_page(
-    ctx: Context,
-    model: str,
-    *,
-    start: str | None = None,
-    end: str | None = None,
-    days: float | None = None,
-    cls: str | None = None,
-) -> str:
+def performance_monitor_example(model: str, schema: Any) -> str:
+    """The YAML a user adds to get FP/FN charts (the empty state shows it)."""
+    params = "{min_coverage: 0.1}"
+    lines = [
+        f"model: {model}",
+        "monitors:",
+        "  - name: quality",
+        "    detector: performance",
+        "    every: 1d",
+        "    window: 1d",
+        "    reference: {kind: trailing, length: 7d}",
+        f"    params: {params}",
+    ]
+    if schema.task == "regression":
+        lines.insert(6, "    # regression: the detector judges the error metrics")
+    return "\n".join(lines)
+
+
+def overview_page(ctx: Context, model: str, *, query: RangeQuery | None = None, cls: str | None = None) -> View:
+    query = query or RangeQuery()
     registered = ctx.data.service.registry.get(model)
     schema = registered.schema
-    span = parse_range(start, end, days, ctx.now)
+    span, range_error = resolve_range(query, ctx.now)
     data = ctx.data
     data.rollups.ensure(model)
-    page = Page(model)
     base = model_path(model)
-    keep = {"cls": cls}
+    keep = _range_params(query, span, range_error)
+    view = View(
+        "overview.html",
+        model,
+        {},
+        crumbs=[("Models", "/models"), (model, None)],
+        csv_name=f"loopwatch-{model}",
+        status=422 if range_error else 200,
+    )
 
     # volume and latency from the hourly rollups
     by_version = data.rollups.hourly(model, _floor_hour(span.start), span.end, versions=True)
     overall = data.rollups.hourly(model, _floor_hour(span.start), span.end)
-    volume = figures.volume_figure(by_version, daily=span.days > 21)
+    view.chart(
+        "volume", figures.volume_figure(by_version, daily=span.days > 21), "fig-volume", "No data in this window."
+    )
     latency_monitor = data.monitor_for(model, "latency")
     latency_findings = data.series(model, latency_monitor, span, metrics=["p50", "p95", "p99"], details=False)
     versions = data.versions(model)
-    latency = figures.latency_figure(overall, latency_findings, versions, span.start, span.end)
+    view.chart(
+        "latency",
+        figures.latency_figure(overall, latency_findings, versions, span.start, span.end),
+        "fig-latency",
+        "No latency logged in this window.",
+    )
 
-    # quality from performance findings; coverage per day from the rollups
+    # quality from performance findings; coverage per day from the rollups. Without a
+    # performance monitor there is nothing to chart but coverage: say how to add one instead.
     roles, chosen_cls = _metric_roles(schema, cls)
     perf_monitor = data.monitor_for(model, "performance")
-    perf = data.series(model, perf_monitor, span, metrics=list(roles)) if roles else []
-    coverage = _daily_coverage(overall)
-    labelled = sum(r.labels for r in overall)
-    if not labelled and not perf:
-        quality = page.figure(None, "fig-quality", "No labels yet: FP/FN rates appear once ground truth arrives.")
-    else:
-        quality = page.figure(
-            figures.performance_figure(perf, roles, coverage), "fig-quality", "No labels in this window."
-        )
-    quality_note = ""
-    if perf_monitor is None and roles:
-        quality_note = (
-            '<p class="muted">No performance monitor yet (detector: performance): showing label coverage only.</p>'
-        )
+    if perf_monitor is not None or not roles:
+        perf = data.series(model, perf_monitor, span, metrics=list(roles)) if roles else []
+        labelled = sum(r.labels for r in overall)
+        if not labelled and not perf:
+            view.chart("quality", None, "fig-quality", "No labels yet: FP/FN rates appear once ground truth arrives.")
+        else:
+            view.chart(
+                "quality",
+                figures.performance_figure(perf, roles, _daily_coverage(overall)),
+                "fig-quality",
+                "No labels in this window.",
+            )
 
-    # estimated performance (before labels) and joint drift, where those monitors exist
-    estimated_html = ""
     estimated_monitor = data.monitor_for(model, "estimated_performance")
     if estimated_monitor is not None:
-        estimated = figures.estimated_figure(data.series(model, estimated_monitor, span))
-        estimated_html = "<h3>Estimated before labels</h3>" + page.figure(
-            estimated, "fig-estimated", "No estimated windows in this range."
+        view.chart(
+            "estimated",
+            figures.estimated_figure(data.series(model, estimated_monitor, span)),
+            "fig-estimated",
+            "No estimated windows in this range.",
         )
-    joint_html = ""
     joint_monitor = data.monitor_for(model, "multivariate_drift")
     if joint_monitor is not None:
-        joint = figures.multivariate_figure(data.series(model, joint_monitor, span, metrics=["reconstruction_error"]))
-        joint_html = page.figure(joint, "fig-joint-drift", "No joint-drift windows in this range.")
+        view.chart(
+            "joint",
+            figures.multivariate_figure(data.series(model, joint_monitor, span, metrics=["reconstruction_error"])),
+            "fig-joint-drift",
+            "No joint-drift windows in this range.",
+        )
 
     # drift heatmap from drift findings
     drift_monitor = data.monitor_for(model, "data_drift")
@@ -197,53 +318,53 @@ def overview_page(
         prefix = prefixes.get(feature) or feature_path(model, feature) + "?window="
         return prefix + window_end.strftime("%Y-%m-%dT%H:%M:%SZ") + suffix
 
-    heatmap = figures.drift_heatmap(grid, cell_url)
-    drift_empty = (
-        "No drift monitor yet (detector: data_drift)." if drift_monitor is None else "No drift findings in this window."
+    view.chart(
+        "drift",
+        figures.drift_heatmap(grid, cell_url),
+        "fig-drift",
+        "No drift monitor yet (detector: data_drift)."
+        if drift_monitor is None
+        else "No drift findings in this window.",
     )
 
     alerts = data.model_alerts(ctx.alerts, model, limit=50)
-    active = [a for a in alerts if a["state"] in ("firing", "pending")]
-    alert_rows = [
+    active = [{**a, "path": alert_path(model, a["id"])} for a in alerts if a["state"] in ("firing", "pending")]
+    view.tables["alerts"] = Table(
+        "alerts",
+        ["Alert", "Severity", "State", "What changed", "Since", ""],
+        active,
         [
-            f'<a href="{e(alert_path(model, a["id"]))}">{e(a["title"])}</a>',
-            badge(a["severity"]),
-            badge("critical" if a["state"] == "firing" else "warning", a["state"]),
-            e(a["what_changed"] or ""),
-            when(a["fired_at"] or a["started_at"]),
-            "acknowledged" if a["acked_by"] else "",
-        ]
-        for a in active
-    ]
-    class_links = ""
-    if schema.task == "multiclass":
-        links = [
-            f'<a{ACTIVE if c == chosen_cls else ""} href="{e(url(base, cls=c, days=_days_param(span), start=start, end=end))}">'
-            f"{e(c)}</a>"
-            for c in _classes(schema)
-        ]
-        class_links = '<div class="ranges">Class: ' + " ".join(links) + "</div>"
-    feature_links = " ".join(
-        f'<a class="chip" href="{e(url(feature_path(model, f), days=_days_param(span)))}">{e(f)}</a>'
-        for f in schema.features
+            CsvColumn("alert_id", lambda a: a["id"]),
+            CsvColumn("title", lambda a: a["title"]),
+            CsvColumn("severity", lambda a: a["severity"]),
+            CsvColumn("state", lambda a: a["state"]),
+            CsvColumn("what_changed", lambda a: a["what_changed"]),
+            CsvColumn("since", lambda a: iso(a["fired_at"] or a["started_at"])),
+            CsvColumn("acknowledged_by", lambda a: a["acked_by"]),
+            CsvColumn("page", lambda a: a["path"]),
+        ],
+        "No open alerts.",
     )
+    class_links = []
+    if schema.task == "multiclass":
+        class_links = [
+            {"label": c, "active": c == chosen_cls, "href": url(base, cls=c, **keep)} for c in _classes(schema)
+        ]
     totals = data.rollups.totals(model, _floor_hour(span.start), span.end)
-    body = f"""
-<h1>{e(model)} <span class="muted small">{e(schema.task)} · {e(len(schema.features))} features</span></h1>
-<p class="muted">{e(schema.description or "")}</p>
-{_range_links(base, span, **keep)}
-<p class="muted">{when(span.start)} → {when(span.end)} · {number(totals["predictions"])} predictions ·
-label coverage {pct(totals["label_coverage"]) if totals["label_coverage"] is not None else "— (no labels yet)"} ·
-<a href="{e(report_link(model, span.end - timedelta(days=1), span.end))}">Evidently report (last day)</a> ·
-<a href="{e(url("/labeling", model=model))}">labeling</a></p>
-<section id="alerts"><h2>Open alerts</h2>{table(["Alert", "Severity", "State", "What changed", "Since", ""], alert_rows, "No open alerts.")}</section>
-<section><h2>Traffic</h2>{page.figure(volume, "fig-volume", "No data in this window.")}
-{page.figure(latency, "fig-latency", "No latency logged in this window.")}</section>
-<section><h2>Quality</h2>{class_links}{quality_note}{quality}{estimated_html}</section>
-<section><h2>Drift</h2>{page.figure(heatmap, "fig-drift", drift_empty)}{joint_html}
-<p>Features: {feature_links}</p></section>
-"""
-    return page.render(body, [("Models", "/models"), (model, None)])
+    view.context.update(
+        model=model,
+        schema=schema,
+        span=span,
+        range=_range_picker(base, span, query, range_error, cls=cls),
+        totals=totals,
+        report=report_link(model, span.end - timedelta(days=1), span.end),
+        labeling=url("/labeling", model=model),
+        class_links=class_links,
+        perf_missing=perf_monitor is None and bool(roles),
+        perf_example=performance_monitor_example(model, schema),
+        features=[(f, url(feature_path(model, f), **keep)) for f in schema.features],
+    )
+    return view
 
 
 def _floor_hour(at: datetime) -> datetime:
@@ -276,18 +397,21 @@ def feature_page(
     *,
     window: str | None = None,
     segment: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    days: float | None = None,
-) -> str:
+    query: RangeQuery | None = None,
+    monitor: str | None = None,
+) -> View:
+    query = query or RangeQuery()
     registered = ctx.data.service.registry.get(model)
     if feature not in registered.schema.features:
         raise NotFound(f"model {model!r} has no feature {feature!r}")
-    span = parse_range(start, end, days, ctx.now)
+    span, range_error = resolve_range(query, ctx.now)
     seg = parse_segment(segment)
     selected = _parse_window(window)
     data = ctx.data
-    monitor = data.monitor_for(model, "data_drift")
+    # The monitor that watches this feature (firing alerts on it first), not the first by name.
+    choice = data.feature_drift_monitors(model, feature, span, wanted=monitor)
+    monitor = choice.chosen
+    any_drift_monitor = data.monitor_for(model, "data_drift") is not None
     series = data.series(model, monitor, span, column=feature, segment=seg)
     by_end = {f["window_end"]: f for f in series}
     if selected is None and series:
@@ -300,83 +424,98 @@ def feature_page(
             f for f in data.series(model, monitor, around, column=feature, segment=seg) if f["window_end"] == selected
         ]
         chosen = extra[0] if extra else None
-    page = Page(f"{model} · {feature}")
     base = feature_path(model, feature)
-    days_p = _days_param(span) if not (start or end) else None
-    keep = {"segment": segment, "start": start, "end": end}
+    keep = _range_params(query, span, range_error)
+
+    pinned = monitor if len(choice.candidates) > 1 else None  # kept in links only when there is a choice
 
     def window_url(w: datetime) -> str:
-        return url(base, window=iso(w), segment=segment, days=days_p, start=start, end=end)
+        return url(base, window=iso(w), segment=segment, monitor=pinned, **keep)
 
     def segment_url(s: dict[str, Any] | None) -> str:
-        return url(base, window=iso(selected), segment=segment_param(s), days=days_p, start=start, end=end)
+        return url(base, window=iso(selected), segment=segment_param(s), monitor=pinned, **keep)
 
-    score = figures.drift_score_figure(series, selected, window_url)
-    dist = figures.distribution_figure(chosen["details"]) if chosen else None
+    view = View(
+        "feature.html",
+        f"{model} · {feature}",
+        {},
+        crumbs=[("Models", "/models"), (model, model_path(model)), (feature, None)],
+        csv_name=f"loopwatch-{model}-{feature}",
+        status=422 if range_error else 200,
+    )
+    view.chart(
+        "score",
+        figures.drift_score_figure(series, selected, window_url),
+        "fig-score",
+        (
+            f"No drift monitor watches {feature} (its data_drift monitors list other columns)."
+            if any_drift_monitor
+            else "No drift monitor yet (detector: data_drift)."
+        )
+        if monitor is None
+        else f"No drift findings for {feature} ({segment_text(seg)}) from monitor {monitor} in this range.",
+    )
+    view.chart(
+        "distribution",
+        figures.distribution_figure(chosen["details"]) if chosen else None,
+        "fig-distribution",
+        "No data in this window." if chosen is None else "No distribution recorded for this window.",
+    )
     breakdown = data.segment_breakdown(model, monitor, feature, selected) if selected else []
-    seg_fig = figures.segment_figure(breakdown, segment_url)
-    if monitor is None:
-        empty_score = "No drift monitor yet (detector: data_drift)."
-    else:
-        empty_score = f"No drift findings for {feature} ({segment_text(seg)}) in this window."
-    summary = ""
+    view.chart(
+        "segments",
+        figures.segment_figure(breakdown, segment_url),
+        "fig-segments",
+        "No per-segment results in this window (the monitor judges segments listed under segments:).",
+    )
+    summary = None
     if chosen:
         d = chosen["details"]
-        facts = [
-            ("Window", f"{when(chosen['window_start'])} → {when(chosen['window_end'])}"),
-            ("Status", badge(chosen["status"])),
-            (
-                "Score",
-                f"{e(number(chosen['value']))} ({e(d.get('method_display_name') or chosen['metric'])}; "
-                f"threshold {e(number(chosen['threshold']))})",
-            ),
-            ("Rows", f"{number(chosen['n_current'])} current · {number(chosen['n_reference'])} reference"),
+        extras = [
+            (label, d[key])
+            for key, label in (("reference_mean", "Reference mean"), ("current_mean", "Current mean"))
+            if d.get(key) is not None
         ]
-        for key, label in (("reference_mean", "Reference mean"), ("current_mean", "Current mean")):
-            if d.get(key) is not None:
-                facts.append((label, e(number(d[key]))))
-        if d.get("new_categories"):
-            facts.append(("New categories", e(", ".join(map(str, d["new_categories"])))))
-        facts.append(
-            (
-                "Report",
-                f'<a href="{e(report_link(model, _aware(chosen["window_start"]), _aware(chosen["window_end"])))}">'
-                "Evidently report for this window</a>",
-            )
-        )
-        summary = '<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
-    options = "".join(
-        f'<option value="{e(iso(f["window_end"]))}"{" selected" if f["window_end"] == selected else ""}>'
-        f"{e(iso(f['window_end']))} · {e(f['status'])}</option>"
-        for f in reversed(series[-500:])
+        summary = {
+            "finding": chosen,
+            "method": d.get("method_display_name") or chosen["metric"],
+            "extras": extras,
+            "new_categories": ", ".join(map(str, d.get("new_categories") or [])),
+            "report": report_link(model, _aware(chosen["window_start"]), _aware(chosen["window_end"])),
+        }
+    segment_links = [{"label": "all traffic", "active": seg is None, "href": segment_url(None)}] + [
+        {"label": segment_text(r["segment"]), "active": seg == r["segment"], "href": segment_url(r["segment"])}
+        for r in breakdown
+    ]
+    view.context.update(
+        model=model,
+        feature=feature,
+        kind=registered.schema.features[feature],
+        segment_label=segment_text(seg),
+        range=_range_picker(base, span, query, range_error, segment=segment),
+        window_options=[
+            {"value": iso(f["window_end"]), "status": f["status"], "selected": f["window_end"] == selected}
+            for f in reversed(series[-500:])
+        ],
+        window_hidden=[(k, v) for k, v in {"segment": segment, "monitor": pinned, **keep}.items() if v],
+        monitor=monitor,
+        monitor_links=[
+            {
+                "label": c.name
+                + (f" · {c.firing} firing" if c.firing else "")
+                + ("" if c.configured else " (deleted)"),
+                "active": c.name == monitor,
+                "href": url(base, segment=segment, monitor=c.name, **keep),
+            }
+            for c in choice.candidates
+        ]
+        if len(choice.candidates) > 1
+        else [],
+        action=base,
+        summary=summary,
+        segment_links=segment_links,
     )
-    hidden = "".join(
-        f'<input type="hidden" name="{e(k)}" value="{e(v)}">' for k, v in {**keep, "days": days_p}.items() if v
-    )
-    window_form = (
-        f'<form method="get" action="{e(base)}" class="inline">{hidden}<label>Window ending '
-        f'<select name="window" onchange="this.form.submit()">{options}</select></label>'
-        "<noscript><button>Show</button></noscript></form>"
-        if series
-        else ""
-    )
-    seg_links = [f'<a class="chip{" active" if seg is None else ""}" href="{e(segment_url(None))}">all traffic</a>']
-    for r in breakdown:
-        active = " active" if seg == r["segment"] else ""
-        seg_links.append(
-            f'<a class="chip{active}" href="{e(segment_url(r["segment"]))}">{e(segment_text(r["segment"]))}</a>'
-        )
-    body = f"""
-<h1>{e(feature)} <span class="muted small">{e(registered.schema.features[feature])} feature of {e(model)} ·
-<span id="segment-label">{e(segment_text(seg))}</span></span></h1>
-{_range_links(base, span, segment=segment)}
-<section><h2>Drift over time</h2>{page.figure(score, "fig-score", empty_score)}</section>
-<section><h2>Selected window</h2>{window_form}{summary}
-{page.figure(dist, "fig-distribution", "No data in this window." if chosen is None else "No distribution recorded for this window.")}</section>
-<section><h2>Segments</h2><p>{" ".join(seg_links)}</p>
-{page.figure(seg_fig, "fig-segments", "No per-segment results in this window (the monitor judges segments listed under segments:).")}</section>
-"""
-    return page.render(body, [("Models", "/models"), (model, model_path(model)), (feature, None)])
+    return view
 
 
 def _aware(value: Any) -> datetime:
@@ -385,8 +524,99 @@ def _aware(value: Any) -> datetime:
 
 # -- alert -----------------------------------------------------------------------------------
 
+BAD_STATUSES = ("warning", "critical", "no_data", "error")
+KIND_TEXT = {"new": "new alert", "resolved": "resolved", "repeat": "reminder", "update": "update"}
 
-def alert_page(ctx: Context, model: str, alert_id: str) -> str:
+
+@dataclass(frozen=True)
+class EventText:
+    """One timeline event in words: a title, a detail line and the badge status."""
+
+    title: str
+    detail: str
+    status: str
+
+
+def _kind(kind: Any) -> str:
+    return KIND_TEXT.get(str(kind), str(kind).replace("_", " "))
+
+
+def _clock(value: Any, at: datetime | None) -> str:
+    """``HH:MM UTC`` (with the date when it is not the event's day)."""
+    try:
+        moment = parse_time(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if at is not None and moment.date() == at.date():
+        return moment.strftime("%H:%M UTC")
+    return utc_text(iso(moment) or "")
+
+
+def describe_event(event: str, details: dict[str, Any] | None, at: Any = None) -> EventText:
+    """An alert timeline event (``monitor/alerting``'s names) in human words."""
+    details = dict(details or {})
+    at_time = parse_time(at) if isinstance(at, str | datetime) else None
+    name, _, qualifier = event.partition(":")
+    if name == "notification_queued":
+        when_text = f"Will notify after {_clock(details['not_before'], at_time)}" if details.get("not_before") else ""
+        return EventText(f"Notification queued ({_kind(qualifier or 'new')})", when_text, "info")
+    if name == "pending":
+        return EventText(
+            "Pending: a bad window, waiting for more before firing", str(details.get("line") or ""), "warning"
+        )
+    if name in ("fired", "firing"):
+        return EventText("Fired", str(details.get("line") or ""), "critical")
+    if name == "resolved":
+        return EventText("Resolved: the windows are good again", "", "ok")
+    if name == "cleared":
+        return EventText("Cleared before it fired", "", "ok")
+    if name == "acknowledged":
+        return EventText("Acknowledged", "", "ok")
+    if name == "silenced":
+        detail = f"silence {details['silence_id']}" if details.get("silence_id") else ""
+        return EventText(f"Notification held: silenced ({_kind(details.get('kind', 'new'))})", detail, "info")
+    if name == "inhibited":
+        why = "the model sends no data (a freshness alert is firing)" if details.get("by") == "no_data" else ""
+        return EventText(f"Notification held back ({_kind(details.get('kind', 'new'))})", why, "info")
+    if name == "notification_failed":
+        return EventText("Notification failed, not retried", str(details.get("error") or ""), "critical")
+    if name == "notification_reconciled":
+        return EventText("Notification was already posted: adopted, not re-sent", "", "info")
+    if name == "samples_requested":
+        return EventText("Samples requested for labeling", _generic_details(details), "info")
+    if name == "samples_not_routed":
+        return EventText("No samples routed for labeling", str(details.get("reason") or ""), "info")
+    title = event.replace("_", " ").replace(":", " — ")
+    return EventText(title[:1].upper() + title[1:], _generic_details(details), "info")
+
+
+def _generic_details(details: dict[str, Any]) -> str:
+    keep = {k: v for k, v in details.items() if k not in ("run_id", "group_id")}
+    return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in list(keep.items())[:4])
+
+
+def evidence_start(series: list[dict[str, Any]], last_window_end: Any) -> tuple[datetime | None, bool]:
+    """Where the evidence began: the start of the first window of the run of bad windows that
+    ends at (or last before) the alert's window. The flag says the run reaches the earliest
+    window read, so the evidence may have begun earlier still."""
+    limit = _aware(last_window_end) if last_window_end else None
+    rows = sorted(
+        (f for f in series if limit is None or _aware(f["window_end"]) <= limit),
+        key=lambda f: _aware(f["window_end"]),
+    )
+    start: datetime | None = None
+    reached_first = False
+    for i in range(len(rows) - 1, -1, -1):
+        bad = rows[i]["status"] in BAD_STATUSES
+        if bad:
+            start = _aware(rows[i]["window_start"])
+            reached_first = i == 0
+        elif start is not None:
+            break
+    return start, reached_first
+
+
+def alert_page(ctx: Context, model: str, alert_id: str) -> View:
     if ctx.alerts is None:
         raise NotFound("alerting is not configured")
     alert = ctx.alerts.alerts.get(alert_id)
@@ -398,9 +628,16 @@ def alert_page(ctx: Context, model: str, alert_id: str) -> str:
     events = ctx.alerts.alerts.events(alert_id)
     data = ctx.data
     finding = data.finding_for_alert(alert)
-    page = Page(f"Alert · {alert['title']}")
-    evidence = None
-    dist = None
+    view = View(
+        "alert.html",
+        f"Alert · {alert['title']}",
+        {},
+        crumbs=[("Models", "/models"), (model, model_path(model)), ("alert", None)],
+        csv_name=f"loopwatch-{model}-alert-{alert_id}",
+    )
+    evidence = dist = None
+    began: datetime | None = None
+    began_earlier = False
     if finding is not None:
         length = finding["window_end"] - finding["window_start"]
         around = TimeRange(finding["window_end"] - length * 30, finding["window_end"] + length * 6)
@@ -414,245 +651,203 @@ def alert_page(ctx: Context, model: str, alert_id: str) -> str:
         )
         evidence = figures.evidence_figure(series, alert)
         dist = figures.distribution_figure(finding["details"])
-    state_cls = {"firing": "critical", "pending": "warning", "resolved": "ok"}.get(alert["state"], "")
+        began, began_earlier = evidence_start(series, alert["last_window_end"])
+    view.chart(
+        "evidence", evidence, "fig-evidence", "No findings recorded for this alert's window (e.g. a failed run)."
+    )
+    if dist is not None:
+        view.chart("distribution", dist, "fig-distribution", "")
     labels = alert_labels(alert)
     series_matchers = {k: v for k, v in labels.items() if k not in ("alert_id", "severity")}
     scopes = [("this alert", {"alert_id": alert["id"]}), ("this series (future alerts too)", series_matchers)]
-    scope_options = "".join(f'<option value="{e(json.dumps(m))}">{e(label)}</option>' for label, m in scopes)
-    ack_state = (
-        f"acknowledged by {e(alert['acked_by'])} at {when(alert['acked_at'])}"
-        if alert["acked_by"]
-        else "not acknowledged"
-    )
-    can_ack = alert["state"] != "resolved" and not alert["acked_by"]
-    silenced = f"silenced until {when(silence['ends_at'])} ({e(silence['id'])})" if silence else "not silenced"
     routed = data.labeling_summary(model, alert_id, ctx.now)
-    routed_count = sum(routed["depth"].values())
     runbook = (alert.get("route") or {}).get("runbook")
-    runbook_link = (
-        f' · <a href="{e(runbook)}" rel="noopener noreferrer">runbook</a>'
-        if isinstance(runbook, str) and runbook.startswith(("https://", "http://"))
-        else ""
-    )
-    feature_link = ""
-    if alert["column"] and alert["detector"] == "data_drift":
-        feature_link = (
-            f' · <a href="{e(url(feature_path(model, alert["column"]), window=alert["last_window_end"], segment=segment_param(alert["segment"])))}">'
-            f"feature page</a>"
-        )
-    report = ""
-    if finding is not None:
-        report = (
-            f' · <a href="{e(report_link(model, finding["window_start"], finding["window_end"]))}">Evidently report</a>'
-        )
-    event_rows = [
-        [
-            when(ev["at"]),
-            badge(_event_status(ev["event"]), ev["event"]),
-            e(ev["actor"] or ""),
-            e(_event_details(ev["details"])),
-        ]
-        for ev in events
-    ]
-    facts = [
-        ("State", badge(state_cls, alert["state"]) + f' <span id="ack-state">{ack_state}</span>'),
-        ("Severity", badge(alert["severity"])),
-        ("What changed", e(alert["what_changed"] or "")),
-        ("Monitor", f"{e(alert['monitor'])} ({e(alert['detector'])}, metric {e(alert['metric'])})"),
-        ("Segment", e(segment_text(alert["segment"]))),
-        ("Window", f"{when(alert['last_window_start'])} → {when(alert['last_window_end'])}"),
-        ("Started / fired", f"{when(alert['started_at'])} / {when(alert['fired_at'], 'not yet')}"),
-        ("Silence", f'<span id="silence-state">{silenced}</span>'),
-    ]
+    deliveries = []
     for delivery in ctx.alerts.deliveries(alert_id):
         where = f"{delivery.receiver} {delivery.channel}: message {delivery.message_state}"
         where += f" (group of {delivery.alerts} alert{'s' if delivery.alerts != 1 else ''})"
         if delivery.last_error:
             where += f" — last error: {delivery.last_error}"
-        facts.append(("Delivery", e(where)))
-    actions = f"""
-<div class="actions">
-<button type="button" id="ack" data-post="/v1/alerts/{e(part(alert_id))}/ack" {"" if can_ack else "disabled"}>Acknowledge</button>
-<form id="silence-form" class="inline"><label>Silence <select name="matchers">{scope_options}</select></label>
-<label>for <select name="duration"><option>1h</option><option selected>4h</option><option>24h</option><option>7d</option></select></label>
-<input name="comment" placeholder="comment (optional)" maxlength="500">
-<button type="submit">Silence</button></form>
-<span id="action-result" role="status"></span></div>"""
-    body = f"""
-<h1>{e(alert["title"])}</h1>
-<dl class="facts">{"".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)}</dl>
-{actions}
-<p><a href="{e(url("/labeling", model=model, alert=alert_id))}" id="routed-link">{routed_count} routed samples</a>
-(<a href="{e(url("/v1/labeling/queue", model=model))}">queue JSON</a>){feature_link}{report}{runbook_link}</p>
-<section><h2>Evidence</h2>{page.figure(evidence, "fig-evidence", "No findings recorded for this alert's window (e.g. a failed run).")}
-{page.figure(dist, "fig-distribution", "") if dist is not None else ""}</section>
-<section><h2>Timeline</h2>{table(["When", "Event", "Who", "Details"], event_rows, "No events yet.", "timeline")}</section>
-"""
-    return page.render(body, [("Models", "/models"), (model, model_path(model)), ("alert", None)])
-
-
-def _event_status(event: str) -> str:
-    return {
-        "fired": "critical",
-        "firing": "critical",
-        "pending": "warning",
-        "resolved": "ok",
-        "acknowledged": "ok",
-        "cleared": "ok",
-    }.get(event, "info")
-
-
-def _event_details(details: dict[str, Any]) -> str:
-    keep = {k: v for k, v in (details or {}).items() if k not in ("run_id",)}
-    return ", ".join(f"{k}: {v}" for k, v in list(keep.items())[:4])
+        deliveries.append(where)
+    timeline = []
+    for ev in events:
+        text = describe_event(ev["event"], ev["details"], ev["at"])
+        timeline.append({**ev, "text": text})
+    view.tables["timeline"] = Table(
+        "timeline",
+        ["When", "Event", "Who", "Details"],
+        timeline,
+        [
+            CsvColumn("at", lambda ev: ev["at"]),
+            CsvColumn("event", lambda ev: ev["text"].title),
+            CsvColumn("details", lambda ev: ev["text"].detail),
+            CsvColumn("who", lambda ev: ev["actor"]),
+            CsvColumn("event_code", lambda ev: ev["event"]),
+        ],
+        "No events yet.",
+        "timeline",
+    )
+    feature_link = None
+    if alert["column"] and alert["detector"] == "data_drift":
+        feature_link = url(
+            feature_path(model, alert["column"]),
+            window=alert["last_window_end"],
+            segment=segment_param(alert["segment"]),
+        )
+    view.context.update(
+        alert=alert,
+        model=model,
+        state_cls={"firing": "critical", "pending": "warning", "resolved": "ok"}.get(alert["state"], ""),
+        can_ack=alert["state"] != "resolved" and not alert["acked_by"],
+        silence=silence,
+        segment_label=segment_text(alert["segment"]),
+        scopes=[(label, json.dumps(m)) for label, m in scopes],
+        evidence_began=began,
+        evidence_began_earlier=began_earlier,
+        deliveries=deliveries,
+        routed_count=sum(routed["depth"].values()),
+        routed_link=url("/labeling", model=model, alert=alert_id),
+        queue_link=url("/v1/labeling/queue", model=model),
+        feature_link=feature_link,
+        report=report_link(model, finding["window_start"], finding["window_end"]) if finding is not None else None,
+        runbook=runbook if isinstance(runbook, str) and runbook.startswith(("https://", "http://")) else None,
+        ack_path=f"/v1/alerts/{part(alert_id)}/ack",
+    )
+    return view
 
 
 # -- labeling --------------------------------------------------------------------------------
 
 
-def labeling_page(ctx: Context, model: str | None = None, alert: str | None = None) -> str:
+def labeling_page(ctx: Context, model: str | None = None, alert: str | None = None) -> View:
     if model:
         ctx.data.service.registry.get(model)  # 404 for an unknown model
-    page = Page("Labeling")
     s = ctx.data.labeling_summary(model, alert, ctx.now)
     depth = s["depth"]
     total = sum(depth.values())
     annotated = sum(n for _, n, _ in s["annotated_per_day"])
     agreement = s["agreement"]
     mean_agreement = sum(agreement) / len(agreement) if agreement else None
-    tiles = [
-        ("Routed (all time)", number(total)),
-        ("Waiting in queue", number(sum(n for st, n in depth.items() if st not in ("annotated", "applied", "done")))),
-        (f"Annotated ({s['days']}d)", number(annotated)),
-        ("Mean agreement", pct(mean_agreement) if mean_agreement is not None else "—"),
-        ("Label conflicts", number(len(s["conflicts"]))),
-    ]
-    tile_html = "".join(
-        f'<div class="tile"><div class="k">{e(k)}</div><div class="v">{e(v)}</div></div>' for k, v in tiles
+    view = View(
+        "labeling.html",
+        "Labeling",
+        {},
+        crumbs=[("Models", "/models"), *([(model, model_path(model))] if model else []), ("labeling", None)],
+        csv_name="-".join(x for x in ("loopwatch-labeling", model or "", alert or "") if x),
     )
+    view.chart("depth", figures.queue_depth_figure(depth), "fig-depth", "Nothing routed yet.")
+    view.chart(
+        "throughput",
+        figures.throughput_figure(s["routed_per_day"], s["annotated_per_day"]),
+        "fig-throughput",
+        "No routing or annotations in the last days.",
+    )
+    view.chart("agreement", figures.agreement_figure(agreement), "fig-agreement", "No annotations yet.")
     recent = [
-        [
-            e(m),
-            f"<code>{e(pid)}</code>",
-            e(strategy) + (' <span class="muted small">blind</span>' if blind else ""),
-            e(reason or ""),
-            badge("info", status),
-            when(routed_at),
-            e(label or ""),
-            pct(agr),
-            f'<a href="{e(alert_path(m, a))}">alert</a>' if a else "",
-        ]
+        {
+            "model": m,
+            "prediction_id": pid,
+            "strategy": strategy,
+            "reason": reason,
+            "status": status,
+            "routed_at": routed_at,
+            "label": label,
+            "agreement": agr,
+            "alert_id": a,
+            "alert_path": alert_path(m, a) if a else None,
+            "blind": blind,
+        }
         for m, pid, strategy, reason, status, routed_at, label, agr, a, blind in s["recent"]
     ]
-    # A lower authority (annotator, review) disagreed with the kept label: shown for review.
-    conflict_rows = [
-        [
-            e(c["model"]),
-            f"<code>{e(c['prediction_id'])}</code>",
-            f'{e(str(c["label"]))} <span class="muted small">{e(c["authority"])}</span>',
-            e(
-                "; ".join(
-                    f"{x['label']} ({x['authority']}{', ' + x['annotator'] if x['annotator'] else ''})"
-                    for x in c["conflicting"]
-                )
+    conflicts = [
+        {
+            **c,
+            "disagreeing": "; ".join(
+                f"{x['label']} ({x['authority']}{', ' + x['annotator'] if x['annotator'] else ''})"
+                for x in c["conflicting"]
             ),
-            when(c["received_at"]),
-            f'<a href="{e("/v1/models/" + part(c["model"]) + "/labels/" + part(c["prediction_id"]) + "/history")}">history</a>',
-            _review_buttons(c),
-        ]
+            "history": "/v1/models/" + part(c["model"]) + "/labels/" + part(c["prediction_id"]) + "/history",
+            "candidates": _review_candidates(c),
+        }
         for c in s["conflicts"]
     ]
     datasets = [
-        d for d in (ctx.datasets.list() if ctx.datasets is not None else []) if not model or d["model"] == model
+        {
+            **d,
+            "version_text": ", ".join(f"v{v}" for v in d["versions"]),
+            "manifest": "/v1/datasets/" + part(d["name"]) + "/versions/" + str(d["latest"]),
+        }
+        for d in (ctx.datasets.list() if ctx.datasets is not None else [])
+        if not model or d["model"] == model
     ]
-    dataset_rows = [
+    view.tables["conflicts"] = Table(
+        "conflicts",
+        ["Model", "Prediction", "Kept label", "Disagreeing", "Labelled", "", "Review"],
+        conflicts,
         [
-            e(d["name"]),
-            e(d["model"]),
-            e(", ".join(f"v{v}" for v in d["versions"])),
-            number(d["rows"]),
-            when(d["created_at"]),
-            f'<a href="{e("/v1/datasets/" + part(d["name"]) + "/versions/" + str(d["latest"]))}">manifest</a>',
-        ]
-        for d in datasets
-    ]
-    scope = (
-        " · ".join(x for x in (f"model {e(model)}" if model else "", f"alert {e(alert)}" if alert else "") if x)
-        or "all models"
+            CsvColumn("model", lambda c: c["model"]),
+            CsvColumn("prediction_id", lambda c: c["prediction_id"]),
+            CsvColumn("kept_label", lambda c: c["label"]),
+            CsvColumn("kept_authority", lambda c: c["authority"]),
+            CsvColumn("disagreeing", lambda c: c["disagreeing"]),
+            CsvColumn("labelled_at", lambda c: iso(c["received_at"])),
+        ],
+        "No label conflicts.",
     )
-    body = f"""
-<h1>Labeling <span class="muted small">{scope}</span></h1>
-<div class="tiles">{tile_html}</div>
-<div class="grid3">
-{page.figure(figures.queue_depth_figure(depth), "fig-depth", "Nothing routed yet.")}
-{page.figure(figures.throughput_figure(s["routed_per_day"], s["annotated_per_day"]), "fig-throughput", "No routing or annotations in the last days.")}
-{page.figure(figures.agreement_figure(agreement), "fig-agreement", "No annotations yet.")}
-</div>
-<section id="label-conflicts"><h2>Label conflicts <span class="muted small">kept label (authority) vs. the lower-authority labels that disagreed; ground_truth &gt; review &gt; annotator</span></h2>{table(["Model", "Prediction", "Kept label", "Disagreeing", "Labelled", "", "Review"], conflict_rows, "No label conflicts.")}<span id="action-result" role="status"></span></section>
-<section><h2>Recently routed</h2>{table(["Model", "Prediction", "Strategy", "Reason", "Status", "Routed", "Label", "Agreement", ""], recent, "Nothing routed yet.")}</section>
-<section><h2>Datasets built</h2>{table(["Name", "Model", "Versions", "Rows (latest)", "Built", ""], dataset_rows, "No datasets built yet.")}</section>
-"""
-    crumbs: list[tuple[str, str | None]] = [("Models", "/models")]
-    if model:
-        crumbs.append((model, model_path(model)))
-    crumbs.append(("labeling", None))
-    return page.render(body, crumbs)
-
-
-# -- report ----------------------------------------------------------------------------------
-
-
-def report_page(
-    ctx: Context,
-    model: str,
-    *,
-    start: str | None = None,
-    end: str | None = None,
-    reference_start: str | None = None,
-    reference_end: str | None = None,
-) -> str:
-    ctx.data.service.registry.get(model)
-    try:
-        hi = parse_time(end) if end else _floor_hour(ctx.now)
-        lo = parse_time(start) if start else hi - timedelta(days=1)
-        ref_hi = parse_time(reference_end) if reference_end else lo
-        ref_lo = parse_time(reference_start) if reference_start else ref_hi - timedelta(days=7)
-    except ValueError as exc:
-        raise InvalidInput(f"bad time in the URL: {exc}") from None
-    if lo >= hi or ref_lo >= ref_hi:
-        raise InvalidInput("each window's start must be before its end")
-    page = Page(f"{model} · report")
-    src = url(
-        f"/v1/models/{part(model)}/report",
-        start=iso(lo),
-        end=iso(hi),
-        reference_start=iso(ref_lo),
-        reference_end=iso(ref_hi),
+    view.tables["recent"] = Table(
+        "recent",
+        ["Model", "Prediction", "Strategy", "Reason", "Status", "Routed", "Label", "Agreement", ""],
+        recent,
+        [
+            CsvColumn("model", lambda r: r["model"]),
+            CsvColumn("prediction_id", lambda r: r["prediction_id"]),
+            CsvColumn("strategy", lambda r: r["strategy"]),
+            CsvColumn("blind", lambda r: bool(r["blind"])),
+            CsvColumn("reason", lambda r: r["reason"]),
+            CsvColumn("status", lambda r: r["status"]),
+            CsvColumn("routed_at", lambda r: iso(r["routed_at"])),
+            CsvColumn("label", lambda r: r["label"]),
+            CsvColumn("agreement", lambda r: r["agreement"]),
+            CsvColumn("alert_id", lambda r: r["alert_id"]),
+        ],
+        "Nothing routed yet.",
     )
-    fields = [
-        ("start", "Current from", lo),
-        ("end", "to", hi),
-        ("reference_start", "Reference from", ref_lo),
-        ("reference_end", "to", ref_hi),
-    ]
-    inputs = "".join(
-        f'<label>{e(label)} <input name="{e(name)}" value="{e(iso(value))}" size="21"></label>'
-        for name, label, value in fields
+    view.tables["datasets"] = Table(
+        "datasets",
+        ["Name", "Model", "Versions", "Rows (latest)", "Built", ""],
+        datasets,
+        [
+            CsvColumn("name", lambda d: d["name"]),
+            CsvColumn("model", lambda d: d["model"]),
+            CsvColumn("versions", lambda d: d["version_text"]),
+            CsvColumn("rows_latest", lambda d: d["rows"]),
+            CsvColumn("built_at", lambda d: iso(d["created_at"])),
+            CsvColumn("manifest", lambda d: d["manifest"]),
+        ],
+        "No datasets built yet.",
     )
-    body = f"""
-<h1>Evidently report <span class="muted small">{e(model)}</span></h1>
-<form method="get" class="inline report-form">{inputs}<button type="submit">Show report</button></form>
-<p class="muted">Current {when(lo)} → {when(hi)} against reference {when(ref_lo)} → {when(ref_hi)}.
-Evidently renders from the stored windows (sampled for large windows); this takes a few seconds.
-<a href="{e(src)}" target="_blank" rel="noopener">Open on its own</a>.</p>
-<iframe id="report" class="report" title="Evidently report" src="{e(src)}" loading="eager"></iframe>
-"""
-    return page.render(body, [("Models", "/models"), (model, model_path(model)), ("report", None)])
+    view.context.update(
+        model=model,
+        alert=alert,
+        tiles=[
+            ("Routed (all time)", total, None),
+            (
+                "Waiting in queue",
+                sum(n for st, n in depth.items() if st not in ("annotated", "applied", "done")),
+                None,
+            ),
+            (f"Annotated ({s['days']}d)", annotated, None),
+            ("Mean agreement", None, mean_agreement),
+            ("Label conflicts", len(s["conflicts"]), None),
+        ],
+    )
+    return view
 
 
-def _review_buttons(conflict: dict[str, Any]) -> str:
+def _review_candidates(conflict: dict[str, Any]) -> list[tuple[str, str, str]]:
     """One button per candidate label of a conflict: keep the stored one, or take a disagreeing
-    one. Each records a `review` label (a key with scope ingest or admin is needed)."""
+    one; each records a `review` label (a key with scope ingest or admin is needed). Returns
+    (verb, label shown, label as JSON)."""
     kept = conflict["label"]
     numeric = isinstance(kept, int | float) and not isinstance(kept, bool)
     candidates: list[tuple[str, Any]] = [("Keep", kept)]
@@ -668,10 +863,49 @@ def _review_buttons(conflict: dict[str, Any]) -> str:
             except (TypeError, ValueError):
                 continue
         candidates.append(("Use", value))
-    return " ".join(
-        f'<button type="button" class="review" data-model="{e(conflict["model"])}" '
-        f'data-id="{e(conflict["prediction_id"])}" data-label="{e(json.dumps(value))}">{verb} {e(str(value))}</button>'
-        for verb, value in candidates
+    return [(verb, str(value), json.dumps(value)) for verb, value in candidates]
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def report_page(
+    ctx: Context,
+    model: str,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    reference_start: str | None = None,
+    reference_end: str | None = None,
+) -> View:
+    ctx.data.service.registry.get(model)
+    try:
+        hi = parse_time(end) if end else _floor_hour(ctx.now)
+        lo = parse_time(start) if start else hi - timedelta(days=1)
+        ref_hi = parse_time(reference_end) if reference_end else lo
+        ref_lo = parse_time(reference_start) if reference_start else ref_hi - timedelta(days=7)
+    except ValueError as exc:
+        raise InvalidInput(f"bad time in the URL: {exc}") from None
+    if lo >= hi or ref_lo >= ref_hi:
+        raise InvalidInput("each window's start must be before its end")
+    src = url(
+        f"/v1/models/{part(model)}/report",
+        start=iso(lo),
+        end=iso(hi),
+        reference_start=iso(ref_lo),
+        reference_end=iso(ref_hi),
+    )
+    fields = [
+        ("start", "Current from", iso(lo)),
+        ("end", "to", iso(hi)),
+        ("reference_start", "Reference from", iso(ref_lo)),
+        ("reference_end", "to", iso(ref_hi)),
+    ]
+    return View(
+        "report.html",
+        f"{model} · report",
+        {"model": model, "src": src, "fields": fields, "lo": lo, "hi": hi, "ref_lo": ref_lo, "ref_hi": ref_hi},
+        crumbs=[("Models", "/models"), (model, model_path(model)), ("report", None)],
     )
 
 
@@ -684,37 +918,53 @@ def gate_path(run_id: str) -> str:
     return f"/gates/{part(run_id)}"
 
 
-def gates_page(runs: list[dict[str, Any]], model: str | None = None) -> str:
+def gates_page(runs: list[dict[str, Any]], model: str | None = None) -> View:
     """Every gate run made through the API, newest first: verdict, what failed, what would decide
     it; each links to its report page (the run's report.html)."""
-    page = Page("Release gates")
     rows = []
     for run in runs:
-        counts = run["summary"]
         failing = run["failing"]
-        shown = "; ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else "")
         requests = run["sample_requests"]
-        needs = ", ".join(
-            f"{r['rows']} in {'all' if r['slice'] == 'all' else r['slice'] + '=' + r['value']}" for r in requests[:3]
-        )
         rows.append(
-            [
-                f'<a href="{e(gate_path(run["id"]))}">{e(run["gate"])}</a>'
-                f'<div class="muted small">{e(run["id"])}</div>',
-                badge(GATE_BADGE.get(run["verdict"], "unknown"), run["verdict"].replace("_", " ")),
-                f'<a href="{e(model_path(run["model"]))}">{e(run["model"])}</a>',
-                e(run["dataset"]),
-                f"{counts['pass']} passed · {counts['fail']} failed · {counts['insufficient']} undecided",
-                e(shown) if shown else '<span class="muted">none</span>',
-                e(needs) if needs else '<span class="muted">—</span>',
-                e(when(run["generated_at"])),
-            ]
+            {
+                **run,
+                "path": gate_path(run["id"]),
+                "model_path": model_path(run["model"]),
+                "verdict_text": run["verdict"].replace("_", " "),
+                "verdict_badge": GATE_BADGE.get(run["verdict"], "unknown"),
+                "counts": run["summary"],
+                "failing_text": "; ".join(failing[:3]) + (f" (+{len(failing) - 3} more)" if len(failing) > 3 else ""),
+                "needs": ", ".join(
+                    f"{r['rows']} in {'all' if r['slice'] == 'all' else r['slice'] + '=' + r['value']}"
+                    for r in requests[:3]
+                ),
+            }
         )
-    title = "Release gates" + (f" · {e(model)}" if model else "")
-    body = f"<h1>{title}</h1>" + table(
+    table = Table(
+        "gates",
         ["Gate", "Verdict", "Model", "Dataset", "Judgements", "Failing", "Would decide it", "When"],
         rows,
+        [
+            CsvColumn("gate", lambda r: r["gate"]),
+            CsvColumn("run_id", lambda r: r["id"]),
+            CsvColumn("verdict", lambda r: r["verdict"]),
+            CsvColumn("model", lambda r: r["model"]),
+            CsvColumn("dataset", lambda r: r["dataset"]),
+            CsvColumn("passed", lambda r: r["counts"]["pass"]),
+            CsvColumn("failed", lambda r: r["counts"]["fail"]),
+            CsvColumn("undecided", lambda r: r["counts"]["insufficient"]),
+            CsvColumn("failing", lambda r: "; ".join(r["failing"])),
+            CsvColumn("would_decide_it", lambda r: r["needs"]),
+            CsvColumn("generated_at", lambda r: iso(r["generated_at"])),
+        ],
         "No gate runs yet: POST /v1/gates, or `loopwatch gate evaluate` for a local report (docs/gates.md).",
         "gates",
     )
-    return page.render(body, [("Release gates", None)])
+    return View(
+        "gates.html",
+        "Release gates",
+        {"model": model},
+        crumbs=[("Release gates", None)],
+        tables={"gates": table},
+        csv_name="-".join(x for x in ("loopwatch-gates", model or "") if x),
+    )

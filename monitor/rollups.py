@@ -206,6 +206,23 @@ class Rollups:
             "label_coverage": labels / predictions if predictions else None,
         }
 
+    def totals_all(self, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+        """:meth:`totals` of every model with rolled-up rows in ``[start, end)``, by model name, in
+        one query (a metrics scrape reads all models at once)."""
+        rows = self._db.query(
+            "SELECT m.name, sum(r.predictions), sum(r.labels) FROM rollup_hourly r JOIN models m ON m.id = r.model_id "
+            "WHERE r.hour >= ? AND r.hour < ? AND r.model_version = ? GROUP BY m.name",
+            [start, end, ALL_VERSIONS],
+        )
+        return {
+            str(name): {
+                "predictions": int(n),
+                "labels": int(labelled),
+                "label_coverage": int(labelled) / int(n) if n else None,
+            }
+            for name, n, labelled in rows
+        }
+
 
 class RollupMaintainer:
     """Refreshes every model's rollups every ``interval`` seconds in the background (if ``enabled``);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -33,6 +34,28 @@ class RunRecord:
     window_start: datetime
     window_end: datetime
     attempt: int
+
+
+@dataclass(frozen=True)
+class LatestRun:
+    """A monitor's newest judged window (see :meth:`RunStore.latest_runs`)."""
+
+    id: str
+    model: str
+    monitor: str
+    detector: str
+    window_end: datetime
+
+
+@dataclass(frozen=True)
+class WindowFinding:
+    """One whole-window finding of a run (no segment), as read back for current-state views."""
+
+    run_id: str
+    metric: str
+    column: str | None
+    status: str
+    value: float | None
 
 
 class RunStore:
@@ -232,3 +255,37 @@ class RunStore:
             item["segment"] = json.loads(item["segment"]) if item["segment"] else None
             item["details"] = json.loads(item["details"]) if item["details"] else {}
         return out
+
+    def latest_runs(self, detectors: Sequence[str]) -> list[LatestRun]:
+        """For every monitor that still exists and runs one of ``detectors``: its newest window's
+        latest succeeded run, backfills left out (they replay history, they do not say how the
+        model is now). Read-only (no write lock), one query: what a metrics scrape reads."""
+        # arg_max per monitor (half the time of a row_number() window here). The detector is the
+        # latest run's, so a monitor since replaced by one of another detector is left out; a run
+        # started before the monitor was created belongs to a deleted namesake and is left out too.
+        rows = self._db.query(
+            "WITH latest AS (SELECT model_id, monitor, arg_max(id, (window_end, started_at)) AS id, "
+            "arg_max(detector, (window_end, started_at)) AS detector, max(window_end) AS window_end, "
+            "arg_max(started_at, (window_end, started_at)) AS started_at FROM runs "
+            "WHERE status = 'succeeded' AND mode <> 'backfill' GROUP BY model_id, monitor) "
+            "SELECT l.id, m.name, l.monitor, l.detector, l.window_end FROM latest l "
+            "JOIN monitors mo ON mo.model_id = l.model_id AND mo.name = l.monitor AND l.started_at >= mo.created_at "
+            "JOIN models m ON m.id = l.model_id WHERE list_contains(?, l.detector) ORDER BY m.name, l.monitor",
+            [list(detectors)],
+        )
+        return [LatestRun(*row) for row in rows]
+
+    def window_findings(self, runs: Sequence[LatestRun]) -> list[WindowFinding]:
+        """The whole-window findings (segment values left out) of ``runs``. A run's findings never
+        change once recorded, so callers may keep them by run id."""
+        if not runs:
+            return []
+        ends = [run.window_end for run in runs]
+        rows = self._db.query(
+            "SELECT run_id, metric, column_name, status, value FROM findings "
+            # the window bounds let DuckDB skip old row groups by their min/max (findings are appended in time)
+            "WHERE window_end >= ? AND window_end <= ? AND list_contains(?, run_id) AND segment IS NULL "
+            "ORDER BY run_id, column_name, metric",
+            [min(ends), max(ends), [run.id for run in runs]],
+        )
+        return [WindowFinding(*row) for row in rows]

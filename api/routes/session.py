@@ -1,43 +1,43 @@
-"""Sign in with an API key (sets a session cookie) and the API docs page behind it.
+"""Sign in with an API key (sets a session cookie); the API docs page behind it.
 
 Every endpoint but /healthz needs a key; a browser cannot send an Authorization header on a
-page visit, so people sign in here once. The API reference (Swagger UI) is served from the
-bundled assets, never a CDN, since loopwatch often runs behind firewalls.
+page visit, so people sign in here once and land on the dashboards (``/models``, or the local
+page they were sent here from). The API reference is Swagger UI 5 (it reads the OpenAPI 3.1
+that FastAPI generates), served from ``dashboards/static/vendor/swagger-ui`` — never a CDN,
+since loopwatch often runs behind firewalls. /docs, its assets and /openapi.json need a key
+(a session will do): the schema is for signed-in users.
 """
 
 from __future__ import annotations
 
-import html
-from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import swagger_ui_bundle
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.deps import SESSION_COOKIE, ReadKey, ServiceDep
+from dashboards.assets import APP_STATIC_URL, SWAGGER_DIR, SWAGGER_URL
+from dashboards.html import templates
+from monitor.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
-SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
-SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"}
+SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css"}
+LANDING = "/models"
 
-LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>loopwatch · sign in</title>
-<link rel="icon" href="data:,">
-<style>body{{font:16px system-ui,sans-serif;max-width:26rem;margin:12vh auto;padding:0 1rem;color:#1f2937}}
-input{{width:100%;padding:.6rem;font:inherit;margin:.4rem 0 1rem;box-sizing:border-box}}
-button{{padding:.6rem 1.2rem;font:inherit}} .err{{color:#b91c1c}}</style></head>
-<body><h1>loopwatch</h1><p>Sign in with an API key (<code>loopwatch keys create --scope read</code>).</p>
-{error}<form method="post" action="/login"><input type="hidden" name="next" value="{next}">
-<label>API key<input name="key" type="password" autocomplete="off" autofocus required></label>
-<button type="submit">Sign in</button></form></body></html>"""
+
+def _login_page(request: Request, next_path: str, error: str = "", status: int = 200) -> Response:
+    context: dict[str, Any] = {"title": "Sign in", "next": next_path, "error": error}
+    return templates.TemplateResponse(
+        request, "login.html", context, status_code=status, headers={"Cache-Control": "no-store"}
+    )
 
 
 def _safe_next(value: str | None) -> str:
     """Only local paths: never redirect a signed-in user to another site."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/docs"
+        return LANDING
     return value
 
 
@@ -57,8 +57,8 @@ def _same_origin_form(request: Request) -> bool:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(next: str | None = None) -> HTMLResponse:
-    return HTMLResponse(LOGIN_PAGE.format(error="", next=html.escape(_safe_next(next))))
+def login_page(request: Request, next: str | None = None) -> Response:
+    return _login_page(request, _safe_next(next))
 
 
 @router.post("/login")
@@ -66,17 +66,14 @@ async def login(request: Request, service: ServiceDep) -> Response:
     """Sign in. A browser always sends ``Origin`` (or at least ``Referer``) on a form POST; one
     naming another site is refused (403), so a page elsewhere cannot sign a visitor in."""
     if not _same_origin_form(request):
-        return HTMLResponse(
-            LOGIN_PAGE.format(error='<p class="err">Cross-site sign-in refused.</p>', next="/docs"), status_code=403
-        )
+        return _login_page(request, LANDING, "Cross-site sign-in refused.", 403)
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key_text = (form.get("key") or [""])[0].strip()
     next_values = form.get("next")
     target = _safe_next(next_values[0] if next_values else None)
     key = service.keys.verify(key_text)
     if key is None:
-        page = LOGIN_PAGE.format(error='<p class="err">That key is not valid.</p>', next=html.escape(target))
-        return HTMLResponse(page, status_code=401)
+        return _login_page(request, target, "That key is not valid.", 401)
     token = service.sessions.create(key)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -111,14 +108,16 @@ def docs(_: ReadKey) -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json",
         title="loopwatch API",
-        swagger_js_url="/assets/swagger/swagger-ui-bundle.js",
-        swagger_css_url="/assets/swagger/swagger-ui.css",
-        swagger_favicon_url="/assets/swagger/favicon-32x32.png",
+        swagger_js_url=f"{SWAGGER_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{APP_STATIC_URL}/favicon.svg",
+        swagger_ui_parameters={"docExpansion": "list", "tryItOutEnabled": False},
     )
 
 
-@router.get("/assets/swagger/{name}")
+@router.get(SWAGGER_URL + "/{name}")
 def swagger_asset(name: str, _: ReadKey) -> FileResponse:
+    """Swagger UI's files (pinned copy, see its VERSION), only the ones /docs uses."""
     if name not in SWAGGER_FILES:
-        return JSONResponse({"error": {"code": "not_found", "message": "no such asset"}}, status_code=404)  # type: ignore[return-value]
+        raise NotFound(f"no asset {name!r}")
     return FileResponse(SWAGGER_DIR / name, headers={"Cache-Control": "private, max-age=86400"})

@@ -32,12 +32,15 @@ def test_sign_in_sets_a_session_that_opens_docs_and_assets(api: Api) -> None:
 
 
 def test_wrong_key_and_open_redirects_are_refused(api: Api) -> None:
-    """A bad key re-shows the form with 401; `next` may only be a local path."""
+    """A bad key re-shows the form with 401; `next` may only be a local path (otherwise, as
+    without one, sign-in lands on the dashboards)."""
     assert api.client.post("/login", data={"key": "lw_nope"}).status_code == 401
     response = api.client.post(
         "/login", data={"key": _key(api), "next": "https://evil.example/"}, follow_redirects=False
     )
-    assert response.headers["location"] == "/docs"
+    assert response.headers["location"] == "/models"
+    plain = api.client.post("/login", data={"key": _key(api)}, follow_redirects=False)
+    assert plain.headers["location"] == "/models"
 
 
 def test_cookie_writes_need_same_origin(api: Api) -> None:

@@ -6,100 +6,15 @@ the state its URL names, and shows hostile names as text. Screenshots go to test
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.dashboards.conftest import ARTIFACTS, HOSTILE, Live
+from tests.dashboards.conftest import HOSTILE, WAIT_MS, Live, Session
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium); CI installs it")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("python playwright is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=WAIT_MS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-class Session:
-    """A signed-in browser tab that records console errors, page errors and dialogs."""
-
-    def __init__(self, page: Any, live: Live) -> None:
-        self.page = page
-        self.live = live
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-
-        def on_dialog(dialog: Any) -> None:
-            self.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-
-    def open(self, path: str) -> None:
-        """Go to ``path`` and wait until every embedded figure is drawn."""
-        self.page.goto(self.live.url + path, timeout=WAIT_MS, wait_until="load")
-        self.page.wait_for_function(
-            "document.querySelectorAll('.js-plotly-plot').length === "
-            "document.querySelectorAll('script[data-figure]').length",
-            timeout=WAIT_MS,
-        )
-
-    def figures(self) -> dict[str, list[dict[str, Any]]]:
-        return self.page.evaluate(
-            """() => Object.fromEntries(Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => [
-                gd.id, gd.data.map(t => ({name: t.name, type: t.type, x: t.x || [], y: t.y || [],
-                customdata: t.customdata || null, n: (t.x || []).length}))]))"""
-        )
-
-    def shot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def tab(browser: Any, live: Live) -> Iterator[Session]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="Europe/Berlin")
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    session = Session(page, live)
-    page.goto(live.url + "/models", wait_until="load")  # no session yet: the sign-in page
-    assert "/login" in page.url
-    page.fill("input[name=key]", live.key)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/models")
-    try:
-        yield session
-    finally:
-        context.close()
-    assert not session.errors, session.errors
-    assert not session.dialogs, f"a page ran a dialog: {session.dialogs}"
 
 
 def _names(traces: list[dict[str, Any]]) -> list[str]:
@@ -180,7 +95,8 @@ def test_alert_page_evidence_timeline_and_acknowledge(tab: Session, live: Live) 
     evidence = {t["name"]: t for t in figs["fig-evidence"]}
     assert evidence["alert window"]["n"] == 1 and "threshold" in evidence
     assert _names(figs["fig-distribution"]) == ["reference", "current"]
-    assert "fired" in tab.page.inner_text("table.timeline")
+    timeline = tab.page.inner_text("table.timeline")
+    assert "Fired" in timeline and "notification_queued" not in timeline
     assert "routed samples" in tab.page.inner_text("#routed-link")
     tab.shot("alert-drift-before-ack")
     tab.page.click("#ack")

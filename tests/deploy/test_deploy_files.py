@@ -342,13 +342,19 @@ def test_package_data_reaches_the_image() -> None:
     import tomllib
 
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["*"]
+    package_data: dict[str, list[str]] = pyproject["tool"]["setuptools"]["package-data"]
+    patterns = package_data["*"]  # file names, in every package
     packages = [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
     missing = []
     for package in packages:
+        own = package_data.get(package, [])  # paths relative to the package (globs, ** included)
         for path in (REPO / package).rglob("*"):
             is_data = path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
-            if is_data and not any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns):
+            relative = path.relative_to(REPO / package).as_posix()
+            covered = any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns) or any(
+                fnmatch.fnmatch(relative, pattern) for pattern in own
+            )
+            if is_data and not covered:
                 missing.append(path.relative_to(REPO).as_posix())
     assert not missing, f"not in the wheel (add to [tool.setuptools.package-data]): {missing}"
 
