@@ -20,6 +20,7 @@ from api.model_metrics import ModelHealthReader, ModelMetricsCollector
 from api.routes import (
     alerts,
     audit,
+    console,
     dashboards,
     datasets,
     gates,
@@ -324,6 +325,7 @@ def create_app(
         keys.router,
         audit.router,
         store.router,
+        console.router,
         dashboards.router,
     ):
         app.include_router(router)

@@ -139,7 +139,7 @@ def _days_text(span: TimeRange) -> str:
     return f"{days} day" if days == "1" else f"{days} days"
 
 
-def _range_picker(base: str, span: TimeRange, query: RangeQuery, error: str | None, **keep: Any) -> dict[str, Any]:
+def range_picker(base: str, span: TimeRange, query: RangeQuery, error: str | None, **keep: Any) -> dict[str, Any]:
     """The range controls: preset links (keep ``keep``), and the from/to form filled with the
     range shown (``to`` is inclusive, so a range ending at midnight shows the day before)."""
     presets = [
@@ -162,7 +162,7 @@ def _range_picker(base: str, span: TimeRange, query: RangeQuery, error: str | No
     }
 
 
-def _range_params(query: RangeQuery, span: TimeRange, error: str | None) -> dict[str, Any]:
+def range_params(query: RangeQuery, span: TimeRange, error: str | None) -> dict[str, Any]:
     """The query parameters that reproduce this range on another page."""
     if query.custom and not error:
         return {"from": query.date_from, "to": query.date_to, "start": query.start, "end": query.end}
@@ -248,7 +248,7 @@ def overview_page(ctx: Context, model: str, *, query: RangeQuery | None = None, 
     data = ctx.data
     data.rollups.ensure(model)
     base = model_path(model)
-    keep = _range_params(query, span, range_error)
+    keep = range_params(query, span, range_error)
     view = View(
         "overview.html",
         model,
@@ -355,7 +355,7 @@ def overview_page(ctx: Context, model: str, *, query: RangeQuery | None = None, 
         model=model,
         schema=schema,
         span=span,
-        range=_range_picker(base, span, query, range_error, cls=cls),
+        range=range_picker(base, span, query, range_error, cls=cls),
         totals=totals,
         report=report_link(model, span.end - timedelta(days=1), span.end),
         labeling=url("/labeling", model=model),
@@ -425,7 +425,7 @@ def feature_page(
         ]
         chosen = extra[0] if extra else None
     base = feature_path(model, feature)
-    keep = _range_params(query, span, range_error)
+    keep = range_params(query, span, range_error)
 
     pinned = monitor if len(choice.candidates) > 1 else None  # kept in links only when there is a choice
 
@@ -492,7 +492,7 @@ def feature_page(
         feature=feature,
         kind=registered.schema.features[feature],
         segment_label=segment_text(seg),
-        range=_range_picker(base, span, query, range_error, segment=segment),
+        range=range_picker(base, span, query, range_error, segment=segment),
         window_options=[
             {"value": iso(f["window_end"]), "status": f["status"], "selected": f["window_end"] == selected}
             for f in reversed(series[-500:])

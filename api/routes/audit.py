@@ -18,7 +18,9 @@ def list_audit(
     _: AdminKey,
     action: Annotated[str | None, Query(description="exact, or a family ending in '.' such as 'alert.'")] = None,
     actor: Annotated[str | None, Query(description="key id, 'local-cli', 'slack:<user>', 'policy:…'")] = None,
-    target: Annotated[str | None, Query(description="exact, or a prefix ending in '/' such as 'harsh-braking/'")] = None,
+    target: Annotated[
+        str | None, Query(description="exact, or a prefix ending in '/' such as 'harsh-braking/'")
+    ] = None,
     start: Annotated[str | None, Query(description="ISO-8601, inclusive")] = None,
     end: Annotated[str | None, Query(description="ISO-8601, exclusive")] = None,
     before_id: Annotated[int | None, Query(description="page back: entries older than this id")] = None,

@@ -2,7 +2,8 @@
 
 Thin: parse the URL, hand it to ``dashboards.pages``, render the view it returns with
 Starlette's ``Jinja2Templates`` — or, for ``?format=csv&table=NAME``, one of its tables as CSV.
-Pages read findings, run records, alerts and the hourly rollups — never the raw prediction log.
+Pages read findings, run records, alerts and the hourly rollups, not the raw prediction log
+(the version and segment views in ``api/routes/console.py`` read bounded samples of it).
 
 Access: every page, plotly.js and the API docs need a key (or a session). The pages' own CSS,
 script and favicon (``dashboards/static/app/``) are public static files: they hold no data,
@@ -42,7 +43,7 @@ To = Annotated[str | None, Query(alias="to", description="Range end: a date (inc
 Format = Annotated[str | None, Query(pattern="^(html|csv)$")]
 
 
-def _context(request: Request, *, links_reports: bool = False) -> pages.Context:
+def page_context(request: Request, *, links_reports: bool = False) -> pages.Context:
     """What a page reads. A page linking to an Evidently report starts importing Evidently in
     the background (seconds, once per process), so the report opens without that wait."""
     if links_reports:
@@ -62,7 +63,7 @@ def _context(request: Request, *, links_reports: bool = False) -> pages.Context:
     )
 
 
-def _respond(request: Request, view: View, format: str | None = None, table: str | None = None) -> Response:
+def respond(request: Request, view: View, format: str | None = None, table: str | None = None) -> Response:
     """The page, or with ``format=csv`` the rows of its table ``table`` (same filters)."""
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("format", "table")]
     for name, t in view.tables.items():
@@ -89,7 +90,7 @@ def home(_: ReadKey) -> Response:
 
 @router.get("/models")
 def models_page(request: Request, _: ReadKey, format: Format = None, table: str | None = None) -> Response:
-    return _respond(request, pages.models_page(_context(request)), format, table)
+    return respond(request, pages.models_page(page_context(request)), format, table)
 
 
 @router.get("/models/{model}")
@@ -107,8 +108,11 @@ def model_overview(
     table: str | None = None,
 ) -> Response:
     query = pages.RangeQuery(start, end, days, date_from, date_to)
-    return _respond(
-        request, pages.overview_page(_context(request, links_reports=True), model, query=query, cls=cls), format, table
+    return respond(
+        request,
+        pages.overview_page(page_context(request, links_reports=True), model, query=query, cls=cls),
+        format,
+        table,
     )
 
 
@@ -131,7 +135,7 @@ def feature_page(
 ) -> Response:
     query = pages.RangeQuery(start, end, days, date_from, date_to)
     view = pages.feature_page(
-        _context(request, links_reports=True),
+        page_context(request, links_reports=True),
         model,
         feature,
         window=window,
@@ -139,14 +143,14 @@ def feature_page(
         query=query,
         monitor=monitor,
     )
-    return _respond(request, view, format, table)
+    return respond(request, view, format, table)
 
 
 @router.get("/models/{model}/alerts/{alert_id}")
 def alert_page(
     model: str, alert_id: str, request: Request, _: ReadKey, format: Format = None, table: str | None = None
 ) -> Response:
-    return _respond(request, pages.alert_page(_context(request, links_reports=True), model, alert_id), format, table)
+    return respond(request, pages.alert_page(page_context(request, links_reports=True), model, alert_id), format, table)
 
 
 @router.get("/models/{model}/report")
@@ -160,14 +164,14 @@ def report_page(
     reference_end: str | None = None,
 ) -> Response:
     view = pages.report_page(
-        _context(request),
+        page_context(request),
         model,
         start=start,
         end=end,
         reference_start=reference_start,
         reference_end=reference_end,
     )
-    return _respond(request, view)
+    return respond(request, view)
 
 
 @router.get("/labeling")
@@ -179,7 +183,7 @@ def labeling_page(
     format: Format = None,
     table: str | None = None,
 ) -> Response:
-    return _respond(request, pages.labeling_page(_context(request), model, alert), format, table)
+    return respond(request, pages.labeling_page(page_context(request), model, alert), format, table)
 
 
 @router.get("/gates")
@@ -187,7 +191,7 @@ def gates_page(
     request: Request, _: ReadKey, model: str | None = None, format: Format = None, table: str | None = None
 ) -> Response:
     """Release gate runs, newest first."""
-    return _respond(request, pages.gates_page(request.app.state.gate_runs.list(model), model), format, table)
+    return respond(request, pages.gates_page(request.app.state.gate_runs.list(model), model), format, table)
 
 
 @router.get("/gates/{run_id}")
