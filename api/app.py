@@ -36,8 +36,6 @@ from api.routes import (
 )
 from api.version import VERSION
 from application import Application
-from gates.runs import GateRunStore
-from gates.signing import keys_from_settings
 from labeling.queue import LabelingQueue
 from labeling.routing import why_labels_cannot_help
 from labeling.sync import LabelSync
@@ -209,9 +207,7 @@ def create_app(
         label_sync = application.label_sync
         app.state.label_sync = label_sync
         app.state.datasets = application.datasets
-        app.state.gate_runs = GateRunStore(
-            settings.data_dir / "gates", settings.data_dir / "datasets", keys_from_settings(settings)
-        )
+        app.state.gate_runs = application.gates.runs
         app.state.gate_runs.remove_incomplete()
         labeling_loop = (
             Periodic(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from application.alerts import AlertOps
 from application.audit import AuditOps
+from application.gates import GateOps
 from application.keys import KeyOps
 from application.labeling import LabelingOps
 from application.models import ModelOps
@@ -55,6 +57,17 @@ class Application:
         )
         self.labeling = LabelingOps(self.service, self.pipeline, queue, self.label_sync)
         self.datasets = DatasetStore(self.service, self.service.now)
+
+    @cached_property
+    def gates(self) -> GateOps:
+        """Release gates (built on first use: a misconfigured signing key then fails only the
+        gate operations, not every command)."""
+        from gates.runs import GateRunStore
+        from gates.signing import keys_from_settings
+
+        settings = self.service.settings
+        runs = GateRunStore(settings.data_dir / "gates", settings.data_dir / "datasets", keys_from_settings(settings))
+        return GateOps(self.service, runs, self.pipeline, self.labeling.queue)
 
     def attach_scheduler(self, scheduler: Scheduling | None) -> None:
         """The server's scheduler, told when monitors are applied or deleted."""

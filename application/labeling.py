@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from labeling.queue import RouteRequest
 from labeling.routing import strategy_for_alert, why_labels_cannot_help
 from labeling.sync import apply_annotations
+from monitor.errors import NotConfigured
 
 if TYPE_CHECKING:
     from labeling.label_studio.models import WebhookEvent
@@ -50,6 +51,30 @@ class LabelingOps:
         return self.queue.route(
             RouteRequest(model=alert["model"], strategy=strategy, alert_id=alert_id, requested_by=actor, budget=budget)
         )
+
+    def route(self, actor: str, request: RouteRequest) -> dict[str, Any]:
+        """Select samples by strategy (within the per-model daily budget) and queue them for
+        annotators; audited."""
+        result = self.queue.route(request)
+        self._service.audit.record(
+            actor,
+            "labeling.routed",
+            request.model,
+            {"strategy": request.strategy, "queued": result["queued"], "alert_id": request.alert_id},
+        )
+        return result
+
+    def sync_now(self, actor: str) -> dict[str, Any]:
+        """Push queued samples to Label Studio and pull every annotation now (a server also does
+        it every ``labeling_sync_interval_seconds``). Raises NotConfigured without Label Studio."""
+        if self.sync is None:
+            raise NotConfigured(
+                "Label Studio is not configured (LOOPWATCH_LABEL_STUDIO_URL, LOOPWATCH_LABEL_STUDIO_TOKEN)"
+            )
+        pushed = self.sync.push()
+        pulled = self.sync.poll() if pushed.get("error") is None else {"labels": 0, "needs_review": 0}
+        self._service.audit.record(actor, "labeling.synced", None, {"pushed": pushed, "pulled": pulled})
+        return {"push": pushed, "pull": pulled}
 
     def apply_webhook(self, event: WebhookEvent) -> None:
         """Apply one Label Studio webhook's annotations to the model whose project they belong

@@ -64,6 +64,13 @@ class MalformedBody(LoopwatchError):
         super().__init__(message, [], 400, "malformed_body")
 
 
+class NotConfigured(LoopwatchError):
+    """A capability whose settings are missing (503): e.g. Label Studio without its URL."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 503, "not_configured")
+
+
 class NotFound(LoopwatchError):
     def __init__(self, message: str) -> None:
         super().__init__(message, [], 404, "not_found")

@@ -16,8 +16,8 @@ from fastapi.responses import Response
 
 from api.deps import AppDep, ReadKey
 from api.errors import ApiError
-from api.routes.dashboards import Days, Format, From, To, page_context, respond
-from dashboards import analysis, console, pages
+from api.routes.dashboards import Format, Range, page_context, respond
+from dashboards import analysis, console
 from monitor.keys import scope_allows
 
 router = APIRouter(include_in_schema=False)
@@ -101,19 +101,14 @@ def versions_page(
     model: str,
     request: Request,
     _: ReadKey,
+    query: Range,
     a: Text = None,
     b: Text = None,
     cls: Text = None,
-    start: str | None = None,
-    end: str | None = None,
-    days: Days = None,
-    date_from: From = None,
-    date_to: To = None,
     format: Format = None,
     table: str | None = None,
 ) -> Response:
     """Two model versions side by side (default: the two most recent with traffic)."""
-    query = pages.RangeQuery(start, end, days, date_from, date_to)
     view = analysis.versions_page(page_context(request), model, query=query, a=_blank(a), b=_blank(b), cls=_blank(cls))
     return respond(request, view, format, table)
 
@@ -123,19 +118,14 @@ def segments_page(
     model: str,
     request: Request,
     _: ReadKey,
+    query: Range,
     segment: Text = None,
     cls: Text = None,
     sort: Text = None,
-    start: str | None = None,
-    end: str | None = None,
-    days: Days = None,
-    date_from: From = None,
-    date_to: To = None,
     format: Format = None,
     table: str | None = None,
 ) -> Response:
     """Realized FN/FP rate, precision and recall per value of one segment column, worst first."""
-    query = pages.RangeQuery(start, end, days, date_from, date_to)
     view = analysis.segments_page(
         page_context(request), model, query=query, segment=_blank(segment), cls=_blank(cls), sort=_blank(sort)
     )

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import unquote, urlencode
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -41,6 +41,20 @@ Days = Annotated[float | None, Query(gt=0, le=400)]
 From = Annotated[str | None, Query(alias="from", description="Range start: a date (2026-11-20) or ISO time.")]
 To = Annotated[str | None, Query(alias="to", description="Range end: a date (inclusive) or ISO time.")]
 Format = Annotated[str | None, Query(pattern="^(html|csv)$")]
+
+
+def range_query(
+    start: str | None = None,
+    end: str | None = None,
+    days: Days = None,
+    date_from: From = None,
+    date_to: To = None,
+) -> pages.RangeQuery:
+    """The page range from the URL: ``from``/``to``, ``start``/``end`` or ``days``."""
+    return pages.RangeQuery(start, end, days, date_from, date_to)
+
+
+Range = Annotated[pages.RangeQuery, Depends(range_query)]
 
 
 def page_context(request: Request, *, links_reports: bool = False) -> pages.Context:
@@ -98,16 +112,11 @@ def model_overview(
     model: str,
     request: Request,
     _: ReadKey,
-    start: str | None = None,
-    end: str | None = None,
-    days: Days = None,
-    date_from: From = None,
-    date_to: To = None,
+    query: Range,
     cls: str | None = None,
     format: Format = None,
     table: str | None = None,
 ) -> Response:
-    query = pages.RangeQuery(start, end, days, date_from, date_to)
     return respond(
         request,
         pages.overview_page(page_context(request, links_reports=True), model, query=query, cls=cls),
@@ -122,18 +131,13 @@ def feature_page(
     feature: str,
     request: Request,
     _: ReadKey,
+    query: Range,
     window: str | None = None,
     segment: str | None = None,
     monitor: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    days: Days = None,
-    date_from: From = None,
-    date_to: To = None,
     format: Format = None,
     table: str | None = None,
 ) -> Response:
-    query = pages.RangeQuery(start, end, days, date_from, date_to)
     view = pages.feature_page(
         page_context(request, links_reports=True),
         model,

@@ -8,7 +8,6 @@ undecided). A run is created (201) whatever its verdict; input mistakes are 422 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -18,10 +17,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AdminKey, ReadKey
-from gates.announce import announce_verdict
-from gates.labeling import route_sample_requests
-from gates.runs import GateRunStore
+from api.deps import AdminKey, AppDep, ReadKey
 
 router = APIRouter(prefix="/v1/gates", tags=["gates"])
 
@@ -56,36 +52,24 @@ def _table(rows: list[PredictionRow]) -> pa.Table:
     )
 
 
-def _runs(request: Request) -> GateRunStore:
-    return request.app.state.gate_runs
-
-
 def _announce(request: Request, summary: dict[str, Any]) -> None:
     """After the response: the verdict to the alert receivers (Slack or the log), counted in
     ``loopwatch_notifications_total`` like alert deliveries."""
-    pipeline = getattr(request.app.state, "alerts", None)
-    if pipeline is None:
-        return
-    notifier = pipeline.notifier
-    outcome = announce_verdict(notifier, summary, request.app.state.service.settings.public_url)
-    request.app.state.metrics.notifications.labels(notifier.name, outcome).inc()
+    receiver, outcome = request.app.state.application.gates.announce(summary)
+    request.app.state.metrics.notifications.labels(receiver, outcome).inc()
 
 
 @router.post("", status_code=201)
 async def create(
-    body: GateCreate, request: Request, principal: AdminKey, background: BackgroundTasks
+    body: GateCreate, request: Request, app: AppDep, principal: AdminKey, background: BackgroundTasks
 ) -> dict[str, Any]:
     """Judge the candidate on the dataset version against the spec; the run's summary. The
     verdict is then announced to the alert receivers (Slack, or the log)."""
     spec_text = body.spec if isinstance(body.spec, str) else yaml.safe_dump(body.spec, sort_keys=False)
     candidate = _table(body.candidate)
     champion = _table(body.champion) if body.champion else None
-    store = _runs(request)
     result = await run_in_threadpool(
-        lambda: store.create(spec_text, body.dataset, candidate, champion, datetime.now(UTC))
-    )
-    request.app.state.service.audit.record(
-        principal.id, "gate.evaluated", result["id"], {"verdict": result["verdict"], "dataset": result["dataset"]}
+        lambda: app.gates.evaluate(principal.id, spec_text, body.dataset, candidate, champion)
     )
     background.add_task(_announce, request, result)
     return result
@@ -93,39 +77,29 @@ async def create(
 
 @router.get("")
 def list_runs(
-    request: Request,
+    app: AppDep,
     _: ReadKey,
     model: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     """Gate runs, newest first (optionally of one model)."""
-    return _runs(request).list(model, limit)
+    return app.gates.list(model, limit)
 
 
 @router.get("/{run_id}")
-def show(run_id: str, request: Request, _: ReadKey) -> dict[str, Any]:
+def show(run_id: str, app: AppDep, _: ReadKey) -> dict[str, Any]:
     """The run's full report.json."""
-    return _runs(request).report(run_id)
+    return app.gates.report(run_id)
 
 
 @router.post("/{run_id}/route")
-async def route_requests(run_id: str, request: Request, principal: AdminKey) -> dict[str, Any]:
+async def route_requests(run_id: str, app: AppDep, principal: AdminKey) -> dict[str, Any]:
     """Route the run's sample requests to the labeling queue: random unlabelled predictions of
     each undecided slice in the dataset's window (long-tail slices by the long_tail strategy)."""
-    store = _runs(request)
-    report = store.report(run_id)
-    queue = request.app.state.labeling_queue
-    service = request.app.state.service
-    result = await run_in_threadpool(
-        lambda: route_sample_requests(
-            run_id, report, queue, service.settings.data_dir / "datasets", datetime.now(UTC), principal.id
-        )
-    )
-    service.audit.record(principal.id, "gate.routed", run_id, {"queued": result["queued"]})
-    return result
+    return await run_in_threadpool(lambda: app.gates.route_requests(principal.id, run_id))
 
 
 @router.get("/{run_id}/report.html")
-def report_html(run_id: str, request: Request, _: ReadKey) -> FileResponse:
+def report_html(run_id: str, app: AppDep, _: ReadKey) -> FileResponse:
     """The run's readable report (self-contained HTML)."""
-    return FileResponse(_runs(request).html_path(run_id), media_type="text/html")
+    return FileResponse(app.gates.html_path(run_id), media_type="text/html")

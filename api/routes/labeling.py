@@ -9,11 +9,11 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AdminKey, ReadKey, ServiceDep
+from api.deps import AdminKey, AppDep, ReadKey, ServiceDep
 from api.errors import ApiError
 from api.params import parse_window
 from labeling.label_studio.webhook import parse_webhook, secret_matches
-from labeling.queue import LabelingQueue, RouteRequest
+from labeling.queue import RouteRequest
 from monitor.errors import FieldError, InvalidInput
 from monitor.formats import parse_json
 
@@ -38,49 +38,35 @@ class RouteCreate(BaseModel):
     )
 
 
-def queue_of(request: Request) -> LabelingQueue:
-    return request.app.state.labeling_queue
-
-
 @router.post("/route")
-async def route(body: RouteCreate, request: Request, service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
+async def route(body: RouteCreate, app: AppDep, principal: AdminKey) -> dict[str, Any]:
     """Select samples by strategy (within the per-model daily budget) and queue them for annotators."""
     start, end = parse_window(body.start, body.end)
-    result = await run_in_threadpool(
-        lambda: queue_of(request).route(
-            RouteRequest(
-                model=body.model,
-                strategy=body.strategy,
-                budget=body.budget,
-                start=start,
-                end=end,
-                finding_id=body.finding_id,
-                alert_id=body.alert_id,
-                column=body.column,
-                random_share=body.random_share,
-                show_model_output=body.show_model_output,
-                requested_by=principal.id,
-            )
-        )
+    request = RouteRequest(
+        model=body.model,
+        strategy=body.strategy,
+        budget=body.budget,
+        start=start,
+        end=end,
+        finding_id=body.finding_id,
+        alert_id=body.alert_id,
+        column=body.column,
+        random_share=body.random_share,
+        show_model_output=body.show_model_output,
+        requested_by=principal.id,
     )
-    service.audit.record(
-        principal.id,
-        "labeling.routed",
-        body.model,
-        {"strategy": body.strategy, "queued": result["queued"], "alert_id": body.alert_id},
-    )
-    return result
+    return await run_in_threadpool(lambda: app.labeling.route(principal.id, request))
 
 
 @router.get("/queue")
 def queue(
-    request: Request,
+    app: AppDep,
     _: ReadKey,
     model: str | None = None,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> dict[str, Any]:
-    q = queue_of(request)
+    q = app.labeling.queue
     return {"depth": q.depth(), "samples": q.list(model, status, limit)}
 
 
@@ -111,17 +97,7 @@ async def webhook(request: Request, service: ServiceDep, background: BackgroundT
 
 
 @router.post("/sync")
-async def sync_now(request: Request, service: ServiceDep, principal: AdminKey) -> dict[str, Any]:
+async def sync_now(app: AppDep, principal: AdminKey) -> dict[str, Any]:
     """Push queued samples to Label Studio and pull every annotation now (the server also does
     this every LOOPWATCH_LABELING_SYNC_INTERVAL_SECONDS)."""
-    sync = request.app.state.label_sync
-    if sync is None:
-        raise ApiError(
-            503,
-            "not_configured",
-            "Label Studio is not configured (LOOPWATCH_LABEL_STUDIO_URL, LOOPWATCH_LABEL_STUDIO_TOKEN)",
-        )
-    pushed = await run_in_threadpool(sync.push)
-    pulled = await run_in_threadpool(sync.poll) if pushed.get("error") is None else {"labels": 0, "needs_review": 0}
-    service.audit.record(principal.id, "labeling.synced", None, {"pushed": pushed, "pulled": pulled})
-    return {"push": pushed, "pull": pulled}
+    return await run_in_threadpool(lambda: app.labeling.sync_now(principal.id))

@@ -28,7 +28,6 @@ from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from tests.conftest import BRAKING, Api
-from tests.monitor.test_evaluation import NOW
 
 MODEL = str(BRAKING["name"])
 BASE = f"/v1/models/{MODEL}"
@@ -73,10 +72,18 @@ def _hour(start: datetime, n: int, spread: float, seed: int) -> tuple[pa.Table, 
     return predictions, labels
 
 
+def _this_hour() -> datetime:
+    """The current hour's start, read when a test runs — not at collection: a suite crossing an
+    hour would otherwise run its monitors on a window more than one period old, which is history
+    (recorded, never live; CI once failed so at 07:00 UTC)."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 @dataclass
 class Populated:
     api: Api
     runs: dict[str, str]  # monitor → run id
+    now: datetime  # the window end the monitors ran at
 
     @property
     def service(self) -> Loopwatch:
@@ -85,9 +92,11 @@ class Populated:
 
 def _populate(api: Api) -> Populated:
     """Six labelled reference hours, a drifted current hour with half its labels, three monitors
-    run live at ``NOW`` over the API, and the hourly rollups refreshed (the background job's work)."""
+    run live at this hour's start over the API, and the hourly rollups refreshed (the background
+    job's work)."""
+    now = _this_hour()
     for hours_ago, spread in [(7, 10), (6, 10), (5, 10), (4, 10), (3, 10), (2, 10), (1, 3)]:
-        predictions, labels = _hour(NOW - timedelta(hours=hours_ago), 1_500, spread, seed=hours_ago)
+        predictions, labels = _hour(now - timedelta(hours=hours_ago), 1_500, spread, seed=hours_ago)
         if hours_ago == 1:
             labels = labels.slice(0, 750)
         for path, table in (("predictions", predictions), ("labels", labels)):
@@ -97,11 +106,11 @@ def _populate(api: Api) -> Populated:
     runs: dict[str, str] = {}
     for monitor in MONITORS:
         name = monitor["name"]
-        run = api.client.post(f"{BASE}/monitors/{name}/run", json={"at": NOW.isoformat()}, headers=api.admin).json()
+        run = api.client.post(f"{BASE}/monitors/{name}/run", json={"at": now.isoformat()}, headers=api.admin).json()
         assert run["status"] == "succeeded" and run["live"], run
         runs[name] = run["run_id"]
     api.client.app.state.dashboards.rollups.refresh_all()  # type: ignore[attr-defined]
-    return Populated(api, runs)
+    return Populated(api, runs, now)
 
 
 @contextmanager
@@ -297,10 +306,10 @@ def test_deleted_monitors_backfills_and_the_cache(tmp_path: Path) -> None:
         assert _select(before, "loopwatch_model_drift_score", monitor="feature-drift")
         # The rest of the current hour's labels arrive, and a backfill re-judges that same window:
         # its values differ, and it is the newest run of the window, yet it is history, not "now".
-        _, labels = _hour(NOW - timedelta(hours=1), 1_500, 3, seed=1)
+        _, labels = _hour(populated.now - timedelta(hours=1), 1_500, 3, seed=1)
         body_bytes = table_to_arrow_stream(labels.slice(750))
         api.client.post(f"{BASE}/labels", content=body_bytes, headers={**api.ingest, **ARROW}).raise_for_status()
-        body = {"from": (NOW - timedelta(hours=1)).isoformat(), "to": NOW.isoformat(), "monitors": ["quality"]}
+        body = {"from": (populated.now - timedelta(hours=1)).isoformat(), "to": populated.now.isoformat(), "monitors": ["quality"]}
         backfill = api.client.post(f"{BASE}/backfill", json=body, headers=api.admin).json()
         assert backfill["runs"] == 1 and backfill["failed"] == 0
         replayed = api.client.get(
@@ -322,7 +331,7 @@ def test_deleted_monitors_backfills_and_the_cache(tmp_path: Path) -> None:
         api.client.post(f"{BASE}/monitors", json=MONITORS[0], headers=api.admin).raise_for_status()
         clock[0] = 10.0
         assert not _select(scrape(), "loopwatch_model_drift_score", monitor="feature-drift")
-        run = api.client.post(f"{BASE}/monitors/feature-drift/run", json={"at": NOW.isoformat()}, headers=api.admin)
+        run = api.client.post(f"{BASE}/monitors/feature-drift/run", json={"at": populated.now.isoformat()}, headers=api.admin)
         assert run.json()["status"] == "succeeded"
         clock[0] = 15.0
         assert _select(scrape(), "loopwatch_model_drift_score", monitor="feature-drift")
@@ -333,14 +342,15 @@ def test_the_predictions_counter_never_goes_down(service: Loopwatch, braking_mod
     between scrapes, even when a batch is missing from one read (the upkeep wrote and cleared its
     pending count between the scrape's two reads): Prometheus would take a decrease for a reset."""
     reader = ModelHealthReader(service, Rollups(service))
-    predictions, _ = _hour(NOW - timedelta(hours=1), 100, 10, seed=7)
+    now = _this_hour()
+    predictions, _ = _hour(now - timedelta(hours=1), 100, 10, seed=7)
     service.store.ingest_predictions(MODEL, predictions)
     (first,) = reader.read().volumes
     assert first.predictions == 100 and first.last_prediction is not None
     service.registry.version_tally.clear()  # the batch now in neither the table nor the tally
     (second,) = reader.read().volumes
     assert (second.predictions, second.last_prediction) == (first.predictions, first.last_prediction)
-    later, _ = _hour(NOW, 50, 10, seed=8)
+    later, _ = _hour(now, 50, 10, seed=8)
     service.store.ingest_predictions(MODEL, later)
     service.registry.write_version_counts()
     (third,) = reader.read().volumes
