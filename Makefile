@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/reference_sample.py
 	$(PY) bench/window_scan.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/metrics_scrape.py
 	$(PY) bench/performance_quality.py
 	$(PY) bench/gate_validity.py
 	$(PY) bench/canary_quality.py
