@@ -32,6 +32,7 @@ from typing import get_args
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from detectors import Status
+from monitor.alerting.alerts import AlertStore
 from monitor.monitors import Severity
 from monitor.registry import RegisteredModel
 from monitor.rollups import Rollups
@@ -137,6 +138,7 @@ class ModelHealthReader:
     ) -> None:
         self._service = service
         self._rollups = rollups
+        self._alerts = AlertStore(service.db, service.registry, service.now)  # read-only use
         self._max_features = max_features
         self._coverage_span = coverage_span
         self._findings: dict[str, list[WindowFinding]] = {}
@@ -186,13 +188,7 @@ class ModelHealthReader:
 
     def _firing(self, models: list[str]) -> dict[tuple[str, str], int]:
         counts = {(model, severity): 0 for model in models for severity in SEVERITIES}
-        # Alert rows belong to monitor.alerting, whose store has no grouped count: one read-only query.
-        rows = self._service.db.query(
-            "SELECT m.name, a.severity, count(*) FROM alerts a JOIN models m ON m.id = a.model_id "
-            "WHERE a.state = 'firing' GROUP BY m.name, a.severity"
-        )
-        for model, severity, n in rows:
-            counts[(str(model), str(severity))] = int(n)
+        counts.update(self._alerts.firing_counts())
         return counts
 
     def _volumes(self, models: list[RegisteredModel], omitted: dict[str, int]) -> list[ModelVolume]:
@@ -204,12 +200,7 @@ class ModelHealthReader:
         batch between the two reads, that batch is missed for one scrape (never counted twice).
         A counter must not go down (Prometheus would see a reset), so per model the highest
         value exported is kept until the count passes it again."""
-        written = {
-            int(model_id): (int(rows), last)
-            for model_id, rows, last in self._service.db.query(
-                "SELECT model_id, sum(rows), max(last_seen) FROM model_versions GROUP BY model_id"
-            )
-        }
+        written = self._service.registry.written_volumes()
         now = self._service.now().astimezone(UTC)
         end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # the current hour included
         coverage = self._rollups.totals_all(end - self._coverage_span, end)

@@ -158,6 +158,16 @@ class Registry:
         )
         return [{"version": v, "changes": json.loads(c or "[]"), "created_at": t.isoformat()} for v, c, t in rows]
 
+    def written_volumes(self) -> dict[int, tuple[int, datetime | None]]:
+        """Per model id: predictions and the newest prediction time in the written version counts
+        (``model_versions``), all models in one read; add ``version_tally.pending`` for the rest."""
+        return {
+            int(model_id): (int(rows), last)
+            for model_id, rows, last in self._db.query(
+                "SELECT model_id, sum(rows), max(last_seen) FROM model_versions GROUP BY model_id"
+            )
+        }
+
     def versions(self, name: str) -> builtins.list[dict[str, Any]]:
         """The model versions seen in ingested predictions, oldest first (written counts plus
         those the background upkeep has not written yet)."""

@@ -258,6 +258,14 @@ class AlertStore:
         )
         return [self._public(r) for r in rows]
 
+    def firing_counts(self) -> dict[tuple[str, str], int]:
+        """Firing alerts per (model name, severity), in one grouped read (the per-model metrics)."""
+        rows = self._db.query(
+            "SELECT m.name, a.severity, count(*) FROM alerts a JOIN models m ON m.id = a.model_id "
+            "WHERE a.state = 'firing' GROUP BY m.name, a.severity"
+        )
+        return {(str(model), str(severity)): int(n) for model, severity, n in rows}
+
     def events(self, alert_id: str) -> builtins.list[dict[str, Any]]:
         rows = self._db.query(
             "SELECT occurred_at, event, actor, details FROM alert_events WHERE alert_id = ? ORDER BY occurred_at, event",
