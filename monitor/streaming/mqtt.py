@@ -92,6 +92,7 @@ class MqttConsumer:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._worker = threading.Thread(target=self._work, name=f"loopwatch-source-{spec.name}", daemon=True)
 
     @property
@@ -135,9 +136,17 @@ class MqttConsumer:
             return
         with self._lock:
             self._connection += 1
-        self.state = "connected"
+        self.state = "subscribing"  # "connected" once the broker granted the subscription
         self.last_error = None
         client.subscribe(self.spec.topic, qos=self.subscribed_qos)
+
+    def _on_subscribe(self, _: mqtt.Client, __: Any, ___: int, reasons: list[Any], ____: Any) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            self.state = "disconnected"
+            self.last_error = f"broker refused the subscription to {self.spec.topic!r}: {refused[0]}"
+            return
+        self.state = "connected"
 
     def _on_disconnect(self, _: mqtt.Client, __: Any, ___: Any, reason: Any, ____: Any) -> None:
         if not self._stopping.is_set():
