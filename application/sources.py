@@ -19,7 +19,7 @@ class Consuming(Protocol):
     """The server's consumers, told when sources change (absent in the offline CLI)."""
 
     def start(self, spec: SourceSpec) -> None: ...
-    def stop(self, name: str) -> None: ...
+    def stop(self, name: str, *, forget: bool = False) -> None: ...
     def status(self, spec: SourceSpec) -> dict[str, Any]: ...
 
 
@@ -81,7 +81,7 @@ class SourceOps:
         """Forget a source and stop consuming it (its dead letters stay)."""
         self._service.sources.delete(name)
         if self._runner is not None:
-            self._runner.stop(name)
+            self._runner.stop(name, forget=True)
         self._service.audit.record(actor, "source.deleted", name)
 
     def dead_letters(self, name: str, limit: int = 100) -> builtins.list[dict[str, Any]]:

@@ -71,6 +71,7 @@ class MqttConsumer:
         self._backoff_max = backoff_max_s
         self._queue: queue.Queue[_Delivery] = queue.Queue(QUEUE_BOUND)
         self._stopping = threading.Event()
+        self._unsubscribed = threading.Event()
         self._connection = 0
         self._lock = threading.Lock()
         self.state = "connecting"
@@ -93,6 +94,7 @@ class MqttConsumer:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = lambda *_: self._unsubscribed.set()
         self._worker = threading.Thread(target=self._work, name=f"loopwatch-source-{spec.name}", daemon=True)
 
     @property
@@ -106,9 +108,14 @@ class MqttConsumer:
         self._client.loop_start()
         self._worker.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Disconnect; a message being stored finishes, queued ones stay unacknowledged (redelivered)."""
+    def stop(self, timeout: float = 10.0, *, unsubscribe: bool = False) -> None:
+        """Disconnect; a message being stored finishes, queued ones stay unacknowledged (redelivered).
+        ``unsubscribe`` (the source was deleted or now reads another topic) first ends the
+        subscription, so the broker stops queueing the topic's messages for this session."""
         self._stopping.set()
+        if unsubscribe and self.state == "connected":
+            self._client.unsubscribe(self.spec.topic)
+            self._unsubscribed.wait(min(timeout, 3.0))
         self._client.disconnect()
         self._worker.join(timeout)
         self._client.loop_stop()

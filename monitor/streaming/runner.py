@@ -32,8 +32,14 @@ class SourceRunner:
             self.start(spec)
 
     def start(self, spec: SourceSpec) -> None:
-        """(Re)start the consumer of ``spec`` (a changed declaration replaces the running one)."""
-        self.stop(spec.name)
+        """(Re)start the consumer of ``spec`` (a changed declaration replaces the running one;
+        one that now reads another topic or broker, or is no longer mqtt, gives up its old subscription)."""
+        with self._lock:
+            running = self._consumers.get(spec.name)
+        moved = running is not None and (
+            spec.kind != "mqtt" or (running.spec.url, running.spec.topic) != (spec.url, spec.topic)
+        )
+        self.stop(spec.name, forget=moved)
         if spec.kind != "mqtt":
             return
 
@@ -45,11 +51,13 @@ class SourceRunner:
             self._consumers[spec.name] = consumer
         consumer.start()
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, *, forget: bool = False) -> None:
+        """Stop consuming ``name``; ``forget`` (a deleted source) also ends its broker subscription,
+        so messages stop queueing for it. A server shutting down keeps it: they wait for the restart."""
         with self._lock:
             consumer = self._consumers.pop(name, None)
         if consumer is not None:
-            consumer.stop()
+            consumer.stop(unsubscribe=forget)
 
     def stop_all(self) -> None:
         with self._lock:

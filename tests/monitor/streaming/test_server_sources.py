@@ -1,13 +1,19 @@
-"""The running server consumes its mqtt sources; a ``kill -9`` loses nothing: what was
-published while it was down, and what was in flight when it died, lands once after restart."""
+"""The running server consumes its mqtt sources: applied through the CLI (via the server) they
+start at once and deleted they stop; a ``kill -9`` loses nothing: what was published while it
+was down, and what was in flight when it died, lands once after restart."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+from typer.testing import CliRunner
 
+from api.cli import app
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.streaming.sources import SourceSpec
@@ -67,3 +73,47 @@ def test_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, broker:
     ids = [r["prediction_id"] for r in rows]
     assert len(ids) == 500 and len(set(ids)) == 500
     assert stored() == 500
+
+
+def test_cli_apply_and_delete_through_the_running_server(
+    server_factory: Any, broker: Broker, publish: Publish, tmp_path: Path
+) -> None:
+    """`loopwatch sources apply` while a server holds the data directory goes through its API
+    and the server starts consuming at once; `sources list` shows it connected; `sources delete`
+    stops it and ends its broker subscription (later messages are neither stored nor queued)."""
+    server, key = server_factory()
+    server.start()
+    headers = {"Authorization": f"Bearer {key}"}
+    spec = {"name": "plant-a", "kind": "mqtt", "url": broker.url, "topic": TOPIC, "model": "harsh-braking"}
+    file = tmp_path / "sources.yaml"
+    file.write_text(yaml.safe_dump({"sources": [spec]}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["sources", "apply", str(file), "--data-dir", str(server.data_dir)])
+    assert result.exit_code == 0, result.output
+
+    def listed() -> str:
+        return runner.invoke(app, ["sources", "list", "--data-dir", str(server.data_dir)]).output
+
+    wait_for(lambda: listed().strip().endswith("\tconnected"), what="consumer connected via the server")
+    publish(TOPIC, batch(0, 30))
+
+    def stored() -> int:
+        r = httpx.get(f"{server.url}/v1/models/harsh-braking/stats", headers=headers, timeout=5)
+        return int(r.json()["predictions"])
+
+    wait_for(lambda: stored() == 30, what="30 rows")
+    result = runner.invoke(app, ["sources", "delete", "plant-a", "--data-dir", str(server.data_dir)])
+    assert result.exit_code == 0, result.output
+    assert listed().strip() == ""
+    publish(TOPIC, batch(30, 10))
+    time.sleep(1.0)  # long enough for a running consumer to store 10 rows (it takes milliseconds)
+    assert stored() == 30
+    # Deleting ended the broker subscription too: declared again, the source does not receive
+    # what was published while it did not exist, only what comes next.
+    result = runner.invoke(app, ["sources", "apply", str(file), "--data-dir", str(server.data_dir)])
+    assert result.exit_code == 0, result.output
+    wait_for(lambda: listed().strip().endswith("\tconnected"), what="consumer connected again")
+    publish(TOPIC, batch(40, 10))
+    wait_for(lambda: stored() >= 40, what="the next 10 rows")
+    time.sleep(0.5)
+    assert stored() == 40
