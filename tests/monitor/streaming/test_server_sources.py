@@ -80,7 +80,8 @@ def test_cli_apply_and_delete_through_the_running_server(
 ) -> None:
     """`loopwatch sources apply` while a server holds the data directory goes through its API
     and the server starts consuming at once; `sources list` shows it connected; `sources delete`
-    stops it and ends its broker subscription (later messages are neither stored nor queued)."""
+    stops it and ends its broker subscription (later messages are neither stored nor queued).
+    A malformed message shows in its dead letters over the API and in /metrics."""
     server, key = server_factory()
     server.start()
     headers = {"Authorization": f"Bearer {key}"}
@@ -102,6 +103,17 @@ def test_cli_apply_and_delete_through_the_running_server(
         return int(r.json()["predictions"])
 
     wait_for(lambda: stored() == 30, what="30 rows")
+    publish(TOPIC, b"garbage")
+
+    def letters() -> list[dict[str, Any]]:
+        r = httpx.get(f"{server.url}/v1/sources/plant-a/dead-letters", headers=headers, timeout=5)
+        return list(r.json())
+
+    wait_for(lambda: len(letters()) == 1, what="the dead letter over the API")
+    assert letters()[0]["excerpt"] == "garbage" and letters()[0]["topic"] == TOPIC
+    metrics = httpx.get(f"{server.url}/metrics", headers=headers, timeout=5).text
+    assert 'loopwatch_source_messages_total{result="dead_letter",source="plant-a"} 1.0' in metrics
+    assert 'loopwatch_source_rows_total{source="plant-a"} 30.0' in metrics
     result = runner.invoke(app, ["sources", "delete", "plant-a", "--data-dir", str(server.data_dir)])
     assert result.exit_code == 0, result.output
     assert listed().strip() == ""
