@@ -94,6 +94,7 @@ class MqttConsumer:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_unsubscribe = lambda *_: self._unsubscribed.set()
         self._worker = threading.Thread(target=self._work, name=f"loopwatch-source-{spec.name}", daemon=True)
 
@@ -154,6 +155,11 @@ class MqttConsumer:
             self.last_error = f"broker refused the subscription to {self.spec.topic!r}: {refused[0]}"
             return
         self.state = "connected"
+
+    def _on_connect_fail(self, _: mqtt.Client, __: Any) -> None:
+        host, port = self.spec.host_port()
+        self.state = "disconnected"
+        self.last_error = f"cannot reach the broker at {host}:{port}; retrying"
 
     def _on_disconnect(self, _: mqtt.Client, __: Any, ___: Any, reason: Any, ____: Any) -> None:
         if not self._stopping.is_set():

@@ -12,7 +12,7 @@ import pytest
 from monitor.service import Loopwatch
 from monitor.streaming.runner import SourceRunner
 from monitor.streaming.sources import SourceSpec
-from tests.conftest import braking_record, earlier_today
+from tests.conftest import braking_record, earlier_today, free_port
 from tests.monitor.streaming.conftest import Broker, Publish, wait_for
 
 TOPIC = "plant/a/predictions"
@@ -101,3 +101,17 @@ def test_session_queue_survives_broker_restart_while_consumer_away(
     assert stored(service) == 0
     runner.start(spec)
     wait_for(lambda: stored(service) == 50, timeout=40, what="the 50 queued rows")
+
+
+def test_unreachable_broker_is_reported_not_fatal(service: Loopwatch, braking_model: Any) -> None:
+    """A source whose broker is down starts anyway and says why it is not consuming."""
+    spec = SourceSpec(
+        name="nowhere", kind="mqtt", url=f"mqtt://127.0.0.1:{free_port()}", topic=TOPIC, model="harsh-braking"
+    )
+    runner = SourceRunner(service)
+    runner.start(spec)
+    try:
+        wait_for(lambda: runner.status(spec)["state"] == "disconnected", what="reported disconnected")
+        assert "cannot reach the broker" in str(runner.status(spec)["last_error"])
+    finally:
+        runner.stop_all()
