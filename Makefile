@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/dashboard.py
 	$(PY) bench/metrics_scrape.py
 	$(PY) bench/performance_quality.py
+	$(PY) bench/streaming.py
 	$(PY) bench/gate_validity.py
 	$(PY) bench/canary_quality.py
 	$(PY) bench/estimated_performance.py

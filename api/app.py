@@ -32,6 +32,7 @@ from api.routes import (
     predictions,
     reports,
     session,
+    sources,
     store,
 )
 from api.version import VERSION
@@ -50,6 +51,7 @@ from monitor.periodic import Periodic
 from monitor.scheduling import MonitorScheduler, RunOutcome
 from monitor.service import Loopwatch
 from monitor.settings import Settings
+from monitor.streaming.runner import SourceRunner
 from monitor.validation import warm_up
 
 log = logging.getLogger("loopwatch")
@@ -255,9 +257,16 @@ def create_app(
             verification.start()
         if scheduler:
             scheduler.start()
+        # A consumer per mqtt source (monitor/streaming): acknowledges only what is stored.
+        source_runner = SourceRunner(service, metrics.count_source_message) if background else None
+        application.attach_sources(source_runner)
+        if source_runner:
+            source_runner.start_all()
         try:
             yield
         finally:
+            if source_runner:
+                source_runner.stop_all()
             if scheduler:
                 scheduler.shutdown(settings.shutdown_grace_seconds)
             else:
@@ -321,6 +330,7 @@ def create_app(
         keys.router,
         audit.router,
         store.router,
+        sources.router,
         console.router,
         dashboards.router,
     ):

@@ -41,6 +41,10 @@ alerts_app = typer.Typer(help="On-call: alerts, acknowledgements, silences.", no
 app.add_typer(alerts_app, name="alerts")
 audit_app = typer.Typer(help="The audit log: who did what, when.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+sources_app = typer.Typer(
+    help="Streaming sources (MQTT; Kafka declared only): declare, list, delete.", no_args_is_help=True
+)
+app.add_typer(sources_app, name="sources")
 
 console = Console(stderr=True)
 out = Console()
@@ -380,6 +384,66 @@ def monitors_list(
     for item in items:
         schedule = (item.get("every") and f"every {item['every']}") or f"cron {item.get('cron')}"
         typer.echo(f"{item['name']}\t{item['detector']}\t{schedule}\twindow {item['window']}\t{item['severity']}")
+
+
+@sources_app.command("apply")
+def sources_apply(
+    file: Annotated[Path, typer.Argument(help="YAML with a `sources:` list (see README).")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create or replace the streaming sources declared in a YAML file. The whole file is checked
+    first and every mistake listed at once; then all are saved together, or none. A running server
+    starts consuming them at once."""
+    import yaml
+
+    from api.local import open_backend
+
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        console.print(f"[red]error:[/red] cannot read {file}: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
+        console.print(f"[red]error:[/red] {file} must have a `sources:` list")
+        raise typer.Exit(2)
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            result = backend.apply_sources(raw["sources"])
+    except LoopwatchError as exc:
+        _fail(exc)
+    for item in result["sources"]:
+        verb = "created" if item.get("created") else "updated"
+        console.print(f"source {item['name']} {verb}: {item['kind']} {item['topic']} → {item['model']}")
+
+
+@sources_app.command("list")
+def sources_list(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """The declared sources and their consumers' state (name, kind, topic, model, state)."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            items = backend.list_sources()
+    except LoopwatchError as exc:
+        _fail(exc)
+    for item in items:
+        typer.echo(f"{item['name']}\t{item['kind']}\t{item['topic']}\t{item['model']}\t{item['status']['state']}")
+
+
+@sources_app.command("delete")
+def sources_delete(
+    name: Annotated[str, typer.Argument(help="Source name.")], data_dir: DataDir = None, config: ConfigFile = None
+) -> None:
+    """Stop consuming a source and forget it (its dead letters stay). Audited."""
+    from api.local import open_backend
+
+    try:
+        with open_backend(_settings(data_dir, config)) as backend:
+            backend.delete_source(name)
+    except LoopwatchError as exc:
+        _fail(exc)
+    console.print(f"source {name} deleted")
 
 
 @monitors_app.command("run")

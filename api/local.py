@@ -83,6 +83,9 @@ class Backend(Protocol):
     def save_monitors(self, model: str, monitors: list[Any]) -> dict[str, Any]: ...
     def list_monitors(self, model: str) -> list[dict[str, Any]]: ...
     def delete_monitor(self, model: str, name: str) -> None: ...
+    def apply_sources(self, sources: list[Any]) -> dict[str, Any]: ...
+    def list_sources(self) -> list[dict[str, Any]]: ...
+    def delete_source(self, name: str) -> None: ...
     def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]: ...
     def plan_backfill(self, request: BackfillRequest) -> dict[str, Any]: ...
     def backfill(self, request: BackfillRequest) -> dict[str, Any]: ...
@@ -199,6 +202,15 @@ class DirectBackend:
 
     def list_monitors(self, model: str) -> list[dict[str, Any]]:
         return self.app.monitors.list(model)
+
+    def apply_sources(self, sources: list[Any]) -> dict[str, Any]:
+        return self.app.sources.apply(CLI_ACTOR, sources)
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        return self.app.sources.list()
+
+    def delete_source(self, name: str) -> None:
+        self.app.sources.delete(CLI_ACTOR, name)
 
     def delete_monitor(self, model: str, name: str) -> None:
         self.app.monitors.delete(CLI_ACTOR, model, name)
@@ -368,6 +380,15 @@ class RemoteBackend:
 
     def list_monitors(self, model: str) -> list[dict[str, Any]]:
         return self._check(self.client.get(f"/v1/models/{model}/monitors"))
+
+    def apply_sources(self, sources: list[Any]) -> dict[str, Any]:
+        return self._check(self.client.post("/v1/sources", json=sources))
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        return self._check(self.client.get("/v1/sources"))
+
+    def delete_source(self, name: str) -> None:
+        self._check(self.client.delete(f"/v1/sources/{name}"))
 
     def delete_monitor(self, model: str, name: str) -> None:
         self._check(self.client.delete(f"/v1/models/{model}/monitors/{name}"))

@@ -62,11 +62,38 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.source_messages = Counter(
+            "loopwatch_source_messages",
+            "Streaming source messages by result: stored, dead_letter (acknowledged, recorded), "
+            "error (store refused; not acknowledged, retried)",
+            ["source", "result"],
+            registry=self.registry,
+        )
+        self.source_rows = Counter(
+            "loopwatch_source_rows",
+            "Prediction rows stored from a streaming source",
+            ["source"],
+            registry=self.registry,
+        )
+        self.source_last_message = Gauge(
+            "loopwatch_source_last_message_timestamp_seconds",
+            "When a streaming source's last message was stored or dead-lettered (Unix time)",
+            ["source"],
+            registry=self.registry,
+        )
         self.duckdb_wal_bytes = Gauge(
             "loopwatch_duckdb_wal_bytes",
             "Size of DuckDB's write-ahead log, read at scrape time (a checkpoint empties it)",
             registry=self.registry,
         )
+
+    def count_source_message(self, source: str, result: str, rows: int) -> None:
+        """A source consumer's listener (monitor/streaming/mqtt.py)."""
+        self.source_messages.labels(source, result).inc()
+        if rows:
+            self.source_rows.labels(source).inc(rows)
+        if result != "error":
+            self.source_last_message.labels(source).set_to_current_time()
 
     def watch_models(self, collector: Collector) -> None:
         """Export the per-model gauges (api/model_metrics.py); a restarted app replaces them."""

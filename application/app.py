@@ -13,6 +13,7 @@ from application.keys import KeyOps
 from application.labeling import LabelingOps
 from application.models import ModelOps
 from application.monitors import MonitorOps, Scheduling
+from application.sources import Consuming, SourceOps
 from application.store import StoreOps
 from labeling.curation import DatasetStore
 from labeling.queue import LabelingQueue
@@ -39,6 +40,7 @@ class Application:
     models: ModelOps = field(init=False)
     keys: KeyOps = field(init=False)
     monitors: MonitorOps = field(init=False)
+    sources: SourceOps = field(init=False)
     alerts: AlertOps = field(init=False)
     audit: AuditOps = field(init=False)
     store: StoreOps = field(init=False)
@@ -49,6 +51,7 @@ class Application:
         self.models = ModelOps(self.service)
         self.keys = KeyOps(self.service)
         self.monitors = MonitorOps(self.service)
+        self.sources = SourceOps(self.service)
         self.alerts = AlertOps(self.service, self.pipeline)
         self.audit = AuditOps(self.service)
         self.store = StoreOps(self.service)
@@ -72,6 +75,10 @@ class Application:
     def attach_scheduler(self, scheduler: Scheduling | None) -> None:
         """The server's scheduler, told when monitors are applied or deleted."""
         self.monitors.attach_scheduler(scheduler)
+
+    def attach_sources(self, runner: Consuming | None) -> None:
+        """The server's source consumers, told when sources are applied or deleted."""
+        self.sources.attach_runner(runner)
 
     @classmethod
     def offline(cls, service: Loopwatch) -> Application:

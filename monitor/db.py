@@ -232,6 +232,14 @@ MIGRATIONS: list[Migration] = [
     _label_authority,
     # 12: version counts written by the background upkeep up to a mark (see _version_marks)
     _version_marks,
+    # 13: streaming sources (monitor/streaming) and the messages they could not store
+    """
+    CREATE TABLE sources(
+        name VARCHAR PRIMARY KEY, spec JSON NOT NULL, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
+    CREATE TABLE source_dead_letters(
+        id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, topic VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+        excerpt VARCHAR NOT NULL, payload_bytes BIGINT NOT NULL, received_at TIMESTAMPTZ NOT NULL);
+    """,
 ]
 
 

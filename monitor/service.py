@@ -22,6 +22,7 @@ from monitor.scheduling import MonitorRunner
 from monitor.sessions import SessionStore
 from monitor.settings import Settings
 from monitor.store import PredictionStore
+from monitor.streaming.sources import SourceStore
 from monitor.version import VERSION
 
 # Headroom left to concurrent reads while DuckDB's cache is evicted: a dashboard query or label
@@ -55,6 +56,7 @@ class Loopwatch:
         self.audit = AuditLog(self.db, now)
         self.sessions = SessionStore(self.db, now)
         self.monitors = MonitorStore(self.db, self.registry, now)
+        self.sources = SourceStore(self.db, now)
         self.runs = RunStore(self.db, self.registry, VERSION, now)
         self.evaluator = Evaluator(
             self.store,

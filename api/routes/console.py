@@ -18,6 +18,7 @@ from api.deps import AppDep, ReadKey
 from api.errors import ApiError
 from api.routes.dashboards import Format, Range, page_context, respond
 from dashboards import analysis, console
+from dashboards import sources as sources_view
 from monitor.keys import scope_allows
 
 router = APIRouter(include_in_schema=False)
@@ -94,6 +95,16 @@ def audit_page(
         before_id=before_id,
     )
     return respond(request, console.audit_page(entries, filters), format, table)
+
+
+@router.get("/sources")
+def sources_page(
+    request: Request, app: AppDep, _: ReadKey, format: Format = None, table: str | None = None
+) -> Response:
+    """Streaming sources with their consumers' state and counts, and their newest dead letters."""
+    listed = app.sources.list()
+    letters = {s["name"]: app.sources.dead_letters(s["name"], sources_view.LETTERS_PER_SOURCE) for s in listed}
+    return respond(request, sources_view.sources_page(listed, letters), format, table)
 
 
 @router.get("/models/{model}/versions")

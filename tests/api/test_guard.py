@@ -34,6 +34,7 @@ from api.routes import (
     predictions,
     reports,
     session,
+    sources,
     store,
 )
 from monitor.settings import Settings
@@ -128,7 +129,7 @@ def _body_routes() -> list[tuple[str, str]]:
     """Every (method, path) that may carry a body, from the routers the app mounts."""
     out = []
     for module in (
-        alerts, datasets, health, keys, labeling, models, monitors, predictions, reports, session, store, dashboards
+        alerts, datasets, health, keys, labeling, models, monitors, predictions, reports, session, store, dashboards, sources
     ):
         for route in module.router.routes:
             for method in sorted(getattr(route, "methods", None) or ()):

@@ -1,0 +1,221 @@
+"""Sustained rows/s through MQTT into the store, and publish → queryable latency.
+
+Starts Debian's Mosquitto on a free loopback port (persistence on, unbounded session queue) and
+one consumer (``monitor.streaming.mqtt.MqttConsumer`` with the server's handler,
+``handle_message`` → the REST JSON path → DuckDB) over a fresh data directory, in this process
+(no HTTP: what is measured is broker → consumer → durable rows). One publisher at QoS 1 sends
+messages of ``--rows`` records:
+
+* ``saturated``: ``--saturated-messages`` sent as fast as the broker accepts them; rows/s = rows
+  stored / time from the first publish to the last message stored (its latencies are queueing);
+* ``paced``: at ``--paced-fraction`` of the saturated message rate for ``--seconds``; latency
+  per message = time it was handed to the publisher → its rows committed (queryable).
+
+Messages are handled in order on one worker, so the k-th handled message is the k-th published.
+
+    .venv/bin/python bench/streaming.py [--seconds 15 --rows 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from monitor.schema import ModelSchema  # noqa: E402
+from monitor.service import Loopwatch  # noqa: E402
+from monitor.settings import Settings  # noqa: E402
+from monitor.streaming.ingest import Outcome, handle_message  # noqa: E402
+from monitor.streaming.mqtt import MqttConsumer  # noqa: E402
+from monitor.streaming.sources import SourceSpec  # noqa: E402
+
+MODEL = {
+    "name": "harsh-braking",
+    "task": "binary",
+    "classes": ["none", "brake"],
+    "positive_class": "brake",
+    "features": {"speed_kmh": "numeric", "road_type": "categorical", "night": "boolean"},
+    "segments": ["region", "firmware"],
+}
+TOPIC = "bench/predictions"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_broker(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    conf = directory / "mosquitto.conf"
+    conf.write_text(
+        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {directory}/\nmax_queued_messages 0\nmax_inflight_messages 100\n"
+    )
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("mosquitto did not start")
+
+
+def message(seq: int, rows: int, base: datetime) -> bytes:
+    records = []
+    for j in range(rows):
+        i = seq * rows + j
+        records.append(
+            {
+                "prediction_id": f"b-{i}",
+                "timestamp": (base - timedelta(microseconds=i)).isoformat(),
+                "model_version": "1.0.0",
+                "features": {"speed_kmh": 40.0 + i % 50, "road_type": ["urban", "highway"][i % 2], "night": i % 3 == 0},
+                "prediction": "brake" if i % 4 == 0 else "none",
+                "score": (i % 100) / 100,
+                "latency_ms": 10.0 + i % 7,
+                "segments": {"region": "eu", "firmware": "3.2"},
+            }
+        )
+    return orjson.dumps(records)
+
+
+class Run:
+    """One phase: publish for a while (optionally paced), wait until every message is stored."""
+
+    def __init__(self, service: Loopwatch, port: int, rows: int, first_seq: int) -> None:
+        self.service, self.rows, self.seq = service, rows, first_seq
+        self.published: list[float] = []
+        self.stored: list[float] = []
+        self.done = threading.Event()
+        self.expected = -1
+        spec = SourceSpec(name="bench", kind="mqtt", url=f"mqtt://127.0.0.1:{port}", topic=TOPIC, model="harsh-braking")
+
+        def handle(topic: str, payload: bytes) -> Outcome:
+            outcome = handle_message(service, spec, topic, payload)
+            self.stored.append(time.perf_counter())
+            if len(self.stored) == self.expected:
+                self.done.set()
+            return outcome
+
+        self.consumer = MqttConsumer(spec, handle)
+        self.publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher")
+        self.publisher.max_inflight_messages_set(100)
+        self.publisher.connect("127.0.0.1", port)
+        self.publisher.loop_start()
+
+    def go(self, seconds: float, rate: float | None, max_messages: int | None = None) -> dict[str, Any]:
+        self.consumer.start()
+        while self.consumer.state != "connected":
+            time.sleep(0.01)
+        base = datetime.now(UTC)
+        bodies = [message(self.seq + k, self.rows, base) for k in range(min(200, int(seconds * (rate or 200)) + 1))]
+        started = time.perf_counter()
+        pending: list[mqtt.MQTTMessageInfo] = []
+        k = 0
+        while time.perf_counter() - started < seconds and (max_messages is None or k < max_messages):
+            if rate is not None:
+                due = started + k / rate
+                if due > time.perf_counter():
+                    time.sleep(due - time.perf_counter())
+            body = bodies[k % len(bodies)]
+            body = body.replace(b'"b-', f'"b{self.seq + k}-'.encode())  # unique ids per message
+            self.published.append(time.perf_counter())
+            pending.append(self.publisher.publish(TOPIC, body, qos=1))
+            k += 1
+            if len(pending) >= 200:
+                pending.pop(0).wait_for_publish(30)
+        for info in pending:
+            info.wait_for_publish(30)
+        self.expected = k
+        if len(self.stored) >= k:
+            self.done.set()
+        self.done.wait(600)
+        finished = time.perf_counter()
+        self.consumer.stop()
+        self.publisher.loop_stop()
+        self.publisher.disconnect()
+        latencies = sorted(s - p for p, s in zip(self.published, self.stored, strict=False))
+
+        def pct(q: float) -> float:
+            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
+
+        return {
+            "messages": k,
+            "rows": k * self.rows,
+            "publish_seconds": round(self.published[-1] - started, 2),
+            "drain_seconds": round(finished - started, 2),
+            "rows_per_second": round(k * self.rows / (self.stored[-1] - started)),
+            "latency_ms_p50": pct(0.5),
+            "latency_ms_p99": pct(0.99),
+            "latency_ms_max": pct(1.0),
+            "dead_letters": self.consumer.counts["dead_letter"],
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rows", type=int, default=500, help="records per message")
+    parser.add_argument("--paced-fraction", type=float, default=0.5)
+    parser.add_argument("--saturated-messages", type=int, default=1500, help="messages sent as fast as possible")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "streaming.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lw-bench-stream-") as tmp:
+        directory = Path(tmp)
+        (directory / "broker").mkdir()
+        port = free_port()
+        broker = start_broker(directory / "broker", port)
+        service = Loopwatch(Settings(data_dir=directory / "data"))
+        try:
+            service.registry.register(ModelSchema.model_validate(MODEL))
+            saturated = Run(service, port, args.rows, 0).go(600, None, args.saturated_messages)
+            print("saturated", json.dumps(saturated), flush=True)
+            rate = args.paced_fraction * saturated["rows_per_second"] / args.rows
+            paced = Run(service, port, args.rows, 10_000_000).go(args.seconds, rate)
+            paced["messages_per_second"] = round(rate, 1)
+            print("paced", json.dumps(paced), flush=True)
+            stored = int(service.store.stats("harsh-braking")["predictions"])
+        finally:
+            service.close()
+            broker.send_signal(signal.SIGTERM)
+            broker.wait(10)
+    result = {
+        "what": "MQTT (Mosquitto, loopback, QoS 1) → consumer (manual ack after commit) → DuckDB, one source, in process",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "rows_per_message": args.rows,
+        "paced_seconds": args.seconds,
+        "saturated": saturated,
+        "paced": paced,
+        "stored_rows_total": stored,
+        "exactly_once": stored == saturated["rows"] + paced["rows"],
+        "note": "the machine's 2 cores are shared with another engineer's work; broker, publisher and consumer share them",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
