@@ -153,7 +153,7 @@ class MonitorOps:
         if hot:
             reason = (
                 f"{hot} predictions of {plan.model} before {iso_z(plan.end)} are not sealed yet; the Spark engine "
-                "reads sealed Parquet only: seal them (`loopwatch store seal`) or use --engine embedded"
+                "reads sealed Parquet only: seal them (`loopwatch seal` moves days past the hot period) or use --engine embedded"
             )
             raise InvalidInput("range not sealed", [FieldError(field="engine", reason=reason)])
         master = master or DEFAULT_MASTER

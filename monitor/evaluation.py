@@ -43,7 +43,12 @@ class WindowTables(Protocol):
     must return the same rows in the same order and types."""
 
     def scan(
-        self, model_name: str, start: datetime | None = None, end: datetime | None = None, *, columns: list[str] | None = None
+        self,
+        model_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        columns: list[str] | None = None,
     ) -> pa.Table: ...
 
     def reference_sample(

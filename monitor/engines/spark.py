@@ -16,7 +16,7 @@ What runs where:
 
 Parity comes first: a window read here is the same Arrow table the store would return, so the
 findings are the same to the last bit. Windows still holding hot (unsealed) rows are refused:
-seal first (``loopwatch store seal``) or backfill them with the embedded engine.
+seal first (``loopwatch seal``) or backfill them with the embedded engine.
 """
 
 from __future__ import annotations
@@ -100,7 +100,12 @@ class SparkTables:
     # --- WindowTables ----------------------------------------------------------------------
 
     def scan(
-        self, model_name: str, start: datetime | None = None, end: datetime | None = None, *, columns: list[str] | None = None
+        self,
+        model_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        columns: list[str] | None = None,
     ) -> pa.Table:
         frame, target = self._window(model_name, start, end, columns, None)
         if frame is None:
@@ -152,7 +157,7 @@ class SparkTables:
             raise InvalidInput(
                 f"the Spark engine reads sealed Parquet only, and {hot} predictions of {model_name} in "
                 f"[{lo.isoformat()}, {hi.isoformat()}) are still in the hot table: seal them first "
-                "(`loopwatch store seal`) or backfill these windows with the embedded engine"
+                "(`loopwatch seal` moves days past the hot period) or backfill these windows with the embedded engine"
             )
         target = self._store.scan(model_name, FAR_PAST, FAR_PAST, columns=columns)  # no rows: the schema
         files = self._store.sealed_paths(model_name, lo, hi)
@@ -188,7 +193,10 @@ class SparkTables:
         (timestamp, prediction_id)."""
         table = frame.select(*target.column_names).toArrow()
         table = pa.Table.from_arrays(
-            [table.column(name).cast(field.type) for name, field in zip(target.column_names, target.schema, strict=True)],
+            [
+                table.column(name).cast(field.type)
+                for name, field in zip(target.column_names, target.schema, strict=True)
+            ],
             schema=target.schema,
         )
         return table.sort_by([("timestamp", "ascending"), ("prediction_id", "ascending")]).combine_chunks()
@@ -265,5 +273,3 @@ class SparkEngine:
 
     def close(self) -> None:
         self.spark.stop()
-
-

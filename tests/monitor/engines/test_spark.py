@@ -104,7 +104,11 @@ def _backfill(app: Application, engine: str) -> tuple[dict[str, Any], list[RunOu
     outcomes: list[RunOutcome] = []
     plan = app.monitors.plan_backfill(MODEL, START, START + timedelta(days=4))
     summary = app.monitors.backfill(
-        "test", plan, outcomes.append, engine=engine, spark_master=MASTER  # type: ignore[arg-type]
+        "test",
+        plan,
+        outcomes.append,
+        engine=engine,
+        spark_master=MASTER,  # type: ignore[arg-type]
     )
     return summary, outcomes
 
@@ -135,7 +139,9 @@ def test_spark_backfill_records_the_embedded_engines_findings(sealed: Applicatio
     assert ours.keys() == theirs.keys() and len(ours) > 50
     for key, mine in ours.items():
         other = theirs[key]
-        assert (other.status, other.n_current, other.n_reference) == (mine.status, mine.n_current, mine.n_reference), key
+        assert (other.status, other.n_current, other.n_reference) == (mine.status, mine.n_current, mine.n_reference), (
+            key
+        )
         for name in COMPARED:
             a, b = getattr(mine, name), getattr(other, name)
             assert (a is None) == (b is None), (key, name)
