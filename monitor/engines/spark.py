@@ -72,6 +72,7 @@ def spark_session(options: SparkOptions) -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.ui.showConsoleProgress", "false")
     )
     if options.master.startswith("local"):
         # Python workers on this machine run this interpreter (pyarrow and duckdb installed; PySpark
@@ -209,12 +210,17 @@ def _spark_type(arrow_type: pa.DataType) -> Any:
 
 
 def _slice_counts(frame: DataFrame, segments: list[str]) -> tuple[int, dict[str, dict[Any, int]]]:
-    """Rows of the window and per value (null included) of each segment column: aggregated on
-    the executors, exact, and the same numbers the store counts."""
-    total = frame.count()
-    by_segment: dict[str, dict[Any, int]] = {}
-    for seg in segments:
-        by_segment[seg] = {row[0]: int(row[1]) for row in frame.groupBy(seg).count().collect()}
+    """Rows of the window and per value (null included) of each segment column: one grouped
+    count on the executors (by every segment together), whose margins are the store's numbers."""
+    if not segments:
+        return frame.count(), {}
+    total = 0
+    by_segment: dict[str, dict[Any, int]] = {seg: {} for seg in segments}
+    for row in frame.groupBy(*segments).count().collect():
+        n = int(row[len(segments)])  # by position: a segment may itself be called "count"
+        total += n
+        for i, seg in enumerate(segments):
+            by_segment[seg][row[i]] = by_segment[seg].get(row[i], 0) + n
     return total, by_segment
 
 
