@@ -441,6 +441,10 @@ def backfill(
     spark_master: Annotated[
         str | None, typer.Option("--spark-master", help="Spark master URL for --engine spark (default local[*]).")
     ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--spark-conf", help="KEY=VALUE Spark setting for --engine spark (repeatable)."),
+    ] = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
@@ -461,10 +465,17 @@ def backfill(
     if engine not in ("embedded", "spark"):
         console.print(f"[red]error:[/red] --engine must be embedded or spark, not {engine!r}")
         raise typer.Exit(2)
-    if spark_master is not None and engine != "spark":
-        console.print("[red]error:[/red] --spark-master needs --engine spark")
+    if (spark_master is not None or spark_conf) and engine != "spark":
+        console.print("[red]error:[/red] --spark-master and --spark-conf need --engine spark")
         raise typer.Exit(2)
-    request = BackfillRequest(model, start, end, monitor, include_empty, engine, spark_master)
+    settings_given = []
+    for item in spark_conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error:[/red] --spark-conf takes KEY=VALUE, not {item!r}")
+            raise typer.Exit(2)
+        settings_given.append((key.strip(), value))
+    request = BackfillRequest(model, start, end, monitor, include_empty, engine, spark_master, tuple(settings_given))
     totals = {"runs": 0, "failed": 0, "findings": 0, "bad_findings": 0}
     errors: list[str] = []
     try:

@@ -111,6 +111,7 @@ class BackfillRequest:
     include_empty: bool = False
     engine: str = "embedded"  # or "spark" (the CLI on a free data directory only)
     spark_master: str | None = None
+    spark_conf: tuple[tuple[str, str], ...] = ()
 
     def body(self) -> dict[str, Any]:
         return {"from": self.start, "to": self.end, "monitors": self.monitors, "include_empty": self.include_empty}
@@ -234,6 +235,7 @@ class DirectBackend:
             plan,
             engine=request.engine,  # type: ignore[arg-type]  # checked by MonitorOps.backfill
             spark_master=request.spark_master,
+            spark_conf=dict(request.spark_conf),
         )
         return {**summary, "plan": plan.to_dict()}
 

@@ -134,7 +134,7 @@ class MonitorOps:
     def __init__(self, service: Loopwatch, scheduler: Scheduling | None = None) -> None:
         self._service = service
         self._scheduler = scheduler
-        self._spark: dict[str, SparkEngine] = {}  # by master URL, kept for the steps of a backfill
+        self._spark: dict[str, SparkEngine] = {}  # by its options, kept for the steps of a backfill
 
     def close(self) -> None:
         """Stop the Spark sessions backfills started (nothing to do for the embedded engine)."""
@@ -142,10 +142,13 @@ class MonitorOps:
             engine.close()
         self._spark.clear()
 
-    def _spark_runner(self, plan: BackfillPlan, master: str | None) -> tuple[MonitorRunner, dict[str, Any]]:
+    def _spark_runner(
+        self, plan: BackfillPlan, master: str | None, conf: dict[str, str] | None
+    ) -> tuple[MonitorRunner, dict[str, Any]]:
         """The Spark engine's runner for this plan, after refusing a plan that needs hot rows (the
         engine reads sealed Parquet only; trailing references lie before the range, so any hot row
-        before its end could be needed)."""
+        before its end could be needed). One session per process: asking for another master or
+        other settings stops the previous one (Spark would otherwise hand back the old session)."""
         from monitor.engines.spark import DEFAULT_MASTER, SparkEngine, SparkOptions
         from monitor.store import FAR_PAST
 
@@ -156,10 +159,12 @@ class MonitorOps:
                 "reads sealed Parquet only: seal them (`loopwatch seal` moves days past the hot period) or use --engine embedded"
             )
             raise InvalidInput("range not sealed", [FieldError(field="engine", reason=reason)])
-        master = master or DEFAULT_MASTER
-        if master not in self._spark:
-            self._spark[master] = SparkEngine(self._service, SparkOptions(master=master))
-        engine = self._spark[master]
+        options = SparkOptions(master=master or DEFAULT_MASTER, conf=tuple(sorted((conf or {}).items())))
+        key = repr(options)
+        if key not in self._spark:
+            self.close()
+            self._spark[key] = SparkEngine(self._service, options)
+        engine = self._spark[key]
         return engine.runner, engine.describe()
 
     def attach_scheduler(self, scheduler: Scheduling | None) -> None:
@@ -296,16 +301,17 @@ class MonitorOps:
         *,
         engine: Engine = "embedded",
         spark_master: str | None = None,
+        spark_conf: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Run a plan's windows (mode ``backfill``: recorded, never paging); ``progress`` is
         called after each run. ``engine``: ``embedded`` (DuckDB in this process) or ``spark``
-        (the sealed Parquet read by Spark at ``spark_master``, default ``local[*]``; the same
-        detectors and run records; the range must be sealed)."""
+        (the sealed Parquet read by Spark at ``spark_master``, default ``local[*]``, with extra
+        ``spark_conf`` settings; the same detectors and run records; the range must be sealed)."""
         outcomes: builtins.list[RunOutcome] = []
         runner = self._service.runner
         described: dict[str, Any] = {"engine": "embedded"}
         if engine == "spark":
-            runner, described = self._spark_runner(plan, spark_master)
+            runner, described = self._spark_runner(plan, spark_master, spark_conf)
         elif engine != "embedded":
             reason = f"unknown engine {engine!r}; one of {', '.join(ENGINES)}"
             raise InvalidInput("unknown engine", [FieldError(field="engine", reason=reason)])

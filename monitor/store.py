@@ -845,17 +845,19 @@ class PredictionStore:
         )
         return int(rows[0][0])
 
-    def label_rows(self, model_name: str) -> pa.Table:
-        """Every stored label as (prediction_id, label, label_timestamp): what a window's rows are
-        joined with (labels stay in DuckDB; only predictions are sealed)."""
+    def export_labels(self, model_name: str, path: Path) -> int:
+        """Write every stored label as (prediction_id, label, label_timestamp) to a Parquet file:
+        the snapshot another engine joins a window's rows with (labels stay in DuckDB; only
+        predictions are sealed). Returns the number of labels."""
         model = self._registry.get(model_name)
-        cur = self._db.cursor()
-        try:
-            return cur.sql(
-                f"SELECT prediction_id, label, timestamp AS label_timestamp FROM {model.labels_table}"
-            ).to_arrow_table()
-        finally:
-            cur.close()
+        literal = str(path).replace("'", "''")
+        with self._db.transaction() as cur:  # one consistent snapshot
+            count = cur.execute(f"SELECT count(*) FROM {model.labels_table}").fetchall()[0][0]
+            cur.execute(
+                f"COPY (SELECT prediction_id, label, timestamp AS label_timestamp FROM {model.labels_table}) "
+                f"TO '{literal}' (FORMAT parquet, COMPRESSION zstd)"
+            ).fetchall()
+        return int(count)
 
     def sealed_files(self, model_name: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)

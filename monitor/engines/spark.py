@@ -6,8 +6,8 @@ What runs where:
 * **Executors** read the sealed files a window needs (the catalog's list — each checked against
   its recorded size and sha256 first — so Spark prunes to the window's ``date=`` partitions and
   never reads a half-written or damaged file), filter rows to the window (``timestamp`` pushed
-  down to the Parquet row groups), project the detector's columns, join the labels (a broadcast
-  of the labels table), count the reference's slices, and draw the reference sample
+  down to the Parquet row groups), project the detector's columns, join the labels (a Parquet
+  snapshot of the labels table, written once per backfill), count the reference's slices, and draw the reference sample
   (``mapInArrow``: DuckDB's ``hash(prediction_id)`` per Arrow batch, the same key the store uses,
   so the sample is the same rows).
 * **The driver** collects each window and reference as Arrow, puts the rows in the store's order
@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -91,10 +94,13 @@ class SparkTables:
     rows, order and Arrow types as ``PredictionStore.scan`` / ``reference_sample``, from the
     sealed files only."""
 
-    def __init__(self, spark: SparkSession, service: Loopwatch) -> None:
+    def __init__(self, spark: SparkSession, service: Loopwatch, scratch: Path) -> None:
+        """``scratch``: where the labels snapshot is written for the executors to read (on a
+        cluster it must be on the filesystem they share, like ``sealed/``)."""
         self._spark = spark
         self._store = service.store
         self._registry = service.registry
+        self._scratch = scratch
         self._labels: dict[str, DataFrame] = {}
         self.windows_read = 0
 
@@ -178,16 +184,24 @@ class SparkTables:
                 for f in predicted
             ]
         )
-        labels = self._label_frame(model_name)
-        frame = frame.join(F.broadcast(labels), on="prediction_id", how="left")
+        frame = frame.join(self._label_frame(model_name), on="prediction_id", how="left")
         return frame, target
 
     def _label_frame(self, model_name: str) -> DataFrame:
-        """The labels table once per backfill (labels stay in DuckDB; a backfill reads a snapshot)."""
+        """The labels as of the first window read (labels stay in DuckDB: a snapshot is written
+        to Parquet once, and the executors read and join it like the predictions — shipping the
+        rows inside the tasks instead exhausted a 1 GB driver at 800k labels)."""
         if model_name not in self._labels:
-            labels = self._store.label_rows(model_name)
-            self._labels[model_name] = self._spark.createDataFrame(labels).cache()
+            self._scratch.mkdir(parents=True, exist_ok=True)
+            path = self._scratch / f"labels-{uuid.uuid4().hex}.parquet"
+            self._store.export_labels(model_name, path)
+            self._labels[model_name] = self._spark.read.parquet(str(path))
         return self._labels[model_name]
+
+    def close(self) -> None:
+        """Remove the label snapshots (after the session that reads them is done)."""
+        shutil.rmtree(self._scratch, ignore_errors=True)
+        self._labels.clear()
 
     def _collect(self, frame: DataFrame, target: pa.Table) -> pa.Table:
         """Collect to the driver in the store's column order, types and row order
@@ -259,7 +273,7 @@ class SparkEngine:
 
         self.options = options or SparkOptions()
         self.spark = spark_session(self.options)
-        self.tables = SparkTables(self.spark, service)
+        self.tables = SparkTables(self.spark, service, service.settings.data_dir / "spark" / uuid.uuid4().hex)
         evaluator = Evaluator(
             service.store,
             service.registry,
@@ -279,3 +293,4 @@ class SparkEngine:
 
     def close(self) -> None:
         self.spark.stop()
+        self.tables.close()

@@ -64,7 +64,18 @@ def test_cli_spark_backfill_records_the_same_findings_as_embedded(tmp_path: Path
     ]
     code, out = _invoke("backfill", *span, "--data-dir", str(data))
     assert code == 0, out
-    code, out = _invoke("backfill", *span, "--engine", "spark", "--spark-master", "local[1]", "--data-dir", str(data))
+    code, out = _invoke(
+        "backfill",
+        *span,
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[1]",
+        "--spark-conf",
+        "spark.sql.shuffle.partitions=2",
+        "--data-dir",
+        str(data),
+    )
     assert code == 0, out
     assert "4 runs (0 failed)" in out and "engine spark at local[1]" in out, out
     by_run: dict[str, list[dict[str, Any]]] = {}
@@ -104,4 +115,8 @@ def test_cli_spark_backfill_refuses_unsealed_rows(tmp_path: Path) -> None:
     assert code != 0 and "not sealed yet" in said and "--engine embedded" in said, out
     assert _findings(data) == []
     code, out = _invoke("backfill", *span, "--spark-master", "local[1]", "--data-dir", str(data))
-    assert code == 2 and "needs --engine spark" in out, out
+    assert code == 2 and "need --engine spark" in out, out
+    code, out = _invoke(
+        "backfill", *span, "--engine", "spark", "--spark-conf", "no-equals-sign", "--data-dir", str(data)
+    )
+    assert code == 2 and "KEY=VALUE" in out, out
