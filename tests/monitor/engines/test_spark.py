@@ -127,7 +127,8 @@ def _key(outcome: RunOutcome, finding: Any) -> tuple[Any, ...]:
 def test_spark_backfill_records_the_embedded_engines_findings(sealed: Application) -> None:
     """Every finding of a Spark backfill (data drift with a sampled, segmented reference and
     performance with labels) equals the embedded engine's on the same sealed data: same status,
-    same counts, values to 1e-9; both are recorded as backfill runs, the engine named."""
+    same counts, values to 1e-9; both are recorded as backfill runs, the engine named; the labels
+    snapshot the executors read is removed when the session ends."""
     embedded, embedded_runs = _backfill(sealed, "embedded")
     spark, spark_runs = _backfill(sealed, "spark")
     assert embedded["engine"] == "embedded" and spark["engine"] == "spark" and spark["spark_master"] == MASTER
@@ -164,6 +165,10 @@ def test_spark_backfill_records_the_embedded_engines_findings(sealed: Applicatio
     assert len(recorded) == 64 and {r["mode"] for r in recorded} == {"backfill"}
     audit = sealed.service.audit.list(action="monitor.backfill")
     assert sorted(a["details"]["engine"] for a in audit) == ["embedded", "spark"]
+    scratch = sealed.service.settings.data_dir / "spark"
+    assert list(scratch.rglob("labels-*.parquet")), "the labels were not read from a snapshot"
+    sealed.monitors.close()  # the session ends: its label snapshot goes
+    assert not list(scratch.rglob("*.parquet"))
 
 
 @pytest.mark.slow
