@@ -117,7 +117,7 @@ class SparkTables:
         frame, target = self._window(model_name, start, end, columns, None)
         if frame is None:
             return target
-        return self._collect(frame, target)
+        return self._collect(self._labelled(model_name, frame), target)
 
     def reference_sample(
         self,
@@ -135,11 +135,13 @@ class SparkTables:
         frame, target = self._window(model_name, start, end, columns, model_version)
         if frame is None:
             return target
+        # Counted and sampled before the labels are joined (a left join on a unique key changes
+        # neither the counts nor which rows the id's hash keeps), so only the sample is joined.
         total, by_segment = _slice_counts(frame, segments)
         rates = SampleRates.for_counts(total, by_segment, cap)
         if not rates.samples:
-            return self._collect(frame, target)
-        sampled = _sample(frame, rates)
+            return self._collect(self._labelled(model_name, frame), target)
+        sampled = self._labelled(model_name, _sample(frame, rates))
         keyed = target.append_column(pa.field(SAMPLE_KEY, pa.float64()), pa.array([], pa.float64()))
         return mark_sampled(self._collect(sampled, keyed), rates)
 
@@ -153,8 +155,9 @@ class SparkTables:
         columns: list[str] | None,
         model_version: str | None,
     ) -> tuple[DataFrame | None, pa.Table]:
-        """The window as a Spark frame (``None`` when no sealed file holds it) and the empty
-        table of the store's answer (its schema is what the collected rows are cast to)."""
+        """The window's predictions as a Spark frame, without labels (``None`` when no sealed file
+        holds it), and the empty table of the store's answer (its schema is what the collected
+        rows are cast to)."""
         from pyspark.sql import functions as F
 
         lo = start or FAR_PAST
@@ -184,8 +187,11 @@ class SparkTables:
                 for f in predicted
             ]
         )
-        frame = frame.join(self._label_frame(model_name), on="prediction_id", how="left")
         return frame, target
+
+    def _labelled(self, model_name: str, frame: DataFrame) -> DataFrame:
+        """The rows with their labels, if any (the store's ``LEFT JOIN labels USING (prediction_id)``)."""
+        return frame.join(self._label_frame(model_name), on="prediction_id", how="left")
 
     def _label_frame(self, model_name: str) -> DataFrame:
         """The labels as of the first window read (labels stay in DuckDB: a snapshot is written
@@ -195,7 +201,7 @@ class SparkTables:
             self._scratch.mkdir(parents=True, exist_ok=True)
             path = self._scratch / f"labels-{uuid.uuid4().hex}.parquet"
             self._store.export_labels(model_name, path)
-            self._labels[model_name] = self._spark.read.parquet(str(path))
+            self._labels[model_name] = self._spark.read.parquet(str(path)).cache()
         return self._labels[model_name]
 
     def close(self) -> None:
