@@ -79,8 +79,8 @@ def spark_session(options: SparkOptions) -> SparkSession:
     )
     if options.master.startswith("local"):
         # Python workers on this machine run this interpreter (pyarrow and duckdb installed; PySpark
-        # reads only the environment variable here). A cluster's executors are told theirs by
-        # ``spark.pyspark.python`` / ``spark.executorEnv.PYSPARK_PYTHON`` in ``conf``.
+        # reads only the environment variable). On a cluster, set PYSPARK_PYTHON to a path that
+        # exists on every executor.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in options.conf:
         builder = builder.config(key, value)
