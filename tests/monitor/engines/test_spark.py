@@ -197,3 +197,20 @@ def test_spark_backfill_refuses_a_range_with_hot_rows(sealed: Application) -> No
         sealed.monitors.backfill("test", plan, engine="spark", spark_master=MASTER)
     assert "not sealed yet" in caught.value.errors[0].reason
     assert service.runs.runs(MODEL) == []
+
+
+@pytest.mark.slow
+def test_spark_backfill_never_reads_a_damaged_sealed_file(sealed: Application) -> None:
+    """A sealed file that no longer matches its recorded size and hash is not handed to Spark:
+    the windows needing it fail naming the file (as in the embedded engine), the others run."""
+    service = sealed.service
+    plan = sealed.monitors.plan_backfill(MODEL, START + timedelta(days=2), START + timedelta(days=4), ["perf"])
+    damaged = sorted(service.store.sealed_dir.rglob("*.parquet"))[-1]  # the last day, after planning
+    with damaged.open("ab") as f:
+        f.write(b"not parquet")
+    outcomes: list[RunOutcome] = []
+    summary = sealed.monitors.backfill("test", plan, outcomes.append, engine="spark", spark_master=MASTER)
+    failed = [o for o in outcomes if o.error]
+    assert failed and summary["failed"] == len(failed) < summary["runs"]
+    assert all("StorageDamaged" in (o.error or "") and damaged.name in (o.error or "") for o in failed), failed[0].error
+    assert all(o.run.window_end > START + timedelta(days=3) for o in failed)
