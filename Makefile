@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/gate_validity.py
 	$(PY) bench/canary_quality.py
 	$(PY) bench/estimated_performance.py
+	$(PY) bench/spark_parity.py --cores 1 2
 	$(PY) bench/multivariate_drift.py
 	$(PY) bench/embedding_scan.py
 	$(MAKE) nannyml-venv

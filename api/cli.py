@@ -496,11 +496,25 @@ def backfill(
     include_empty: Annotated[
         bool, typer.Option("--include-empty", help="Also run windows holding no predictions (skipped by default).")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="embedded (DuckDB in this process) or spark (PySpark over the sealed Parquet; the range must be sealed)."
+        ),
+    ] = "embedded",
+    spark_master: Annotated[
+        str | None, typer.Option("--spark-master", help="Spark master URL for --engine spark (default local[*]).")
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--spark-conf", help="KEY=VALUE Spark setting for --engine spark (repeatable)."),
+    ] = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
     """Replay monitors over history (e.g. after changing a threshold). Findings are recorded but
-    nobody is paged. Counts the windows first, skips those without predictions, shows progress."""
+    nobody is paged. Counts the windows first, skips those without predictions, shows progress.
+    ``--engine spark`` reads the sealed Parquet with Spark and runs the same detectors (docs/spark.md)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -512,7 +526,20 @@ def backfill(
 
     from api.local import BackfillRequest, open_backend
 
-    request = BackfillRequest(model, start, end, monitor, include_empty)
+    if engine not in ("embedded", "spark"):
+        console.print(f"[red]error:[/red] --engine must be embedded or spark, not {engine!r}")
+        raise typer.Exit(2)
+    if (spark_master is not None or spark_conf) and engine != "spark":
+        console.print("[red]error:[/red] --spark-master and --spark-conf need --engine spark")
+        raise typer.Exit(2)
+    settings_given = []
+    for item in spark_conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error:[/red] --spark-conf takes KEY=VALUE, not {item!r}")
+            raise typer.Exit(2)
+        settings_given.append((key.strip(), value))
+    request = BackfillRequest(model, start, end, monitor, include_empty, engine, spark_master, tuple(settings_given))
     totals = {"runs": 0, "failed": 0, "findings": 0, "bad_findings": 0}
     errors: list[str] = []
     try:
@@ -548,6 +575,7 @@ def backfill(
     console.print(
         f"{totals['runs']} runs ({totals['failed']} failed), {totals['findings']} findings, "
         f"{totals['bad_findings']} critical/no-data; {plan['skipped_empty']} empty windows skipped"
+        + (f"; engine {engine}" + (f" at {spark_master}" if spark_master else "") if engine != "embedded" else "")
     )
     for error in errors[:10]:
         console.print(f"  error: {error}")

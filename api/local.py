@@ -112,6 +112,9 @@ class BackfillRequest:
     end: str
     monitors: list[str] | None = None
     include_empty: bool = False
+    engine: str = "embedded"  # or "spark" (the CLI on a free data directory only)
+    spark_master: str | None = None
+    spark_conf: tuple[tuple[str, str], ...] = ()
 
     def body(self) -> dict[str, Any]:
         return {"from": self.start, "to": self.end, "monitors": self.monitors, "include_empty": self.include_empty}
@@ -239,7 +242,14 @@ class DirectBackend:
 
     def backfill(self, request: BackfillRequest) -> dict[str, Any]:
         plan = self._plan(request)
-        return {**self.app.monitors.backfill(CLI_ACTOR, plan), "plan": plan.to_dict()}
+        summary = self.app.monitors.backfill(
+            CLI_ACTOR,
+            plan,
+            engine=request.engine,  # type: ignore[arg-type]  # checked by MonitorOps.backfill
+            spark_master=request.spark_master,
+            spark_conf=dict(request.spark_conf),
+        )
+        return {**summary, "plan": plan.to_dict()}
 
     def list_alerts(self, filters: AlertFilter) -> list[dict[str, Any]]:
         return self.app.alerts.list(**filters.query())
@@ -401,6 +411,14 @@ class RemoteBackend:
         return self._check(self.client.post(f"/v1/models/{request.model}/backfill", json=body))
 
     def backfill(self, request: BackfillRequest) -> dict[str, Any]:
+        if request.engine != "embedded":
+            from monitor.errors import FieldError, InvalidInput
+
+            reason = (
+                "a running server holds this data directory; the Spark engine runs in the CLI on a data "
+                "directory no server holds (stop the server, or backfill with --engine embedded through it)"
+            )
+            raise InvalidInput("engine not available through a server", [FieldError(field="engine", reason=reason)])
         return self._check(self.client.post(f"/v1/models/{request.model}/backfill", json=request.body(), timeout=3600))
 
     def list_alerts(self, filters: AlertFilter) -> list[dict[str, Any]]:
@@ -539,7 +557,9 @@ def open_backend(settings: Settings) -> Iterator[Backend]:
         finally:
             remote.close()
         return
+    direct = DirectBackend(service)
     try:
-        yield DirectBackend(service)
+        yield direct
     finally:
+        direct.app.monitors.close()  # a Spark session a backfill started
         service.close()

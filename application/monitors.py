@@ -13,16 +13,20 @@ import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from monitor.clock import iso_z
 from monitor.errors import FieldError, InvalidInput
 from monitor.monitors import MonitorSpec, monitor_summary, parse_monitor
 from monitor.references import parse_duration
-from monitor.scheduling import RunOutcome, backfill_summary, outcome_summary, schedule_points
+from monitor.scheduling import MonitorRunner, RunOutcome, backfill_summary, outcome_summary, schedule_points
 
 if TYPE_CHECKING:
+    from monitor.engines.spark import SparkEngine
     from monitor.service import Loopwatch
+
+Engine = Literal["embedded", "spark"]
+ENGINES: tuple[Engine, ...] = ("embedded", "spark")
 
 # Detectors whose finding on an empty window is the point (a volume drop, a silent source):
 # their empty windows run once the model has sent data at all, not before.
@@ -130,6 +134,38 @@ class MonitorOps:
     def __init__(self, service: Loopwatch, scheduler: Scheduling | None = None) -> None:
         self._service = service
         self._scheduler = scheduler
+        self._spark: dict[str, SparkEngine] = {}  # by its options, kept for the steps of a backfill
+
+    def close(self) -> None:
+        """Stop the Spark sessions backfills started (nothing to do for the embedded engine)."""
+        for engine in self._spark.values():
+            engine.close()
+        self._spark.clear()
+
+    def _spark_runner(
+        self, plan: BackfillPlan, master: str | None, conf: dict[str, str] | None
+    ) -> tuple[MonitorRunner, dict[str, Any]]:
+        """The Spark engine's runner for this plan, after refusing a plan that needs hot rows (the
+        engine reads sealed Parquet only; trailing references lie before the range, so any hot row
+        before its end could be needed). One session per process: asking for another master or
+        other settings stops the previous one (Spark would otherwise hand back the old session)."""
+        from monitor.engines.spark import DEFAULT_MASTER, SparkEngine, SparkOptions
+        from monitor.store import FAR_PAST
+
+        hot = self._service.store.hot_rows(plan.model, FAR_PAST, plan.end)
+        if hot:
+            reason = (
+                f"{hot} predictions of {plan.model} before {iso_z(plan.end)} are not sealed yet; the Spark engine "
+                "reads sealed Parquet only: seal them (`loopwatch seal` moves days past the hot period) or use --engine embedded"
+            )
+            raise InvalidInput("range not sealed", [FieldError(field="engine", reason=reason)])
+        options = SparkOptions(master=master or DEFAULT_MASTER, conf=tuple(sorted((conf or {}).items())))
+        key = repr(options)
+        if key not in self._spark:
+            self.close()
+            self._spark[key] = SparkEngine(self._service, options)
+        engine = self._spark[key]
+        return engine.runner, engine.describe()
 
     def attach_scheduler(self, scheduler: Scheduling | None) -> None:
         self._scheduler = scheduler
@@ -262,11 +298,23 @@ class MonitorOps:
         actor: str,
         plan: BackfillPlan,
         progress: Callable[[RunOutcome], None] | None = None,
+        *,
+        engine: Engine = "embedded",
+        spark_master: str | None = None,
+        spark_conf: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Run a plan's windows (mode ``backfill``: recorded, never paging); ``progress`` is
-        called after each run."""
+        called after each run. ``engine``: ``embedded`` (DuckDB in this process) or ``spark``
+        (the sealed Parquet read by Spark at ``spark_master``, default ``local[*]``, with extra
+        ``spark_conf`` settings; the same detectors and run records; the range must be sealed)."""
         outcomes: builtins.list[RunOutcome] = []
         runner = self._service.runner
+        described: dict[str, Any] = {"engine": "embedded"}
+        if engine == "spark":
+            runner, described = self._spark_runner(plan, spark_master, spark_conf)
+        elif engine != "embedded":
+            reason = f"unknown engine {engine!r}; one of {', '.join(ENGINES)}"
+            raise InvalidInput("unknown engine", [FieldError(field="engine", reason=reason)])
         for monitor in plan.monitors:
             for window_end in monitor.ends:
                 outcome = runner.run(plan.model, monitor.monitor, window_end=window_end, mode="backfill")
@@ -283,6 +331,12 @@ class MonitorOps:
                 "to": iso_z(plan.end),
                 "runs": len(outcomes),
                 "skipped_empty": plan.skipped_empty,
+                **described,
             },
         )
-        return {**backfill_summary(outcomes), "skipped_empty": plan.skipped_empty, "windows": plan.windows}
+        return {
+            **backfill_summary(outcomes),
+            "skipped_empty": plan.skipped_empty,
+            "windows": plan.windows,
+            **described,
+        }

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -35,6 +35,33 @@ from monitor.schema import ModelSchema
 if TYPE_CHECKING:
     from monitor.registry import Registry
     from monitor.store import PredictionStore
+
+
+class WindowTables(Protocol):
+    """Where a window's rows and a reference's rows come from: the store itself (DuckDB over the
+    hot table and sealed Parquet) or another engine reading the same sealed files (Spark), which
+    must return the same rows in the same order and types."""
+
+    def scan(
+        self,
+        model_name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        columns: list[str] | None = None,
+    ) -> pa.Table: ...
+
+    def reference_sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        segments: list[str],
+        cap: int,
+        model_version: str | None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table: ...
 
 
 @dataclass(frozen=True)
@@ -74,10 +101,14 @@ class Evaluator:
         cache: ReferenceCache | None = None,
         *,
         reference_sample_rows: int = 0,
+        tables: WindowTables | None = None,
     ) -> None:
         """``reference_sample_rows``: a reference slice with more rows is judged on a uniform
-        sample of this many (``detectors.sampling``); 0 keeps every row."""
+        sample of this many (``detectors.sampling``); 0 keeps every row. ``tables``: where window
+        and reference rows are read (default: the store); counts and last-seen times always come
+        from the store."""
         self._store = store
+        self._tables: WindowTables = tables if tables is not None else store
         self._registry = registry
         self.references_dir = references_dir
         self.cache = cache or ReferenceCache()
@@ -137,9 +168,9 @@ class Evaluator:
         columns = _scan_columns(registered.schema, detector)
         cap = detector.window_sample(config)
         if cap is None:
-            table = store.scan(model, start, end, columns=columns)
+            table = self._tables.scan(model, start, end, columns=columns)
         else:
-            table = store.reference_sample(model, start, end, segments=segments or [], cap=cap, columns=columns)
+            table = self._tables.reference_sample(model, start, end, segments=segments or [], cap=cap, columns=columns)
         current_version = _dominant_version(table)
         if not detector.needs_reference:
             # The detector finds its reference in the window itself (version_comparison: the
@@ -201,7 +232,7 @@ class Evaluator:
         if resolved.kind == "dataset":
             assert resolved.path is not None
             return sample_table(load_dataset(resolved.path), segments, cap)
-        return self._store.reference_sample(
+        return self._tables.reference_sample(
             model,
             resolved.start,
             resolved.end,

@@ -568,22 +568,12 @@ class PredictionStore:
                     return cur.sql(sql + " ORDER BY p.timestamp, p.prediction_id", params=params).to_arrow_table()
                 # A row is fetched when any slice it belongs to keeps it; segment_slices then keeps
                 # each slice's own share, so the whole window is not skewed towards small segments.
-                thresholds = ["$rate_all"]
-                params["rate_all"] = rates.overall
-                for i, (seg, value_rates) in enumerate(rates.by_segment.items()):
-                    col = quote_ident(seg)
-                    known = [(v, r) for v, r in value_rates.items() if v is not None]  # keys are text
-                    params[f"values{i}"] = [v for v, _ in known]
-                    params[f"rates{i}"] = [r for _, r in known]
-                    params[f"null_rate{i}"] = value_rates.get(None, 1.0)
-                    thresholds.append(
-                        f"CASE WHEN {col} IS NULL THEN $null_rate{i} ELSE coalesce(list_extract($rates{i}, "
-                        f"list_position($values{i}, CAST({col} AS VARCHAR))), 1.0) END"
-                    )
-                key = f"hash(s.prediction_id)::DOUBLE / {2.0**64!r}"
+                threshold, sample_params = sample_threshold_sql(rates)
+                params.update(sample_params)
+                key = SAMPLE_KEY_SQL.format(id="s.prediction_id")
                 sampled = cur.sql(
                     f"SELECT * FROM (SELECT s.*, {key} AS {quote_ident(SAMPLE_KEY)} FROM ({sql}) s) "
-                    f"WHERE {quote_ident(SAMPLE_KEY)} < greatest({', '.join(thresholds)}) "
+                    f"WHERE {quote_ident(SAMPLE_KEY)} < {threshold} "
                     "ORDER BY timestamp, prediction_id",
                     params=params,
                 ).to_arrow_table()
@@ -836,6 +826,38 @@ class PredictionStore:
             ).fetchall()
         log.info("sealed %s rows of %s for %s into %s", rows[0], model.name, day, final)
         return SealedFile(str(final), model.name, day, rows[0], digest)
+
+    @property
+    def sealed_dir(self) -> Path:
+        return self._sealed_dir
+
+    def sealed_paths(self, model_name: str, start: datetime, end: datetime) -> list[str]:
+        """The sealed files holding rows of ``[start, end]`` (from the catalog, each checked against
+        its recorded size and hash first: :class:`StorageDamaged` rather than wrong rows). What
+        another engine reads instead of listing ``sealed/`` (where an interrupted seal's file may lie)."""
+        return self._files_overlapping(self._registry.get(model_name), start, end)
+
+    def hot_rows(self, model_name: str, start: datetime, end: datetime) -> int:
+        """Predictions in ``[start, end)`` still in the hot DuckDB table (not yet sealed)."""
+        model = self._registry.get(model_name)
+        rows = self._db.query(
+            f"SELECT count(*) FROM {model.predictions_table} WHERE timestamp >= ? AND timestamp < ?", [start, end]
+        )
+        return int(rows[0][0])
+
+    def export_labels(self, model_name: str, path: Path) -> int:
+        """Write every stored label as (prediction_id, label, label_timestamp) to a Parquet file:
+        the snapshot another engine joins a window's rows with (labels stay in DuckDB; only
+        predictions are sealed). Returns the number of labels."""
+        model = self._registry.get(model_name)
+        literal = str(path).replace("'", "''")
+        with self._db.transaction() as cur:  # one consistent snapshot
+            count = cur.execute(f"SELECT count(*) FROM {model.labels_table}").fetchall()[0][0]
+            cur.execute(
+                f"COPY (SELECT prediction_id, label, timestamp AS label_timestamp FROM {model.labels_table}) "
+                f"TO '{literal}' (FORMAT parquet, COMPRESSION zstd)"
+            ).fetchall()
+        return int(count)
 
     def sealed_files(self, model_name: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)
@@ -1143,6 +1165,29 @@ class PredictionStore:
         else:
             sql = f"SELECT p.* FROM ({source}) p WHERE TRUE"
         return sql, params
+
+
+SAMPLE_KEY_SQL = f"hash({{id}})::DOUBLE / {2.0**64!r}"
+"""The uniform sampling key of a prediction (DuckDB's hash of its id): the same in every engine
+that evaluates it through DuckDB, so a sample is the same rows wherever it is drawn."""
+
+
+def sample_threshold_sql(rates: SampleRates) -> tuple[str, dict[str, Any]]:
+    """The SQL expression (and its bound parameters) a row's sampling key must stay below: the
+    highest rate of the slices the row belongs to."""
+    thresholds = ["$rate_all"]
+    params: dict[str, Any] = {"rate_all": rates.overall}
+    for i, (seg, value_rates) in enumerate(rates.by_segment.items()):
+        col = quote_ident(seg)
+        known = [(v, r) for v, r in value_rates.items() if v is not None]  # keys are text
+        params[f"values{i}"] = [v for v, _ in known]
+        params[f"rates{i}"] = [r for _, r in known]
+        params[f"null_rate{i}"] = value_rates.get(None, 1.0)
+        thresholds.append(
+            f"CASE WHEN {col} IS NULL THEN $null_rate{i} ELSE coalesce(list_extract($rates{i}, "
+            f"list_position($values{i}, CAST({col} AS VARCHAR))), 1.0) END"
+        )
+    return f"greatest({', '.join(thresholds)})", params
 
 
 def _slice_counts(
