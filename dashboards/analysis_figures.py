@@ -9,10 +9,18 @@ is HTML-escaped because plotly interprets a few tags in labels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any
 
-from dashboards.figures import COLORS, HOVER_TIME, VERSION_COLORS, Figure, esc, figure, has_points, ts
+from dashboards.figures import (
+    COLORS,
+    HOVER_TIME,
+    VERSION_COLORS,
+    Figure,
+    distribution_figure,
+    esc,
+    figure,
+    ts,
+)
 from dashboards.rates import RATE_LABELS, Rate
 from dashboards.versions import DriftRow, VersionSide
 
@@ -60,53 +68,13 @@ def version_latency_figure(rows: Sequence[Any], versions: Sequence[str]) -> Figu
 
 def version_distribution_figure(row: DriftRow, a: str, b: str) -> Figure | None:
     """Version A's and B's distribution of one column (share of rows): histogram or categories."""
-    details = row.details
-    names = (f"v{esc(a)}", f"v{esc(b)}")
-    colors = (_color(a, (a, b)), _color(b, (a, b)))
-    histogram = details.get("histogram")
-    if histogram and histogram.get("edges"):
-        edges = histogram["edges"]
-        centers = [(lo + hi) / 2 for lo, hi in pairwise(edges)]
-        widths = [hi - lo for lo, hi in pairwise(edges)]
-        data = [
-            {
-                "type": "bar",
-                "x": centers,
-                "y": histogram[side],
-                "width": widths,
-                "name": name,
-                "marker": {"color": color},
-                "opacity": 0.55,
-                "hovertemplate": "%{x:.4g}: %{y:.1%}<extra>" + name + "</extra>",
-            }
-            for side, name, color in zip(("reference", "current"), names, colors, strict=True)
-        ]
-        barmode = "overlay"
-    elif details.get("categories"):
-        categories = [esc(c) for c in details["categories"]]
-        data = [
-            {
-                "type": "bar",
-                "x": categories,
-                "y": details.get(key) or [],
-                "name": name,
-                "marker": {"color": color},
-                "hovertemplate": "%{x}: %{y:.1%}<extra>" + name + "</extra>",
-            }
-            for key, name, color in zip(("reference_share", "current_share"), names, colors, strict=True)
-        ]
-        barmode = "group"
-    else:
-        return None
-    if not any(has_points(t) for t in data):
-        return None
-    return figure(
-        data,
-        f"{esc(row.column)}: share of rows per version",
+    return distribution_figure(
+        row.details,
+        names=(f"v{esc(a)}", f"v{esc(b)}"),
+        colors=(_color(a, (a, b)), _color(b, (a, b))),
+        title=f"{row.column}: share of rows per version",
         height=280,
-        barmode=barmode,
-        yaxis={"tickformat": ".0%", "title": {"text": "share"}},
-        xaxis={"type": "category"} if barmode == "group" else {},
+        category_axis=True,
     )
 
 

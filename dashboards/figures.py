@@ -659,8 +659,20 @@ def drift_score_figure(
     return figure(data, title, yaxis={"title": {"text": esc(method)}}, xaxis=_single_point_axis(points))
 
 
-def distribution_figure(details: dict[str, Any]) -> Figure | None:
-    """Reference vs current distribution of one window: histogram shares or category shares."""
+def distribution_figure(
+    details: dict[str, Any],
+    *,
+    names: tuple[str, str] = ("reference", "current"),
+    colors: tuple[str, str] | None = None,
+    title: str = "Reference vs current distribution (share of rows)",
+    height: int = 320,
+    category_axis: bool = False,
+) -> Figure | None:
+    """Reference vs current distribution of one finding: histogram shares or category shares.
+    ``names`` (already escaped) and ``colors`` label the two sides — the Versions page shows
+    version A and B this way; ``category_axis`` keeps category labels that look like numbers
+    from being plotted as numbers."""
+    colors = colors or (COLORS["reference"], COLORS["current"])
     histogram = details.get("histogram")
     if histogram and histogram.get("edges"):
         edges = histogram["edges"]
@@ -672,12 +684,12 @@ def distribution_figure(details: dict[str, Any]) -> Figure | None:
                 "x": centers,
                 "y": histogram[side],
                 "width": widths,
-                "name": side,
-                "marker": {"color": COLORS[side]},
+                "name": name,
+                "marker": {"color": color},
                 "opacity": 0.55,
-                "hovertemplate": "%{x:.4g}: %{y:.1%}<extra>" + side + "</extra>",
+                "hovertemplate": "%{x:.4g}: %{y:.1%}<extra>" + name + "</extra>",
             }
-            for side in ("reference", "current")
+            for side, name, color in zip(("reference", "current"), names, colors, strict=True)
         ]
         barmode = "overlay"
     elif details.get("categories"):
@@ -687,23 +699,21 @@ def distribution_figure(details: dict[str, Any]) -> Figure | None:
                 "type": "bar",
                 "x": categories,
                 "y": details.get(key) or [],
-                "name": side,
-                "marker": {"color": COLORS[side]},
-                "hovertemplate": "%{x}: %{y:.1%}<extra>" + side + "</extra>",
+                "name": name,
+                "marker": {"color": color},
+                "hovertemplate": "%{x}: %{y:.1%}<extra>" + name + "</extra>",
             }
-            for side, key in (("reference", "reference_share"), ("current", "current_share"))
+            for key, name, color in zip(("reference_share", "current_share"), names, colors, strict=True)
         ]
         barmode = "group"
     else:
         return None
     if not any(has_points(t) for t in data):
         return None
-    return figure(
-        data,
-        "Reference vs current distribution (share of rows)",
-        barmode=barmode,
-        yaxis={"tickformat": ".0%", "title": {"text": "share"}},
-    )
+    layout: dict[str, Any] = {"barmode": barmode, "yaxis": {"tickformat": ".0%", "title": {"text": "share"}}}
+    if category_axis and barmode == "group":
+        layout["xaxis"] = {"type": "category"}
+    return figure(data, title, height=height, **layout)
 
 
 def segment_figure(rows: Sequence[dict[str, Any]], url: Callable[[dict[str, Any]], str]) -> Figure | None:
