@@ -14,18 +14,23 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import pyarrow as pa
 
+from api.params import parse_time_field, parse_window
 from monitor.errors import LoopwatchError, StoreLocked
 from monitor.formats import ARROW_STREAM, table_to_arrow_stream
 from monitor.keys import hash_key
 from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
 from monitor.settings import Settings
+
+if TYPE_CHECKING:
+    from application import Application
 
 RUNTIME_FILE = "server.json"
 NO_SERVER_NOTE = (
@@ -169,10 +174,12 @@ class DirectBackend:
 
     service: Loopwatch
 
-    def __post_init__(self) -> None:
+    @cached_property
+    def app(self) -> Application:
+        """Built on first use: ``ingest`` and ``stats`` (the bulk path) need no alert pipeline."""
         from application import Application
 
-        self.app = Application.offline(self.service)
+        return Application.offline(self.service)
 
     def model_schema(self, name: str) -> ModelSchema:
         return self.service.registry.get(name).schema
@@ -219,20 +226,16 @@ class DirectBackend:
         self.app.monitors.delete(CLI_ACTOR, model, name)
 
     def run_monitor(self, model: str, name: str, at: str | None) -> dict[str, Any]:
-        from monitor.clock import parse_time
-
-        summary = self.app.monitors.run(CLI_ACTOR, model, name, parse_time(at) if at else None)
+        summary = self.app.monitors.run(CLI_ACTOR, model, name, parse_time_field("at", at) if at else None)
         if summary.get("live"):  # say plainly that nothing moved alerts: only a server runs the pipeline
             summary["alert_state"] = NO_SERVER_NOTE
         return summary
 
     def _plan(self, request: BackfillRequest) -> Any:
-        from monitor.clock import parse_time
-
         return self.app.monitors.plan_backfill(
             request.model,
-            _time("from", request.start, parse_time),
-            _time("to", request.end, parse_time),
+            parse_time_field("from", request.start),
+            parse_time_field("to", request.end),
             request.monitors,
             include_empty=request.include_empty,
         )
@@ -269,8 +272,6 @@ class DirectBackend:
         return self.app.alerts.expire_silence(CLI_ACTOR, silence_id)
 
     def audit(self, filters: AuditFilter) -> list[dict[str, Any]]:
-        from api.params import parse_window
-
         since, until = parse_window(filters.start, filters.end)
         return self.app.audit.list(
             limit=filters.limit,
@@ -290,7 +291,6 @@ class DirectBackend:
     def build_dataset(self, request: DatasetRequest) -> dict[str, Any]:
         from typing import cast
 
-        from api.params import parse_window
         from labeling.curation import BuildRequest, Source
 
         start, end = parse_window(request.start, request.end)
@@ -316,15 +316,6 @@ class DirectBackend:
 
     def diff_datasets(self, name: str, a: int, b: int) -> dict[str, Any]:
         return self.app.datasets.diff(name, a, name, b)
-
-
-def _time(field: str, value: str, parse: Any) -> Any:
-    from monitor.errors import FieldError, InvalidInput
-
-    try:
-        return parse(value)
-    except ValueError as exc:
-        raise InvalidInput("time is not valid", [FieldError(field=field, reason=str(exc))]) from None
 
 
 @dataclass

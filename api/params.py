@@ -25,6 +25,14 @@ def parse_window(start: str | None, end: str | None) -> tuple[datetime | None, d
     return lo, hi
 
 
+def parse_time_field(field: str, value: str) -> datetime:
+    """One time given by a caller (``at``, ``from``, ``to``) → a 422 naming the field if bad."""
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise InvalidInput("time is not valid", [FieldError(field=field, reason=str(exc))]) from None
+
+
 def parse_segments(values: list[str] | None) -> dict[str, str]:
     """``segment=firmware:3.2`` query values → ``{"firmware": "3.2"}``."""
     out: dict[str, str] = {}

@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, AppDep, ReadKey, ServiceDep
-from api.params import parse_window
-from monitor.clock import parse_time
+from api.params import parse_time_field, parse_window
 from monitor.errors import FieldError, InvalidInput
 
 router = APIRouter(tags=["monitors"])
@@ -68,7 +67,7 @@ async def run_monitor(
     """Run a monitor now (optionally for the window ending `at`). A live run's findings go through
     alerting; a past window (ending more than one schedule period before now) is recorded but
     leaves live alert state alone — the response says so (`live`, `alert_state`)."""
-    end = _time("at", body.at) if body and body.at else None
+    end = parse_time_field("at", body.at) if body and body.at else None
     return await run_in_threadpool(lambda: app.monitors.run(principal.id, model, monitor, end))
 
 
@@ -78,7 +77,7 @@ async def backfill(model: str, body: BackfillRequest, app: AppDep, principal: Ad
     Findings are recorded (mode `backfill`) but never page anyone. Windows without predictions
     are skipped; `dry_run` only returns the plan (windows, runs, skipped) so a caller can show
     what will happen and drive a long backfill in steps."""
-    start, end = _time("from", body.start), _time("to", body.end)
+    start, end = parse_time_field("from", body.start), parse_time_field("to", body.end)
     plan = app.monitors.plan_backfill(model, start, end, body.monitors, include_empty=body.include_empty)
     if body.dry_run:
         return plan.to_dict(with_ends=True)
@@ -151,10 +150,3 @@ def runs(
 def get_run(run_id: str, service: ServiceDep, _: ReadKey) -> dict[str, Any]:
     """A run record: window, config hash, data fingerprint, code version, duration, findings."""
     return service.runs.get(run_id)
-
-
-def _time(field: str, value: str) -> Any:
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise InvalidInput("time is not valid", [FieldError(field=field, reason=str(exc))]) from None

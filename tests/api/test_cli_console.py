@@ -195,3 +195,18 @@ def test_seal_and_datasets_work_while_a_server_holds_the_directory(where: tuple[
     code, out = _invoke("dataset", "show", "nope", "--data-dir", str(data))
     assert code == 1 and "nope" in out, out
     assert _invoke("dataset", "diff", "a@1", "b@x", "--data-dir", str(data))[0] == 2
+
+
+def test_a_bad_time_names_its_option(where: tuple[Path, str, str], tmp_path: Path) -> None:
+    """`monitors run --at` and `backfill --from` with a time that does not parse exit 1 naming
+    the field, on a free directory as through a server (it was a traceback offline)."""
+    data, _, _ = where
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({"model": "harsh-braking", "monitors": [DRIFT]}))
+    assert _invoke("monitors", "apply", str(good), "--data-dir", str(data))[0] == 0
+    code, out = _invoke("monitors", "run", "--model", "harsh-braking", "--at", "teatime", "--data-dir", str(data))
+    assert code == 1 and "at:" in out and "teatime" in out, out
+    code, out = _invoke(
+        "backfill", "--model", "harsh-braking", "--from", "soon", "--to", "2026-11-02", "--data-dir", str(data)
+    )
+    assert code == 1 and "from:" in out, out
