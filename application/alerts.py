@@ -55,8 +55,9 @@ class AlertOps:
         """Alerts across models, most recently changed first, each with its silence (if muted)."""
         alerts = self._pipeline.alerts.list(state=state, model=model, severity=severity, active=active, limit=limit)
         silences = self._pipeline.silences
+        muting = silences.list(active_only=True)  # read once, matched against every alert
         for alert in alerts:
-            silence = silences.silencing(alert) if alert["state"] != "resolved" else None
+            silence = silences.silencing(alert, muting) if alert["state"] != "resolved" else None
             alert["silenced_by"] = silence["id"] if silence else None
         return alerts
 

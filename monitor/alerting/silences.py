@@ -89,10 +89,13 @@ class SilenceStore:
             ).fetchall()
         return self.get(silence_id)
 
-    def silencing(self, alert: dict[str, Any]) -> dict[str, Any] | None:
-        """The active silence that mutes ``alert``, if any."""
+    def silencing(
+        self, alert: dict[str, Any], active: builtins.list[dict[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """The active silence that mutes ``alert``, if any. ``active``: the active silences,
+        when the caller already read them (one read for a whole list of alerts)."""
         labels = alert_labels(alert)
-        for silence in self.list(active_only=True):
+        for silence in self.list(active_only=True) if active is None else active:
             if matches(silence["matchers"], labels):
                 return silence
         return None
