@@ -4,12 +4,7 @@ authenticated before they are read, overload and a full disk are answers the cli
 from __future__ import annotations
 
 import errno
-import json
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +33,8 @@ from api.routes import (
     store,
 )
 from monitor.settings import Settings
-from tests.conftest import BRAKING, REPO, Api, braking_record
+from tests.conftest import BRAKING, Api, braking_record
+from tests.tmpfs import run_on_tmpfs
 
 MODEL = "/v1/models/harsh-braking"
 BIG = 64 * 1024 * 1024
@@ -286,28 +282,7 @@ def test_full_disk_on_a_real_small_tmpfs(tmp_path: Path) -> None:
     """On a real 24 MiB tmpfs filled to 3 MiB of free space: ingest until the disk is full gets
     507 (disk_full, Retry-After) and readiness 503; after space is freed, ingest succeeds,
     readiness recovers, and every acknowledged row is stored."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare(1) is not installed: cannot mount a tmpfs without privileges")
-    probe = subprocess.run(
-        [unshare, "-Urm", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(tmp_path)],
-        capture_output=True,
-        timeout=30,
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {probe.stderr.decode(errors='replace').strip()}")
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    run = subprocess.run(
-        [unshare, "-Urm", sys.executable, "-m", "tests.api.tmpfs_disk_full", str(mount)],
-        capture_output=True,
-        timeout=240,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    lines = [line for line in run.stdout.decode().splitlines() if line.startswith("RESULT ")]
-    assert run.returncode == 0 and lines, run.stderr.decode(errors="replace")[-2000:]
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    result = run_on_tmpfs(tmp_path, "tests.api.tmpfs_disk_full")
     assert result["refused"]["status"] == 507
     assert int(result["refused"]["retry_after"]) > 0
     assert result["refused"]["body"]["error"]["code"] == "disk_full"
