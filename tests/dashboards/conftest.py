@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,10 +200,10 @@ def _annotate(app: Any) -> None:
     app.state.datasets.build(BuildRequest(model="fleet-events", name="fleet-review", created_by="test"))
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """The app served by uvicorn on 127.0.0.1 (in this process) with the seeded data."""
-    data_dir = tmp_path_factory.mktemp("dashboards") / "data"
+@contextmanager
+def served(data_dir: Path) -> Iterator[tuple[Any, str]]:
+    """An app on ``data_dir`` (clock at ``NOW``) served by uvicorn on 127.0.0.1 in a thread of
+    this process: (app, base URL) until the block ends."""
     app = create_app(Settings(data_dir=data_dir), now=lambda: NOW, background=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -214,12 +215,19 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             raise RuntimeError("the dashboard test server did not start")
         time.sleep(0.05)
     try:
-        alerts = _seed(app)
-        _, key = app.state.service.keys.create("admin", "dashboards")
-        yield Live(f"http://127.0.0.1:{port}", key, app, alerts)
+        yield app, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The app served by uvicorn on 127.0.0.1 (in this process) with the seeded data."""
+    with served(tmp_path_factory.mktemp("dashboards") / "data") as (app, url):
+        alerts = _seed(app)
+        _, key = app.state.service.keys.create("admin", "dashboards")
+        yield Live(url, key, app, alerts)
 
 
 # -- a real headless Chromium (Debian's), driven by Python playwright ---------------------------

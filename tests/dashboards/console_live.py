@@ -8,20 +8,14 @@ sessions signed in through ``/login`` like a browser: admin and read-only.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from api.app import create_app
-from monitor.settings import Settings
-from tests.conftest import free_port
-from tests.dashboards.conftest import NOW, Live, _seed
+from tests.dashboards.conftest import Live, _seed, served
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
@@ -47,24 +41,9 @@ class ConsoleLive(Live):
 @contextmanager
 def console_live(data_dir: Path) -> Iterator[ConsoleLive]:
     """Serve a freshly seeded app on 127.0.0.1 (uvicorn in a thread) until the block ends."""
-    app = create_app(Settings(data_dir=data_dir), now=lambda: NOW, background=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the console test server did not start")
-        time.sleep(0.05)
-    try:
+    with served(data_dir) as (app, url):
         alerts = _seed(app)
         keys = app.state.service.keys
         admin, key = keys.create("admin", "console-admin")
         reader, read_key = keys.create("read", "console-reader")
-        yield ConsoleLive(
-            f"http://127.0.0.1:{port}", key, app, alerts, key_id=admin.id, read_key=read_key, read_key_id=reader.id
-        )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        yield ConsoleLive(url, key, app, alerts, key_id=admin.id, read_key=read_key, read_key_id=reader.id)
