@@ -46,13 +46,13 @@ from monitor.alerting.pipeline import Dispatcher, build_pipeline
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
 from monitor.errors import is_disk_full
+from monitor.json_columns import warm_up
 from monitor.memory import release_free_memory
 from monitor.periodic import Periodic
 from monitor.scheduling import MonitorScheduler, RunOutcome
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from monitor.streaming.runner import SourceRunner
-from monitor.validation import warm_up
 
 log = logging.getLogger("loopwatch")
 

@@ -18,18 +18,17 @@ from typing import Any
 import pyarrow as pa
 
 from monitor.errors import FieldError, InvalidInput, LoopwatchError
-from monitor.formats import Body, parse_json, read_arrow_stream, table_to_arrow_stream
+from monitor.formats import Body, read_arrow_stream, table_to_arrow_stream
+from monitor.json_columns import prediction_table, warm_up
 from monitor.schema import ModelSchema
-from monitor.validation import normalize_predictions, records_to_table, warm_up
+from monitor.validation import normalize_predictions
 
 DecodeResult = tuple[str, Any]
 
 _schemas: dict[str, ModelSchema] = {}
 
 
-def decode_json_predictions(
-    body: Body, schema_json: str, now: datetime, max_future_seconds: float
-) -> DecodeResult:
+def decode_json_predictions(body: Body, schema_json: str, now: datetime, max_future_seconds: float) -> DecodeResult:
     """Parse + validate a JSON batch: ("ok", Arrow IPC bytes) or ("error", error fields)."""
     schema = _schemas.get(schema_json)
     if schema is None:
@@ -38,7 +37,7 @@ def decode_json_predictions(
             _schemas.clear()
     try:
         table = normalize_predictions(
-            records_to_table(parse_json(body), schema),
+            prediction_table(body, schema),
             schema,
             now=now,
             max_future=timedelta(seconds=max_future_seconds),

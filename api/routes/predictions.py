@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
@@ -17,8 +18,9 @@ from api.params import parse_segments, parse_window
 from monitor.decoding import decode_json_predictions, unpack
 from monitor.errors import LoopwatchError, NotFound, PayloadTooLarge
 from monitor.formats import Body, body_kind, parse_json, read_arrow_stream, read_parquet_bytes
+from monitor.json_columns import prediction_table
 from monitor.service import Loopwatch
-from monitor.validation import label_records_to_table, records_to_table
+from monitor.validation import label_records_to_table
 
 router = APIRouter(prefix="/v1/models/{model}", tags=["predictions"])
 
@@ -44,9 +46,9 @@ class PredictionPage(BaseModel):
     next_cursor: str | None
 
 
-def _decode(kind: str, body: Body, to_table: Any) -> pa.Table:
+def _decode(kind: str, body: Body, json_table: Callable[[Body], pa.Table]) -> pa.Table:
     if kind == "json":
-        return to_table(parse_json(body))
+        return json_table(body)
     if kind == "arrow":
         return read_arrow_stream(body)
     return read_parquet_bytes(body)
@@ -78,7 +80,7 @@ async def ingest_predictions(
         return service.store.store_normalized(model, rows).to_dict()
 
     def work() -> dict[str, Any]:
-        table = _decode(kind, body, lambda records: records_to_table(records, registered.schema))
+        table = _decode(kind, body, lambda json_body: prediction_table(json_body, registered.schema))
         _check_rows(service, table)
         return service.store.ingest_predictions(model, table).to_dict()
 
@@ -143,7 +145,7 @@ async def ingest_labels(
     body = await read_limited_body(request, service.settings.max_body_bytes)
 
     def work() -> dict[str, Any]:
-        table = _decode(kind, body, label_records_to_table)
+        table = _decode(kind, body, lambda json_body: label_records_to_table(parse_json(json_body)))
         _check_rows(service, table)
         return service.store.ingest_labels(model, table, authority=authority).to_dict()
 
