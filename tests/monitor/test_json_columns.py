@@ -13,7 +13,7 @@ import pytest
 from monitor.errors import LoopwatchError
 from monitor.formats import parse_json
 from monitor.json_columns import prediction_table, read_prediction_columns
-from monitor.schema import ModelSchema
+from monitor.schema import EmbeddingSpec, ModelSchema
 from monitor.validation import normalize_predictions, records_to_table
 from tests.conftest import BRAKING, braking_record
 
@@ -24,7 +24,10 @@ MULTI = ModelSchema(
     name="events", task="multiclass", classes=["a", "b", "c"], features={"x": "numeric"}, segments=["site"]
 )
 REGRESSION = ModelSchema(
-    name="eta", task="regression", features={"km": "numeric", "note": "text", "rush": "boolean"}, embedding={"dim": 2}
+    name="eta",
+    task="regression",
+    features={"km": "numeric", "note": "text", "rush": "boolean"},
+    embedding=EmbeddingSpec(dim=2),
 )
 
 
