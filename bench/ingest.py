@@ -6,7 +6,13 @@ same rows in the same run (the floor any durable store has to beat).
 
     .venv/bin/python bench/ingest.py [--rows 1000000] [--arrow-batch 50000] [--json-batch 5000]
 
-Targets (issue 2): Arrow path ≥ 0.5× the plain write; JSON path ≥ 50k rows/s.
+Targets (issue 15, "Throughput on one box first"): the Arrow path (245,760-row batches) ≥ 0.7×
+the plain write; one JSON sender ≥ 50k rows/s.
+
+The JSON bodies are serialised with orjson before the clock starts, as loopwatch-client does
+(``client/src/loopwatch_client/_logger.py``); how fast one client thread encodes them is
+reported as ``json_client_encode_rows_per_s``, so a reader can tell whether the sender or the
+server sets the JSON figure. ``bench/ingest_floor.py`` measures what bounds the Arrow ratio.
 """
 
 from __future__ import annotations
@@ -197,6 +203,7 @@ def main() -> None:
             "json_2_senders": ("json", args.json_batch, 2),
         }
         json_bodies: list[bytes] | None = None
+        encode_seconds = 0.0
         for path_name, (fmt, batch, senders) in runs.items():
             data_dir = work / f"data-{path_name}"
             service = Loopwatch(Settings(data_dir=data_dir))
@@ -212,9 +219,12 @@ def main() -> None:
                 else:
                     if json_bodies is None:
                         print("building JSON bodies …", flush=True)
-                        json_bodies = [
-                            orjson.dumps(json_records(table.slice(s, batch))) for s in range(0, args.rows, batch)
-                        ]
+                        json_bodies = []
+                        for s in range(0, args.rows, batch):
+                            records = json_records(table.slice(s, batch))
+                            t0 = time.perf_counter()
+                            json_bodies.append(orjson.dumps(records))
+                            encode_seconds += time.perf_counter() - t0
                     bodies, content_type = json_bodies, "application/json"
                 seconds, latencies, accepted = send(f"http://127.0.0.1:{port}", key, bodies, content_type, senders)
             finally:
@@ -240,11 +250,13 @@ def main() -> None:
         "features": 25,
         "plain_write_rows_per_s": round(plain_rps),
         **results,
+        "json_client_encode_rows_per_s": round(args.rows / encode_seconds) if encode_seconds else None,
         "targets": {
-            "arrow_ratio_min": 0.5,
-            "arrow_ok": results["arrow"]["ratio_to_plain_write"] >= 0.5,
-            "json_rows_per_s_min": 50_000,
-            "json_ok": max(results["json"]["rows_per_s"], results["json_2_senders"]["rows_per_s"]) >= 50_000,
+            "issue": 15,
+            "arrow_ratio_min": 0.7,
+            "arrow_ok": results["arrow"]["ratio_to_plain_write"] >= 0.7,
+            "json_one_sender_rows_per_s_min": 50_000,
+            "json_ok": results["json"]["rows_per_s"] >= 50_000,
         },
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cores",
