@@ -138,13 +138,22 @@ def to_float(arr: pa.Array, field: str, sink: ErrorSink, *, finite: bool = True)
         _type_errors(arr, field, sink, "a number")
         return None
     out = pc.cast(arr, pa.float64(), safe=False)
-    if finite:
+    if finite and not _all_finite(out):
         bad = pc.invert(pc.is_finite(out))
         if pc.any(bad).as_py():
             sink.add_rows(
                 field, bad, lambda r: f"must be a finite number, got {out[r].as_py()}; send null for a missing value"
             )
     return out
+
+
+def _all_finite(values: pa.Array) -> bool:
+    """Whether every value of a float64 array without nulls is finite (numpy reads the buffer
+    in place: 0.05 ms per 245,760 values against 0.34 ms for Arrow's is_finite → invert → any).
+    With nulls the answer is False, so the caller's Arrow check decides."""
+    if values.null_count:
+        return False
+    return bool(np.isfinite(values.to_numpy(zero_copy_only=True)).all())
 
 
 def to_string(arr: pa.Array, field: str, sink: ErrorSink, *, max_length: int = MAX_STRING_LENGTH) -> pa.Array | None:
@@ -167,10 +176,13 @@ def to_string(arr: pa.Array, field: str, sink: ErrorSink, *, max_length: int = M
     if not pa.types.is_string(t):
         _type_errors(arr, field, sink, "a string")
         return None
-    lengths = pc.utf8_length(arr)
-    too_long = pc.greater(lengths, max_length)
-    if pc.any(too_long).as_py():
-        sink.add_rows(field, too_long, f"is longer than {max_length} characters")
+    # A text has at most as many characters as bytes: only when some text has more bytes than
+    # the limit are its characters counted (utf8_length reads every byte: ~2-4 ms per 245,760
+    # values, paid by each text column of every batch; the byte lengths come from the offsets).
+    if len(arr) and (pc.max(pc.binary_length(arr)).as_py() or 0) > max_length:
+        too_long = pc.greater(pc.utf8_length(arr), max_length)
+        if pc.any(too_long).as_py():
+            sink.add_rows(field, too_long, f"is longer than {max_length} characters")
     return arr
 
 

@@ -163,3 +163,40 @@ def test_error_list_is_capped() -> None:
 def test_empty_batch_is_an_empty_table() -> None:
     """An empty JSON list converts to an empty table (found by the fuzz test: it was a 500)."""
     assert records_to_table([], SPEC).num_rows == 0
+
+
+def _flat(**columns: pa.Array) -> pa.Table:
+    n = len(next(iter(columns.values())))
+    base = {
+        "prediction_id": pa.array([f"p-{i}" for i in range(n)]),
+        "timestamp": pa.array([NOW - timedelta(minutes=1)] * n, pa.timestamp("us", tz="UTC")),
+        "prediction": pa.array(["none"] * n),
+    }
+    return pa.table(base | columns)
+
+
+def test_text_limits_count_characters_not_bytes() -> None:
+    """The length limit counts characters: 256 two-byte characters (512 bytes) fit an id's 256;
+    257 are refused, naming the row. (Bytes are only a shortcut: no more bytes, no more characters.)"""
+    ok = _flat(prediction_id=pa.array(["é" * 256, "x"]))
+    assert normalize_predictions(ok, SPEC, now=NOW, max_future=timedelta(days=1)).num_rows == 2
+    bad = _flat(prediction_id=pa.array(["x", "é" * 257]))
+    with pytest.raises(InvalidInput) as err:
+        normalize_predictions(bad, SPEC, now=NOW, max_future=timedelta(days=1))
+    assert [(e.field, e.row, e.reason) for e in err.value.errors] == [
+        ("prediction_id", 1, "is longer than 256 characters")
+    ]
+
+
+@pytest.mark.parametrize("with_null", [False, True])
+def test_non_finite_numbers_are_refused_with_or_without_nulls(with_null: bool) -> None:
+    """NaN and ±inf are refused by row whether or not the column also holds nulls (the all-finite
+    shortcut reads only columns without nulls); nulls alone are fine."""
+    values = [1.0, math.nan, None, -math.inf] if with_null else [1.0, math.nan, 2.0, -math.inf]
+    with pytest.raises(InvalidInput) as err:
+        normalize_predictions(
+            _flat(speed_kmh=pa.array(values, pa.float64())), SPEC, now=NOW, max_future=timedelta(days=1)
+        )
+    assert [(e.field, e.row) for e in err.value.errors] == [("speed_kmh", 1), ("speed_kmh", 3)]
+    fine = _flat(speed_kmh=pa.array([1.0, None, 2.0], pa.float64()))
+    assert normalize_predictions(fine, SPEC, now=NOW, max_future=timedelta(days=1)).num_rows == 3
