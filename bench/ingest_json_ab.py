@@ -93,7 +93,7 @@ def main() -> None:
                 measured[name].append((rate, us))
                 print(f"round {r + 1}: {name} {rate:,.0f} rows/s, {us:.2f} server CPU µs/row", flush=True)
     result: dict[str, Any] = {
-        "against": args.label or str(args.against_dir),
+        "against_revision": args.label or str(args.against_dir),
         "rows": args.rows,
         "batch_rows": BATCH,
         "senders": 1,
