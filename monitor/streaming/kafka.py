@@ -28,8 +28,9 @@ the message's rows are durable.
   after predictions were produced should store them rather than silently skip to the end, and
   the ids make reading something twice harmless. (Where the broker already expired old segments,
   it starts at the oldest retained one.)
-- **Lag** per partition = high watermark − committed offset (the low watermark while the group
-  has committed nothing), refreshed every :data:`LAG_REFRESH_S` by the consuming thread.
+- **Lag** per partition = high watermark − the group's committed offset (the low watermark while
+  the group has committed nothing), read every :data:`LAG_REFRESH_S` by a second client outside
+  the group (see :meth:`KafkaConsumer._watch_lag`).
 """
 
 from __future__ import annotations
@@ -100,14 +101,15 @@ class KafkaConsumer:
         self.tally = SourceTally(spec.name, listener, now)
         self._assigned: set[int] = set()
         self._revoked: set[int] = set()  # partitions revoked while a message was being retried
-        self._committed: dict[int, int] = {}  # partition → next offset the group will read
+        self._committed: dict[int, int] = {}  # partition → the next offset, as this consumer committed it
         self._lag: dict[int, int] = {}
-        self._lag_at = 0.0
         self._thread = threading.Thread(target=self._run, name=f"loopwatch-source-{spec.name}", daemon=True)
+        self._lag_thread = threading.Thread(target=self._watch_lag, name=f"loopwatch-lag-{spec.name}", daemon=True)
 
     def start(self) -> None:
         """Consume in the background (brokers that are down are retried by librdkafka, never fatal)."""
         self._thread.start()
+        self._lag_thread.start()
 
     def stop(self, timeout: float = 10.0, *, unsubscribe: bool = False) -> None:
         """Leave the group; a message being stored finishes and is committed, nothing else is.
@@ -115,6 +117,7 @@ class KafkaConsumer:
         broker (until its ``offsets.retention.minutes``), the messages stay in the topic."""
         self._stopping.set()
         self._thread.join(timeout)
+        self._lag_thread.join(timeout)
         self.state = "stopped"
 
     @property
@@ -132,7 +135,7 @@ class KafkaConsumer:
     def committed(self) -> dict[int, int]:
         """What this consumer committed, per partition (the next offset the group reads)."""
         with self._lock:
-            return {p: o for p, o in self._committed.items() if o != NOTHING_COMMITTED}
+            return dict(self._committed)
 
     def status(self) -> dict[str, Any]:
         lag = self.lag()
@@ -164,7 +167,6 @@ class KafkaConsumer:
             )
             while not self._stopping.is_set():
                 message = consumer.poll(POLL_S)
-                self._refresh_lag(consumer)
                 if message is None:
                     continue
                 error = message.error()
@@ -222,7 +224,6 @@ class KafkaConsumer:
             if left <= 0:
                 break
             early = consumer.poll(min(POLL_S, left))
-            self._refresh_lag(consumer)
             if early is not None and early.error() is None:
                 early_partition, early_offset = int(early.partition() or 0), int(early.offset() or 0)
                 if early_partition not in rewound:
@@ -234,32 +235,48 @@ class KafkaConsumer:
                     return False
         return not self._stopping.is_set()
 
-    def _refresh_lag(self, consumer: Consumer) -> None:
-        if time.monotonic() - self._lag_at < LAG_REFRESH_S:
+    # --- the lag watcher ------------------------------------------------------------------------------
+
+    def _watch_lag(self) -> None:
+        """Every :data:`LAG_REFRESH_S`: the group's committed offsets and the partitions' high
+        watermarks, read by a client of its own outside the group. Not on the consuming thread:
+        a broker answers one request per connection at a time, and the consumer's fetch request
+        is held for up to ``fetch.wait.max.ms`` when there is nothing new, so offset queries on
+        its connection would stall consumption."""
+        reader_config = {
+            k: v for k, v in self._config.items() if k in ("bootstrap.servers", "group.id", "logger") or "." in k
+        }
+        reader_config.update({"client.id": f"loopwatch-{self.spec.name}-lag", "error_cb": lambda _: None})
+        try:
+            reader = Consumer(reader_config)
+        except KafkaException as exc:
+            log.error("source %s: cannot read its lag: %s", self.spec.name, exc)
             return
-        self._lag_at = time.monotonic()
+        try:
+            while not self._stopping.wait(LAG_REFRESH_S):
+                self._read_lag(reader)
+        finally:
+            reader.close()
+
+    def _read_lag(self, reader: Consumer) -> None:
         with self._lock:
             partitions = sorted(self._assigned)
-            unknown = [p for p in partitions if p not in self._committed]
+        if not partitions:
+            with self._lock:
+                self._lag = {}
+            return
         try:
-            if unknown:
-                found = consumer.committed(
-                    [TopicPartition(self.spec.topic, p) for p in unknown], timeout=BROKER_TIMEOUT_S
-                )
-                with self._lock:
-                    for tp in found:
-                        self._committed.setdefault(tp.partition, tp.offset if tp.offset >= 0 else NOTHING_COMMITTED)
+            found = reader.committed([TopicPartition(self.spec.topic, p) for p in partitions], timeout=BROKER_TIMEOUT_S)
+            committed = {tp.partition: tp.offset for tp in found}
             lag: dict[int, int] = {}
             for p in partitions:
-                low, high = consumer.get_watermark_offsets(
+                low, high = reader.get_watermark_offsets(
                     TopicPartition(self.spec.topic, p), timeout=BROKER_TIMEOUT_S, cached=False
                 )
-                with self._lock:
-                    committed = self._committed.get(p, NOTHING_COMMITTED)
-                start = committed if committed != NOTHING_COMMITTED else low
-                lag[p] = max(0, high - start)
-        except KafkaException as exc:  # a broker away: keep the last figures, say why
-            self.tally.last_error = f"cannot read offsets: {exc}"
+                start = committed.get(p, NOTHING_COMMITTED)
+                lag[p] = max(0, high - (start if start >= 0 else low))
+        except KafkaException as exc:  # a broker away: keep the last figures (the error callback says why)
+            log.debug("source %s: cannot read offsets: %s", self.spec.name, exc)
             return
         with self._lock:
             self._lag = {p: n for p, n in lag.items() if p in self._assigned}
@@ -270,7 +287,6 @@ class KafkaConsumer:
         with self._lock:
             self._assigned = {tp.partition for tp in partitions}
         self.state = "connected"
-        self._lag_at = 0.0  # refresh at once for the new assignment
 
     def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         """Nothing to commit: every stored message already was (synchronously, before this poll)."""
@@ -279,7 +295,6 @@ class KafkaConsumer:
             self._revoked |= gone
             self._assigned -= gone
             for p in gone:
-                self._committed.pop(p, None)
                 self._lag.pop(p, None)
 
     def _on_error(self, error: KafkaError) -> None:
