@@ -23,7 +23,9 @@ the message's rows are durable.
 - **Rebalance.** Every stored message was committed before ``poll`` runs the rebalance
   callback, so a revoke has nothing durable left to commit. A message being retried when its
   partition is revoked is given up uncommitted: the partition's next owner starts from the
-  committed offset, i.e. at that message.
+  committed offset, i.e. at that message. Partitions assigned while a message is retried are
+  paused at once; assigned otherwise they are explicitly resumed (a partition paused before a
+  revoke would otherwise come back paused and never be read — a rebalance test found that).
 - **A new group starts at the beginning** (``auto.offset.reset=earliest``): a source declared
   after predictions were produced should store them rather than silently skip to the end, and
   the ids make reading something twice harmless. (Where the broker already expired old segments,
@@ -101,6 +103,7 @@ class KafkaConsumer:
         self.tally = SourceTally(spec.name, listener, now)
         self._assigned: set[int] = set()
         self._revoked: set[int] = set()  # partitions revoked while a message was being retried
+        self._rewound: set[int] = set()  # partitions rewound while the current message is retried
         self._committed: dict[int, int] = {}  # partition → the next offset, as this consumer committed it
         self._lag: dict[int, int] = {}
         self._thread = threading.Thread(target=self._run, name=f"loopwatch-source-{spec.name}", daemon=True)
@@ -183,10 +186,10 @@ class KafkaConsumer:
 
     def _consume(self, consumer: Consumer, message: Message) -> None:
         self.state = "connected"
-        partition = message.partition()
-        assert partition is not None and message.offset() is not None
+        partition = int(message.partition() or 0)
         payload = message.value() or b""
         label = where(message)
+        self._rewound = set()
         with self._lock:
             self._revoked.discard(partition)
         outcome = store_with_retry(
@@ -196,9 +199,7 @@ class KafkaConsumer:
             self._backoff_max,
         )
         if self.paused:
-            with self._lock:
-                assigned = [TopicPartition(self.spec.topic, p) for p in self._assigned]
-            consumer.resume(assigned)
+            consumer.resume(consumer.assignment())
             self.paused = False
         if outcome is None:  # stopping, or the partition went elsewhere: not stored, not committed
             return
@@ -217,7 +218,6 @@ class KafkaConsumer:
         if not self.paused:
             consumer.pause(consumer.assignment())
             self.paused = True
-        rewound: set[int] = set()
         deadline = time.monotonic() + delay
         while not self._stopping.is_set():
             left = deadline - time.monotonic()
@@ -225,11 +225,15 @@ class KafkaConsumer:
                 break
             early = consumer.poll(min(POLL_S, left))
             if early is not None and early.error() is None:
+                # fetched before the pause took effect, or from a partition assigned meanwhile:
+                # pause its partition too and rewind to it, so it is fetched again, in order,
+                # after resuming. Only the first per partition: later ones are behind it.
                 early_partition, early_offset = int(early.partition() or 0), int(early.offset() or 0)
-                if early_partition not in rewound:
-                    # fetched before the pause took effect: fetch it again, in order, after resuming
-                    rewound.add(early_partition)
-                    consumer.seek(TopicPartition(self.spec.topic, early_partition, early_offset))
+                if early_partition not in self._rewound:
+                    self._rewound.add(early_partition)
+                    rewind = TopicPartition(self.spec.topic, early_partition, early_offset)
+                    consumer.pause([rewind])
+                    consumer.seek(rewind)
             with self._lock:
                 if partition in self._revoked:
                     return False
@@ -280,10 +284,22 @@ class KafkaConsumer:
             return
         with self._lock:
             self._lag = {p: n for p, n in lag.items() if p in self._assigned}
+        if self.state == "disconnected":  # the brokers answer again
+            self.state = "connected"
+            if self.tally.last_error and self.tally.last_error.startswith("broker:"):
+                self.tally.last_error = None
 
     # --- librdkafka callbacks (called from poll, on the consuming thread) --------------------------
 
-    def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Take the partitions paused while a message is being retried (a rebalance in the
+        middle of backpressure must not start fetching), explicitly resumed otherwise: a
+        partition paused before it was revoked must not come back paused and stall."""
+        consumer.assign(partitions)
+        if self.paused:
+            consumer.pause(partitions)
+        else:
+            consumer.resume(partitions)
         with self._lock:
             self._assigned = {tp.partition for tp in partitions}
         self.state = "connected"

@@ -1,7 +1,7 @@
 """Run inside ``unshare -Urm`` by test_kafka_backpressure.py: a Kafka consumer whose data
 directory is a small tmpfs. Fill the disk, produce until the store refuses, check the group's
-committed offsets against the stored rows while it refuses, stop the consumer there, free space,
-and let a new consumer of the same group finish; print what happened as a JSON line. Not a test
+committed offsets against the stored rows while it refuses, let a second consumer join the group
+(a rebalance in the middle of the retries), stop the first, free space, and let the second finish; print what happened as a JSON line. Not a test
 module itself (no ``test_`` prefix): it needs its own mount namespace."""
 
 from __future__ import annotations
@@ -98,12 +98,20 @@ def main(mount: Path, bootstrap: str) -> None:
     lag_matches = wait(lambda: first.status()["lag_messages"] == expected_lag, 10)
     status = first.status()
     errors_while_full = sum(1 for e in events if e[1] == "error")
+    # A second consumer joins the group while the first is retrying with its partitions paused:
+    # the rebalance revokes them (the held message is given up, not committed) and assigns a share
+    # back, unpaused, mid-retry.
+    second = consumer()
+    second.start()
+    split = wait(
+        lambda: 0 < len(first.status()["partitions"]) < partitions and len(second.status()["partitions"]) > 0, 40
+    )
+    time.sleep(1.5)  # both retrying on their share
+    after_rebalance = client.committed(GROUP, TOPIC, partitions)
     first.stop()  # mid-retry: the held message must not be committed
     after_stop = client.committed(GROUP, TOPIC, partitions)
     stored_by_first = first.counts["stored"]
     filler.unlink()
-    second = consumer()
-    second.start()
     total = len(sent) * ROWS
     landed = wait(lambda: int(service.store.stats("harsh-braking")["predictions"]) == total, 90)
     time.sleep(0.5)
@@ -117,7 +125,9 @@ def main(mount: Path, bootstrap: str) -> None:
         "stored_by_first": stored_by_first,
         "committed_messages_while_refusing": sum(while_refusing.values()),
         "committed_but_not_stored_while_refusing": committed_but_not_stored(while_refusing),
-        "committed_unchanged_by_stop": after_stop == while_refusing,
+        "split_while_refusing": split,
+        "committed_but_not_stored_after_rebalance": committed_but_not_stored(after_rebalance),
+        "committed_unchanged_by_rebalance_and_stop": after_rebalance == while_refusing == after_stop,
         "lag_reported": status["lag_messages"],
         "lag_expected": expected_lag,
         "lag_matches": lag_matches,
@@ -125,6 +135,9 @@ def main(mount: Path, bootstrap: str) -> None:
         "stored_rows": int(service.store.stats("harsh-braking")["predictions"]),
         "expected_rows": total,
         "read_by_second": second.counts["stored"],
+        "rows_by_second": second.tally.rows,
+        "commit_failed": sum(1 for e in events if e[1] == "commit_failed"),
+        "last_error_second": second.status()["last_error"],
         "committed_at_end": sum(client.committed(GROUP, TOPIC, partitions).values()),
         "dead_letters": sum(1 for e in events if e[1] == "dead_letter"),
     }
