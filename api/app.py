@@ -257,10 +257,11 @@ def create_app(
             verification.start()
         if scheduler:
             scheduler.start()
-        # A consumer per mqtt source (monitor/streaming): acknowledges only what is stored.
+        # A consumer per source (monitor/streaming): acknowledges/commits only what is stored.
         source_runner = SourceRunner(service, metrics.count_source_message) if background else None
         application.attach_sources(source_runner)
         if source_runner:
+            metrics.watch_sources(source_runner.statuses)
             source_runner.start_all()
         try:
             yield

@@ -4,9 +4,10 @@ per-model gauges are a collector of their own (api/model_metrics.py) registered 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
@@ -65,7 +66,8 @@ class Metrics:
         self.source_messages = Counter(
             "loopwatch_source_messages",
             "Streaming source messages by result: stored, dead_letter (acknowledged, recorded), "
-            "error (store refused; not acknowledged, retried)",
+            "error (store refused; not acknowledged, retried), commit_failed (stored, but the broker "
+            "did not take the commit: it will be redelivered and deduplicated)",
             ["source", "result"],
             registry=self.registry,
         )
@@ -88,12 +90,21 @@ class Metrics:
         )
 
     def count_source_message(self, source: str, result: str, rows: int) -> None:
-        """A source consumer's listener (monitor/streaming/mqtt.py)."""
+        """A source consumer's listener (monitor/streaming/delivery.py)."""
         self.source_messages.labels(source, result).inc()
         if rows:
             self.source_rows.labels(source).inc(rows)
-        if result != "error":
+        if result in ("stored", "dead_letter"):
             self.source_last_message.labels(source).set_to_current_time()
+
+    def watch_sources(self, statuses: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        """Export each running source's lag and idle time, read from its consumer at each scrape
+        (a restarted app replaces the reader)."""
+        previous = getattr(self, "_sources", None)
+        if previous is not None:
+            self.registry.unregister(previous)
+        self._sources = _SourceCollector(statuses)
+        self.registry.register(self._sources)
 
     def watch_models(self, collector: Collector) -> None:
         """Export the per-model gauges (api/model_metrics.py); a restarted app replaces them."""
@@ -111,6 +122,41 @@ class Metrics:
             self.registry.unregister(previous)
         self._memory = _MemoryCollector(source)
         self.registry.register(self._memory)
+
+
+class _SourceCollector:
+    """Per-source lag and idle time (docs/streaming.md): what a counter cannot say."""
+
+    def __init__(self, statuses: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "loopwatch_source_lag_messages",
+            "Messages behind: kafka = high watermark - committed offset, summed over the assigned "
+            "partitions; mqtt = messages received but not yet stored (the broker's queue is not visible)",
+            labels=["source"],
+        )
+        idle = GaugeMetricFamily(
+            "loopwatch_source_seconds_since_last_message",
+            "Seconds since the source's last message was stored or dead-lettered (since this server started)",
+            labels=["source"],
+        )
+        broker_errors = CounterMetricFamily(
+            "loopwatch_source_broker_errors",
+            "Errors the broker client reported (kafka: connection, transport, group); since the consumer started",
+            labels=["source"],
+        )
+        for source, status in sorted(self._statuses().items()):
+            if status.get("lag_messages") is not None:
+                lag.add_metric([source], status["lag_messages"])
+            if status.get("seconds_since_last_message") is not None:
+                idle.add_metric([source], status["seconds_since_last_message"])
+            if status.get("broker_errors") is not None:
+                broker_errors.add_metric([source], status["broker_errors"])
+        yield lag
+        yield idle
+        yield broker_errors
 
 
 class _MemoryCollector:

@@ -1,5 +1,5 @@
 """The streaming sources page: each source's consumer (state, last message, stored / dead-letter /
-error counts, rows, last error) and its recent dead letters.
+error counts, rows, rows/s over the last minute, lag, last error) and its recent dead letters.
 
 Built from what ``application.sources.list`` and ``.dead_letters`` return, so the page shows
 exactly what ``GET /v1/sources`` and ``/v1/sources/{name}/dead-letters`` answer.
@@ -27,6 +27,8 @@ CSV_KEYS = (
     "dead_letter",
     "error",
     "rows",
+    "rows_per_second_1m",
+    "lag_messages",
     "last_error",
 )
 
@@ -51,6 +53,8 @@ def _flat(source: dict[str, Any]) -> dict[str, Any]:
         "dead_letter": messages.get("dead_letter"),
         "error": messages.get("error"),
         "rows": status.get("rows"),
+        "rows_per_second_1m": status.get("rows_per_second_1m"),
+        "lag_messages": status.get("lag_messages"),
         "last_error": status.get("last_error") or "",
     }
 
@@ -72,6 +76,8 @@ def sources_page(sources: list[dict[str, Any]], letters: dict[str, list[dict[str
             "Dead letters",
             "Errors",
             "Rows",
+            "Rows/s (1 min)",
+            "Lag",
             "Last error",
         ],
         rows,

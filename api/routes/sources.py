@@ -26,8 +26,9 @@ def apply_sources(body: Annotated[Any, Body()], app: AppDep, principal: AdminKey
 
 @router.get("")
 def list_sources(app: AppDep, _: ReadKey) -> list[dict[str, Any]]:
-    """Every declared source with its consumer's `status` (state, last message time, counts, last
-    error); a kafka source reads `not running: kafka consumer not built yet`."""
+    """Every declared source with its consumer's `status`: state, last message time, counts, rows,
+    rows/s over the last minute, lag (kafka: high watermark − committed offset; mqtt: messages
+    received but not stored yet) and the last error."""
     return app.sources.list()
 
 

@@ -26,24 +26,21 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.clock import Clock, utcnow
-from monitor.streaming.ingest import Outcome, StoreRefused
+from monitor.streaming.delivery import BACKOFF_MAX_S, Listener, SourceTally, store_with_retry
+from monitor.streaming.ingest import Outcome
 from monitor.streaming.sources import SourceSpec
 
 log = logging.getLogger("loopwatch")
 
 Handler = Callable[[str, bytes], Outcome]  # (topic, payload) → outcome, or raises StoreRefused
-Listener = Callable[[str, str, int], None]  # (source, result: stored|dead_letter|error, rows)
 
 QUEUE_BOUND = 1000  # messages handed over but not yet stored (the broker's in-flight window is smaller)
-BACKOFF_FIRST_S = 0.5
-BACKOFF_MAX_S = 30.0
 
 
 @dataclass
@@ -66,8 +63,6 @@ class MqttConsumer:
     ) -> None:
         self.spec = spec
         self._handle = handle
-        self._listener = listener
-        self._now = now
         self._backoff_max = backoff_max_s
         self._queue: queue.Queue[_Delivery] = queue.Queue(QUEUE_BOUND)
         self._stopping = threading.Event()
@@ -75,10 +70,7 @@ class MqttConsumer:
         self._connection = 0
         self._lock = threading.Lock()
         self.state = "connecting"
-        self.last_error: str | None = None
-        self.last_message_at: datetime | None = None
-        self.counts = {"stored": 0, "dead_letter": 0, "error": 0}
-        self.rows = 0
+        self.tally = SourceTally(spec.name, listener, now)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=spec.mqtt_client_id,
@@ -122,17 +114,28 @@ class MqttConsumer:
         self._client.loop_stop()
         self.state = "stopped"
 
-    def status(self) -> dict[str, Any]:
-        from monitor.clock import iso_z
+    @property
+    def last_error(self) -> str | None:
+        return self.tally.last_error
 
+    @last_error.setter
+    def last_error(self, value: str | None) -> None:
+        self.tally.last_error = value
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.tally.counts
+
+    def status(self) -> dict[str, Any]:
+        """State and tally; ``lag_messages`` is what the server holds but has not stored yet (the
+        queue): the broker's own queue for the session is not visible to an MQTT client."""
+        pending = self._queue.qsize()
         return {
             "state": self.state,
-            "last_error": self.last_error,
-            "last_message_at": iso_z(self.last_message_at),
-            "messages": dict(self.counts),
-            "rows": self.rows,
+            **self.tally.status(),
             "subscribed_qos": self.subscribed_qos,
-            "pending": self._queue.qsize(),
+            "pending": pending,
+            "lag_messages": pending,
         }
 
     # --- paho callbacks (its network thread) ------------------------------------------------
@@ -193,32 +196,11 @@ class MqttConsumer:
             # else: the broker redelivers it on the new connection; the ids dedupe the rows
 
     def _store(self, message: mqtt.MQTTMessage) -> Outcome | None:
-        delay = BACKOFF_FIRST_S
-        while not self._stopping.is_set():
-            try:
-                outcome = self._handle(message.topic, message.payload)
-            except StoreRefused as exc:
-                self.last_error = f"store refused, retrying in {delay:.1f}s: {exc}"
-                self.counts["error"] += 1
-                self._notify("error", 0)
-                log.warning("source %s: %s", self.spec.name, self.last_error)
-                self._stopping.wait(delay)
-                delay = min(delay * 2, self._backoff_max)
-                continue
-            self.last_message_at = self._now()
-            self.counts[outcome.result] += 1
-            self.rows += outcome.rows
-            if outcome.result == "dead_letter":
-                self.last_error = f"dead letter: {outcome.reason}"
-            elif self.last_error and self.last_error.startswith("store refused"):
-                self.last_error = None
-            self._notify(outcome.result, outcome.rows)
-            return outcome
-        return None
-
-    def _notify(self, result: str, rows: int) -> None:
-        if self._listener is not None:
-            try:
-                self._listener(self.spec.name, result, rows)
-            except Exception:
-                log.exception("source listener failed")
+        if self._stopping.is_set():
+            return None
+        return store_with_retry(
+            lambda: self._handle(message.topic, message.payload),
+            self.tally,
+            lambda delay: not self._stopping.wait(delay),
+            self._backoff_max,
+        )

@@ -1,15 +1,17 @@
-"""The server's running consumers, one per source: started at startup and when sources are
-applied, stopped when deleted and at shutdown. Kafka sources are stored but not consumed yet,
-and the status says so."""
+"""The server's running consumers, one per source (``MqttConsumer`` or ``KafkaConsumer``):
+started at startup and when sources are applied, stopped when deleted and at shutdown."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from monitor.streaming.delivery import Listener
 from monitor.streaming.ingest import Outcome, handle_message
-from monitor.streaming.mqtt import Listener, MqttConsumer
+from monitor.streaming.kafka import KafkaConsumer
+from monitor.streaming.mqtt import MqttConsumer
 from monitor.streaming.sources import SourceSpec
 
 if TYPE_CHECKING:
@@ -17,14 +19,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("loopwatch")
 
-KAFKA_NOT_BUILT = "not running: kafka consumer not built yet"
+Consumer = MqttConsumer | KafkaConsumer
 
 
 class SourceRunner:
-    def __init__(self, service: Loopwatch, listener: Listener | None = None) -> None:
+    def __init__(
+        self, service: Loopwatch, listener: Listener | None = None, *, kafka_config: Mapping[str, Any] | None = None
+    ) -> None:
+        """``kafka_config``: extra librdkafka settings for every kafka consumer (tests shorten
+        the group session timeout with it)."""
         self._service = service
         self._listener = listener
-        self._consumers: dict[str, MqttConsumer] = {}
+        self._kafka_config = kafka_config
+        self._consumers: dict[str, Consumer] = {}
         self._lock = threading.Lock()
 
     def start_all(self) -> None:
@@ -33,20 +40,22 @@ class SourceRunner:
 
     def start(self, spec: SourceSpec) -> None:
         """(Re)start the consumer of ``spec`` (a changed declaration replaces the running one;
-        one that now reads another topic or broker, or is no longer mqtt, gives up its old subscription)."""
+        one that now reads another topic or broker, or is of another kind, gives up its old subscription)."""
         with self._lock:
             running = self._consumers.get(spec.name)
         moved = running is not None and (
-            spec.kind != "mqtt" or (running.spec.url, running.spec.topic) != (spec.url, spec.topic)
+            running.spec.kind != spec.kind or (running.spec.url, running.spec.topic) != (spec.url, spec.topic)
         )
         self.stop(spec.name, forget=moved)
-        if spec.kind != "mqtt":
-            return
 
         def handle(topic: str, payload: bytes) -> Outcome:
             return handle_message(self._service, spec, topic, payload)
 
-        consumer = MqttConsumer(spec, handle, self._listener, now=self._service.now)
+        consumer: Consumer
+        if spec.kind == "kafka":
+            consumer = KafkaConsumer(spec, handle, self._listener, now=self._service.now, config=self._kafka_config)
+        else:
+            consumer = MqttConsumer(spec, handle, self._listener, now=self._service.now)
         with self._lock:
             self._consumers[spec.name] = consumer
         consumer.start()
@@ -66,8 +75,12 @@ class SourceRunner:
             self.stop(name)
 
     def status(self, spec: SourceSpec) -> dict[str, Any]:
-        if spec.kind == "kafka":
-            return {"state": KAFKA_NOT_BUILT}
         with self._lock:
             consumer = self._consumers.get(spec.name)
         return consumer.status() if consumer is not None else {"state": "not running: not started"}
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """Every running consumer's status by source name (what /metrics reads at each scrape)."""
+        with self._lock:
+            consumers = dict(self._consumers)
+        return {name: consumer.status() for name, consumer in consumers.items()}

@@ -20,6 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import free_port
+from tests.monitor.streaming.kafka_mock import MockCluster
 
 
 @dataclass
@@ -119,3 +120,11 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "cond
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def kafka_cluster() -> Iterator[MockCluster]:
+    """librdkafka's mock cluster on loopback (tests/monitor/streaming/kafka_mock.py)."""
+    cluster = MockCluster()
+    yield cluster
+    cluster.close()

@@ -19,6 +19,7 @@ from monitor.settings import Settings
 from monitor.streaming.sources import SourceSpec
 from tests.conftest import braking_record, earlier_today
 from tests.monitor.streaming.conftest import Broker, Publish, wait_for
+from tests.monitor.streaming.kafka_mock import MockCluster
 
 TOPIC = "plant/a/predictions"
 
@@ -67,6 +68,7 @@ def test_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, broker:
     metrics = httpx.get(f"{server.url}/metrics", headers=headers, timeout=5).text
     assert 'loopwatch_source_messages_total{result="stored",source="plant-a"}' in metrics
     assert 'loopwatch_source_rows_total{source="plant-a"}' in metrics
+    assert 'loopwatch_source_lag_messages{source="plant-a"} 0.0' in metrics  # nothing held unstored
     rows = httpx.get(
         f"{server.url}/v1/models/harsh-braking/predictions", params={"limit": 1000}, headers=headers, timeout=10
     ).json()["rows"]
@@ -129,3 +131,44 @@ def test_cli_apply_and_delete_through_the_running_server(
     wait_for(lambda: stored() >= 40, what="the next 10 rows")
     time.sleep(0.5)
     assert stored() == 40
+
+
+def test_server_consumes_kafka_and_exports_lag_and_throughput(server_factory: Any, kafka_cluster: MockCluster) -> None:
+    """A running server consumes a declared kafka source (librdkafka's mock cluster): its rows
+    land, GET /v1/sources reports it connected with rows/s over the last minute and a lag of 0
+    once everything is committed, and /metrics exports the source's lag, idle time and counters."""
+    server, key = server_factory()
+    partitions = kafka_cluster.create_topic("fleet.predictions")
+    svc = Loopwatch(Settings(data_dir=server.data_dir))
+    try:
+        svc.sources.save_all(
+            [
+                SourceSpec(
+                    name="fleet",
+                    kind="kafka",
+                    bootstrap=kafka_cluster.bootstrap,
+                    topic="fleet.predictions",
+                    group="loopwatch",
+                    model="harsh-braking",
+                )
+            ]
+        )
+    finally:
+        svc.close()
+    for k in range(6):  # produced before the server starts: a new group reads from the beginning
+        kafka_cluster.produce("fleet.predictions", batch(k * 20, 20), partition=k % partitions)
+    headers = {"Authorization": f"Bearer {key}"}
+    server.start()
+
+    def status() -> dict[str, Any]:
+        return dict(httpx.get(f"{server.url}/v1/sources", headers=headers, timeout=5).json()[0]["status"])
+
+    wait_for(lambda: status()["rows"] == 120, timeout=40, what="120 rows from kafka")
+    wait_for(lambda: status()["lag_messages"] == 0, what="lag 0")
+    assert status()["state"] == "connected" and status()["rows_per_second_1m"] > 0
+    metrics = httpx.get(f"{server.url}/metrics", headers=headers, timeout=5).text
+    assert 'loopwatch_source_lag_messages{source="fleet"} 0.0' in metrics
+    assert 'loopwatch_source_rows_total{source="fleet"} 120.0' in metrics
+    assert 'loopwatch_source_messages_total{result="stored",source="fleet"} 6.0' in metrics
+    assert 'loopwatch_source_seconds_since_last_message{source="fleet"}' in metrics
+    assert 'loopwatch_source_broker_errors_total{source="fleet"}' in metrics
