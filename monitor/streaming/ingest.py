@@ -1,8 +1,8 @@
 """One message → stored rows, or a dead letter, or "try again later".
 
 A message is decoded, validated and stored exactly as a JSON body of
-``POST /v1/models/{model}/predictions`` is (``parse_json`` → ``records_to_table`` → the store's
-``ingest_predictions``), so a source and the REST endpoint accept the same records and a
+``POST /v1/models/{model}/predictions`` is (Arrow's JSON reader for a list in the documented
+shape, else ``parse_json`` → ``records_to_table``; then the store's ``ingest_predictions``), so a source and the REST endpoint accept the same records and a
 redelivered message is deduplicated by its prediction ids. What the caller may acknowledge:
 
 - ``stored``: the rows are durable (the store returned; DuckDB committed);
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from monitor.errors import LoopwatchError, PayloadTooLarge, StoreLocked
 from monitor.formats import parse_json
+from monitor.json_columns import read_prediction_columns
 from monitor.validation import records_to_table
 
 if TYPE_CHECKING:
@@ -42,9 +43,13 @@ def store_payload(service: Loopwatch, model: str, payload: bytes) -> tuple[int, 
     """Store one message's records (one record object or a list); (accepted, duplicates).
     Raises the same :class:`LoopwatchError` the REST endpoint would answer with."""
     registered = service.registry.get(model)
-    data = parse_json(payload)
-    records = [data] if isinstance(data, dict) else data
-    table = records_to_table(records, registered.schema)
+    # A list of records in the documented shape is read into columns by Arrow's JSON reader, as a
+    # REST body is; anything else (one record object, an unusual body) takes the generic path.
+    table = read_prediction_columns(payload, registered.schema)
+    if table is None:
+        data = parse_json(payload)
+        records = [data] if isinstance(data, dict) else data
+        table = records_to_table(records, registered.schema)
     limit = service.settings.max_batch_rows
     if table.num_rows > limit:
         raise PayloadTooLarge(f"batch of {table.num_rows} rows exceeds the limit of {limit}; send smaller batches")
