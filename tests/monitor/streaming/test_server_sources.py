@@ -28,6 +28,15 @@ def batch(start: int, n: int) -> list[dict[str, Any]]:
     return [braking_record(i, earlier_today(timedelta(seconds=i))) for i in range(start, start + n)]
 
 
+def stored_rows(server: Any, headers: dict[str, str]) -> int:
+    """The server's stored predictions, or -1 while it does not answer (down or restarting)."""
+    try:
+        r = httpx.get(f"{server.url}/v1/models/harsh-braking/stats", headers=headers, timeout=5)
+    except httpx.HTTPError:
+        return -1
+    return int(r.json()["predictions"]) if r.status_code == 200 else -1
+
+
 def test_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, broker: Broker, publish: Publish) -> None:
     """Server consumes → kill -9 right after more messages arrive → messages published while it
     is down → restart: every row stored exactly once (persistent session, QoS 1, ack after
@@ -43,11 +52,7 @@ def test_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, broker:
     headers = {"Authorization": f"Bearer {key}"}
 
     def stored() -> int:
-        try:
-            r = httpx.get(f"{server.url}/v1/models/harsh-braking/stats", headers=headers, timeout=5)
-        except httpx.HTTPError:
-            return -1
-        return int(r.json()["predictions"]) if r.status_code == 200 else -1
+        return stored_rows(server, headers)
 
     def state() -> str:
         listed = httpx.get(f"{server.url}/v1/sources", headers=headers, timeout=5).json()
@@ -202,11 +207,7 @@ def test_kafka_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, k
     headers = {"Authorization": f"Bearer {key}"}
 
     def stored() -> int:
-        try:
-            r = httpx.get(f"{server.url}/v1/models/harsh-braking/stats", headers=headers, timeout=5)
-        except httpx.HTTPError:
-            return -1
-        return int(r.json()["predictions"]) if r.status_code == 200 else -1
+        return stored_rows(server, headers)
 
     server.start()
     for k in range(5):
