@@ -845,6 +845,50 @@ class PredictionStore:
         )
         return int(rows[0][0])
 
+    def window_parts(
+        self,
+        model_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        columns: list[str] | None = None,
+        model_version: str | None = None,
+    ) -> tuple[list[str], pa.Table]:
+        """What another engine reads for ``[start, end)``: the sealed files holding it (checked, as
+        :meth:`sealed_paths`) and its hot rows (without labels, unordered), taken together under the
+        write lock that sealing holds while it moves a day — so no row is in both parts or in neither.
+        The files are checked first, outside the lock (a first hash check of a big file must not
+        hold up ingest); the second listing, under it, only finds them verified."""
+        model = self._registry.get(model_name)
+        self._files_overlapping(model, start, end)
+        wanted = list(columns) if columns else [f.name for f in model.schema.arrow_schema()]
+        for base in ("timestamp", "prediction_id"):
+            if base not in wanted:
+                wanted.insert(0, base)
+        where = "timestamp >= $lo AND timestamp < $hi"
+        params: dict[str, Any] = {"lo": start, "hi": end}
+        if model_version is not None:
+            where += " AND model_version = $mv"
+            params["mv"] = model_version
+        select = ", ".join(quote_ident(c) for c in wanted)
+        with self._db.write_lock:
+            files = self._files_overlapping(model, start, end)
+            cur = self._db.cursor()
+            try:
+                hot = cur.sql(f"SELECT {select} FROM {model.predictions_table} WHERE {where}", params=params)
+                return files, hot.to_arrow_table()
+            finally:
+                cur.close()
+
+    def labels_fingerprint(self, model_name: str) -> tuple[Any, ...]:
+        """Changes whenever a label is added or replaced (count, newest timestamp and an order-free
+        hash of every (id, label, timestamp)): how another engine knows its labels snapshot is stale."""
+        model = self._registry.get(model_name)
+        row = self._db.query(
+            f"SELECT count(*), max(timestamp), bit_xor(hash(prediction_id, label, timestamp)) FROM {model.labels_table}"
+        )
+        return tuple(row[0])
+
     def export_labels(self, model_name: str, path: Path) -> int:
         """Write every stored label as (prediction_id, label, label_timestamp) to a Parquet file:
         the snapshot another engine joins a window's rows with (labels stay in DuckDB; only
