@@ -880,28 +880,27 @@ class PredictionStore:
             finally:
                 cur.close()
 
-    def labels_fingerprint(self, model_name: str) -> tuple[Any, ...]:
-        """Changes whenever a label is added or replaced (count, newest timestamp and an order-free
-        hash of every (id, label, timestamp)): how another engine knows its labels snapshot is stale."""
-        model = self._registry.get(model_name)
-        row = self._db.query(
-            f"SELECT count(*), max(timestamp), bit_xor(hash(prediction_id, label, timestamp)) FROM {model.labels_table}"
-        )
-        return tuple(row[0])
+    def sealed_columns(self, files: list[str]) -> set[str]:
+        """The columns these sealed files hold between them (read from their footers once, then
+        remembered): what another engine reads them with, instead of inferring it each time."""
+        return self._columns_in(files)
 
-    def export_labels(self, model_name: str, path: Path) -> int:
-        """Write every stored label as (prediction_id, label, label_timestamp) to a Parquet file:
-        the snapshot another engine joins a window's rows with (labels stay in DuckDB; only
-        predictions are sealed). Returns the number of labels."""
+    def join_labels(self, model_name: str, rows: pa.Table) -> pa.Table:
+        """``rows`` (predictions read by another engine) with their current labels added as
+        :meth:`scan` adds them (``LEFT JOIN labels USING (prediction_id)``: ``label`` and
+        ``label_timestamp`` last). Labels live only here, in DuckDB, so the join runs where they are;
+        row order is not kept."""
         model = self._registry.get(model_name)
-        literal = str(path).replace("'", "''")
-        with self._db.transaction() as cur:  # one consistent snapshot
-            count = cur.execute(f"SELECT count(*) FROM {model.labels_table}").fetchall()[0][0]
-            cur.execute(
-                f"COPY (SELECT prediction_id, label, timestamp AS label_timestamp FROM {model.labels_table}) "
-                f"TO '{literal}' (FORMAT parquet, COMPRESSION zstd)"
-            ).fetchall()
-        return int(count)
+        cur = self._db.cursor()
+        try:
+            cur.register("rows_to_label", rows)
+            return cur.sql(
+                "SELECT r.*, l.label AS label, l.timestamp AS label_timestamp FROM rows_to_label r "
+                f"LEFT JOIN {model.labels_table} l USING (prediction_id)"
+            ).to_arrow_table()
+        finally:
+            _unregister(cur, "rows_to_label")
+            cur.close()
 
     def sealed_files(self, model_name: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)

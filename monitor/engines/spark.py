@@ -10,14 +10,14 @@ What runs where:
   never reads a half-written or damaged file) and the window's hot rows (still in DuckDB: copied
   to a Parquet file in the scratch directory, taken with the file list under the lock sealing
   holds, so no row is read twice or missed), filter rows to the window (``timestamp`` pushed
-  down to the Parquet row groups), project the detector's columns, join the labels (a Parquet
-  snapshot of the labels table, written again whenever the labels changed), count the
-  reference's slices, and draw the reference sample
-  (``mapInArrow``: DuckDB's ``hash(prediction_id)`` per Arrow batch, the same key the store uses,
-  so the sample is the same rows).
-* **The driver** collects each window and reference as Arrow, puts the rows in the store's order
-  and types, and runs the detector and the run bookkeeping exactly as the embedded engine does
-  (``Evaluator`` with these tables instead of the store's).
+  down to the Parquet row groups), project the detector's columns, count the reference's
+  slices, and draw the reference sample (``mapInArrow``: DuckDB's ``hash(prediction_id)`` per
+  Arrow batch, the same key the store uses, so the sample is the same rows).
+* **The driver** (the loopwatch process) collects each window and reference sample as Arrow,
+  joins their labels from DuckDB (labels are never sealed: they live in the service's database,
+  beside the driver), puts the rows in the store's order and types, and runs the detector and
+  the run bookkeeping exactly as the embedded engine does (``Evaluator`` with these tables
+  instead of the store's).
 
 Parity comes first: a window read here is the same Arrow table the store would return, so the
 findings are the same to the last bit.
@@ -113,6 +113,8 @@ def spark_session(options: SparkOptions) -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", "8")
+        # Fewer, larger Arrow batches for the sampling UDF (one DuckDB query per batch).
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
         .config("spark.ui.showConsoleProgress", "false")
     )
     if options.master.startswith("local"):
@@ -130,18 +132,15 @@ def spark_session(options: SparkOptions) -> SparkSession:
 class SparkTables:
     """Window and reference rows read by Spark (``monitor.evaluation.WindowTables``): the same
     rows, order and Arrow types as ``PredictionStore.scan`` / ``reference_sample``, from the
-    sealed files only."""
+    sealed files plus the window's hot rows."""
 
     def __init__(self, spark: SparkSession, service: Loopwatch, scratch: Path) -> None:
-        """``scratch``: where the labels snapshot is written for the executors to read (on a
+        """``scratch``: where a window's hot rows are copied for the executors to read (on a
         cluster it must be on the filesystem they share, like ``sealed/``)."""
         self._spark = spark
         self._store = service.store
         self._registry = service.registry
         self._scratch = scratch
-        self._labels: dict[str, tuple[tuple[Any, ...], DataFrame, Path]] = {}
-        self._labels_lock = threading.Lock()
-        self._retired: list[tuple[DataFrame, Path]] = []
         self._local = threading.local()  # each thread's hot-row copies (scheduled runs overlap)
         self.windows_read = 0
 
@@ -159,7 +158,7 @@ class SparkTables:
             frame, target = self._window(model_name, start, end, columns, None)
             if frame is None:
                 return target
-            return self._collect(self._labelled(model_name, frame), target)
+            return self._collect(model_name, frame, target)
         finally:
             self._drop_hot_files()
 
@@ -199,10 +198,9 @@ class SparkTables:
         total, by_segment = _slice_counts(frame, segments)
         rates = SampleRates.for_counts(total, by_segment, cap)
         if not rates.samples:
-            return self._collect(self._labelled(model_name, frame), target)
-        sampled = self._labelled(model_name, _sample(frame, rates))
+            return self._collect(model_name, frame, target)
         keyed = target.append_column(pa.field(SAMPLE_KEY, pa.float64()), pa.array([], pa.float64()))
-        return mark_sampled(self._collect(sampled, keyed), rates)
+        return mark_sampled(self._collect(model_name, _sample(frame, rates), keyed), rates)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -229,7 +227,11 @@ class SparkTables:
         parts: list[DataFrame] = []
         if files:
             base = str(self._store.sealed_dir / f"model={model_name}")
-            sealed = self._spark.read.option("basePath", base).option("mergeSchema", "true").parquet(*files)
+            # The schema is given, not inferred: inferring (or merging) it is a Spark job per read.
+            # A column missing from some files (added to the model after they were sealed) reads as null.
+            present = self._store.sealed_columns(files)
+            schema = _spark_schema([f for f in predicted if f.name in present])
+            sealed = self._spark.read.schema(schema).option("basePath", base).parquet(*files)
             parts.append(_shaped(sealed, predicted, lo, hi, model_version))
         if hot.num_rows:
             self._scratch.mkdir(parents=True, exist_ok=True)
@@ -248,52 +250,22 @@ class SparkTables:
             path.unlink(missing_ok=True)
         self._hot_files.clear()
 
-    def _labelled(self, model_name: str, frame: DataFrame) -> DataFrame:
-        """The rows with their labels, if any (the store's ``LEFT JOIN labels USING (prediction_id)``)."""
-        return frame.join(self._label_frame(model_name), on="prediction_id", how="left")
-
-    def _label_frame(self, model_name: str) -> DataFrame:
-        """The labels as they are now (labels stay in DuckDB: a snapshot is written to Parquet and
-        the executors read and join it like the predictions — shipping the rows inside the tasks
-        instead exhausted a 1 GB driver at 800k labels). The snapshot is written again when the
-        labels' fingerprint changed since, so a long-lived session (scheduled runs) never judges
-        with stale labels; the fingerprint is taken before the copy, so a label landing in between
-        makes the next read copy again rather than be missed."""
-        with self._labels_lock:
-            fingerprint = self._store.labels_fingerprint(model_name)
-            known = self._labels.get(model_name)
-            if known is not None and known[0] == fingerprint:
-                return known[1]
-            self._scratch.mkdir(parents=True, exist_ok=True)
-            path = self._scratch / f"labels-{uuid.uuid4().hex}.parquet"
-            self._store.export_labels(model_name, path)
-            frame = self._spark.read.parquet(str(path)).cache()
-            if known is not None:
-                # A run in another thread may still read the previous snapshot: it is removed one
-                # refresh later (a run spanning two refreshes fails and is retried).
-                self._retired.append((known[1], known[2]))
-                while len(self._retired) > 1:
-                    old_frame, old_path = self._retired.pop(0)
-                    old_frame.unpersist()
-                    old_path.unlink(missing_ok=True)
-            self._labels[model_name] = (fingerprint, frame, path)
-            return frame
-
     def close(self) -> None:
-        """Remove the label snapshots and hot-row copies (after the session that reads them is done)."""
+        """Remove the hot-row copies (after the session that reads them is done)."""
         shutil.rmtree(self._scratch, ignore_errors=True)
-        self._labels.clear()
-        self._retired.clear()
 
     @property
     def _hot_files(self) -> list[Path]:
         files: list[Path] = self._local.__dict__.setdefault("files", [])
         return files
 
-    def _collect(self, frame: DataFrame, target: pa.Table) -> pa.Table:
-        """Collect to the driver in the store's column order, types and row order
-        (timestamp, prediction_id)."""
-        table = frame.select(*target.column_names).toArrow()
+    def _collect(self, model_name: str, frame: DataFrame, target: pa.Table) -> pa.Table:
+        """Collect the rows to the driver, add their labels there (``PredictionStore.join_labels``:
+        labels live only in DuckDB, beside the driver; joining them on the executors meant a
+        snapshot of every label shuffled for each window), and return them in the store's column
+        order, types and row order (timestamp, prediction_id)."""
+        unlabelled = [name for name in target.column_names if name not in ("label", "label_timestamp")]
+        table = self._store.join_labels(model_name, frame.select(*unlabelled).toArrow())
         table = pa.Table.from_arrays(
             [
                 table.column(name).cast(field.type)
@@ -321,6 +293,12 @@ def _shaped(
             for f in predicted
         ]
     )
+
+
+def _spark_schema(fields: list[pa.Field]) -> Any:
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(f.name, _spark_type(f.type), True) for f in fields])
 
 
 def _spark_type(arrow_type: pa.DataType) -> Any:

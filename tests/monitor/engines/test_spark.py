@@ -122,8 +122,8 @@ def _key(outcome: RunOutcome, finding: Any) -> tuple[Any, ...]:
 def test_spark_backfill_records_the_embedded_engines_findings(sealed: Application) -> None:
     """Every finding of a Spark backfill (data drift with a sampled, segmented reference and
     performance with labels) equals the embedded engine's on the same sealed data: same status,
-    same counts, values to 1e-9; both are recorded as backfill runs, the engine named; the labels
-    snapshot the executors read is removed when the session ends."""
+    same counts, values to 1e-9; both are recorded as backfill runs, the engine named; nothing is
+    left in the session's scratch directory once it ends."""
     embedded, embedded_runs = _backfill(sealed, "embedded")
     spark, spark_runs = _backfill(sealed, "spark")
     assert embedded["engine"] == "embedded" and spark["engine"] == "spark" and spark["spark_master"] == MASTER
@@ -151,10 +151,8 @@ def test_spark_backfill_records_the_embedded_engines_findings(sealed: Applicatio
     assert len(recorded) == 64 and {r["mode"] for r in recorded} == {"backfill"}
     audit = sealed.service.audit.list(action="monitor.backfill")
     assert sorted(a["details"]["engine"] for a in audit) == ["embedded", "spark"]
-    scratch = sealed.service.settings.data_dir / "spark"
-    assert list(scratch.rglob("labels-*.parquet")), "the labels were not read from a snapshot"
-    sealed.monitors.close()  # the session ends: its label snapshot goes
-    assert not list(scratch.rglob("*.parquet"))
+    sealed.monitors.close()  # the session ends
+    assert not list((sealed.service.settings.data_dir / "spark").rglob("*.parquet"))
 
 
 @pytest.fixture
@@ -216,7 +214,7 @@ def test_scheduled_spark_monitor_judges_live_windows_like_embedded(partly_sealed
     """A monitor declared `engine: spark` has its scheduled runs evaluated by the service's Spark
     session (the window's rows hot, its trailing reference half sealed) with the findings the
     embedded engine records for the same window; labels arriving afterwards are seen by the next
-    run (the session's labels snapshot is refreshed, not kept from its first read)."""
+    run (a long-lived session never judges with the labels of its first read)."""
     app = partly_sealed
     service = app.service
     service.settings.spark_master = MASTER
