@@ -497,13 +497,15 @@ def backfill(
         bool, typer.Option("--include-empty", help="Also run windows holding no predictions (skipped by default).")
     ] = False,
     engine: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="embedded (DuckDB in this process) or spark (PySpark over the sealed Parquet; the range must be sealed)."
+            help="embedded (DuckDB) or spark (PySpark over the sealed Parquet plus the hot rows); "
+            "default: each monitor's own engine."
         ),
-    ] = "embedded",
+    ] = None,
     spark_master: Annotated[
-        str | None, typer.Option("--spark-master", help="Spark master URL for --engine spark (default local[*]).")
+        str | None,
+        typer.Option("--spark-master", help="Spark master URL for --engine spark (default: the spark_master setting)."),
     ] = None,
     spark_conf: Annotated[
         list[str] | None,
@@ -526,7 +528,7 @@ def backfill(
 
     from api.local import BackfillRequest, open_backend
 
-    if engine not in ("embedded", "spark"):
+    if engine not in (None, "embedded", "spark"):
         console.print(f"[red]error:[/red] --engine must be embedded or spark, not {engine!r}")
         raise typer.Exit(2)
     if (spark_master is not None or spark_conf) and engine != "spark":
@@ -575,7 +577,11 @@ def backfill(
     console.print(
         f"{totals['runs']} runs ({totals['failed']} failed), {totals['findings']} findings, "
         f"{totals['bad_findings']} critical/no-data; {plan['skipped_empty']} empty windows skipped"
-        + (f"; engine {engine}" + (f" at {spark_master}" if spark_master else "") if engine != "embedded" else "")
+        + (
+            f"; engine {engine}" + (f" at {spark_master}" if spark_master else "")
+            if engine not in (None, "embedded")
+            else ""
+        )
     )
     for error in errors[:10]:
         console.print(f"  error: {error}")

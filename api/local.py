@@ -117,12 +117,22 @@ class BackfillRequest:
     end: str
     monitors: list[str] | None = None
     include_empty: bool = False
-    engine: str = "embedded"  # or "spark" (the CLI on a free data directory only)
+    engine: str | None = None  # embedded, spark, or None: each monitor's own
     spark_master: str | None = None
-    spark_conf: tuple[tuple[str, str], ...] = ()
+    spark_conf: tuple[tuple[str, str], ...] = ()  # the CLI on a free data directory only
 
     def body(self) -> dict[str, Any]:
-        return {"from": self.start, "to": self.end, "monitors": self.monitors, "include_empty": self.include_empty}
+        body: dict[str, Any] = {
+            "from": self.start,
+            "to": self.end,
+            "monitors": self.monitors,
+            "include_empty": self.include_empty,
+        }
+        if self.engine is not None:
+            body["engine"] = self.engine
+        if self.spark_master is not None:
+            body["spark_master"] = self.spark_master
+        return body
 
 
 @dataclass(frozen=True)
@@ -402,14 +412,16 @@ class RemoteBackend:
         return self._check(self.client.post(f"/v1/models/{request.model}/backfill", json=body))
 
     def backfill(self, request: BackfillRequest) -> dict[str, Any]:
-        if request.engine != "embedded":
+        if request.spark_conf:
             from monitor.errors import FieldError, InvalidInput
 
             reason = (
-                "a running server holds this data directory; the Spark engine runs in the CLI on a data "
-                "directory no server holds (stop the server, or backfill with --engine embedded through it)"
+                "a running server holds this data directory and runs the backfill with its own Spark settings "
+                "(LOOPWATCH_SPARK_CONF on the server; --spark-master is passed on): leave out --spark-conf"
             )
-            raise InvalidInput("engine not available through a server", [FieldError(field="engine", reason=reason)])
+            raise InvalidInput(
+                "spark settings not accepted by a server", [FieldError(field="spark_conf", reason=reason)]
+            )
         return self._check(self.client.post(f"/v1/models/{request.model}/backfill", json=request.body(), timeout=3600))
 
     def list_alerts(self, filters: AlertFilter) -> list[dict[str, Any]]:

@@ -19,10 +19,9 @@ from monitor.clock import iso_z
 from monitor.errors import FieldError, InvalidInput
 from monitor.monitors import MonitorSpec, monitor_summary, parse_monitor
 from monitor.references import parse_duration
-from monitor.scheduling import MonitorRunner, RunOutcome, backfill_summary, outcome_summary, schedule_points
+from monitor.scheduling import RunOutcome, backfill_summary, outcome_summary, schedule_points
 
 if TYPE_CHECKING:
-    from monitor.engines.spark import SparkEngine
     from monitor.service import Loopwatch
 
 Engine = Literal["embedded", "spark"]
@@ -134,38 +133,23 @@ class MonitorOps:
     def __init__(self, service: Loopwatch, scheduler: Scheduling | None = None) -> None:
         self._service = service
         self._scheduler = scheduler
-        self._spark: dict[str, SparkEngine] = {}  # by its options, kept for the steps of a backfill
 
     def close(self) -> None:
-        """Stop the Spark sessions backfills started (nothing to do for the embedded engine)."""
-        for engine in self._spark.values():
-            engine.close()
-        self._spark.clear()
+        """Stop the Spark session a backfill or a scheduled run started (nothing to do for the
+        embedded engine)."""
+        self._service.spark.close()
 
-    def _spark_runner(
-        self, plan: BackfillPlan, master: str | None, conf: dict[str, str] | None
-    ) -> tuple[MonitorRunner, dict[str, Any]]:
-        """The Spark engine's runner for this plan, after refusing a plan that needs hot rows (the
-        engine reads sealed Parquet only; trailing references lie before the range, so any hot row
-        before its end could be needed). One session per process: asking for another master or
-        other settings stops the previous one (Spark would otherwise hand back the old session)."""
-        from monitor.engines.spark import DEFAULT_MASTER, SparkEngine, SparkOptions
-        from monitor.store import FAR_PAST
+    def _spark(self, master: str | None, conf: dict[str, str] | None) -> dict[str, Any]:
+        """Start (or reuse) the Spark engine for a backfill: the server's settings, with this
+        backfill's master and extra settings over them; 503 naming what to install when this
+        machine cannot run Spark. Hot rows of the range are read too (see monitor/engines/spark.py)."""
+        from monitor.engines.spark import SparkOptions, require_spark
 
-        hot = self._service.store.hot_rows(plan.model, FAR_PAST, plan.end)
-        if hot:
-            reason = (
-                f"{hot} predictions of {plan.model} before {iso_z(plan.end)} are not sealed yet; the Spark engine "
-                "reads sealed Parquet only: seal them (`loopwatch seal` moves days past the hot period) or use --engine embedded"
-            )
-            raise InvalidInput("range not sealed", [FieldError(field="engine", reason=reason)])
-        options = SparkOptions(master=master or DEFAULT_MASTER, conf=tuple(sorted((conf or {}).items())))
-        key = repr(options)
-        if key not in self._spark:
-            self.close()
-            self._spark[key] = SparkEngine(self._service, options)
-        engine = self._spark[key]
-        return engine.runner, engine.describe()
+        require_spark()
+        base = SparkOptions.from_settings(self._service.settings, master)
+        merged = {**dict(base.conf), **(conf or {})}
+        options = SparkOptions(master=base.master, driver_memory=base.driver_memory, conf=tuple(sorted(merged.items())))
+        return self._service.spark.get(options).describe()
 
     def attach_scheduler(self, scheduler: Scheduling | None) -> None:
         self._scheduler = scheduler
@@ -194,6 +178,7 @@ class MonitorOps:
             seen.add(spec.name)
             errors.extend(self._service.monitors.segment_errors(model, spec, f"{where}.segments"))
             errors.extend(self._service.monitors.route_errors(spec, f"{where}.route.receivers"))
+            errors.extend(_engine_errors(spec, f"{where}.engine"))
             specs.append(spec)
         if errors:
             count = len(errors)
@@ -299,25 +284,36 @@ class MonitorOps:
         plan: BackfillPlan,
         progress: Callable[[RunOutcome], None] | None = None,
         *,
-        engine: Engine = "embedded",
+        engine: Engine | None = None,
         spark_master: str | None = None,
         spark_conf: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Run a plan's windows (mode ``backfill``: recorded, never paging); ``progress`` is
-        called after each run. ``engine``: ``embedded`` (DuckDB in this process) or ``spark``
-        (the sealed Parquet read by Spark at ``spark_master``, default ``local[*]``, with extra
-        ``spark_conf`` settings; the same detectors and run records; the range must be sealed)."""
-        outcomes: builtins.list[RunOutcome] = []
-        runner = self._service.runner
-        described: dict[str, Any] = {"engine": "embedded"}
-        if engine == "spark":
-            runner, described = self._spark_runner(plan, spark_master, spark_conf)
-        elif engine != "embedded":
+        called after each run. ``engine``: ``embedded`` (DuckDB in this process), ``spark`` (the
+        sealed Parquet plus the range's hot rows read by Spark at ``spark_master`` — default the
+        ``spark_master`` setting — with extra ``spark_conf`` settings; the same detectors and run
+        records), or ``None``: each monitor's own ``engine``. The Spark options are ignored when
+        no monitor of the plan runs on Spark."""
+        if engine is not None and engine not in ENGINES:
             reason = f"unknown engine {engine!r}; one of {', '.join(ENGINES)}"
             raise InvalidInput("unknown engine", [FieldError(field="engine", reason=reason)])
+        specs = {s.name: s for _, s in self._service.monitors.list(plan.model)}
+        chosen = {m.monitor: engine or specs[m.monitor].engine for m in plan.monitors if m.monitor in specs}
+        used = sorted(set(chosen.values())) or [engine or "embedded"]
+        described: dict[str, Any] = {"engine": used[0] if len(used) == 1 else "per monitor"}
+        if "spark" in used:
+            described = {**self._spark(spark_master, spark_conf), "engine": described["engine"]}
+        outcomes: builtins.list[RunOutcome] = []
+        runner = self._service.runner
         for monitor in plan.monitors:
             for window_end in monitor.ends:
-                outcome = runner.run(plan.model, monitor.monitor, window_end=window_end, mode="backfill")
+                outcome = runner.run(
+                    plan.model,
+                    monitor.monitor,
+                    window_end=window_end,
+                    mode="backfill",
+                    engine=chosen.get(monitor.monitor),
+                )
                 if outcome is not None:
                     outcomes.append(outcome)
                     if progress is not None:
@@ -340,3 +336,14 @@ class MonitorOps:
             "windows": plan.windows,
             **described,
         }
+
+
+def _engine_errors(spec: MonitorSpec, where: str) -> builtins.list[FieldError]:
+    """A monitor asking for Spark where Spark cannot start is refused when saved (not at its first
+    scheduled run at 3 a.m.), saying what to install."""
+    if spec.engine != "spark":
+        return []
+    from monitor.engines.spark import missing_requirements
+
+    missing = missing_requirements()
+    return [] if missing is None else [FieldError(field=where, reason=f"the Spark engine cannot run here: {missing}")]

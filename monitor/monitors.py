@@ -157,6 +157,10 @@ class MonitorSpec(BaseModel):
     route: RouteSpec = Field(default_factory=RouteSpec)
     enabled: bool = True
     rejudge: str | None = None  # e.g. 3d: re-judge past windows this recent when late labels arrive
+    #: Where scheduled (and manual, retry, rejudge) runs read their windows: ``embedded`` (DuckDB in
+    #: the server) or ``spark`` (the sealed Parquet plus the window's hot rows, read by the server's
+    #: Spark session — ``LOOPWATCH_SPARK_MASTER``); the same findings either way (docs/spark.md).
+    engine: Literal["embedded", "spark"] = "embedded"
 
     @field_validator("name")
     @classmethod

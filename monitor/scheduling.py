@@ -54,6 +54,9 @@ class RunOutcome:
 
 Subscriber = Callable[[RunOutcome], None]
 T = TypeVar("T")
+EngineEvaluators = Callable[[str], Evaluator]
+"""An engine's name (a monitor's ``engine`` other than ``embedded``) → the evaluator reading through
+it; the composition root passes the service's Spark engines, so the runner never imports Spark."""
 ReferenceFreeze = Callable[[str, str], datetime | None]
 """(model, monitor) → where the monitor's trailing reference must end for now (``None``: it trails
 freely). The composition root passes the alert store's answer, so the runner needs no alerting."""
@@ -134,8 +137,10 @@ class MonitorRunner:
         monitors: MonitorStore,
         now: Clock = utcnow,
         reference_freeze: ReferenceFreeze | None = None,
+        engines: EngineEvaluators | None = None,
     ) -> None:
         self._evaluator = evaluator
+        self._engines = engines
         self._runs = runs
         self._monitors = monitors
         self._now = now
@@ -164,9 +169,12 @@ class MonitorRunner:
         mode: RunMode = "manual",
         attempt: int = 1,
         wait: bool = True,
+        engine: str | None = None,
     ) -> RunOutcome | None:
-        """Evaluate ``name`` for the window ending at ``window_end`` (default: now).
-        Returns ``None`` only if ``wait`` is False and a run of this monitor is in progress."""
+        """Evaluate ``name`` for the window ending at ``window_end`` (default: now) with ``engine``
+        (default: the monitor's own ``engine``). Returns ``None`` only if ``wait`` is False and a
+        run of this monitor is in progress. An engine that cannot start (Spark without Java) makes
+        a failed run saying so, retried like any other failure."""
         if self._closing:
             log.info("shutting down: not starting a run of %s/%s", model, name)
             return None
@@ -178,7 +186,7 @@ class MonitorRunner:
             log.info("monitor %s/%s is still running; skipping this firing", model, name)
             return None
         try:
-            outcome = self._execute(model, spec, (start, end), mode, attempt)
+            outcome = self._execute(model, spec, (start, end), mode, attempt, engine or spec.engine)
         finally:
             lock.release()
         outcome.live = is_live(spec, mode, end, self._now())
@@ -191,13 +199,19 @@ class MonitorRunner:
         return outcome
 
     def _execute(
-        self, model: str, spec: MonitorSpec, window: tuple[datetime, datetime], mode: RunMode, attempt: int
+        self,
+        model: str,
+        spec: MonitorSpec,
+        window: tuple[datetime, datetime],
+        mode: RunMode,
+        attempt: int,
+        engine: str,
     ) -> RunOutcome:
         run = self._runs.start(model, spec.name, spec.detector, mode, window, attempt)
         with self._idle:
             self._inflight[run.id] = run
         try:
-            return self._evaluate(model, spec, window, run)
+            return self._evaluate(model, spec, window, run, engine)
         finally:
             with self._idle:
                 self._inflight.pop(run.id, None)
@@ -239,13 +253,20 @@ class MonitorRunner:
             )
         return [r.id for r in stragglers]
 
+    def _evaluator_for(self, engine: str) -> Evaluator:
+        if engine == "embedded":
+            return self._evaluator
+        if self._engines is None:
+            raise RuntimeError(f"engine {engine!r} is not available in this process")
+        return self._engines(engine)
+
     def _evaluate(
-        self, model: str, spec: MonitorSpec, window: tuple[datetime, datetime], run: RunRecord
+        self, model: str, spec: MonitorSpec, window: tuple[datetime, datetime], run: RunRecord, engine: str
     ) -> RunOutcome:
         started = time.perf_counter()
         try:
             freeze = self._reference_freeze(model, spec.name) if self._reference_freeze is not None else None
-            evaluation = self._evaluator.evaluate(
+            evaluation = self._evaluator_for(engine).evaluate(
                 model, spec.detector, spec.params, window, spec.reference, spec.segments, freeze_before=freeze
             )
         except Exception as exc:

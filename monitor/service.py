@@ -11,6 +11,7 @@ from monitor.alerting.alerts import AlertStore
 from monitor.audit import AuditLog
 from monitor.clock import Clock, utcnow
 from monitor.db import Database
+from monitor.engines.spark import SparkEngines
 from monitor.evaluation import Evaluator
 from monitor.keys import KeyStore
 from monitor.memory import process_memory
@@ -68,9 +69,23 @@ class Loopwatch:
         # A trailing reference is frozen at the start of the monitor's open alert (the alert store
         # answers where); injected so the runner and evaluator never import alerting.
         alerts = AlertStore(self.db, self.registry, now)
+        # The Spark engine starts on first use (a backfill --engine spark, or a run of an
+        # `engine: spark` monitor); PySpark is imported only then.
+        self.spark = SparkEngines(self)
         self.runner = MonitorRunner(
-            self.evaluator, self.runs, self.monitors, now, reference_freeze=alerts.reference_freeze
+            self.evaluator,
+            self.runs,
+            self.monitors,
+            now,
+            reference_freeze=alerts.reference_freeze,
+            engines=self._engine_evaluator,
         )
+
+    def _engine_evaluator(self, engine: str) -> Evaluator:
+        """The evaluator of a monitor's ``engine`` (other than ``embedded``)."""
+        if engine != "spark":
+            raise ValueError(f"unknown engine {engine!r}")
+        return self.spark.evaluator()
 
     def memory(self) -> dict[str, int]:
         """Bytes by part (``loopwatch_memory_bytes``): the process's resident pages, C heap and
@@ -91,6 +106,7 @@ class Loopwatch:
         return released or 0
 
     def close(self) -> None:
+        self.spark.detach()
         self.registry.write_version_counts()
         self.store.close_indexes()
         self.db.close()

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     # output and pre-selects it, as for the other strategies; `show_model_output` on a route overrides.
     labeling_errors_show_model_output: bool = False
 
+    # The Spark engine (monitor/engines/spark.py; docs/spark.md): where the scheduled runs of
+    # `engine: spark` monitors and `backfill --engine spark` without --spark-master run, and extra
+    # spark.* settings (LOOPWATCH_SPARK_CONF as JSON, e.g. {"spark.hadoop.fs.s3a.endpoint": "..."}).
+    spark_master: str = "local[*]"
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    spark_driver_memory: str = "1g"
+
     # SIGTERM: monitor runs still going after this many seconds are recorded as `interrupted`
     # and the server exits without waiting for them.
     shutdown_grace_seconds: float = Field(default=20, ge=0)
@@ -129,6 +136,14 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key.startswith("spark."):
+                raise ValueError(f"{key!r} is not a Spark setting (they start with 'spark.')")
         return value
 
     @field_validator("data_dir")

@@ -845,19 +845,62 @@ class PredictionStore:
         )
         return int(rows[0][0])
 
-    def export_labels(self, model_name: str, path: Path) -> int:
-        """Write every stored label as (prediction_id, label, label_timestamp) to a Parquet file:
-        the snapshot another engine joins a window's rows with (labels stay in DuckDB; only
-        predictions are sealed). Returns the number of labels."""
+    def window_parts(
+        self,
+        model_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        columns: list[str] | None = None,
+        model_version: str | None = None,
+    ) -> tuple[list[str], pa.Table]:
+        """What another engine reads for ``[start, end)``: the sealed files holding it (checked, as
+        :meth:`sealed_paths`) and its hot rows (without labels, unordered), taken together under the
+        write lock that sealing holds while it moves a day — so no row is in both parts or in neither.
+        The files are checked first, outside the lock (a first hash check of a big file must not
+        hold up ingest); the second listing, under it, only finds them verified."""
         model = self._registry.get(model_name)
-        literal = str(path).replace("'", "''")
-        with self._db.transaction() as cur:  # one consistent snapshot
-            count = cur.execute(f"SELECT count(*) FROM {model.labels_table}").fetchall()[0][0]
-            cur.execute(
-                f"COPY (SELECT prediction_id, label, timestamp AS label_timestamp FROM {model.labels_table}) "
-                f"TO '{literal}' (FORMAT parquet, COMPRESSION zstd)"
-            ).fetchall()
-        return int(count)
+        self._files_overlapping(model, start, end)
+        wanted = list(columns) if columns else [f.name for f in model.schema.arrow_schema()]
+        for base in ("timestamp", "prediction_id"):
+            if base not in wanted:
+                wanted.insert(0, base)
+        where = "timestamp >= $lo AND timestamp < $hi"
+        params: dict[str, Any] = {"lo": start, "hi": end}
+        if model_version is not None:
+            where += " AND model_version = $mv"
+            params["mv"] = model_version
+        select = ", ".join(quote_ident(c) for c in wanted)
+        with self._db.write_lock:
+            files = self._files_overlapping(model, start, end)
+            cur = self._db.cursor()
+            try:
+                hot = cur.sql(f"SELECT {select} FROM {model.predictions_table} WHERE {where}", params=params)
+                return files, hot.to_arrow_table()
+            finally:
+                cur.close()
+
+    def sealed_columns(self, files: list[str]) -> set[str]:
+        """The columns these sealed files hold between them (read from their footers once, then
+        remembered): what another engine reads them with, instead of inferring it each time."""
+        return self._columns_in(files)
+
+    def join_labels(self, model_name: str, rows: pa.Table) -> pa.Table:
+        """``rows`` (predictions read by another engine) with their current labels added as
+        :meth:`scan` adds them (``LEFT JOIN labels USING (prediction_id)``: ``label`` and
+        ``label_timestamp`` last). Labels live only here, in DuckDB, so the join runs where they are;
+        row order is not kept."""
+        model = self._registry.get(model_name)
+        cur = self._db.cursor()
+        try:
+            cur.register("rows_to_label", rows)
+            return cur.sql(
+                "SELECT r.*, l.label AS label, l.timestamp AS label_timestamp FROM rows_to_label r "
+                f"LEFT JOIN {model.labels_table} l USING (prediction_id)"
+            ).to_arrow_table()
+        finally:
+            _unregister(cur, "rows_to_label")
+            cur.close()
 
     def sealed_files(self, model_name: str) -> list[dict[str, Any]]:
         model = self._registry.get(model_name)

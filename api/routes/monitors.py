@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
@@ -31,6 +31,16 @@ class BackfillRequest(BaseModel):
         default=False,
         description="Also run windows holding no predictions (skipped by default; volume and freshness "
         "monitors keep theirs once the model has sent data).",
+    )
+    engine: Literal["embedded", "spark"] | None = Field(
+        default=None,
+        description="embedded (DuckDB in the server) or spark (the sealed Parquet plus the hot rows read by the "
+        "server's Spark session); default: each monitor's own engine. 503 if the server cannot run Spark.",
+    )
+    spark_master: str | None = Field(
+        default=None,
+        description="Spark master URL for the Spark engine (default: the server's spark_master setting). Extra "
+        "spark.* settings are the server's own (LOOPWATCH_SPARK_CONF), never taken from a request.",
     )
 
 
@@ -78,10 +88,15 @@ async def backfill(model: str, body: BackfillRequest, app: AppDep, principal: Ad
     are skipped; `dry_run` only returns the plan (windows, runs, skipped) so a caller can show
     what will happen and drive a long backfill in steps."""
     start, end = parse_time_field("from", body.start), parse_time_field("to", body.end)
+    if body.spark_master is not None and body.engine != "spark":
+        reason = "spark_master applies to the Spark engine: send engine spark with it"
+        raise InvalidInput("spark_master without engine spark", [FieldError(field="spark_master", reason=reason)])
     plan = app.monitors.plan_backfill(model, start, end, body.monitors, include_empty=body.include_empty)
     if body.dry_run:
         return plan.to_dict(with_ends=True)
-    result = await run_in_threadpool(lambda: app.monitors.backfill(principal.id, plan))
+    result = await run_in_threadpool(
+        lambda: app.monitors.backfill(principal.id, plan, engine=body.engine, spark_master=body.spark_master)
+    )
     return {**result, "plan": plan.to_dict()}
 
 

@@ -1,30 +1,36 @@
-"""The Spark engine: a backfill's window and reference rows read by Spark from the sealed
-hive-partitioned Parquet, judged by the same pure detectors, recorded by the same run store.
+"""The Spark engine: a window's and a reference's rows read by Spark from the sealed
+hive-partitioned Parquet plus the window's hot rows, judged by the same pure detectors, recorded
+by the same run store — for backfills (``loopwatch backfill --engine spark``) and for the
+scheduled runs of monitors declared ``engine: spark``.
 
 What runs where:
 
 * **Executors** read the sealed files a window needs (the catalog's list — each checked against
   its recorded size and sha256 first — so Spark prunes to the window's ``date=`` partitions and
-  never reads a half-written or damaged file), filter rows to the window (``timestamp`` pushed
-  down to the Parquet row groups), project the detector's columns, join the labels (a Parquet
-  snapshot of the labels table, written once per backfill), count the reference's slices, and draw the reference sample
-  (``mapInArrow``: DuckDB's ``hash(prediction_id)`` per Arrow batch, the same key the store uses,
-  so the sample is the same rows).
-* **The driver** collects each window and reference as Arrow, puts the rows in the store's order
-  and types, and runs the detector and the run bookkeeping exactly as the embedded engine does
-  (``Evaluator`` with these tables instead of the store's).
+  never reads a half-written or damaged file) and the window's hot rows (still in DuckDB: copied
+  to a Parquet file in the scratch directory, taken with the file list under the lock sealing
+  holds, so no row is read twice or missed), filter rows to the window (``timestamp`` pushed
+  down to the Parquet row groups), project the detector's columns, count the reference's
+  slices, and draw the reference sample (``mapInArrow``: DuckDB's ``hash(prediction_id)`` per
+  Arrow batch, the same key the store uses, so the sample is the same rows).
+* **The driver** (the loopwatch process) collects each window and reference sample as Arrow,
+  joins their labels from DuckDB (labels are never sealed: they live in the service's database,
+  beside the driver), puts the rows in the store's order and types, and runs the detector and
+  the run bookkeeping exactly as the embedded engine does (``Evaluator`` with these tables
+  instead of the store's).
 
 Parity comes first: a window read here is the same Arrow table the store would return, so the
-findings are the same to the last bit. Windows still holding hot (unsealed) rows are refused:
-seal first (``loopwatch seal``) or backfill them with the embedded engine.
+findings are the same to the last bit.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,9 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from detectors.sampling import SAMPLE_KEY, SampleRates, mark_sampled
-from monitor.errors import InvalidInput
+from monitor.errors import NotConfigured
 from monitor.evaluation import Evaluator
 from monitor.references import ReferenceCache
 from monitor.store import FAR_FUTURE, FAR_PAST, SAMPLE_KEY_SQL, sample_threshold_sql
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from monitor.service import Loopwatch
+    from monitor.settings import Settings
 
 log = logging.getLogger("loopwatch.spark")
 
@@ -60,13 +68,43 @@ class SparkOptions:
     driver_memory: str = "1g"
     conf: tuple[tuple[str, str], ...] = ()
 
+    @classmethod
+    def from_settings(cls, settings: Settings, master: str | None = None) -> SparkOptions:
+        """The server's Spark settings (``LOOPWATCH_SPARK_MASTER``, ``_SPARK_CONF``,
+        ``_SPARK_DRIVER_MEMORY``); ``master`` overrides the first (a backfill's ``--spark-master``)."""
+        return cls(
+            master=master or settings.spark_master,
+            driver_memory=settings.spark_driver_memory,
+            conf=tuple(sorted(settings.spark_conf.items())),
+        )
+
+
+def missing_requirements() -> str | None:
+    """What this machine lacks to start a Spark session (``None``: nothing): PySpark, and a Java
+    runtime (``JAVA_HOME`` or ``java`` on the PATH) for its JVM."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "PySpark is not installed: pip install 'loopwatch[spark]' (pyspark==4.0.1)"
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and shutil.which("java") is None:
+        return (
+            "no Java runtime for Spark: install Java 17 (Debian: apt-get install openjdk-17-jre-headless) "
+            "or set JAVA_HOME"
+        )
+    return None
+
+
+def require_spark() -> None:
+    """:class:`NotConfigured` (503) saying what to install when Spark cannot start here."""
+    missing = missing_requirements()
+    if missing is not None:
+        raise NotConfigured(f"the Spark engine cannot run on this machine: {missing}")
+
 
 def spark_session(options: SparkOptions) -> SparkSession:
     """A session in UTC without the web UI (a backfill is a batch job, not a service)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:  # the optional extra is missing
-        raise InvalidInput("the Spark engine needs PySpark: pip install 'loopwatch[spark]'") from exc
+    require_spark()
+    from pyspark.sql import SparkSession
+
     builder = (
         SparkSession.builder.master(options.master)
         .appName("loopwatch-backfill")
@@ -75,6 +113,8 @@ def spark_session(options: SparkOptions) -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", "8")
+        # Fewer, larger Arrow batches for the sampling UDF (one DuckDB query per batch).
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
         .config("spark.ui.showConsoleProgress", "false")
     )
     if options.master.startswith("local"):
@@ -92,16 +132,16 @@ def spark_session(options: SparkOptions) -> SparkSession:
 class SparkTables:
     """Window and reference rows read by Spark (``monitor.evaluation.WindowTables``): the same
     rows, order and Arrow types as ``PredictionStore.scan`` / ``reference_sample``, from the
-    sealed files only."""
+    sealed files plus the window's hot rows."""
 
     def __init__(self, spark: SparkSession, service: Loopwatch, scratch: Path) -> None:
-        """``scratch``: where the labels snapshot is written for the executors to read (on a
+        """``scratch``: where a window's hot rows are copied for the executors to read (on a
         cluster it must be on the filesystem they share, like ``sealed/``)."""
         self._spark = spark
         self._store = service.store
         self._registry = service.registry
         self._scratch = scratch
-        self._labels: dict[str, DataFrame] = {}
+        self._local = threading.local()  # each thread's hot-row copies (scheduled runs overlap)
         self.windows_read = 0
 
     # --- WindowTables ----------------------------------------------------------------------
@@ -114,10 +154,13 @@ class SparkTables:
         *,
         columns: list[str] | None = None,
     ) -> pa.Table:
-        frame, target = self._window(model_name, start, end, columns, None)
-        if frame is None:
-            return target
-        return self._collect(self._labelled(model_name, frame), target)
+        try:
+            frame, target = self._window(model_name, start, end, columns, None)
+            if frame is None:
+                return target
+            return self._collect(model_name, frame, target)
+        finally:
+            self._drop_hot_files()
 
     def reference_sample(
         self,
@@ -130,6 +173,21 @@ class SparkTables:
         model_version: str | None = None,
         columns: list[str] | None = None,
     ) -> pa.Table:
+        try:
+            return self._reference_sample(model_name, start, end, segments, cap, model_version, columns)
+        finally:
+            self._drop_hot_files()
+
+    def _reference_sample(
+        self,
+        model_name: str,
+        start: datetime | None,
+        end: datetime | None,
+        segments: list[str],
+        cap: int,
+        model_version: str | None,
+        columns: list[str] | None,
+    ) -> pa.Table:
         model = self._registry.get(model_name)
         segments = [s for s in segments if s in model.schema.segments]
         frame, target = self._window(model_name, start, end, columns, model_version)
@@ -140,10 +198,9 @@ class SparkTables:
         total, by_segment = _slice_counts(frame, segments)
         rates = SampleRates.for_counts(total, by_segment, cap)
         if not rates.samples:
-            return self._collect(self._labelled(model_name, frame), target)
-        sampled = self._labelled(model_name, _sample(frame, rates))
+            return self._collect(model_name, frame, target)
         keyed = target.append_column(pa.field(SAMPLE_KEY, pa.float64()), pa.array([], pa.float64()))
-        return mark_sampled(self._collect(sampled, keyed), rates)
+        return mark_sampled(self._collect(model_name, _sample(frame, rates), keyed), rates)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -155,64 +212,60 @@ class SparkTables:
         columns: list[str] | None,
         model_version: str | None,
     ) -> tuple[DataFrame | None, pa.Table]:
-        """The window's predictions as a Spark frame, without labels (``None`` when no sealed file
-        holds it), and the empty table of the store's answer (its schema is what the collected
+        """The window's predictions (sealed and hot) as a Spark frame, without labels (``None`` when
+        it holds no rows), and the empty table of the store's answer (its schema is what the collected
         rows are cast to)."""
-        from pyspark.sql import functions as F
 
         lo = start or FAR_PAST
         hi = end or FAR_FUTURE
-        hot = self._store.hot_rows(model_name, lo, hi)
-        if hot:
-            raise InvalidInput(
-                f"the Spark engine reads sealed Parquet only, and {hot} predictions of {model_name} in "
-                f"[{lo.isoformat()}, {hi.isoformat()}) are still in the hot table: seal them first "
-                "(`loopwatch seal` moves days past the hot period) or backfill these windows with the embedded engine"
-            )
         target = self._store.scan(model_name, FAR_PAST, FAR_PAST, columns=columns)  # no rows: the schema
-        files = self._store.sealed_paths(model_name, lo, hi)
-        if not files:
+        files, hot = self._store.window_parts(model_name, lo, hi, columns=columns, model_version=model_version)
+        if not files and hot.num_rows == 0:
             return None, target
         self.windows_read += 1
-        base = str(self._store.sealed_dir / f"model={model_name}")
-        frame = self._spark.read.option("basePath", base).option("mergeSchema", "true").parquet(*files)
-        frame = frame.where((F.col("timestamp") >= F.lit(lo)) & (F.col("timestamp") < F.lit(hi)))
-        if model_version is not None:
-            frame = frame.where(F.col("model_version") == F.lit(model_version))
-        present = set(frame.columns)
         predicted = [f for f in target.schema if f.name not in ("label", "label_timestamp")]
-        frame = frame.select(
-            *[
-                F.col(f.name) if f.name in present else F.lit(None).cast(_spark_type(f.type)).alias(f.name)
-                for f in predicted
-            ]
-        )
+        parts: list[DataFrame] = []
+        if files:
+            base = str(self._store.sealed_dir / f"model={model_name}")
+            # The schema is given, not inferred: inferring (or merging) it is a Spark job per read.
+            # A column missing from some files (added to the model after they were sealed) reads as null.
+            present = self._store.sealed_columns(files)
+            schema = _spark_schema([f for f in predicted if f.name in present])
+            sealed = self._spark.read.schema(schema).option("basePath", base).parquet(*files)
+            parts.append(_shaped(sealed, predicted, lo, hi, model_version))
+        if hot.num_rows:
+            self._scratch.mkdir(parents=True, exist_ok=True)
+            path = self._scratch / f"hot-{uuid.uuid4().hex}.parquet"
+            pq.write_table(hot, path)
+            self._hot_files.append(path)
+            parts.append(_shaped(self._spark.read.parquet(str(path)), predicted, lo, hi, None))
+        frame = parts[0]
+        for other in parts[1:]:
+            frame = frame.unionByName(other)
         return frame, target
 
-    def _labelled(self, model_name: str, frame: DataFrame) -> DataFrame:
-        """The rows with their labels, if any (the store's ``LEFT JOIN labels USING (prediction_id)``)."""
-        return frame.join(self._label_frame(model_name), on="prediction_id", how="left")
-
-    def _label_frame(self, model_name: str) -> DataFrame:
-        """The labels as of the first window read (labels stay in DuckDB: a snapshot is written
-        to Parquet once, and the executors read and join it like the predictions — shipping the
-        rows inside the tasks instead exhausted a 1 GB driver at 800k labels)."""
-        if model_name not in self._labels:
-            self._scratch.mkdir(parents=True, exist_ok=True)
-            path = self._scratch / f"labels-{uuid.uuid4().hex}.parquet"
-            self._store.export_labels(model_name, path)
-            self._labels[model_name] = self._spark.read.parquet(str(path)).cache()
-        return self._labels[model_name]
+    def _drop_hot_files(self) -> None:
+        """The hot rows' Parquet copies, once the rows read from them are collected."""
+        for path in self._hot_files:
+            path.unlink(missing_ok=True)
+        self._hot_files.clear()
 
     def close(self) -> None:
-        """Remove the label snapshots (after the session that reads them is done)."""
+        """Remove the hot-row copies (after the session that reads them is done)."""
         shutil.rmtree(self._scratch, ignore_errors=True)
-        self._labels.clear()
 
-    def _collect(self, frame: DataFrame, target: pa.Table) -> pa.Table:
-        """Collect to the driver in the store's column order, types and row order
-        (timestamp, prediction_id)."""
-        table = frame.select(*target.column_names).toArrow()
+    @property
+    def _hot_files(self) -> list[Path]:
+        files: list[Path] = self._local.__dict__.setdefault("files", [])
+        return files
+
+    def _collect(self, model_name: str, frame: DataFrame, target: pa.Table) -> pa.Table:
+        """Collect the rows to the driver, add their labels there (``PredictionStore.join_labels``:
+        labels live only in DuckDB, beside the driver; joining them on the executors meant a
+        snapshot of every label shuffled for each window), and return them in the store's column
+        order, types and row order (timestamp, prediction_id)."""
+        unlabelled = [name for name in target.column_names if name not in ("label", "label_timestamp")]
+        table = self._store.join_labels(model_name, frame.select(*unlabelled).toArrow())
         table = pa.Table.from_arrays(
             [
                 table.column(name).cast(field.type)
@@ -221,6 +274,31 @@ class SparkTables:
             schema=target.schema,
         )
         return table.sort_by([("timestamp", "ascending"), ("prediction_id", "ascending")]).combine_chunks()
+
+
+def _shaped(
+    frame: DataFrame, predicted: list[pa.Field], lo: datetime, hi: datetime, model_version: str | None
+) -> DataFrame:
+    """Rows of ``[lo, hi)`` (of one model version, if given) as the store's prediction columns, in
+    its order and types (a column a file lacks — added to the schema after it was sealed — is null)."""
+    from pyspark.sql import functions as F
+
+    frame = frame.where((F.col("timestamp") >= F.lit(lo)) & (F.col("timestamp") < F.lit(hi)))
+    if model_version is not None:
+        frame = frame.where(F.col("model_version") == F.lit(model_version))
+    present = set(frame.columns)
+    return frame.select(
+        *[
+            (F.col(f.name) if f.name in present else F.lit(None)).cast(_spark_type(f.type)).alias(f.name)
+            for f in predicted
+        ]
+    )
+
+
+def _spark_schema(fields: list[pa.Field]) -> Any:
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(f.name, _spark_type(f.type), True) for f in fields])
 
 
 def _spark_type(arrow_type: pa.DataType) -> Any:
@@ -271,26 +349,19 @@ def _sample(frame: DataFrame, rates: SampleRates) -> DataFrame:
 
 
 class SparkEngine:
-    """A Spark session and an evaluator reading through it, for one backfill (or several)."""
+    """A Spark session and an evaluator reading through it."""
 
     def __init__(self, service: Loopwatch, options: SparkOptions | None = None) -> None:
-        from monitor.alerting.alerts import AlertStore
-        from monitor.scheduling import MonitorRunner
-
         self.options = options or SparkOptions()
         self.spark = spark_session(self.options)
         self.tables = SparkTables(self.spark, service, service.settings.data_dir / "spark" / uuid.uuid4().hex)
-        evaluator = Evaluator(
+        self.evaluator = Evaluator(
             service.store,
             service.registry,
             service.evaluator.references_dir,
-            ReferenceCache(),
+            ReferenceCache(max_bytes=service.settings.reference_cache_mb * 1024 * 1024),
             reference_sample_rows=service.evaluator.reference_sample_rows,
             tables=self.tables,
-        )
-        alerts = AlertStore(service.db, service.registry, service.now)
-        self.runner = MonitorRunner(
-            evaluator, service.runs, service.monitors, service.now, reference_freeze=alerts.reference_freeze
         )
 
     def describe(self) -> dict[str, Any]:
@@ -300,3 +371,48 @@ class SparkEngine:
     def close(self) -> None:
         self.spark.stop()
         self.tables.close()
+
+
+class SparkEngines:
+    """The process's Spark engine, started on first use and shared by backfills and the scheduled
+    runs of ``engine: spark`` monitors (Spark allows one active session per process: asking for
+    other options — a backfill's ``--spark-master`` — stops the current session and starts one
+    with them; scheduled runs then use that one until the process ends or it is replaced)."""
+
+    def __init__(self, service: Loopwatch) -> None:
+        self._service: Loopwatch | None = service
+        self._engine: SparkEngine | None = None
+        self._lock = threading.Lock()
+
+    def get(self, options: SparkOptions | None = None) -> SparkEngine:
+        """The engine with ``options`` (default: the settings'; an engine already started serves
+        any caller that asks for no options), started if needed; :class:`NotConfigured` (503) if
+        this machine cannot run Spark, saying what to install."""
+        with self._lock:
+            service = self._service
+            if service is None:
+                raise RuntimeError("the service is closed")
+            if self._engine is not None and (options is None or options == self._engine.options):
+                return self._engine
+            wanted = options or SparkOptions.from_settings(service.settings)
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+            self._engine = SparkEngine(service, wanted)
+            return self._engine
+
+    def evaluator(self) -> Evaluator:
+        """The Spark evaluator scheduled runs of ``engine: spark`` monitors use."""
+        return self.get().evaluator
+
+    def close(self) -> None:
+        """Stop the session (and remove its scratch files), if one was started."""
+        with self._lock:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+
+    def detach(self) -> None:
+        """Close, and forget the service (it is closing)."""
+        self.close()
+        self._service = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -109,3 +110,54 @@ def test_cli_apply_run_and_backfill(tmp_path: Path, service: Loopwatch, braking_
     result = runner.invoke(app, ["monitors", "apply", str(bad), "--data-dir", data_dir])
     assert result.exit_code == 1 and "exactly one of every" in result.output
     service.__init__(service.settings)
+
+
+def test_backfill_engine_spark_without_java_is_503_naming_the_install(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST backfill with `engine: spark` on a server that cannot start Spark answers 503 saying
+    what to install, runs nothing; `spark_master` without `engine: spark` is a 422; an unknown
+    engine is a 422 naming the choices."""
+    service = _service(api)
+    _load(service, NOW - timedelta(hours=3), 2, 50, seed=3)
+    base = "/v1/models/harsh-braking"
+    assert api.client.post(f"{base}/monitors", json=[DRIFT], headers=api.admin).status_code == 201
+    span = {"from": (NOW - timedelta(hours=3)).isoformat(), "to": NOW.isoformat()}
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    response = api.client.post(f"{base}/backfill", json={**span, "engine": "spark"}, headers=api.admin)
+    assert response.status_code == 503 and "openjdk-17-jre-headless" in response.text, response.text
+    assert service.runs.runs("harsh-braking") == []
+    response = api.client.post(f"{base}/backfill", json={**span, "spark_master": "local[1]"}, headers=api.admin)
+    assert response.status_code == 422 and "spark_master" in response.text
+    response = api.client.post(f"{base}/backfill", json={**span, "engine": "flink"}, headers=api.admin)
+    assert response.status_code == 422 and "spark" in response.text
+
+
+@pytest.mark.slow
+def test_backfill_through_the_server_with_engine_spark_records_the_embedded_findings(api: Api) -> None:
+    """POST backfill with `engine: spark` and a `spark_master` runs the server's Spark session over
+    the model's rows (here all hot: nothing is sealed yet) and records the findings the embedded
+    engine records for the same windows."""
+    service = _service(api)
+    _load(service, NOW - timedelta(days=1, hours=2), 24, 100, seed=1)
+    _load(service, NOW - timedelta(hours=3), 3, 400, speed=60, seed=2)
+    base = "/v1/models/harsh-braking"
+    assert api.client.post(f"{base}/monitors", json=[DRIFT], headers=api.admin).status_code == 201
+    span = {"from": (NOW - timedelta(hours=3)).isoformat(), "to": NOW.isoformat()}
+    embedded = api.client.post(f"{base}/backfill", json={**span, "engine": "embedded"}, headers=api.admin).json()
+    body = {**span, "engine": "spark", "spark_master": "local[1]"}
+    spark = api.client.post(f"{base}/backfill", json=body, headers=api.admin).json()
+    assert spark["engine"] == "spark" and spark["spark_master"] == "local[1]", spark
+    assert spark["runs"] == embedded["runs"] == 3 and spark["failed"] == 0
+    pairs: dict[tuple[str, str | None], list[dict[str, object]]] = {}
+    for f in service.runs.findings("harsh-braking", limit=1000):
+        pairs.setdefault((f["window_end"], f["column"]), []).append(f)
+    assert pairs and all(len(p) == 2 for p in pairs.values())
+    for a, b in pairs.values():
+        assert (a["status"], a["n_current"], a["n_reference"], a["value"]) == (
+            b["status"],
+            b["n_current"],
+            b["n_reference"],
+            b["value"],
+        )

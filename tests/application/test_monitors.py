@@ -115,3 +115,29 @@ def test_backfill_refuses_unknown_monitors_and_empty_ranges(app: Application) ->
     with pytest.raises(InvalidInput) as caught:
         app.monitors.plan_backfill("harsh-braking", NOW, NOW - timedelta(days=1))
     assert caught.value.errors[0].field == "to"
+
+
+def test_spark_asked_for_where_java_is_missing_is_refused_saying_what_to_install(
+    app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a Java runtime (none on the PATH, no JAVA_HOME) a monitor declaring `engine: spark`
+    is refused when saved (422 on its engine field) and a Spark backfill is refused before any run
+    (503), both naming the package to install; the embedded engine still works."""
+    from monitor.errors import NotConfigured
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(InvalidInput) as refused:
+        app.monitors.apply("test", "harsh-braking", [{**DRIFT, "engine": "spark"}])
+    assert refused.value.errors[0].field == "monitors[0].engine"
+    assert "openjdk-17-jre-headless" in refused.value.errors[0].reason
+    assert app.monitors.list("harsh-braking") == []
+
+    _load(app.service, NOW - timedelta(hours=3), 2, 50, seed=3)
+    app.monitors.apply("test", "harsh-braking", [DRIFT])
+    plan = app.monitors.plan_backfill("harsh-braking", NOW - timedelta(hours=3), NOW)
+    with pytest.raises(NotConfigured) as unavailable:
+        app.monitors.backfill("test", plan, engine="spark")
+    assert unavailable.value.status == 503 and "openjdk-17-jre-headless" in unavailable.value.message
+    assert app.service.runs.runs("harsh-braking") == []
+    assert app.monitors.backfill("test", plan, engine="embedded")["runs"] == plan.runs > 0

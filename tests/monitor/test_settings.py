@@ -59,3 +59,21 @@ def test_duckdb_memory_is_capped_by_default_and_the_cap_can_be_lifted(
         assert limit != "244.1 MiB" and "GiB" in limit
     finally:
         lifted.close()
+
+
+def test_spark_settings_come_from_the_environment_and_refuse_non_spark_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOOPWATCH_SPARK_MASTER and LOOPWATCH_SPARK_CONF (JSON) set the Spark engine's session — the
+    options scheduled `engine: spark` runs start it with; a conf key that is not a spark.* setting
+    is refused at start-up rather than ignored by Spark."""
+    from monitor.engines.spark import SparkOptions
+
+    monkeypatch.delenv("LOOPWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("LOOPWATCH_SPARK_MASTER", "spark://cluster:7077")
+    monkeypatch.setenv("LOOPWATCH_SPARK_CONF", '{"spark.hadoop.fs.s3a.endpoint": "http://minio:9000"}')
+    options = SparkOptions.from_settings(load_settings())
+    assert options.master == "spark://cluster:7077"
+    assert options.conf == (("spark.hadoop.fs.s3a.endpoint", "http://minio:9000"),)
+    assert SparkOptions.from_settings(load_settings(), "local[2]").master == "local[2]"
+    monkeypatch.setenv("LOOPWATCH_SPARK_CONF", '{"fs.s3a.endpoint": "http://minio:9000"}')
+    with pytest.raises(ValueError, match="not a Spark setting"):
+        load_settings()

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from application import Application
-from monitor.errors import InvalidInput
+from application.monitors import Engine
 from monitor.scheduling import RunOutcome
 from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
@@ -100,16 +101,10 @@ def sealed(tmp_path: Path) -> Iterator[Application]:
         service.close()
 
 
-def _backfill(app: Application, engine: str) -> tuple[dict[str, Any], list[RunOutcome]]:
+def _backfill(app: Application, engine: Engine) -> tuple[dict[str, Any], list[RunOutcome]]:
     outcomes: list[RunOutcome] = []
     plan = app.monitors.plan_backfill(MODEL, START, START + timedelta(days=4))
-    summary = app.monitors.backfill(
-        "test",
-        plan,
-        outcomes.append,
-        engine=engine,
-        spark_master=MASTER,  # type: ignore[arg-type]
-    )
+    summary = app.monitors.backfill("test", plan, outcomes.append, engine=engine, spark_master=MASTER)
     return summary, outcomes
 
 
@@ -127,8 +122,8 @@ def _key(outcome: RunOutcome, finding: Any) -> tuple[Any, ...]:
 def test_spark_backfill_records_the_embedded_engines_findings(sealed: Application) -> None:
     """Every finding of a Spark backfill (data drift with a sampled, segmented reference and
     performance with labels) equals the embedded engine's on the same sealed data: same status,
-    same counts, values to 1e-9; both are recorded as backfill runs, the engine named; the labels
-    snapshot the executors read is removed when the session ends."""
+    same counts, values to 1e-9; both are recorded as backfill runs, the engine named; nothing is
+    left in the session's scratch directory once it ends."""
     embedded, embedded_runs = _backfill(sealed, "embedded")
     spark, spark_runs = _backfill(sealed, "spark")
     assert embedded["engine"] == "embedded" and spark["engine"] == "spark" and spark["spark_master"] == MASTER
@@ -137,17 +132,8 @@ def test_spark_backfill_records_the_embedded_engines_findings(sealed: Applicatio
 
     ours = {_key(o, f): f for o in embedded_runs for f in o.findings}
     theirs = {_key(o, f): f for o in spark_runs for f in o.findings}
-    assert ours.keys() == theirs.keys() and len(ours) > 50
-    for key, mine in ours.items():
-        other = theirs[key]
-        assert (other.status, other.n_current, other.n_reference) == (mine.status, mine.n_current, mine.n_reference), (
-            key
-        )
-        for name in COMPARED:
-            a, b = getattr(mine, name), getattr(other, name)
-            assert (a is None) == (b is None), (key, name)
-            if a is not None:
-                assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9, (key, name, a, b)
+    assert len(ours) > 50
+    _assert_same(ours, theirs)
     # the same windows judged the same data
     prints = {(o.monitor.name, o.run.window_end): o.run.id for o in embedded_runs}
     assert len(prints) == 32
@@ -165,38 +151,96 @@ def test_spark_backfill_records_the_embedded_engines_findings(sealed: Applicatio
     assert len(recorded) == 64 and {r["mode"] for r in recorded} == {"backfill"}
     audit = sealed.service.audit.list(action="monitor.backfill")
     assert sorted(a["details"]["engine"] for a in audit) == ["embedded", "spark"]
-    scratch = sealed.service.settings.data_dir / "spark"
-    assert list(scratch.rglob("labels-*.parquet")), "the labels were not read from a snapshot"
-    sealed.monitors.close()  # the session ends: its label snapshot goes
-    assert not list(scratch.rglob("*.parquet"))
+    sealed.monitors.close()  # the session ends
+    assert not list((sealed.service.settings.data_dir / "spark").rglob("*.parquet"))
+
+
+@pytest.fixture
+def partly_sealed(tmp_path: Path) -> Iterator[Application]:
+    """The same history with only its first two days sealed: the last two are still in the hot
+    table, as the recent windows of a live server are (trailing references straddle the two)."""
+    service = Loopwatch(Settings(data_dir=tmp_path / "data", reference_sample_rows=1500))
+    service.registry.register(ModelSchema.model_validate(BRAKING))
+    _history(service)
+    service.store.seal(before=START + timedelta(days=2))
+    assert service.store.hot_rows(MODEL, START, TODAY) > 0
+    app = Application.offline(service)
+    app.monitors.apply("test", MODEL, MONITORS)
+    try:
+        yield app
+    finally:
+        app.monitors.close()
+        service.close()
+
+
+def _assert_same(ours: dict[Any, Any], theirs: dict[Any, Any]) -> None:
+    assert ours.keys() == theirs.keys() and ours
+    for key, mine in ours.items():
+        other = theirs[key]
+        assert (other.status, other.n_current, other.n_reference) == (mine.status, mine.n_current, mine.n_reference), (
+            key
+        )
+        for name in COMPARED:
+            a, b = getattr(mine, name), getattr(other, name)
+            assert (a is None) == (b is None), (key, name)
+            if a is not None:
+                assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9, (key, name, a, b)
 
 
 @pytest.mark.slow
-def test_spark_backfill_refuses_a_range_with_hot_rows(sealed: Application) -> None:
-    """The Spark engine reads sealed Parquet only: a range whose rows are partly still in the hot
-    table is refused before anything runs, saying what to do."""
-    service = sealed.service
-    extra = pa.table(
-        {
-            "prediction_id": ["hot-1"],
-            "timestamp": pa.array([START + timedelta(hours=1)], pa.timestamp("us", tz="UTC")),
-            "model_version": ["1.0"],
-            "speed_kmh": [50.0],
-            "road_type": ["urban"],
-            "night": [False],
-            "prediction": ["none"],
-            "score": [0.5],
-            "latency_ms": [20.0],
-            "region": ["eu"],
-            "firmware": ["3.1"],
-        }
-    )
-    service.store.ingest_predictions(MODEL, extra)
-    plan = sealed.monitors.plan_backfill(MODEL, START, START + timedelta(days=1))
-    with pytest.raises(InvalidInput) as caught:
-        sealed.monitors.backfill("test", plan, engine="spark", spark_master=MASTER)
-    assert "not sealed yet" in caught.value.errors[0].reason
-    assert service.runs.runs(MODEL) == []
+def test_spark_reads_the_hot_rows_with_the_sealed_ones(partly_sealed: Application) -> None:
+    """Windows whose rows are partly or wholly still in the hot table (not sealed) are judged by
+    the Spark engine on the sealed files plus those hot rows: every finding equals the embedded
+    engine's (status, counts, values to 1e-9), and the hot rows' Parquet copies are removed once
+    read."""
+    app = partly_sealed
+    span = (START + timedelta(days=1, hours=12), START + timedelta(days=4))
+    results: dict[str, dict[Any, Any]] = {}
+    engines: tuple[Engine, ...] = ("embedded", "spark")
+    for engine in engines:
+        outcomes: list[RunOutcome] = []
+        plan = app.monitors.plan_backfill(MODEL, *span)
+        summary = app.monitors.backfill("test", plan, outcomes.append, engine=engine, spark_master=MASTER)
+        assert summary["engine"] == engine and summary["runs"] == 2 * 10 and not summary["failed"], summary
+        results[engine] = {_key(o, f): f for o in outcomes for f in o.findings}
+    _assert_same(results["embedded"], results["spark"])
+    assert any(f.status == "critical" for f in results["spark"].values())
+    scratch = app.service.settings.data_dir / "spark"
+    assert not list(scratch.rglob("hot-*.parquet")), "a hot-row copy outlived its read"
+
+
+@pytest.mark.slow
+def test_scheduled_spark_monitor_judges_live_windows_like_embedded(partly_sealed: Application) -> None:
+    """A monitor declared `engine: spark` has its scheduled runs evaluated by the service's Spark
+    session (the window's rows hot, its trailing reference half sealed) with the findings the
+    embedded engine records for the same window; labels arriving afterwards are seen by the next
+    run (a long-lived session never judges with the labels of its first read)."""
+    app = partly_sealed
+    service = app.service
+    service.settings.spark_master = MASTER
+    perf = {**MONITORS[1], "name": "perf-spark", "engine": "spark"}
+    assert app.monitors.apply("test", MODEL, [perf])["monitors"][0]["engine"] == "spark"
+    window_end = START + timedelta(days=3, hours=12)
+
+    def judged() -> tuple[dict[Any, Any], dict[Any, Any]]:
+        spark = service.runner.run(MODEL, "perf-spark", window_end=window_end, mode="scheduled")
+        embedded = service.runner.run(MODEL, "perf", window_end=window_end, mode="scheduled")
+        assert spark is not None and embedded is not None and not spark.error and not embedded.error
+        strip = {(f.metric, f.column, tuple(sorted((f.segment or {}).items()))): f for f in spark.findings}
+        mine = {(f.metric, f.column, tuple(sorted((f.segment or {}).items()))): f for f in embedded.findings}
+        return mine, strip
+
+    before = judged()
+    _assert_same(*before)
+    assert service.spark.get().tables.windows_read >= 2  # the window and its reference, read by Spark
+    # Labels for the window's unlabelled predictions arrive (all of them wrong): both engines see them.
+    window = service.store.scan(MODEL, window_end - timedelta(hours=6), window_end)
+    unlabelled = window.filter(pc.is_null(window["label"]))
+    flipped = pc.if_else(pc.equal(unlabelled["prediction"], "brake"), "none", "brake")
+    service.store.ingest_labels(MODEL, pa.table({"prediction_id": unlabelled["prediction_id"], "label": flipped}))
+    after = judged()
+    _assert_same(*after)
+    assert {k: f.value for k, f in after[1].items()} != {k: f.value for k, f in before[1].items()}
 
 
 @pytest.mark.slow
