@@ -1,4 +1,4 @@
-"""What bounds the Arrow ingest ratio: the same 1M rows written four ways, in alternating rounds.
+"""What bounds the Arrow ingest ratio: the same 1M rows written five ways, in alternating rounds.
 
 ``bench/ingest.py`` compares the Arrow path through a running server with a plain
 ``pyarrow.parquet.write_table`` + fsync. This script takes the server and HTTP away, step by
@@ -11,9 +11,12 @@ step, to show where the remaining gap lives (issue 15's target is 0.7× the plai
 * ``duckdb_insert_no_alp``: the same with DuckDB's ALP/ALP-RD float compression disabled (not
   used by the store: it trades a larger hot table for less CPU; shown for the record);
 * ``store_path``: the server's work without HTTP: Arrow IPC decode, validation, the id index,
-  the insert and the commit (``PredictionStore.ingest_predictions``).
+  the insert and the commit (``PredictionStore.ingest_predictions``);
+* ``ipc_lz4_journal``: the already-normalised rows appended as one LZ4-compressed Arrow IPC
+  file per batch, fsynced (file and directory) — the durable write an ingest journal would
+  acknowledge after (docs/architecture.md, "Arrow ingest against issue 15's 0.7×"); not built.
 
-Each round runs all four (order alternating: the machine is shared and noisy); medians are
+Each round runs all five (order alternating: the machine is shared and noisy); medians are
 reported with the ratio to the plain write's median, CPU seconds (all threads) and file size.
 
     .venv/bin/python bench/ingest_floor.py [--rounds 4]
@@ -82,6 +85,24 @@ def duckdb_insert(rows: pa.Table, directory: Path, settings: str = "") -> float:
     return seconds
 
 
+def ipc_journal(rows: pa.Table, directory: Path) -> float:
+    started = time.perf_counter()
+    for number, start in enumerate(range(0, rows.num_rows, BATCH)):
+        path = directory / f"{number:06d}.arrows"
+        with (
+            pa.OSFile(str(path), "wb") as sink,
+            pa.ipc.new_stream(sink, rows.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer,
+        ):
+            writer.write_table(rows.slice(start, BATCH))
+        for target in (path, directory):
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    return time.perf_counter() - started
+
+
 def store_path(bodies: list[bytes], directory: Path) -> float:
     service = Loopwatch(Settings(data_dir=directory / "data"))
     service.registry.register(bench.SPEC)
@@ -110,6 +131,7 @@ def main() -> None:
             lambda d: duckdb_insert(normalized, d, "SET disabled_compression_methods='alp,alprd'"),
         ),
         ("store_path", lambda d: store_path(bodies, d)),
+        ("ipc_lz4_journal", lambda d: ipc_journal(normalized, d)),
     ]
     measured: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in ways}
     for round_no in range(args.rounds):
