@@ -18,26 +18,31 @@ from typing import Any
 import pyarrow as pa
 
 from monitor.errors import FieldError, InvalidInput, LoopwatchError
-from monitor.formats import Body, read_arrow_stream, table_to_arrow_stream
+from monitor.formats import Body, parse_json, read_arrow_stream, table_to_arrow_stream
 from monitor.json_columns import prediction_table, warm_up
 from monitor.schema import ModelSchema
-from monitor.validation import normalize_predictions
+from monitor.validation import normalize_predictions, records_to_table
 
 DecodeResult = tuple[str, Any]
 
 _schemas: dict[str, ModelSchema] = {}
 
 
-def decode_json_predictions(body: Body, schema_json: str, now: datetime, max_future_seconds: float) -> DecodeResult:
-    """Parse + validate a JSON batch: ("ok", Arrow IPC bytes) or ("error", error fields)."""
+def decode_json_predictions(
+    body: Body, schema_json: str, now: datetime, max_future_seconds: float, fast_first: bool = True
+) -> DecodeResult:
+    """Parse + validate a JSON batch: ("ok", Arrow IPC bytes) or ("error", error fields).
+    ``fast_first=False``: the caller's Arrow JSON reader declined the body already, so only the
+    generic path runs."""
     schema = _schemas.get(schema_json)
     if schema is None:
         schema = _schemas[schema_json] = ModelSchema.model_validate_json(schema_json)
         if len(_schemas) > 64:
             _schemas.clear()
     try:
+        flat = prediction_table(body, schema) if fast_first else records_to_table(parse_json(body), schema)
         table = normalize_predictions(
-            prediction_table(body, schema),
+            flat,
             schema,
             now=now,
             max_future=timedelta(seconds=max_future_seconds),
