@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,32 @@ def run_on_tmpfs(tmp_path: Path, module: str, *args: str, timeout: float = 240) 
     assert run.returncode == 0 and lines, run.stderr.decode(errors="replace")[-3000:]
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
     return result
+
+
+# --- inside the namespace (the scenario modules run by run_on_tmpfs) ------------------------------
+
+FREE_AFTER_FILL = 3 * 1024 * 1024  # what fill_disk leaves: room to start, not to keep writing
+
+
+def mount_tmpfs(mount: Path, size: str = "24m") -> None:
+    """Mount a ``size`` tmpfs on ``mount`` (only inside the private mount namespace)."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+
+
+def fill_disk(mount: Path, leave: int = FREE_AFTER_FILL) -> Path:
+    """Fill the filesystem at ``mount`` up to ``leave`` free bytes; the filler file (unlink it to
+    free the space again)."""
+    filler = mount / "filler"
+    stat = os.statvfs(mount)
+    filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - leave))
+    return filler
+
+
+def wait(check: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``check`` came true within ``timeout`` seconds (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False

@@ -7,8 +7,6 @@ Not a test module itself (no ``test_`` prefix): it needs its own mount namespace
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,20 +16,19 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from monitor.settings import Settings
 from tests.conftest import BRAKING, braking_record
+from tests.tmpfs import fill_disk, mount_tmpfs
 
 MODEL = "/v1/models/harsh-braking"
 
 
 def main(mount: Path) -> None:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
+    mount_tmpfs(mount)
     app = create_app(Settings(data_dir=mount / "data"), background=False)
     out: dict[str, object] = {}
     with TestClient(app, raise_server_exceptions=False) as client:
         headers = {"Authorization": "Bearer " + app.state.service.keys.create("admin", "t")[1]}
         client.post("/v1/models", json=BRAKING, headers=headers).raise_for_status()
-        filler = mount / "filler"
-        stat = os.statvfs(mount)
-        filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 3 * 1024 * 1024))
+        filler = fill_disk(mount)
         acked = 0
         now = datetime.now(UTC)
         for batch in range(200):  # 3 MiB fill up in far fewer batches

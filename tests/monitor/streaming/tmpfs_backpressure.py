@@ -5,12 +5,9 @@ JSON line. Not a test module itself (no ``test_`` prefix): it needs its own moun
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -22,21 +19,13 @@ from monitor.streaming.ingest import handle_message
 from monitor.streaming.mqtt import MqttConsumer
 from monitor.streaming.sources import SourceSpec
 from tests.conftest import BRAKING, braking_record, earlier_today
+from tests.tmpfs import fill_disk, mount_tmpfs, wait
 
 TOPIC = "bp/predictions"
 
 
-def wait(check: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def main(mount: Path, port: int) -> None:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
+    mount_tmpfs(mount)
     service = Loopwatch(Settings(data_dir=mount / "data"))
     service.registry.register(ModelSchema.model_validate(BRAKING))
     spec = SourceSpec(name="bp", kind="mqtt", url=f"mqtt://127.0.0.1:{port}", topic=TOPIC, model="harsh-braking")
@@ -46,9 +35,7 @@ def main(mount: Path, port: int) -> None:
     )
     consumer.start()
     assert wait(lambda: consumer.state == "connected", 20), consumer.status()
-    filler = mount / "filler"
-    stat = os.statvfs(mount)
-    filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 3 * 1024 * 1024))
+    filler = fill_disk(mount)
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bp-publisher")
     publisher.connect("127.0.0.1", port)
     publisher.loop_start()

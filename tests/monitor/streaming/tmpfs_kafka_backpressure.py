@@ -7,13 +7,10 @@ module itself (no ``test_`` prefix): it needs its own mount namespace."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from monitor.schema import ModelSchema
 from monitor.service import Loopwatch
@@ -23,23 +20,15 @@ from monitor.streaming.kafka import KafkaConsumer
 from monitor.streaming.sources import SourceSpec
 from tests.conftest import BRAKING, braking_record, earlier_today
 from tests.monitor.streaming.kafka_mock import FAST_GROUP, KafkaClient
+from tests.tmpfs import fill_disk, mount_tmpfs, wait
 
 TOPIC = "bp.predictions"
 GROUP = "loopwatch-bp"
 ROWS = 2000  # per message
 
 
-def wait(check: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def main(mount: Path, bootstrap: str) -> None:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
+    mount_tmpfs(mount)
     service = Loopwatch(Settings(data_dir=mount / "data"))
     service.registry.register(ModelSchema.model_validate(BRAKING))
     client = KafkaClient(bootstrap)
@@ -59,9 +48,7 @@ def main(mount: Path, bootstrap: str) -> None:
     first = consumer()
     first.start()
     assert wait(lambda: first.state == "connected", 30), first.status()
-    filler = mount / "filler"
-    stat = os.statvfs(mount)
-    filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 3 * 1024 * 1024))
+    filler = fill_disk(mount)
     ts = earlier_today()
     sent: dict[tuple[int, int], str] = {}  # (partition, offset) → the message's id prefix
 
