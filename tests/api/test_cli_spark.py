@@ -49,24 +49,27 @@ def _findings(data: Path) -> list[dict[str, Any]]:
         service.close()
 
 
+# The second day of the generated history: four 6-hour windows.
+SPAN = [
+    "--model",
+    MODEL,
+    "--from",
+    (START + timedelta(days=1)).isoformat(),
+    "--to",
+    (START + timedelta(days=2)).isoformat(),
+]
+
+
 @pytest.mark.slow
 def test_cli_spark_backfill_records_the_same_findings_as_embedded(tmp_path: Path) -> None:
     """The same day backfilled by the CLI with each engine: both succeed, the Spark run says so,
     and every finding (status, value, p-value, counts) is the same in the two sets of runs."""
     data = _data_dir(tmp_path, seal=True)
-    span = [
-        "--model",
-        MODEL,
-        "--from",
-        (START + timedelta(days=1)).isoformat(),
-        "--to",
-        (START + timedelta(days=2)).isoformat(),
-    ]
-    code, out = _invoke("backfill", *span, "--data-dir", str(data))
+    code, out = _invoke("backfill", *SPAN, "--data-dir", str(data))
     assert code == 0, out
     code, out = _invoke(
         "backfill",
-        *span,
+        *SPAN,
         "--engine",
         "spark",
         "--spark-master",
@@ -108,22 +111,14 @@ def test_cli_spark_backfill_reads_unsealed_rows_and_checks_its_flags(tmp_path: P
     embedded engine's findings; --spark-master without --engine spark and a --spark-conf without
     '=' are usage errors."""
     data = _data_dir(tmp_path, seal=False)
-    span = [
-        "--model",
-        MODEL,
-        "--from",
-        (START + timedelta(days=1)).isoformat(),
-        "--to",
-        (START + timedelta(days=2)).isoformat(),
-    ]
-    code, out = _invoke("backfill", *span, "--engine", "spark", "--spark-master", "local[1]", "--data-dir", str(data))
+    code, out = _invoke("backfill", *SPAN, "--engine", "spark", "--spark-master", "local[1]", "--data-dir", str(data))
     assert code == 0 and "4 runs (0 failed)" in out, out
-    code, out = _invoke("backfill", *span, "--engine", "embedded", "--data-dir", str(data))
+    code, out = _invoke("backfill", *SPAN, "--engine", "embedded", "--data-dir", str(data))
     assert code == 0, out
     _assert_pairs_agree(data, runs=8)
-    code, out = _invoke("backfill", *span, "--spark-master", "local[1]", "--data-dir", str(data))
+    code, out = _invoke("backfill", *SPAN, "--spark-master", "local[1]", "--data-dir", str(data))
     assert code == 2 and "need --engine spark" in out, out
     code, out = _invoke(
-        "backfill", *span, "--engine", "spark", "--spark-conf", "no-equals-sign", "--data-dir", str(data)
+        "backfill", *SPAN, "--engine", "spark", "--spark-conf", "no-equals-sign", "--data-dir", str(data)
     )
     assert code == 2 and "KEY=VALUE" in out, out

@@ -28,6 +28,15 @@ def batch(start: int, n: int) -> list[dict[str, Any]]:
     return [braking_record(i, earlier_today(timedelta(seconds=i))) for i in range(start, start + n)]
 
 
+def declare(server: Any, spec: SourceSpec) -> None:
+    """Save ``spec`` in the server's data directory before the server starts."""
+    svc = Loopwatch(Settings(data_dir=server.data_dir))
+    try:
+        svc.sources.save_all([spec])
+    finally:
+        svc.close()
+
+
 def stored_rows(server: Any, headers: dict[str, str]) -> int:
     """The server's stored predictions, or -1 while it does not answer (down or restarting)."""
     try:
@@ -42,13 +51,7 @@ def test_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, broker:
     is down → restart: every row stored exactly once (persistent session, QoS 1, ack after
     commit, ids dedupe redeliveries); /metrics counts the source's messages and rows."""
     server, key = server_factory()
-    svc = Loopwatch(Settings(data_dir=server.data_dir))
-    try:
-        svc.sources.save_all(
-            [SourceSpec(name="plant-a", kind="mqtt", url=broker.url, topic=TOPIC, model="harsh-braking")]
-        )
-    finally:
-        svc.close()
+    declare(server, SourceSpec(name="plant-a", kind="mqtt", url=broker.url, topic=TOPIC, model="harsh-braking"))
     headers = {"Authorization": f"Bearer {key}"}
 
     def stored() -> int:
@@ -144,22 +147,17 @@ def test_server_consumes_kafka_and_exports_lag_and_throughput(server_factory: An
     once everything is committed, and /metrics exports the source's lag, idle time and counters."""
     server, key = server_factory()
     partitions = kafka_cluster.create_topic("fleet.predictions")
-    svc = Loopwatch(Settings(data_dir=server.data_dir))
-    try:
-        svc.sources.save_all(
-            [
-                SourceSpec(
-                    name="fleet",
-                    kind="kafka",
-                    bootstrap=kafka_cluster.bootstrap,
-                    topic="fleet.predictions",
-                    group="loopwatch",
-                    model="harsh-braking",
-                )
-            ]
-        )
-    finally:
-        svc.close()
+    declare(
+        server,
+        SourceSpec(
+            name="fleet",
+            kind="kafka",
+            bootstrap=kafka_cluster.bootstrap,
+            topic="fleet.predictions",
+            group="loopwatch",
+            model="harsh-braking",
+        ),
+    )
     for k in range(6):  # produced before the server starts: a new group reads from the beginning
         kafka_cluster.produce("fleet.predictions", batch(k * 20, 20), partition=k % partitions)
     headers = {"Authorization": f"Bearer {key}"}
@@ -188,22 +186,17 @@ def test_kafka_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, k
     server, key = server_factory()
     topic = "fleet.predictions"
     partitions = kafka_cluster.create_topic(topic)
-    svc = Loopwatch(Settings(data_dir=server.data_dir))
-    try:
-        svc.sources.save_all(
-            [
-                SourceSpec(
-                    name="fleet",
-                    kind="kafka",
-                    bootstrap=kafka_cluster.bootstrap,
-                    topic=topic,
-                    group="loopwatch",
-                    model="harsh-braking",
-                )
-            ]
-        )
-    finally:
-        svc.close()
+    declare(
+        server,
+        SourceSpec(
+            name="fleet",
+            kind="kafka",
+            bootstrap=kafka_cluster.bootstrap,
+            topic=topic,
+            group="loopwatch",
+            model="harsh-braking",
+        ),
+    )
     headers = {"Authorization": f"Bearer {key}"}
 
     def stored() -> int:
