@@ -21,6 +21,9 @@ from monitor.streaming.ingest import Outcome, StoreRefused
 
 log = logging.getLogger("loopwatch")
 
+# (where the message came from: an MQTT topic, or topic[partition]@offset; payload) → outcome,
+# or raises StoreRefused
+Handler = Callable[[str, bytes], Outcome]
 Listener = Callable[[str, str, int], None]  # (source, result, rows); result: stored|dead_letter|error|commit_failed
 Wait = Callable[[float], bool]  # sleep about this long (doing the broker's upkeep); False = give the message up
 

@@ -40,19 +40,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from monitor.clock import Clock, utcnow
-from monitor.streaming.delivery import BACKOFF_MAX_S, Listener, SourceTally, store_with_retry
-from monitor.streaming.ingest import Outcome
+from monitor.streaming.delivery import BACKOFF_MAX_S, Handler, Listener, SourceTally, store_with_retry
 from monitor.streaming.sources import SourceSpec
 
 log = logging.getLogger("loopwatch")
 
-Handler = Callable[[str, bytes], Outcome]  # (where: topic[partition]@offset, payload) → outcome, or StoreRefused
 
 POLL_S = 0.2
 LAG_REFRESH_S = 2.0

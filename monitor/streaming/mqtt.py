@@ -24,7 +24,6 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +31,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.clock import Clock, utcnow
-from monitor.streaming.delivery import BACKOFF_MAX_S, Listener, SourceTally, store_with_retry
+from monitor.streaming.delivery import BACKOFF_MAX_S, Handler, Listener, SourceTally, store_with_retry
 from monitor.streaming.ingest import Outcome
 from monitor.streaming.sources import SourceSpec
 
 log = logging.getLogger("loopwatch")
 
-Handler = Callable[[str, bytes], Outcome]  # (topic, payload) → outcome, or raises StoreRefused
 
 QUEUE_BOUND = 1000  # messages handed over but not yet stored (the broker's in-flight window is smaller)
 
