@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,10 +89,17 @@ def _history(service: Loopwatch, days: int = 4, per_day: int = 4000, seed: int =
 def sealed(tmp_path: Path) -> Iterator[Application]:
     """A data directory whose history is all sealed; references above 1500 rows per slice are
     sampled, so the sampled path (mapInArrow) is compared too."""
+    with _application(tmp_path, sealed_before=TODAY) as app:
+        yield app
+
+
+@contextmanager
+def _application(tmp_path: Path, sealed_before: datetime) -> Iterator[Application]:
+    """The history with the days before ``sealed_before`` sealed, and the monitors applied."""
     service = Loopwatch(Settings(data_dir=tmp_path / "data", reference_sample_rows=1500))
     service.registry.register(ModelSchema.model_validate(BRAKING))
     _history(service)
-    service.store.seal(before=TODAY)
+    service.store.seal(before=sealed_before)
     app = Application.offline(service)
     app.monitors.apply("test", MODEL, MONITORS)
     try:
@@ -159,18 +167,9 @@ def test_spark_backfill_records_the_embedded_engines_findings(sealed: Applicatio
 def partly_sealed(tmp_path: Path) -> Iterator[Application]:
     """The same history with only its first two days sealed: the last two are still in the hot
     table, as the recent windows of a live server are (trailing references straddle the two)."""
-    service = Loopwatch(Settings(data_dir=tmp_path / "data", reference_sample_rows=1500))
-    service.registry.register(ModelSchema.model_validate(BRAKING))
-    _history(service)
-    service.store.seal(before=START + timedelta(days=2))
-    assert service.store.hot_rows(MODEL, START, TODAY) > 0
-    app = Application.offline(service)
-    app.monitors.apply("test", MODEL, MONITORS)
-    try:
+    with _application(tmp_path, sealed_before=START + timedelta(days=2)) as app:
+        assert app.service.store.hot_rows(MODEL, START, TODAY) > 0
         yield app
-    finally:
-        app.monitors.close()
-        service.close()
 
 
 def _assert_same(ours: dict[Any, Any], theirs: dict[Any, Any]) -> None:
