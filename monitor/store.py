@@ -831,12 +831,6 @@ class PredictionStore:
     def sealed_dir(self) -> Path:
         return self._sealed_dir
 
-    def sealed_paths(self, model_name: str, start: datetime, end: datetime) -> list[str]:
-        """The sealed files holding rows of ``[start, end]`` (from the catalog, each checked against
-        its recorded size and hash first: :class:`StorageDamaged` rather than wrong rows). What
-        another engine reads instead of listing ``sealed/`` (where an interrupted seal's file may lie)."""
-        return self._files_overlapping(self._registry.get(model_name), start, end)
-
     def hot_rows(self, model_name: str, start: datetime, end: datetime) -> int:
         """Predictions in ``[start, end)`` still in the hot DuckDB table (not yet sealed)."""
         model = self._registry.get(model_name)
@@ -854,8 +848,9 @@ class PredictionStore:
         columns: list[str] | None = None,
         model_version: str | None = None,
     ) -> tuple[list[str], pa.Table]:
-        """What another engine reads for ``[start, end)``: the sealed files holding it (checked, as
-        :meth:`sealed_paths`) and its hot rows (without labels, unordered), taken together under the
+        """What another engine reads for ``[start, end)``: the sealed files holding it (from the
+        catalog, each checked against its recorded size and hash: :class:`StorageDamaged` rather than
+        wrong rows, and never a file an interrupted seal left in ``sealed/``) and its hot rows (without labels, unordered), taken together under the
         write lock that sealing holds while it moves a day — so no row is in both parts or in neither.
         The files are checked first, outside the lock (a first hash check of a big file must not
         hold up ingest); the second listing, under it, only finds them verified."""
