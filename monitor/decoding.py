@@ -18,10 +18,10 @@ from typing import Any
 import pyarrow as pa
 
 from monitor.errors import FieldError, InvalidInput, LoopwatchError
-from monitor.formats import Body, parse_json, read_arrow_stream, table_to_arrow_stream
-from monitor.json_columns import prediction_table, warm_up
+from monitor.formats import Body, read_arrow_stream, table_to_arrow_stream
+from monitor.json_columns import generic_prediction_table, prediction_table, warm_up
 from monitor.schema import ModelSchema
-from monitor.validation import normalize_predictions, records_to_table
+from monitor.validation import normalize_predictions
 
 DecodeResult = tuple[str, Any]
 
@@ -40,7 +40,7 @@ def decode_json_predictions(
         if len(_schemas) > 64:
             _schemas.clear()
     try:
-        flat = prediction_table(body, schema) if fast_first else records_to_table(parse_json(body), schema)
+        flat = prediction_table(body, schema) if fast_first else generic_prediction_table(body, schema)
         table = normalize_predictions(
             flat,
             schema,

@@ -44,7 +44,13 @@ def prediction_table(body: Body, schema: ModelSchema) -> pa.Table:
     """A JSON prediction body as a flat, not yet validated table: Arrow's reader when the body
     allows it (:func:`read_prediction_columns`), else the generic path (its errors included)."""
     table = read_prediction_columns(body, schema)
-    return table if table is not None else records_to_table(parse_json(body), schema)
+    return table if table is not None else generic_prediction_table(body, schema)
+
+
+def generic_prediction_table(body: Body, schema: ModelSchema) -> pa.Table:
+    """The generic path alone (orjson → Python records → columns): the one answer, errors
+    included, for every body :func:`read_prediction_columns` declines."""
+    return records_to_table(parse_json(body), schema)
 
 
 def read_prediction_columns(body: Body, schema: ModelSchema) -> pa.Table | None:

@@ -18,9 +18,9 @@ from api.params import parse_segments, parse_window
 from monitor.decoding import decode_json_predictions, unpack
 from monitor.errors import LoopwatchError, NotFound, PayloadTooLarge
 from monitor.formats import Body, body_kind, parse_json, read_arrow_stream, read_parquet_bytes
-from monitor.json_columns import prediction_table, read_prediction_columns
+from monitor.json_columns import generic_prediction_table, prediction_table, read_prediction_columns
 from monitor.service import Loopwatch
-from monitor.validation import label_records_to_table, records_to_table
+from monitor.validation import label_records_to_table
 
 router = APIRouter(prefix="/v1/models/{model}", tags=["predictions"])
 
@@ -117,7 +117,7 @@ async def ingest_predictions(
                 )
                 result = await run_in_threadpool(lambda: store(unpack(decoded)))
             else:
-                result = await run_in_threadpool(lambda: ingest(records_to_table(parse_json(body), registered.schema)))
+                result = await run_in_threadpool(lambda: ingest(generic_prediction_table(body, registered.schema)))
         else:
             result = await run_in_threadpool(work)
     except LoopwatchError as exc:
