@@ -58,6 +58,27 @@ BROKER_TIMEOUT_S = 2.0
 NOTHING_COMMITTED = -1  # the group has no offset for the partition: it starts at the low watermark
 
 
+def security_config(spec: SourceSpec) -> dict[str, str]:
+    """librdkafka's TLS and SASL settings for the source (none for plaintext). The password is
+    read from the server's environment here, when the consumer is built, and never logged."""
+    out: dict[str, str] = {}
+    if spec.security_protocol is not None:
+        out["security.protocol"] = spec.security_protocol
+    if spec.uses_sasl:
+        out["sasl.mechanism"] = spec.sasl_mechanism or ""
+        out["sasl.username"] = spec.username or ""
+        out["sasl.password"] = spec.password() or ""
+    if spec.uses_tls:
+        for key, value in (
+            ("ssl.ca.location", spec.ca_file),
+            ("ssl.certificate.location", spec.cert_file),
+            ("ssl.key.location", spec.key_file),
+        ):
+            if value is not None:
+                out[key] = value
+    return out
+
+
 def where(message: Message) -> str:
     """``topic[partition]@offset``: what a dead letter records as its topic."""
     return f"{message.topic()}[{message.partition()}]@{message.offset()}"
@@ -87,6 +108,7 @@ class KafkaConsumer:
             "client.id": f"loopwatch-{spec.name}",
             "enable.partition.eof": False,
             "logger": logging.getLogger("loopwatch.kafka"),
+            **security_config(spec),
             **(config or {}),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

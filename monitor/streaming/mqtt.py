@@ -21,8 +21,9 @@ the message's rows are durable.
 from __future__ import annotations
 
 import logging
-import os
 import queue
+import ssl
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,7 @@ class MqttConsumer:
         self._connection = 0
         self._lock = threading.Lock()
         self.state = "connecting"
+        self._refusal: str | None = None
         self.tally = SourceTally(spec.name, listener, now)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -77,8 +79,9 @@ class MqttConsumer:
             manual_ack=True,
         )
         if spec.username is not None:
-            password = os.environ.get(spec.password_env) if spec.password_env else None
-            self._client.username_pw_set(spec.username, password)
+            self._client.username_pw_set(spec.username, spec.password())
+        if spec.uses_tls:  # the broker's certificate and host name are verified (the system's CAs by default)
+            self._client.tls_set(ca_certs=spec.ca_file, certfile=spec.cert_file, keyfile=spec.key_file)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -141,8 +144,10 @@ class MqttConsumer:
     def _on_connect(self, client: mqtt.Client, _: Any, flags: Any, reason: Any, __: Any) -> None:
         if reason.is_failure:
             self.state = "disconnected"
-            self.last_error = f"broker refused the connection: {reason}"
+            self._refusal = f"broker refused the connection: {reason}"
+            self.last_error = self._refusal
             return
+        self._refusal = None
         with self._lock:
             self._connection += 1
         self.state = "subscribing"  # "connected" once the broker granted the subscription
@@ -160,12 +165,24 @@ class MqttConsumer:
     def _on_connect_fail(self, _: mqtt.Client, __: Any) -> None:
         host, port = self.spec.host_port()
         self.state = "disconnected"
-        self.last_error = f"cannot reach the broker at {host}:{port}; retrying"
+        # paho calls this inside its `except OSError` around the connect: the error is current.
+        failure = sys.exc_info()[1]
+        if isinstance(failure, ssl.SSLError):
+            if isinstance(failure, ssl.SSLCertVerificationError):
+                reason = f"certificate verify failed: {failure.verify_message}"
+            else:
+                reason = failure.reason or str(failure)
+            self.last_error = f"TLS handshake with the broker at {host}:{port} failed ({reason}); retrying"
+        else:
+            self.last_error = f"cannot reach the broker at {host}:{port}; retrying"
 
     def _on_disconnect(self, _: mqtt.Client, __: Any, ___: Any, reason: Any, ____: Any) -> None:
         if not self._stopping.is_set():
             self.state = "disconnected"
-            self.last_error = f"connection lost ({reason}); reconnecting"
+            # A refused login is followed by the broker closing the connection: keep its reason.
+            self.last_error = (
+                f"{self._refusal}; retrying" if self._refusal else f"connection lost ({reason}); reconnecting"
+            )
 
     def _on_message(self, _: mqtt.Client, __: Any, message: mqtt.MQTTMessage) -> None:
         delivery = _Delivery(message, self._connection)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -21,9 +22,12 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ENV_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Bytes of a dead-lettered payload kept for a person to read (payloads may be large).
 EXCERPT_BYTES = 512
-# Fields only one kind has (both have name, kind, model, format, topic).
-MQTT_FIELDS = ("url", "qos", "username", "password_env", "client_id")
-KAFKA_FIELDS = ("bootstrap", "group")
+# Fields only one kind has (both have name, kind, model, format, topic, and the credentials and
+# TLS files below).
+MQTT_FIELDS = ("url", "qos", "client_id")
+KAFKA_FIELDS = ("bootstrap", "group", "security_protocol", "sasl_mechanism")
+TLS_FILES = ("ca_file", "cert_file", "key_file")
+MQTT_PORT, MQTTS_PORT = 1883, 8883
 
 
 class SourceSpec(BaseModel):
@@ -39,14 +43,24 @@ class SourceSpec(BaseModel):
     format: Literal["json"] = "json"
     topic: str
     # mqtt
-    url: str | None = Field(default=None, description="mqtt://host:port")
+    url: str | None = Field(default=None, description="mqtt://host:port, or mqtts://host:port for TLS")
     qos: Literal[0, 1, 2] | None = None
-    username: str | None = None
-    password_env: str | None = Field(default=None, description="environment variable holding the password")
     client_id: str | None = Field(default=None, description="MQTT client id (default loopwatch-NAME); keys the session")
     # kafka
     bootstrap: str | None = Field(default=None, description="host:port[,host:port…]")
     group: str | None = None
+    security_protocol: Literal["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"] | None = Field(
+        default=None, description="librdkafka's security.protocol (default plaintext)"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    # both: credentials (the password is read from the server's environment, never stored) and TLS
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the CAs that sign the broker's certificate (default: the system's)"
+    )
+    cert_file: str | None = Field(default=None, description="PEM client certificate, for mutual TLS")
+    key_file: str | None = Field(default=None, description="PEM private key of cert_file")
 
     @property
     def mqtt_qos(self) -> int:
@@ -58,7 +72,22 @@ class SourceSpec(BaseModel):
 
     def host_port(self) -> tuple[str, int]:
         parts = urlsplit(self.url or "")
-        return parts.hostname or "", parts.port or 1883
+        return parts.hostname or "", parts.port or (MQTTS_PORT if parts.scheme == "mqtts" else MQTT_PORT)
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection to the broker is TLS (mqtts://, or kafka's ssl / sasl_ssl)."""
+        if self.kind == "mqtt":
+            return urlsplit(self.url or "").scheme == "mqtts"
+        return self.security_protocol in ("ssl", "sasl_ssl")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("sasl_plaintext", "sasl_ssl")
+
+    def password(self) -> str | None:
+        """The password, read from the server's environment at connect time (never stored)."""
+        return os.environ.get(self.password_env) if self.password_env else None
 
     def field_errors(self, where: str) -> list[FieldError]:
         """What the kind needs that pydantic's types cannot say."""
@@ -75,31 +104,84 @@ class SourceSpec(BaseModel):
         if self.kind == "mqtt":
             for name in KAFKA_FIELDS:
                 if getattr(self, name) is not None:
-                    bad(name, "is a kafka field; an mqtt source has url, topic, qos, username, password_env")
+                    bad(name, "is a kafka field; an mqtt source has url, topic, qos, client_id, credentials, TLS files")
             if self.url is None:
-                bad("url", "an mqtt source needs url: mqtt://host:port")
+                bad("url", "an mqtt source needs url: mqtt://host:port (or mqtts://host:port for TLS)")
             else:
                 parts = urlsplit(self.url)
                 try:
                     port = parts.port
                 except ValueError:
                     port = -1
-                if parts.scheme != "mqtt" or not parts.hostname or port == -1 or parts.path not in ("", "/"):
-                    bad("url", f"must look like mqtt://host:port (got {self.url!r}; TLS mqtts:// is not supported yet)")
+                if (
+                    parts.scheme not in ("mqtt", "mqtts")
+                    or not parts.hostname
+                    or port == -1
+                    or parts.path not in ("", "/")
+                ):
+                    bad("url", f"must look like mqtt://host:port or mqtts://host:port (got {self.url!r})")
             if isinstance(topic, str) and any(c in topic for c in "+#"):
                 bad("topic", "wildcards (+, #) are not supported: one source reads one topic")
-            if self.password_env is not None and not ENV_PATTERN.match(self.password_env):
-                bad("password_env", "must name an environment variable (letters, digits, '_')")
             if self.password_env is not None and self.username is None:
                 bad("username", "password_env is set but username is not")
         else:
             for name in MQTT_FIELDS:
                 if getattr(self, name) is not None:
-                    bad(name, "is an mqtt field; a kafka source has bootstrap, topic, group")
+                    bad(name, "is an mqtt field; a kafka source has bootstrap, topic, group, security settings")
             if not self.bootstrap:
                 bad("bootstrap", "a kafka source needs bootstrap: host:port[,host:port…]")
             if not self.group:
                 bad("group", "a kafka source needs a consumer group")
+            if self.uses_sasl:
+                if self.sasl_mechanism is None:
+                    bad(
+                        "sasl_mechanism",
+                        f"security_protocol {self.security_protocol} needs PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                    )
+                if self.username is None or self.password_env is None:
+                    bad("username" if self.username is None else "password_env", "SASL needs username and password_env")
+            else:
+                for name in ("sasl_mechanism", "username", "password_env"):
+                    if getattr(self, name) is not None:
+                        bad(name, "is for SASL: set security_protocol to sasl_ssl (or sasl_plaintext)")
+        errors.extend(self._credential_errors(where))
+        return errors
+
+    def _credential_errors(self, where: str) -> list[FieldError]:
+        """The password's variable and the TLS files must exist for the server (which checks
+        them when the source is applied, in its own environment and file system)."""
+        errors: list[FieldError] = []
+        if self.password_env is not None:
+            if not ENV_PATTERN.match(self.password_env):
+                errors.append(
+                    FieldError(
+                        field=f"{where}.password_env", reason="must name an environment variable (letters, digits, '_')"
+                    )
+                )
+            elif self.password_env not in os.environ:
+                errors.append(
+                    FieldError(
+                        field=f"{where}.password_env",
+                        reason=f"{self.password_env} is not set in the environment of the process applying the source "
+                        "(the server's, through the API)",
+                    )
+                )
+        tls_hint = "mqtts://" if self.kind == "mqtt" else "security_protocol ssl or sasl_ssl"
+        for name in TLS_FILES:
+            path = getattr(self, name)
+            if path is None:
+                continue
+            if not self.uses_tls:
+                errors.append(FieldError(field=f"{where}.{name}", reason=f"is for TLS: use {tls_hint}"))
+            elif not os.path.isabs(path):
+                errors.append(FieldError(field=f"{where}.{name}", reason="must be an absolute path on the server"))
+            elif not os.path.isfile(path) or not os.access(path, os.R_OK):
+                errors.append(
+                    FieldError(field=f"{where}.{name}", reason=f"{path} is not a readable file on the server")
+                )
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            errors.append(FieldError(field=f"{where}.{missing}", reason="mutual TLS needs both cert_file and key_file"))
         return errors
 
     def summary(self) -> dict[str, Any]:

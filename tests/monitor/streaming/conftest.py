@@ -28,17 +28,21 @@ class Broker:
     port: int
     directory: Path
     proc: subprocess.Popen[bytes] | None = None
+    # The listener's access settings: anonymous by default; TLS files and a password file for
+    # the TLS tests (then ``tls`` is set and the URL is mqtts://).
+    access: str = "allow_anonymous true\n"
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10) -> None:
         conf = self.directory / "mosquitto.conf"
         conf.write_text(
             # run as the test's user (as root, mosquitto would switch to user `mosquitto`, which
             # cannot write the persistence file in the test's directory)
-            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\n{self.access}persistence true\n"
             f"persistence_location {self.directory}/\nautosave_interval 1\nmax_queued_messages 100000\n"
         )
         log = open(self.directory / "mosquitto.log", "ab")  # noqa: SIM115

@@ -137,3 +137,34 @@ def test_new_consumer_resumes_at_the_committed_offsets(
         second.stop()
     assert kafka_cluster.committed(GROUP, TOPIC, partitions) == {p: 5 for p in range(partitions)}
     assert stored(service) == 50 * partitions
+
+
+def test_sasl_settings_reach_the_broker_and_a_failed_login_is_reported(
+    service: Loopwatch,
+    braking_model: Any,
+    kafka_cluster: MockCluster,
+    partitions: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sasl_plaintext source connects with SASL (the mock cluster has no SASL, so the handshake
+    is refused): the source reports the authentication failure, keeps running, and its password
+    appears in no status or log line."""
+    monkeypatch.setenv("LOOPWATCH_TEST_KAFKA_PASSWORD", "kafka-Pa55word")
+    spec = fleet(kafka_cluster).model_copy(
+        update={
+            "security_protocol": "sasl_plaintext",
+            "sasl_mechanism": "SCRAM-SHA-256",
+            "username": "loopwatch",
+            "password_env": "LOOPWATCH_TEST_KAFKA_PASSWORD",
+        }
+    )
+    runner = SourceRunner(service, kafka_config=FAST_GROUP)
+    runner.start(spec)
+    try:
+        wait_for(lambda: "SASL" in str(runner.status(spec)["last_error"]), what="SASL failure reported")
+        status = str(runner.status(spec))
+        assert "kafka-Pa55word" not in status and "kafka-Pa55word" not in caplog.text
+        assert stored(service) == 0
+    finally:
+        runner.stop_all()
