@@ -240,6 +240,8 @@ MIGRATIONS: list[Migration] = [
         id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, topic VARCHAR NOT NULL, reason VARCHAR NOT NULL,
         excerpt VARCHAR NOT NULL, payload_bytes BIGINT NOT NULL, received_at TIMESTAMPTZ NOT NULL);
     """,
+    # 14: which engine computed a run (embedded or spark); NULL for runs recorded before
+    "ALTER TABLE runs ADD COLUMN engine VARCHAR;",
 ]
 
 

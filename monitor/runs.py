@@ -73,13 +73,16 @@ class RunStore:
         mode: RunMode,
         window: tuple[datetime, datetime],
         attempt: int = 1,
+        engine: str = "embedded",
     ) -> RunRecord:
+        """Record a run as started. ``engine``: what computes it (``embedded`` or ``spark``), kept
+        so a reader can tell the two apart when comparing findings."""
         registered = self._registry.get(model)
         run = RunRecord(uuid.uuid4().hex, model, monitor, detector, mode, window[0], window[1], attempt)
         with self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO runs (id, model_id, monitor, detector, mode, window_start, window_end, status, attempt, "
-                "started_at, code_version) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                "started_at, code_version, engine) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                 [
                     run.id,
                     registered.id,
@@ -91,6 +94,7 @@ class RunStore:
                     attempt,
                     self._now(),
                     self._code_version,
+                    engine,
                 ],
             ).fetchall()
         return run
@@ -188,7 +192,7 @@ class RunStore:
         rows = self._db.query_dicts(
             "SELECT r.id, m.name AS model, r.monitor, r.detector, r.mode, r.window_start, r.window_end, r.status, "
             "r.attempt, r.started_at, r.finished_at, r.duration_ms, r.config_hash, r.data_fingerprint, "
-            "r.code_version, r.reference, r.rows, r.findings AS findings_count, r.error "
+            "r.code_version, r.engine, r.reference, r.rows, r.findings AS findings_count, r.error "
             "FROM runs r JOIN models m ON m.id = r.model_id WHERE r.id = ?",
             [run_id],
         )
@@ -203,8 +207,8 @@ class RunStore:
     def runs(self, model: str, monitor: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         registered = self._registry.get(model)
         sql = (
-            "SELECT id, monitor, detector, mode, window_start, window_end, status, attempt, duration_ms, rows, "
-            "findings, error FROM runs WHERE model_id = ?"
+            "SELECT id, monitor, detector, mode, engine, window_start, window_end, status, attempt, duration_ms, "
+            "rows, findings, error FROM runs WHERE model_id = ?"
         )
         params: list[Any] = [registered.id]
         if monitor:

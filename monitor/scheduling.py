@@ -207,7 +207,7 @@ class MonitorRunner:
         attempt: int,
         engine: str,
     ) -> RunOutcome:
-        run = self._runs.start(model, spec.name, spec.detector, mode, window, attempt)
+        run = self._runs.start(model, spec.name, spec.detector, mode, window, attempt, engine)
         with self._idle:
             self._inflight[run.id] = run
         try:

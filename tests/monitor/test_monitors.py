@@ -60,7 +60,7 @@ def test_interval_schedules_align_for_backfill() -> None:
 
 
 def test_run_is_recorded_with_reproducibility_fields(service: Loopwatch, braking_model: ModelSchema) -> None:
-    """A run stores window, config hash, data fingerprint, code version, duration and its findings."""
+    """A run stores window, config hash, data fingerprint, code version, engine, duration and its findings."""
     _load(service, NOW - timedelta(days=1, hours=2), 24, 100, seed=1)
     _load(service, NOW - timedelta(hours=1), 1, 1000, speed=60, seed=2)
     service.monitors.save(MODEL, MonitorSpec.model_validate(DRIFT))
@@ -68,6 +68,8 @@ def test_run_is_recorded_with_reproducibility_fields(service: Loopwatch, braking
     assert outcome is not None and outcome.error is None
     record = service.runs.get(outcome.run.id)
     assert record["status"] == "succeeded" and record["config_hash"] and record["code_version"]
+    assert record["engine"] == "embedded"
+    assert service.runs.runs(MODEL)[0]["engine"] == "embedded"
     assert record["data_fingerprint"].startswith("1000:") and record["window_end"].startswith(
         NOW.strftime("%Y-%m-%dT%H")
     )
