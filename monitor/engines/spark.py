@@ -7,7 +7,9 @@ What runs where:
 
 * **Executors** read the sealed files a window needs (the catalog's list — each checked against
   its recorded size and sha256 first — so Spark prunes to the window's ``date=`` partitions and
-  never reads a half-written or damaged file) and the window's hot rows (still in DuckDB: copied
+  never reads a half-written or damaged file; with ``spark_sealed_uri`` the same files in a mirror
+  kept by ``loopwatch sealed push``, each found there with the catalog's size first, on the driver
+  through Spark's Hadoop filesystem) and the window's hot rows (still in DuckDB: copied
   to a Parquet file in the scratch directory, taken with the file list under the lock sealing
   holds, so no row is read twice or missed), filter rows to the window (``timestamp`` pushed
   down to the Parquet row groups), project the detector's columns, count the reference's
