@@ -169,7 +169,7 @@ def test_sealed_push_names_what_is_wrong_with_a_bad_destination(tmp_path: Path, 
 def test_sealed_push_to_a_directory_checks_each_copy_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     """Pushed to a local directory (a path or file:// URI), each file is written under a temporary
     name, renamed, and its sha256 checked against the catalog; a copy truncated later is pushed
-    again (its size differs) while the others are skipped."""
+    again (its size differs) while the others are skipped; each push is audited."""
     data, files = _sealed_data_dir(tmp_path)
     mirror = tmp_path / "mirror"
     code, out = _invoke("sealed", "push", str(mirror), "--data-dir", str(data))
@@ -185,6 +185,12 @@ def test_sealed_push_to_a_directory_checks_each_copy_and_leaves_no_temporary_fil
     assert code == 0 and "1 pushed" in out and "2 already there" in out, out
     assert (mirror / first).read_bytes() == files[first]
     assert not [p for p in mirror.rglob("*.tmp-*")]
+    service = Loopwatch(Settings(data_dir=data))
+    try:  # each push on a free data directory is audited, with counts (no failures list, no credentials)
+        pushes = [a["details"] for a in service.audit.list(action="store.pushed")]
+    finally:
+        service.close()
+    assert sorted((d["pushed"], d["skipped"], d["failed"]) for d in pushes) == [(1, 2, 0), (3, 0, 0)]
 
 
 @pytest.mark.slow
