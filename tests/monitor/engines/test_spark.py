@@ -19,6 +19,8 @@ import pytest
 
 from application import Application
 from application.monitors import Engine
+from monitor.engines.spark import MirroredFile, check_mirror
+from monitor.errors import MirrorIncomplete
 from monitor.scheduling import RunOutcome
 from monitor.schema import ModelSchema
 from monitor.sealed_push import open_destination
@@ -266,8 +268,8 @@ def test_spark_reads_the_sealed_files_from_a_pushed_mirror(sealed: Application, 
     file:// URI), every file Spark reads is the mirror's — none under the data directory — and the
     findings equal the embedded engine's. A mirror lacking a file, or holding one with another size
     than the catalog's, fails the windows that need it with an error naming the file and the push
-    command (the other windows run); a scheme Spark has no filesystem for (s3a:// without
-    hadoop-aws) fails saying so."""
+    command (the other windows run), the first three of many named with the count; a scheme Spark
+    has no filesystem for (s3a:// without hadoop-aws) fails saying so."""
     service = sealed.service
     mirror = tmp_path / "mirror"
     report = sealed.store.push("test", open_destination(str(mirror)))
@@ -315,3 +317,9 @@ def test_spark_reads_the_sealed_files_from_a_pushed_mirror(sealed: Application, 
     )
     assert summary["failed"] == 1 and "S3AFileSystem not found" in (outcomes[0].error or ""), outcomes[0].error
     assert "hadoop-aws" in (outcomes[0].error or "")
+    # Many files wrong at once: the first three are named, with how many more (every one in `errors`).
+    absent = [MirroredFile(f"model=m/date=2026-01-0{i}/p.parquet", f"{uri}/absent/{i}.parquet", 10) for i in range(5)]
+    with pytest.raises(MirrorIncomplete) as caught:
+        check_mirror(service.spark.get().spark, uri, absent)
+    assert "5 of the 5" in caught.value.message and "and 2 more" in caught.value.message, caught.value.message
+    assert [e.field for e in caught.value.errors] == [f.path for f in absent]
