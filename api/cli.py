@@ -36,6 +36,11 @@ store_app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(store_app, name="store")
+sealed_app = typer.Typer(
+    help="Sealed Parquet files: push them to a mirror (s3://bucket/prefix or a directory) that Spark reads.",
+    no_args_is_help=True,
+)
+app.add_typer(sealed_app, name="sealed")
 app.add_typer(gate_app, name="gate")
 alerts_app = typer.Typer(help="On-call: alerts, acknowledgements, silences.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
@@ -511,6 +516,16 @@ def backfill(
         list[str] | None,
         typer.Option("--spark-conf", help="KEY=VALUE Spark setting for --engine spark (repeatable)."),
     ] = None,
+    spark_sealed_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-sealed-uri",
+            help="For --engine spark: read the sealed files from this mirror (same layout as DATA_DIR/sealed, "
+            "kept by `loopwatch sealed push`), e.g. s3a://bucket/prefix (the objects `sealed push "
+            "s3://bucket/prefix` wrote) or file:///abs/path; default: the spark_sealed_uri setting, else the "
+            "local files. Not accepted when a server holds the data directory (its setting applies).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
@@ -531,9 +546,17 @@ def backfill(
     if engine not in (None, "embedded", "spark"):
         console.print(f"[red]error:[/red] --engine must be embedded or spark, not {engine!r}")
         raise typer.Exit(2)
-    if (spark_master is not None or spark_conf) and engine != "spark":
-        console.print("[red]error:[/red] --spark-master and --spark-conf need --engine spark")
+    if (spark_master is not None or spark_conf or spark_sealed_uri is not None) and engine != "spark":
+        console.print("[red]error:[/red] --spark-master, --spark-conf and --spark-sealed-uri need --engine spark")
         raise typer.Exit(2)
+    if spark_sealed_uri is not None:
+        from monitor.settings import normalize_sealed_uri
+
+        try:
+            spark_sealed_uri = normalize_sealed_uri(spark_sealed_uri)
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] --spark-sealed-uri: {exc}")
+            raise typer.Exit(2) from None
     settings_given = []
     for item in spark_conf or []:
         key, sep, value = item.partition("=")
@@ -541,7 +564,9 @@ def backfill(
             console.print(f"[red]error:[/red] --spark-conf takes KEY=VALUE, not {item!r}")
             raise typer.Exit(2)
         settings_given.append((key.strip(), value))
-    request = BackfillRequest(model, start, end, monitor, include_empty, engine, spark_master, tuple(settings_given))
+    request = BackfillRequest(
+        model, start, end, monitor, include_empty, engine, spark_master, tuple(settings_given), spark_sealed_uri
+    )
     totals = {"runs": 0, "failed": 0, "findings": 0, "bad_findings": 0}
     errors: list[str] = []
     try:
@@ -938,6 +963,68 @@ def store_drop_file(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@sealed_app.command("push")
+def sealed_push(
+    dest: Annotated[
+        str,
+        typer.Argument(
+            help="s3://bucket/prefix (Spark reads the same objects as s3a://bucket/prefix), a local directory "
+            "or file:///abs/path."
+        ),
+    ],
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            help="S3 endpoint (MinIO, another S3-compatible server); default AWS_ENDPOINT_URL_S3 / "
+            "AWS_ENDPOINT_URL, else AWS's. Credentials come from the environment only (AWS_ACCESS_KEY_ID …).",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Copy every sealed file to DEST keeping its path under sealed/ (model=…/date=…/part-….parquet), so
+    `--spark-sealed-uri` / LOOPWATCH_SPARK_SEALED_URI can point Spark at it (docs/spark.md).
+
+    Files already there with the catalog's size are skipped; a file damaged here (size or sha256 unlike
+    the catalog's) is not pushed and is named; each copy's size is checked after writing (and its sha256
+    in a local directory). Exit 0 when every file is mirrored, 1 when any is not, 2 when DEST is unusable."""
+    import json
+
+    from api.local import push_sealed
+    from monitor.sealed_push import open_destination
+
+    settings = _settings(data_dir, config)
+    try:
+        destination = open_destination(dest, endpoint_url)
+    except LoopwatchError as exc:
+        reasons = "; ".join(e.reason for e in exc.errors)
+        console.print(f"[red]error:[/red] {exc.message}: {reasons}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    def progress(path: str, outcome: str) -> None:
+        if fmt != "json" and outcome == "pushed":
+            console.print(f"pushed {path}", highlight=False, soft_wrap=True)
+
+    try:
+        report = push_sealed(settings, destination, progress)
+    except LoopwatchError as exc:
+        _fail(exc)
+    if fmt == "json":
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for failure in report.failures:
+            out.print(f"FAILED  {failure.path}\n        {failure.reason}", highlight=False, soft_wrap=True)
+        console.print(
+            f"{report.files} sealed files → {report.destination}: {report.pushed} pushed ({report.bytes} bytes), "
+            f"{report.skipped} already there, {len(report.failures)} failed",
+            highlight=False,
+            soft_wrap=True,
+        )
+    raise typer.Exit(1 if report.failures else 0)
 
 
 @alerts_app.command("list")

@@ -31,6 +31,7 @@ from monitor.settings import Settings
 
 if TYPE_CHECKING:
     from application import Application
+    from monitor.sealed_push import Destination, Progress, PushReport
 
 RUNTIME_FILE = "server.json"
 NO_SERVER_NOTE = (
@@ -120,6 +121,7 @@ class BackfillRequest:
     engine: str | None = None  # embedded, spark, or None: each monitor's own
     spark_master: str | None = None
     spark_conf: tuple[tuple[str, str], ...] = ()  # the CLI on a free data directory only
+    spark_sealed_uri: str | None = None  # the CLI on a free data directory only
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -261,6 +263,7 @@ class DirectBackend:
             engine=request.engine,  # type: ignore[arg-type]  # checked by MonitorOps.backfill
             spark_master=request.spark_master,
             spark_conf=dict(request.spark_conf),
+            spark_sealed_uri=request.spark_sealed_uri,
         )
         return {**summary, "plan": plan.to_dict()}
 
@@ -412,6 +415,17 @@ class RemoteBackend:
         return self._check(self.client.post(f"/v1/models/{request.model}/backfill", json=body))
 
     def backfill(self, request: BackfillRequest) -> dict[str, Any]:
+        if request.spark_sealed_uri is not None:
+            from monitor.errors import FieldError, InvalidInput
+
+            reason = (
+                "a running server holds this data directory and reads sealed files where its own "
+                "LOOPWATCH_SPARK_SEALED_URI setting says: leave out --spark-sealed-uri"
+            )
+            raise InvalidInput(
+                "a sealed-file mirror is not accepted by a server",
+                [FieldError(field="spark_sealed_uri", reason=reason)],
+            )
         if request.spark_conf:
             from monitor.errors import FieldError, InvalidInput
 
@@ -450,6 +464,10 @@ class RemoteBackend:
 
     def drop_sealed_file(self, path: str) -> dict[str, Any]:
         return self._check(self.client.post("/v1/store/drop-file", json={"path": path}))
+
+    def sealed_catalog(self) -> list[dict[str, Any]]:
+        files: list[dict[str, Any]] = self._check(self.client.get("/v1/store/sealed-files"))["files"]
+        return files
 
     def build_dataset(self, request: DatasetRequest) -> dict[str, Any]:
         return self._check(self.client.post("/v1/datasets", json=request.body(), timeout=3600))
@@ -535,6 +553,21 @@ def verify_store(settings: Settings) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
         "problems": problems,
     }
+
+
+def push_sealed(settings: Settings, destination: Destination, progress: Progress | None = None) -> PushReport:
+    """Copy every sealed file to ``destination`` (``loopwatch sealed push``). With the data
+    directory free the store itself checks each file (recording damage it finds) and the push is
+    audited; while a server holds it, the catalog is listed by the server and the files are copied
+    from this process — with this process's credentials, which never reach the server."""
+    from application.store import push_files, record_from_dict
+
+    with open_backend(settings) as backend:
+        if isinstance(backend, DirectBackend):
+            return backend.app.store.push(CLI_ACTOR, destination, progress)
+        assert isinstance(backend, RemoteBackend)
+        records = [record_from_dict(item) for item in backend.sealed_catalog()]
+        return push_files(records, settings.sealed_dir, destination, progress=progress)
 
 
 def _server_holding(settings: Settings) -> RemoteBackend:

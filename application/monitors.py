@@ -139,16 +139,30 @@ class MonitorOps:
         embedded engine)."""
         self._service.spark.close()
 
-    def _spark(self, master: str | None, conf: dict[str, str] | None) -> dict[str, Any]:
+    def _spark(self, master: str | None, conf: dict[str, str] | None, sealed_uri: str | None = None) -> dict[str, Any]:
         """Start (or reuse) the Spark engine for a backfill: the server's settings, with this
-        backfill's master and extra settings over them; 503 naming what to install when this
-        machine cannot run Spark. Hot rows of the range are read too (see monitor/engines/spark.py)."""
+        backfill's master, extra settings and sealed-file mirror over them; 503 naming what to
+        install when this machine cannot run Spark. Hot rows of the range are read too (see
+        monitor/engines/spark.py)."""
         from monitor.engines.spark import SparkOptions, require_spark
+        from monitor.settings import normalize_sealed_uri
 
+        if sealed_uri is not None:
+            try:
+                sealed_uri = normalize_sealed_uri(sealed_uri)
+            except ValueError as exc:
+                raise InvalidInput(
+                    "invalid sealed-file mirror", [FieldError(field="spark_sealed_uri", reason=str(exc))]
+                ) from None
         require_spark()
-        base = SparkOptions.from_settings(self._service.settings, master)
+        base = SparkOptions.from_settings(self._service.settings, master, sealed_uri)
         merged = {**dict(base.conf), **(conf or {})}
-        options = SparkOptions(master=base.master, driver_memory=base.driver_memory, conf=tuple(sorted(merged.items())))
+        options = SparkOptions(
+            master=base.master,
+            driver_memory=base.driver_memory,
+            conf=tuple(sorted(merged.items())),
+            sealed_uri=base.sealed_uri,
+        )
         return self._service.spark.get(options).describe()
 
     def attach_scheduler(self, scheduler: Scheduling | None) -> None:
@@ -287,13 +301,15 @@ class MonitorOps:
         engine: Engine | None = None,
         spark_master: str | None = None,
         spark_conf: dict[str, str] | None = None,
+        spark_sealed_uri: str | None = None,
     ) -> dict[str, Any]:
         """Run a plan's windows (mode ``backfill``: recorded, never paging); ``progress`` is
         called after each run. ``engine``: ``embedded`` (DuckDB in this process), ``spark`` (the
         sealed Parquet plus the range's hot rows read by Spark at ``spark_master`` — default the
-        ``spark_master`` setting — with extra ``spark_conf`` settings; the same detectors and run
-        records), or ``None``: each monitor's own ``engine``. The Spark options are ignored when
-        no monitor of the plan runs on Spark."""
+        ``spark_master`` setting — with extra ``spark_conf`` settings, the sealed files read from
+        the mirror at ``spark_sealed_uri`` (default the ``spark_sealed_uri`` setting; ``None`` and no
+        setting: the local files); the same detectors and run records), or ``None``: each monitor's
+        own ``engine``. The Spark options are ignored when no monitor of the plan runs on Spark."""
         if engine is not None and engine not in ENGINES:
             reason = f"unknown engine {engine!r}; one of {', '.join(ENGINES)}"
             raise InvalidInput("unknown engine", [FieldError(field="engine", reason=reason)])
@@ -302,7 +318,7 @@ class MonitorOps:
         used = sorted(set(chosen.values())) or [engine or "embedded"]
         described: dict[str, Any] = {"engine": used[0] if len(used) == 1 else "per monitor"}
         if "spark" in used:
-            described = {**self._spark(spark_master, spark_conf), "engine": described["engine"]}
+            described = {**self._spark(spark_master, spark_conf, spark_sealed_uri), "engine": described["engine"]}
         outcomes: builtins.list[RunOutcome] = []
         runner = self._service.runner
         for monitor in plan.monitors:

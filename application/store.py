@@ -1,8 +1,14 @@
-"""The sealed store: seal past days now, verify every file, drop a damaged one."""
+"""The sealed store: seal past days now, verify every file, drop a damaged one, push the files
+to a mirror that Spark reads (``loopwatch sealed push``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from monitor.clock import iso_z
+from monitor.integrity import Problem, SealedRecord
+from monitor.sealed_push import Destination, LocalCheck, Progress, PushReport, push_sealed
 
 if TYPE_CHECKING:
     from monitor.service import Loopwatch
@@ -32,3 +38,75 @@ class StoreOps:
         dropped = self._service.store.drop_sealed_file(path)
         self._service.audit.record(actor, "store.file_dropped", dropped["path"], dropped)
         return dropped
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """Every sealed file's record (path under ``sealed/``, model, date, rows, time span, size,
+        sha256): what ``loopwatch sealed push`` copies while a server holds the data directory."""
+        return [record_to_dict(r) for r in self._service.store.sealed_records()]
+
+    def push(self, actor: str, destination: Destination, progress: Progress | None = None) -> PushReport:
+        """Copy every sealed file to ``destination`` (see :func:`push_files`); each file is checked
+        here through the store first, so damage found is recorded as the background pass records
+        it. Audited with the counts (the destination carries no credentials)."""
+        store = self._service.store
+        report = push_files(
+            store.sealed_records(),
+            store.sealed_dir,
+            destination,
+            check_local=lambda r: _reason(store.check_sealed(r)),
+            progress=progress,
+        )
+        self._service.audit.record(
+            actor,
+            "store.pushed",
+            None,
+            {k: v for k, v in report.to_dict().items() if k != "failures"} | {"failed": len(report.failures)},
+        )
+        return report
+
+
+def push_files(
+    records: list[SealedRecord],
+    sealed_dir: Path,
+    destination: Destination,
+    *,
+    check_local: LocalCheck | None = None,
+    progress: Progress | None = None,
+) -> PushReport:
+    """The push use case: every catalog file whose local copy matches its record is mirrored at
+    ``destination`` under its catalog path (skipped when already there with the same size);
+    the report names each file that was not, and why. Called with the catalog a running server
+    lists when the CLI cannot open the data directory itself."""
+    return push_sealed(records, sealed_dir, destination, check_local=check_local, progress=progress)
+
+
+def record_to_dict(record: SealedRecord) -> dict[str, Any]:
+    return {
+        "path": record.path,
+        "model": record.model,
+        "date": record.date.isoformat(),
+        "rows": record.rows,
+        "min_timestamp": iso_z(record.min_ts),
+        "max_timestamp": iso_z(record.max_ts),
+        "bytes": record.bytes,
+        "sha256": record.sha256,
+    }
+
+
+def record_from_dict(item: dict[str, Any]) -> SealedRecord:
+    from datetime import date, datetime
+
+    return SealedRecord(
+        path=str(item["path"]),
+        model=str(item["model"]),
+        date=date.fromisoformat(item["date"]),
+        rows=int(item["rows"]),
+        min_ts=datetime.fromisoformat(item["min_timestamp"]),
+        max_ts=datetime.fromisoformat(item["max_timestamp"]),
+        bytes=int(item["bytes"]),
+        sha256=str(item["sha256"]),
+    )
+
+
+def _reason(problem: Problem | None) -> str | None:
+    return None if problem is None else problem.reason

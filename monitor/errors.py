@@ -132,3 +132,12 @@ class StorageDamaged(LoopwatchError):
 
     def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
         super().__init__(message, errors or [], 503, "storage_damaged")
+
+
+class MirrorIncomplete(LoopwatchError):
+    """The sealed-file mirror Spark reads (``spark_sealed_uri``) lacks files a window needs, or
+    holds them with another size than the catalog's (503): reading it would silently miss or
+    change rows. ``errors`` names each file; the message says which command pushes them."""
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message, errors or [], 503, "mirror_incomplete")

@@ -7,6 +7,7 @@ or moving an installation is copying one folder.
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,10 @@ _config_path: ContextVar[Path | None] = ContextVar("loopwatch_config_path", defa
 class Settings(BaseSettings):
     """Everything the service can be configured with; names match ``LOOPWATCH_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="LOOPWATCH_", extra="forbid", populate_by_name=True)
+    # Inputs are never echoed in validation errors: a refused value may hold a credential.
+    model_config = SettingsConfigDict(
+        env_prefix="LOOPWATCH_", extra="forbid", populate_by_name=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
@@ -124,6 +128,9 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_conf: dict[str, str] = Field(default_factory=dict)
     spark_driver_memory: str = "1g"
+    # Where Spark reads sealed files instead of DATA_DIR/sealed (a mirror kept by `loopwatch sealed
+    # push`, same layout): s3a://bucket/prefix, hdfs://…, file:///abs/path. None: the local files.
+    spark_sealed_uri: str | None = None
 
     # SIGTERM: monitor runs still going after this many seconds are recorded as `interrupted`
     # and the server exits without waiting for them.
@@ -145,6 +152,11 @@ class Settings(BaseSettings):
             if not key.startswith("spark."):
                 raise ValueError(f"{key!r} is not a Spark setting (they start with 'spark.')")
         return value
+
+    @field_validator("spark_sealed_uri")
+    @classmethod
+    def _sealed_uri(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_sealed_uri(value)
 
     @field_validator("data_dir")
     @classmethod
@@ -170,6 +182,38 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Explicit arguments (CLI flags) beat the environment, which beats the config file.
         return init_settings, env_settings, _YamlFileSource(settings_cls)
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(/.*)?$")
+
+
+def normalize_sealed_uri(value: str) -> str:
+    """The root of a sealed-file mirror (``spark_sealed_uri``, ``--spark-sealed-uri``) without its
+    trailing slashes — ``s3a://b/p/`` and ``s3a://b/p`` name one root, and files are
+    ``<root>/model=…/date=…/part-….parquet`` — or :class:`ValueError` saying what is wrong. A scheme
+    is required (a bare path would be resolved differently by the driver and by each executor);
+    credentials, queries and fragments are refused (credentials belong in the environment or the
+    ``spark.hadoop.fs.s3a.*`` settings, never in a URI that is printed and audited)."""
+    text = value.strip()
+    match = _SCHEME.match(text)
+    if match is None or any(c.isspace() for c in text):
+        raise ValueError(f"{value!r} is not a URI with a scheme, e.g. s3a://bucket/prefix or file:///abs/path")
+    scheme, authority, path = match.group(1).lower(), match.group(2), match.group(3) or ""
+    if "@" in authority:
+        raise ValueError("credentials do not belong in the URI: give them through the environment or spark_conf")
+    if "?" in text or "#" in text:
+        raise ValueError(
+            "a query or fragment is not part of a mirror root; give the bare root, e.g. s3a://bucket/prefix"
+        )
+    if scheme == "file":
+        if authority or not path.startswith("/"):
+            raise ValueError(f"{value!r}: a file URI needs an absolute path, file:///abs/path")
+    elif not authority:
+        raise ValueError(f"{value!r} names no bucket or host after {scheme}://")
+    root = f"{scheme}://{authority}{path.rstrip('/')}"
+    if scheme == "file" and root == "file://":
+        raise ValueError("file:/// is the filesystem's root, not a mirror directory")
+    return root
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

@@ -906,6 +906,15 @@ class PredictionStore:
         )
         return [_jsonable(r) for r in rows]
 
+    def sealed_records(self) -> list[SealedRecord]:
+        """The whole sealed-file catalog (every model), ordered by path: what ``sealed push`` copies."""
+        return self._records("TRUE", [])
+
+    def check_sealed(self, record: SealedRecord) -> Problem | None:
+        """Hash one sealed file against its record now (as the background pass does), recording
+        damage or repair; ``None``: it matches."""
+        return self._check(record)
+
     def _remove_unrecorded_files(self) -> None:
         """Start-up recovery: a file written but not recorded (crash mid-seal) is garbage."""
         if not self._sealed_dir.exists():

@@ -40,7 +40,8 @@ class BackfillRequest(BaseModel):
     spark_master: str | None = Field(
         default=None,
         description="Spark master URL for the Spark engine (default: the server's spark_master setting). Extra "
-        "spark.* settings are the server's own (LOOPWATCH_SPARK_CONF), never taken from a request.",
+        "spark.* settings (LOOPWATCH_SPARK_CONF) and the sealed-file mirror Spark reads (LOOPWATCH_SPARK_SEALED_URI) "
+        "are the server's own, never taken from a request.",
     )
 
 

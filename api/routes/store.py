@@ -1,7 +1,9 @@
-"""The sealed store (admin only): seal past days now, verify every file, drop a damaged one.
+"""The sealed store (admin only): seal past days now, verify every file, drop a damaged one,
+list the catalog.
 
-``loopwatch seal`` / ``store verify`` / ``store drop-file`` use these while a server holds the
-data directory.
+``loopwatch seal`` / ``store verify`` / ``store drop-file`` / ``sealed push`` use these while a
+server holds the data directory (``sealed push`` lists the catalog here and copies the files from
+the CLI's own process, with the CLI's credentials: the server never receives any).
 """
 
 from __future__ import annotations
@@ -38,3 +40,9 @@ def verify(app: AppDep, principal: AdminKey) -> dict[str, Any]:
 def drop_file(body: DropFile, app: AppDep, principal: AdminKey) -> dict[str, Any]:
     """Remove one sealed file from the catalog (moved to ``quarantine/``); re-ingest its window."""
     return app.store.drop_file(principal.id, body.path)
+
+
+@router.get("/sealed-files")
+def sealed_files(app: AppDep, principal: AdminKey) -> dict[str, Any]:
+    """Every sealed file's catalog record (path under ``sealed/``, size, sha256 …)."""
+    return {"files": app.store.catalog()}

@@ -7,7 +7,9 @@ What runs where:
 
 * **Executors** read the sealed files a window needs (the catalog's list — each checked against
   its recorded size and sha256 first — so Spark prunes to the window's ``date=`` partitions and
-  never reads a half-written or damaged file) and the window's hot rows (still in DuckDB: copied
+  never reads a half-written or damaged file; with ``spark_sealed_uri`` the same files in a mirror
+  kept by ``loopwatch sealed push``, each found there with the catalog's size first, on the driver
+  through Spark's Hadoop filesystem) and the window's hot rows (still in DuckDB: copied
   to a Parquet file in the scratch directory, taken with the file list under the lock sealing
   holds, so no row is read twice or missed), filter rows to the window (``timestamp`` pushed
   down to the Parquet row groups), project the detector's columns, count the reference's
@@ -42,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detectors.sampling import SAMPLE_KEY, SampleRates, mark_sampled
-from monitor.errors import NotConfigured
+from monitor.errors import FieldError, MirrorIncomplete, NotConfigured
 from monitor.evaluation import Evaluator
 from monitor.references import ReferenceCache
 from monitor.store import FAR_FUTURE, FAR_PAST, SAMPLE_KEY_SQL, sample_threshold_sql
@@ -62,20 +64,27 @@ ENGINE = "spark"
 @dataclass(frozen=True)
 class SparkOptions:
     """How the session is built: the master URL and extra ``spark.*`` settings (for a cluster or
-    ``s3a://`` object storage: ``spark.hadoop.fs.s3a.*``)."""
+    ``s3a://`` object storage: ``spark.hadoop.fs.s3a.*``), and where the sealed files are read:
+    ``sealed_uri`` (a mirror kept by ``loopwatch sealed push``, normalised by
+    ``monitor.settings.normalize_sealed_uri``) or ``None``, the data directory's own files."""
 
     master: str = DEFAULT_MASTER
     driver_memory: str = "1g"
     conf: tuple[tuple[str, str], ...] = ()
+    sealed_uri: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, master: str | None = None) -> SparkOptions:
+    def from_settings(
+        cls, settings: Settings, master: str | None = None, sealed_uri: str | None = None
+    ) -> SparkOptions:
         """The server's Spark settings (``LOOPWATCH_SPARK_MASTER``, ``_SPARK_CONF``,
-        ``_SPARK_DRIVER_MEMORY``); ``master`` overrides the first (a backfill's ``--spark-master``)."""
+        ``_SPARK_DRIVER_MEMORY``, ``_SPARK_SEALED_URI``); ``master`` and ``sealed_uri`` override
+        theirs (a backfill's ``--spark-master`` and ``--spark-sealed-uri``)."""
         return cls(
             master=master or settings.spark_master,
             driver_memory=settings.spark_driver_memory,
             conf=tuple(sorted(settings.spark_conf.items())),
+            sealed_uri=sealed_uri or settings.spark_sealed_uri,
         )
 
 
@@ -134,10 +143,12 @@ class SparkTables:
     rows, order and Arrow types as ``PredictionStore.scan`` / ``reference_sample``, from the
     sealed files plus the window's hot rows."""
 
-    def __init__(self, spark: SparkSession, service: Loopwatch, scratch: Path) -> None:
+    def __init__(self, spark: SparkSession, service: Loopwatch, scratch: Path, sealed_uri: str | None = None) -> None:
         """``scratch``: where a window's hot rows are copied for the executors to read (on a
-        cluster it must be on the filesystem they share, like ``sealed/``)."""
+        cluster it must be on the filesystem they share, like ``sealed/``). ``sealed_uri``: the
+        root of a mirror of ``sealed/`` (same layout) that Spark reads instead of the local files."""
         self._spark = spark
+        self._sealed_uri = sealed_uri
         self._store = service.store
         self._registry = service.registry
         self._scratch = scratch
@@ -226,12 +237,13 @@ class SparkTables:
         predicted = [f for f in target.schema if f.name not in ("label", "label_timestamp")]
         parts: list[DataFrame] = []
         if files:
-            base = str(self._store.sealed_dir / f"model={model_name}")
+            sources, base = self._sources(model_name, files)
             # The schema is given, not inferred: inferring (or merging) it is a Spark job per read.
             # A column missing from some files (added to the model after they were sealed) reads as null.
             present = self._store.sealed_columns(files)
             schema = _spark_schema([f for f in predicted if f.name in present])
-            sealed = self._spark.read.schema(schema).option("basePath", base).parquet(*files)
+            sealed = self._spark.read.schema(schema).option("basePath", base).parquet(*sources)
+            self._local.inputs = tuple(sealed.inputFiles())
             parts.append(_shaped(sealed, predicted, lo, hi, model_version))
         if hot.num_rows:
             self._scratch.mkdir(parents=True, exist_ok=True)
@@ -243,6 +255,30 @@ class SparkTables:
         for other in parts[1:]:
             frame = frame.unionByName(other)
         return frame, target
+
+    def _sources(self, model_name: str, files: list[str]) -> tuple[list[str], str]:
+        """What Spark is given for these sealed files (local paths from the catalog) and their
+        ``basePath``: the files themselves, or — with a mirror — ``<sealed_uri>/<path under
+        sealed/>`` each, after checking through Spark's own Hadoop filesystem that every one is
+        there with the catalog's size (checked for every window: nothing is remembered, so a
+        mirror changed since the last window is seen)."""
+        root = self._sealed_uri
+        if root is None:
+            return files, str(self._store.sealed_dir / f"model={model_name}")
+        sizes = {str(r["path"]): int(r["bytes"]) for r in self._store.sealed_files(model_name)}
+        wanted = []
+        for local in files:
+            rel = Path(local).relative_to(self._store.sealed_dir).as_posix()
+            wanted.append(MirroredFile(rel, f"{root}/{rel}", sizes.get(rel)))
+        check_mirror(self._spark, root, wanted)
+        return [w.uri for w in wanted], f"{root}/model={model_name}"
+
+    @property
+    def last_inputs(self) -> tuple[str, ...]:
+        """The sealed files Spark's last read on this thread listed (``DataFrame.inputFiles``):
+        where the rows really came from — a mirror's URIs or the local paths."""
+        inputs: tuple[str, ...] = self._local.__dict__.get("inputs", ())
+        return inputs
 
     def _drop_hot_files(self) -> None:
         """The hot rows' Parquet copies, once the rows read from them are collected."""
@@ -348,13 +384,81 @@ def _sample(frame: DataFrame, rates: SampleRates) -> DataFrame:
     return frame.mapInArrow(keep, schema)
 
 
+@dataclass(frozen=True)
+class MirroredFile:
+    """A sealed file as the mirror holds it: its path under ``sealed/``, its URI in the mirror and
+    the catalog's size (``None``: dropped from the catalog since the window was planned)."""
+
+    path: str
+    uri: str
+    size: int | None
+
+
+SHOWN_PROBLEMS = 3
+
+
+def check_mirror(spark: SparkSession, root: str, files: list[MirroredFile]) -> None:
+    """On the driver, through Spark's own Hadoop ``FileSystem`` (the one the executors read with,
+    configured by ``spark.hadoop.*``): every file exists in the mirror with the catalog's size,
+    else :class:`MirrorIncomplete` naming them (the first few, and how many) and the push command.
+    A mirror Spark cannot open at all (no filesystem for the scheme: hadoop-aws missing for
+    ``s3a://``) is :class:`NotConfigured`, saying so."""
+    from py4j.java_gateway import is_instance_of
+    from py4j.protocol import Py4JJavaError
+
+    jvm: Any = spark._jvm  # the Hadoop filesystem is reachable only through py4j
+    conf = spark._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path
+    try:
+        fs = hadoop_path(root).getFileSystem(conf)
+    except Py4JJavaError as exc:
+        hint = (
+            " (s3a:// needs hadoop-aws on Spark's classpath: spark.jars.packages or spark.jars, docs/spark.md)"
+            if root.startswith("s3a://")
+            else ""
+        )
+        raise NotConfigured(f"Spark cannot open the sealed mirror {root}: {_java_message(exc)}{hint}") from None
+    problems: list[tuple[str, str]] = []
+    for item in files:
+        if item.size is None:
+            problems.append((item.path, "no longer in the catalog (dropped since the window was planned)"))
+            continue
+        try:
+            length = int(fs.getFileStatus(hadoop_path(item.uri)).getLen())
+        except Py4JJavaError as exc:
+            gateway = spark.sparkContext._gateway
+            missing = is_instance_of(gateway, exc.java_exception, "java.io.FileNotFoundException")
+            problems.append((item.path, "missing" if missing else f"unreadable: {_java_message(exc)}"))
+            continue
+        if length != item.size:
+            problems.append((item.path, f"{length} bytes in the mirror, {item.size} in the catalog"))
+    if problems:
+        shown = ", ".join(f"{path} ({reason})" for path, reason in problems[:SHOWN_PROBLEMS])
+        more = f" and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        push = "s3://" + root.removeprefix("s3a://") if root.startswith("s3a://") else root
+        raise MirrorIncomplete(
+            f"the sealed mirror {root} does not hold {len(problems)} of the {len(files)} sealed files this "
+            f"window needs as the catalog records them: {shown}{more}; push them with "
+            f"`loopwatch sealed push {push}` (s3:// there and s3a:// here name the same objects)",
+            [FieldError(path, reason) for path, reason in problems],
+        )
+
+
+def _java_message(exc: Any) -> str:
+    """The Java exception's class and message, first line only (no stack trace)."""
+    java = exc.java_exception
+    return f"{java.getClass().getName()}: {java.getMessage()}".splitlines()[0]
+
+
 class SparkEngine:
     """A Spark session and an evaluator reading through it."""
 
     def __init__(self, service: Loopwatch, options: SparkOptions | None = None) -> None:
         self.options = options or SparkOptions()
         self.spark = spark_session(self.options)
-        self.tables = SparkTables(self.spark, service, service.settings.data_dir / "spark" / uuid.uuid4().hex)
+        self.tables = SparkTables(
+            self.spark, service, service.settings.data_dir / "spark" / uuid.uuid4().hex, self.options.sealed_uri
+        )
         self.evaluator = Evaluator(
             service.store,
             service.registry,
@@ -366,7 +470,10 @@ class SparkEngine:
 
     def describe(self) -> dict[str, Any]:
         """What a backfill's audit record and summary say about the engine."""
-        return {"engine": ENGINE, "spark_master": self.options.master, "spark_version": self.spark.version}
+        described = {"engine": ENGINE, "spark_master": self.options.master, "spark_version": self.spark.version}
+        if self.options.sealed_uri is not None:
+            described["spark_sealed_uri"] = self.options.sealed_uri
+        return described
 
     def close(self) -> None:
         self.spark.stop()

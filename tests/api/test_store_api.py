@@ -165,3 +165,14 @@ def test_cli_store_verify_through_a_running_server(server_factory) -> None:
     assert result.exit_code == 1 and path.name in result.output, result.output
     ready = httpx.get(f"{server.url}/readyz", headers={"Authorization": f"Bearer {key}"})
     assert ready.status_code == 503 and path.name in ready.text
+
+
+def test_sealed_files_endpoint_needs_admin_and_lists_the_catalog(api: Api, settings: Settings) -> None:
+    """GET /v1/store/sealed-files (admin; what `sealed push` reads while a server holds the data
+    directory) lists every catalog record with the size and sha256 the push checks copies against."""
+    path = _sealed(api)
+    assert api.client.get("/v1/store/sealed-files", headers=api.read).status_code == 403
+    files = api.client.get("/v1/store/sealed-files", headers=api.admin).json()["files"]
+    assert [f["path"] for f in files] == [rel(path, settings)]
+    assert files[0]["bytes"] == path.stat().st_size and len(files[0]["sha256"]) == 64
+    assert files[0]["model"] == "harsh-braking" and files[0]["rows"] == 400

@@ -77,3 +77,52 @@ def test_spark_settings_come_from_the_environment_and_refuse_non_spark_keys(monk
     monkeypatch.setenv("LOOPWATCH_SPARK_CONF", '{"fs.s3a.endpoint": "http://minio:9000"}')
     with pytest.raises(ValueError, match="not a Spark setting"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("given", "root"),
+    [
+        ("s3a://bucket/prefix", "s3a://bucket/prefix"),
+        ("s3a://bucket/prefix/", "s3a://bucket/prefix"),
+        ("S3A://bucket", "s3a://bucket"),
+        ("file:///srv/mirror//", "file:///srv/mirror"),
+        ("hdfs://namenode:8020/loopwatch/sealed", "hdfs://namenode:8020/loopwatch/sealed"),
+    ],
+)
+def test_spark_sealed_uri_is_one_root_without_trailing_slashes(
+    monkeypatch: pytest.MonkeyPatch, given: str, root: str
+) -> None:
+    """LOOPWATCH_SPARK_SEALED_URI names the mirror's root the same way with or without a trailing
+    slash (files are <root>/model=…/…), and reaches the Spark engine's options."""
+    from monitor.engines.spark import SparkOptions
+
+    monkeypatch.delenv("LOOPWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("LOOPWATCH_SPARK_SEALED_URI", given)
+    settings = load_settings()
+    assert settings.spark_sealed_uri == root
+    assert SparkOptions.from_settings(settings).sealed_uri == root
+    assert SparkOptions.from_settings(settings, sealed_uri="file:///other").sealed_uri == "file:///other"
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("/srv/mirror", "scheme"),
+        ("bucket/prefix", "scheme"),
+        ("s3a://", "no bucket"),
+        ("file://relative/dir", "absolute path"),
+        ("file:///", "root"),
+        ("s3a://KEY:SECRET@bucket/p", "credentials"),
+        ("s3a://bucket/p?versionId=1", "query"),
+        ("s3a://bucket/my prefix", "scheme"),
+    ],
+)
+def test_a_spark_sealed_uri_without_a_usable_root_is_refused(
+    monkeypatch: pytest.MonkeyPatch, given: str, reason: str
+) -> None:
+    """A mirror root must be a URI with a scheme and (except file:///abs) a bucket or host, and
+    carry no credentials, query or fragment: anything else is refused at start-up, saying why."""
+    monkeypatch.delenv("LOOPWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("LOOPWATCH_SPARK_SEALED_URI", given)
+    with pytest.raises(ValueError, match=reason):
+        load_settings()

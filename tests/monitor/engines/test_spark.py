@@ -19,8 +19,11 @@ import pytest
 
 from application import Application
 from application.monitors import Engine
+from monitor.engines.spark import MirroredFile, check_mirror
+from monitor.errors import MirrorIncomplete
 from monitor.scheduling import RunOutcome
 from monitor.schema import ModelSchema
+from monitor.sealed_push import open_destination
 from monitor.service import Loopwatch
 from monitor.settings import Settings
 from tests.conftest import BRAKING
@@ -257,3 +260,66 @@ def test_spark_backfill_never_reads_a_damaged_sealed_file(sealed: Application) -
     assert failed and summary["failed"] == len(failed) < summary["runs"]
     assert all("StorageDamaged" in (o.error or "") and damaged.name in (o.error or "") for o in failed), failed[0].error
     assert all(o.run.window_end > START + timedelta(days=3) for o in failed)
+
+
+@pytest.mark.slow
+def test_spark_reads_the_sealed_files_from_a_pushed_mirror(sealed: Application, tmp_path: Path) -> None:
+    """With a mirror of sealed/ (pushed by the `sealed push` use case to a directory, named by a
+    file:// URI), every file Spark reads is the mirror's — none under the data directory — and the
+    findings equal the embedded engine's. A mirror lacking a file, or holding one with another size
+    than the catalog's, fails the windows that need it with an error naming the file and the push
+    command (the other windows run), the first three of many named with the count; a scheme Spark
+    has no filesystem for (s3a:// without hadoop-aws) fails saying so."""
+    service = sealed.service
+    mirror = tmp_path / "mirror"
+    report = sealed.store.push("test", open_destination(str(mirror)))
+    assert report.pushed == report.files == 4 and not report.failures
+    uri = f"file://{mirror}"
+
+    def backfill(
+        engine: Engine, start: datetime, end: datetime, sealed_uri: str, monitors: list[str] | None = None
+    ) -> tuple[dict[str, Any], list[RunOutcome]]:
+        outcomes: list[RunOutcome] = []
+        plan = sealed.monitors.plan_backfill(MODEL, start, end, monitors)
+        summary = sealed.monitors.backfill(
+            "test", plan, outcomes.append, engine=engine, spark_master=MASTER, spark_sealed_uri=sealed_uri
+        )
+        return summary, outcomes
+
+    span = (START + timedelta(days=1), START + timedelta(days=3))
+    results: dict[str, dict[Any, Any]] = {}
+    engines: tuple[Engine, ...] = ("embedded", "spark")
+    for engine in engines:
+        summary, outcomes = backfill(engine, *span, uri)
+        assert summary["runs"] == 2 * 8 and not summary["failed"], summary
+        results[engine] = {_key(o, f): f for o in outcomes for f in o.findings}
+    assert summary["spark_sealed_uri"] == uri
+    _assert_same(results["embedded"], results["spark"])
+    read = service.spark.get().tables.last_inputs
+    assert read and all(str(mirror) in f and str(service.store.sealed_dir) not in f for f in read), read
+
+    records = service.store.sealed_records()
+    missing, resized = records[2].path, records[3].path  # the third and fourth days
+    (mirror / missing).unlink()
+    with (mirror / resized).open("ab") as f:
+        f.write(b"x")
+    summary, outcomes = backfill("spark", START + timedelta(days=1), START + timedelta(days=4), uri, ["perf"])
+    failed = [o for o in outcomes if o.error]
+    assert failed and summary["failed"] == len(failed) < summary["runs"]
+    assert all(o.run.window_end > START + timedelta(days=2) for o in failed)
+    errors = "\n".join(o.error or "" for o in failed)
+    assert "MirrorIncomplete" in errors and f"{missing} (missing)" in errors, errors
+    assert f"{resized} (" in errors and "in the catalog" in errors, errors
+    assert f"loopwatch sealed push {uri}" in errors, errors
+
+    summary, outcomes = backfill(
+        "spark", START + timedelta(days=1), START + timedelta(days=1, hours=6), "s3a://bucket/p", ["perf"]
+    )
+    assert summary["failed"] == 1 and "S3AFileSystem not found" in (outcomes[0].error or ""), outcomes[0].error
+    assert "hadoop-aws" in (outcomes[0].error or "")
+    # Many files wrong at once: the first three are named, with how many more (every one in `errors`).
+    absent = [MirroredFile(f"model=m/date=2026-01-0{i}/p.parquet", f"{uri}/absent/{i}.parquet", 10) for i in range(5)]
+    with pytest.raises(MirrorIncomplete) as caught:
+        check_mirror(service.spark.get().spark, uri, absent)
+    assert "5 of the 5" in caught.value.message and "and 2 more" in caught.value.message, caught.value.message
+    assert [e.field for e in caught.value.errors] == [f.path for f in absent]
