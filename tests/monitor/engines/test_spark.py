@@ -215,8 +215,9 @@ def test_spark_reads_the_hot_rows_with_the_sealed_ones(partly_sealed: Applicatio
 def test_scheduled_spark_monitor_judges_live_windows_like_embedded(partly_sealed: Application) -> None:
     """A monitor declared `engine: spark` has its scheduled runs evaluated by the service's Spark
     session (the window's rows hot, its trailing reference half sealed) with the findings the
-    embedded engine records for the same window; labels arriving afterwards are seen by the next
-    run (a long-lived session never judges with the labels of its first read)."""
+    embedded engine records for the same window, and each run record names its engine; labels
+    arriving afterwards are seen by the next run (a long-lived session never judges with the
+    labels of its first read)."""
     app = partly_sealed
     service = app.service
     service.settings.spark_master = MASTER
@@ -234,6 +235,10 @@ def test_scheduled_spark_monitor_judges_live_windows_like_embedded(partly_sealed
 
     before = judged()
     _assert_same(*before)
+    assert {r["monitor"]: r["engine"] for r in service.runs.runs(MODEL, limit=2)} == {
+        "perf-spark": "spark",
+        "perf": "embedded",
+    }
     assert service.spark.get().tables.windows_read >= 2  # the window and its reference, read by Spark
     # Labels for the window's unlabelled predictions arrive (all of them wrong): both engines see them.
     window = service.store.scan(MODEL, window_end - timedelta(hours=6), window_end)
