@@ -22,7 +22,7 @@ from monitor.streaming.sources import SourceSpec
 from tests.conftest import free_port
 from tests.monitor.streaming.conftest import Broker, wait_for
 from tests.monitor.streaming.test_mqtt import TOPIC, batch, stored
-from tests.monitor.streaming.tls_certs import Authority, authority, leaf
+from tests.tls_certs import Authority, authority, leaf
 
 USER, PASSWORD, PASSWORD_ENV = "plant-a", "s3cret-Pa55", "LOOPWATCH_TEST_MQTT_PASSWORD"
 
