@@ -34,7 +34,7 @@ import shutil
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -384,6 +384,97 @@ def _sample(frame: DataFrame, rates: SampleRates) -> DataFrame:
     return frame.mapInArrow(keep, schema)
 
 
+CANARY_IDS = tuple(f"loopwatch-sampling-canary-{i}" for i in range(16))
+
+
+@dataclass(frozen=True)
+class SamplingKeys:
+    """What one side computes for the canary ids: its DuckDB version and the sampling keys."""
+
+    duckdb_version: str
+    keys: tuple[float, ...]
+
+
+CANARY_SQL = f"SELECT {SAMPLE_KEY_SQL.format(id='prediction_id')} FROM ids ORDER BY prediction_id"
+
+
+def _canary_function() -> Callable[[tuple[str, ...], str], tuple[str, list[float]]]:
+    """A function computing (DuckDB version, the canary ids' sampling keys) in the calling process.
+    Made here, nested, so cloudpickle ships it to the executors by value: they run it without
+    loopwatch installed (it imports only duckdb and pyarrow)."""
+
+    def keys_of(ids: tuple[str, ...], sql: str) -> tuple[str, list[float]]:
+        import duckdb
+        import pyarrow
+
+        con = duckdb.connect()
+        try:
+            con.register("ids", pyarrow.table({"prediction_id": list(ids)}))
+            return duckdb.__version__, [float(r[0]) for r in con.sql(sql).fetchall()]
+        finally:
+            con.close()
+
+    return keys_of
+
+
+def sampling_keys_here() -> SamplingKeys:
+    """The canary ids' sampling keys computed by this process's DuckDB (the store's and driver's)."""
+    version, keys = _canary_function()(CANARY_IDS, CANARY_SQL)
+    return SamplingKeys(version, tuple(keys))
+
+
+def sampling_keys_on_executors(spark: SparkSession) -> list[SamplingKeys]:
+    """The same keys computed by the executors' Python workers, one answer per task (as many
+    tasks as the session's default parallelism, so each executor is likely asked)."""
+    from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
+
+    tasks = max(int(spark.sparkContext.defaultParallelism), 1)
+    frame = spark.createDataFrame([(i,) for i in range(tasks)], "task INT").repartition(tasks)
+    ids, sql, keys_of = CANARY_IDS, CANARY_SQL, _canary_function()
+    answer = pa.schema([("duckdb_version", pa.string()), ("keys", pa.list_(pa.float64())), ("error", pa.string())])
+
+    def compute(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for _ in batches:
+            pass
+        try:
+            version, keys = keys_of(ids, sql)
+            row: dict[str, list[Any]] = {"duckdb_version": [version], "keys": [keys], "error": [None]}
+        except Exception as exc:  # a missing or broken duckdb is the answer, not a crash of the probe
+            row = {"duckdb_version": [None], "keys": [None], "error": [f"{type(exc).__name__}: {exc}"]}
+        yield pa.RecordBatch.from_pydict(row, schema=answer)
+
+    schema = StructType(
+        [
+            StructField("duckdb_version", StringType(), True),
+            StructField("keys", ArrayType(DoubleType()), True),
+            StructField("error", StringType(), True),
+        ]
+    )
+    answers: list[SamplingKeys] = []
+    for found in frame.mapInArrow(compute, schema).collect():
+        if found["error"] is not None:
+            raise NotConfigured(
+                f"the Spark executors cannot compute loopwatch's sampling key ({found['error']}); install "
+                f"duckdb=={sampling_keys_here().duckdb_version} in the executors' Python (docs/spark.md)"
+            )
+        answers.append(SamplingKeys(str(found["duckdb_version"]), tuple(float(k) for k in found["keys"])))
+    return answers
+
+
+def check_same_sampling(here: SamplingKeys, executors: list[SamplingKeys]) -> None:
+    """:class:`NotConfigured` unless every executor draws reference samples exactly as the store
+    does: the sample is ``hash(prediction_id)`` below a rate, and DuckDB's hash may change between
+    versions, which would make Spark pick other rows than the embedded engine without an error."""
+    differing = [e for e in executors if e.keys != here.keys]
+    if differing:
+        versions = sorted({e.duckdb_version for e in differing})
+        raise NotConfigured(
+            f"the Spark executors compute other sampling keys than this server (DuckDB {', '.join(versions)} there, "
+            f"{here.duckdb_version} here), so their reference samples would differ from the embedded engine's; "
+            f"install duckdb=={here.duckdb_version} in the executors' Python (docs/spark.md)"
+        )
+
+
 @dataclass(frozen=True)
 class MirroredFile:
     """A sealed file as the mirror holds it: its path under ``sealed/``, its URI in the mirror and
@@ -456,6 +547,12 @@ class SparkEngine:
     def __init__(self, service: Loopwatch, options: SparkOptions | None = None) -> None:
         self.options = options or SparkOptions()
         self.spark = spark_session(self.options)
+        # Once per session: the executors must sample the rows the embedded engine samples.
+        try:
+            self.executor_duckdb = self._check_executors()
+        except BaseException:
+            self.spark.stop()
+            raise
         self.tables = SparkTables(
             self.spark, service, service.settings.data_dir / "spark" / uuid.uuid4().hex, self.options.sealed_uri
         )
@@ -468,9 +565,21 @@ class SparkEngine:
             tables=self.tables,
         )
 
+    def _check_executors(self) -> str:
+        """The executors' DuckDB version, once they are known to draw the store's samples."""
+        here = sampling_keys_here()
+        executors = sampling_keys_on_executors(self.spark)
+        check_same_sampling(here, executors)
+        return executors[0].duckdb_version if executors else here.duckdb_version
+
     def describe(self) -> dict[str, Any]:
         """What a backfill's audit record and summary say about the engine."""
-        described = {"engine": ENGINE, "spark_master": self.options.master, "spark_version": self.spark.version}
+        described = {
+            "engine": ENGINE,
+            "spark_master": self.options.master,
+            "spark_version": self.spark.version,
+            "executor_duckdb": self.executor_duckdb,
+        }
         if self.options.sealed_uri is not None:
             described["spark_sealed_uri"] = self.options.sealed_uri
         return described

@@ -19,8 +19,9 @@ import pytest
 
 from application import Application
 from application.monitors import Engine
+from monitor.engines import spark as spark_engine
 from monitor.engines.spark import MirroredFile, check_mirror
-from monitor.errors import MirrorIncomplete
+from monitor.errors import MirrorIncomplete, NotConfigured
 from monitor.scheduling import RunOutcome
 from monitor.schema import ModelSchema
 from monitor.sealed_push import open_destination
@@ -328,3 +329,25 @@ def test_spark_reads_the_sealed_files_from_a_pushed_mirror(sealed: Application, 
         check_mirror(service.spark.get().spark, uri, absent)
     assert "5 of the 5" in caught.value.message and "and 2 more" in caught.value.message, caught.value.message
     assert [e.field for e in caught.value.errors] == [f.path for f in absent]
+
+
+def test_executors_must_draw_the_stores_samples() -> None:
+    """The reference sample is hash(prediction_id) below a rate, computed by DuckDB: an executor
+    whose DuckDB hashes differently (another version) would sample other rows than the embedded
+    engine without any error, so such executors are refused, naming both versions."""
+    here = spark_engine.sampling_keys_here()
+    assert len(set(here.keys)) == len(spark_engine.CANARY_IDS) and all(0 <= k < 1 for k in here.keys)
+    spark_engine.check_same_sampling(here, [here, here])  # the same keys: accepted
+    other = spark_engine.SamplingKeys("0.0.0", tuple(k / 2 for k in here.keys))
+    with pytest.raises(NotConfigured, match=r"DuckDB 0\.0\.0 there, .* here"):
+        spark_engine.check_same_sampling(here, [here, other])
+
+
+@pytest.mark.slow
+def test_a_session_checks_its_executors_sampling(sealed: Application) -> None:
+    """Starting the engine runs the sampling canary on the executors' Python workers (local mode:
+    this interpreter), and a backfill's summary names the executors' DuckDB version."""
+    engine = sealed.service.spark.get(spark_engine.SparkOptions(master=MASTER))
+    executors = spark_engine.sampling_keys_on_executors(engine.spark)
+    assert executors and all(e == spark_engine.sampling_keys_here() for e in executors)
+    assert engine.describe()["executor_duckdb"] == spark_engine.sampling_keys_here().duckdb_version
