@@ -37,6 +37,7 @@ from api.routes import (
 )
 from api.version import VERSION
 from application import Application
+from application.store import push_to_mirror
 from labeling.queue import LabelingQueue
 from labeling.routing import why_labels_cannot_help
 from labeling.sync import LabelSync
@@ -45,7 +46,7 @@ from monitor.alerting.notify.receivers import notifier_from_settings
 from monitor.alerting.pipeline import Dispatcher, build_pipeline
 from monitor.clock import Clock, utcnow
 from monitor.decoding import make_pool
-from monitor.errors import is_disk_full
+from monitor.errors import InvalidInput, is_disk_full
 from monitor.json_columns import warm_up
 from monitor.memory import release_free_memory
 from monitor.periodic import Periodic
@@ -60,7 +61,9 @@ log = logging.getLogger("loopwatch")
 def connect_alerting(service: Loopwatch, settings: Settings, notifier: Notifier, now: Clock) -> Application:
     """Monitor outcomes → the alert pipeline → the routing policy (samples for each alert that
     starts firing). Used by the server and by the demo, which runs monitors before serving."""
-    pipeline = build_pipeline(service, notifier, now, labels_help=lambda detector: why_labels_cannot_help(detector) is None)
+    pipeline = build_pipeline(
+        service, notifier, now, labels_help=lambda detector: why_labels_cannot_help(detector) is None
+    )
     queue = LabelingQueue(service, now, daily_budget=settings.labeling_daily_budget)
     application = Application(service, pipeline, queue=queue, label_sync=make_label_sync(service, settings))
     auto_budget = settings.labeling_auto_route_budget
@@ -107,6 +110,27 @@ def watch_disk(app: FastAPI, name: str, job: Callable[[], object]) -> Callable[[
     return run
 
 
+def push_sealed_mirror(application: Application, uri: str, metrics: Metrics) -> None:
+    """One automatic push (every ``sealed_mirror_interval_seconds``): copied and failed files
+    counted, a complete mirror time-stamped; a failure is logged and retried at the next tick."""
+    try:
+        report = push_to_mirror(application.store, uri)
+    except InvalidInput as exc:  # unreachable, no such bucket: the whole push failed
+        log.warning(
+            "sealed mirror: %s (%s); retrying in the next interval", exc, "; ".join(e.reason for e in exc.errors)
+        )
+        return
+    metrics.sealed_mirror_files.labels("pushed").inc(report.pushed)
+    metrics.sealed_mirror_files.labels("failed").inc(len(report.failures))
+    if report.failures:
+        shown = ", ".join(f"{f.path} ({f.reason})" for f in report.failures[:3])
+        log.warning("sealed mirror %s: %d files not mirrored: %s", report.destination, len(report.failures), shown)
+    else:
+        metrics.sealed_mirror_last_complete.set_to_current_time()
+    if report.pushed:
+        log.info("sealed mirror %s: %d files pushed (%d bytes)", report.destination, report.pushed, report.bytes)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -126,7 +150,9 @@ def create_app(
         warm_up()
         app.state.json_pool = make_pool(settings.json_workers)
         maintenance = (
-            Periodic("loopwatch-sealing", settings.seal_interval_seconds, watch_disk(app, "sealing", service.store.seal))
+            Periodic(
+                "loopwatch-sealing", settings.seal_interval_seconds, watch_disk(app, "sealing", service.store.seal)
+            )
             if background
             else None
         )
@@ -140,7 +166,9 @@ def create_app(
         # Version counts tallied per batch, written every few seconds (monitor/versions.py).
         version_counts = (
             Periodic(
-                "loopwatch-version-counts", 5.0, watch_disk(app, "version counts", service.registry.write_version_counts)
+                "loopwatch-version-counts",
+                5.0,
+                watch_disk(app, "version counts", service.registry.write_version_counts),
             )
             if background
             else None
@@ -237,6 +265,17 @@ def create_app(
             if background
             else None
         )
+        # Sealed files mirrored for an engine that reads the mirror (LOOPWATCH_SEALED_MIRROR).
+        mirror = (
+            Periodic(
+                "loopwatch-sealed-mirror",
+                settings.sealed_mirror_interval_seconds,
+                lambda: push_sealed_mirror(application, settings.sealed_mirror or "", metrics),
+                first_after=min(5.0, settings.sealed_mirror_interval_seconds),
+            )
+            if background and settings.sealed_mirror
+            else None
+        )
         app.state.scheduler = scheduler
         application.attach_scheduler(scheduler)
         if background:
@@ -255,6 +294,8 @@ def create_app(
             cache_release.start()
         if verification:
             verification.start()
+        if mirror:
+            mirror.start()
         if scheduler:
             scheduler.start()
         # A consumer per source (monitor/streaming): acknowledges/commits only what is stored.
@@ -294,6 +335,8 @@ def create_app(
             service.store.stop_verification()
             if verification:
                 verification.stop()
+            if mirror:
+                mirror.stop()
             if app.state.json_pool is not None:
                 app.state.json_pool.shutdown(wait=True, cancel_futures=True)
             service.close()

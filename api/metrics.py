@@ -83,6 +83,18 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.sealed_mirror_files = Counter(
+            "loopwatch_sealed_mirror_files",
+            "Sealed files the automatic mirror push (LOOPWATCH_SEALED_MIRROR) copied (pushed) or could "
+            "not mirror (failed: damaged here, the copy did not check out, or the mirror unreachable)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.sealed_mirror_last_complete = Gauge(
+            "loopwatch_sealed_mirror_last_complete_timestamp_seconds",
+            "When the automatic push last found every sealed file in the mirror (Unix time)",
+            registry=self.registry,
+        )
         self.duckdb_wal_bytes = Gauge(
             "loopwatch_duckdb_wal_bytes",
             "Size of DuckDB's write-ahead log, read at scrape time (a checkpoint empties it)",

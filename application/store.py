@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.clock import iso_z
 from monitor.integrity import Problem, SealedRecord
-from monitor.sealed_push import Destination, LocalCheck, Progress, PushReport, push_sealed
+from monitor.sealed_push import Destination, LocalCheck, Progress, PushReport, open_destination, push_sealed
+
+MIRROR_ACTOR = "loopwatch-sealed-mirror"  # the audit log's actor for the automatic pushes
 
 if TYPE_CHECKING:
     from monitor.service import Loopwatch
@@ -44,10 +46,13 @@ class StoreOps:
         sha256): what ``loopwatch sealed push`` copies while a server holds the data directory."""
         return [record_to_dict(r) for r in self._service.store.sealed_records()]
 
-    def push(self, actor: str, destination: Destination, progress: Progress | None = None) -> PushReport:
+    def push(
+        self, actor: str, destination: Destination, progress: Progress | None = None, *, quiet: bool = False
+    ) -> PushReport:
         """Copy every sealed file to ``destination`` (see :func:`push_files`); each file is checked
         here through the store first, so damage found is recorded as the background pass records
-        it. Audited with the counts (the destination carries no credentials)."""
+        it. Audited with the counts (the destination carries no credentials); ``quiet`` (the
+        server's automatic push) audits only a push that copied or failed something."""
         store = self._service.store
         report = push_files(
             store.sealed_records(),
@@ -56,6 +61,8 @@ class StoreOps:
             check_local=lambda r: _reason(store.check_sealed(r)),
             progress=progress,
         )
+        if quiet and not report.pushed and not report.failures:
+            return report
         self._service.audit.record(
             actor,
             "store.pushed",
@@ -63,6 +70,13 @@ class StoreOps:
             {k: v for k, v in report.to_dict().items() if k != "failures"} | {"failed": len(report.failures)},
         )
         return report
+
+
+def push_to_mirror(store: StoreOps, uri: str) -> PushReport:
+    """The server's automatic push to ``LOOPWATCH_SEALED_MIRROR`` (opened afresh each time, so a
+    mirror that was unreachable is tried again); :class:`~monitor.errors.InvalidInput` when it
+    cannot be reached."""
+    return store.push(MIRROR_ACTOR, open_destination(uri), quiet=True)
 
 
 def push_files(

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 import pyarrow.fs as pafs
 
 from monitor.errors import InvalidInput
+from monitor.files import fsync_path
 from monitor.integrity import CHUNK, SealedRecord, check_file
 
 ENDPOINT_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
@@ -208,8 +209,10 @@ def _push_one(record: SealedRecord, sealed_dir: Path, destination: Destination, 
         if digest != record.sha256:
             _remove(fs, written)
             return "failed", "changed while it was copied (sha256 differs from the catalog's); removed from the mirror"
-        if written != target:
+        if written != target:  # a local directory: durable under its temporary name, then renamed
+            fsync_path(Path(written))
             fs.move(written, target)
+            fsync_path(Path(parent))
     except OSError as exc:
         _remove(fs, written)
         return "failed", f"upload failed: {_first_line(exc)}"

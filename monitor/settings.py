@@ -11,6 +11,7 @@ import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -131,6 +132,13 @@ class Settings(BaseSettings):
     # Where Spark reads sealed files instead of DATA_DIR/sealed (a mirror kept by `loopwatch sealed
     # push`, same layout): s3a://bucket/prefix, hdfs://…, file:///abs/path. None: the local files.
     spark_sealed_uri: str | None = None
+    # Sealed files pushed to a mirror automatically (monitor/sealed_push.py), every
+    # sealed_mirror_interval_seconds and once shortly after start, so an engine reading the mirror
+    # (spark_sealed_uri) finds newly sealed days without a cron job: s3://bucket/prefix (the
+    # credentials and AWS_ENDPOINT_URL from the server's environment) or a directory. None: only
+    # `loopwatch sealed push` pushes.
+    sealed_mirror: str | None = None
+    sealed_mirror_interval_seconds: float = Field(default=300, gt=0)
 
     # SIGTERM: monitor runs still going after this many seconds are recorded as `interrupted`
     # and the server exits without waiting for them.
@@ -157,6 +165,25 @@ class Settings(BaseSettings):
     @classmethod
     def _sealed_uri(cls, value: str | None) -> str | None:
         return None if value is None else normalize_sealed_uri(value)
+
+    @field_validator("sealed_mirror")
+    @classmethod
+    def _mirror(cls, value: str | None) -> str | None:
+        # Only the form here (the destination is reached, and its bucket looked up, at each push).
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if "@" in parts.netloc:
+            raise ValueError(
+                "credentials do not belong in the mirror's URI: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            )
+        if parts.scheme not in ("s3", "s3a", "file", ""):
+            raise ValueError("must be s3://bucket/prefix, file:///abs/path or an absolute directory")
+        if parts.scheme in ("s3", "s3a") and not parts.netloc:
+            raise ValueError("an s3:// mirror needs a bucket: s3://bucket/prefix")
+        if parts.scheme == "" and not value.strip().startswith("/"):
+            raise ValueError("a directory mirror must be an absolute path")
+        return value.strip()
 
     @field_validator("data_dir")
     @classmethod

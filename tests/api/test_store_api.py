@@ -90,8 +90,13 @@ def test_monitor_run_needing_the_file_fails_with_the_message(api: Api, settings:
     """A monitor run whose window needs a damaged file fails, and its run record names the file."""
     path = _sealed(api)
     DAMAGE["zeroed"](path)
-    monitor = {"name": "volume", "detector": "volume", "every": "1h", "window": "1h",
-               "reference": {"kind": "trailing", "length": "1d"}}
+    monitor = {
+        "name": "volume",
+        "detector": "volume",
+        "every": "1h",
+        "window": "1h",
+        "reference": {"kind": "trailing", "length": "1d"},
+    }
     assert api.client.post(f"{BASE}/monitors", json=monitor, headers=api.admin).status_code in (200, 201)
     at = (OLD_DAY + timedelta(minutes=30)).isoformat()
     run = api.client.post(f"{BASE}/monitors/volume/run", json={"at": at}, headers=api.admin).json()
@@ -176,3 +181,44 @@ def test_sealed_files_endpoint_needs_admin_and_lists_the_catalog(api: Api, setti
     assert [f["path"] for f in files] == [rel(path, settings)]
     assert files[0]["bytes"] == path.stat().st_size and len(files[0]["sha256"]) == 64
     assert files[0]["model"] == "harsh-braking" and files[0]["rows"] == 400
+
+
+def test_server_mirrors_sealed_files_on_its_own(settings: Settings, tmp_path: Path) -> None:
+    """With LOOPWATCH_SEALED_MIRROR set, the server pushes the sealed files itself shortly after
+    start and every interval: the mirror holds each file byte for byte, /metrics counts it and
+    time-stamps the complete mirror, and the audit log has one push (later ones copy nothing and
+    are not audited)."""
+    svc = Loopwatch(settings)
+    try:
+        svc.registry.register(ModelSchema.model_validate(BRAKING))
+        path = seal_old_day(svc, ModelSchema.model_validate(BRAKING))
+        _, key = svc.keys.create("admin", "t")
+    finally:
+        svc.close()
+    mirror = tmp_path / "mirror"
+    mirrored = mirror / rel(path, settings)
+    update = {"sealed_mirror": str(mirror), "sealed_mirror_interval_seconds": 0.2}
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(settings.model_copy(update=update), background=True)) as client:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not mirrored.exists():
+            time.sleep(0.1)
+        assert mirrored.read_bytes() == path.read_bytes()
+        time.sleep(0.6)  # a few more ticks: nothing left to copy
+        metrics = client.get("/metrics", headers=headers).text
+        assert 'loopwatch_sealed_mirror_files_total{result="pushed"} 1.0' in metrics
+        complete = [line for line in metrics.splitlines() if line.startswith("loopwatch_sealed_mirror_last_complete")]
+        assert complete and float(complete[0].split()[-1]) > 0
+        audit = [e for e in client.get("/v1/audit", headers=headers).json() if e["action"] == "store.pushed"]
+        assert len(audit) == 1 and audit[0]["actor"] == "loopwatch-sealed-mirror"
+    assert not list(mirror.rglob("*.tmp-*"))
+
+
+def test_sealed_mirror_setting_refuses_what_could_never_work(settings: Settings) -> None:
+    """LOOPWATCH_SEALED_MIRROR takes s3://bucket/prefix, file:///path or an absolute directory;
+    credentials in the URI, other schemes, a bucketless s3:// and relative paths are refused."""
+    for good in ("s3://bucket/loopwatch", "file:///srv/mirror", "/srv/mirror"):
+        assert Settings(data_dir=settings.data_dir, sealed_mirror=good).sealed_mirror == good
+    for bad in ("s3://key:secret@bucket/p", "gs://bucket/p", "s3:///p", "mirror"):
+        with pytest.raises(ValueError, match="sealed_mirror"):
+            Settings(data_dir=settings.data_dir, sealed_mirror=bad)
