@@ -9,9 +9,9 @@ What runs where:
   its recorded size and sha256 first — so Spark prunes to the window's ``date=`` partitions and
   never reads a half-written or damaged file; with ``spark_sealed_uri`` the same files in a mirror
   kept by ``loopwatch sealed push``, each found there with the catalog's size first, on the driver
-  through Spark's Hadoop filesystem) and the window's hot rows (still in DuckDB: copied
-  to a Parquet file in the scratch directory, taken with the file list under the lock sealing
-  holds, so no row is read twice or missed), filter rows to the window (``timestamp`` pushed
+  through Spark's Hadoop filesystem) and the window's hot rows (still in DuckDB: taken with the
+  file list under the lock sealing holds, so no row is read twice or missed, and shipped from the
+  driver as Arrow, so executors need no filesystem shared with the server), filter rows to the window (``timestamp`` pushed
   down to the Parquet row groups), project the detector's columns, count the reference's
   slices, and draw the reference sample (``mapInArrow``: DuckDB's ``hash(prediction_id)`` per
   Arrow batch, the same key the store uses, so the sample is the same rows).
@@ -33,7 +33,6 @@ import os
 import shutil
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from detectors.sampling import SAMPLE_KEY, SampleRates, mark_sampled
 from monitor.errors import FieldError, MirrorIncomplete, NotConfigured
@@ -143,16 +141,14 @@ class SparkTables:
     rows, order and Arrow types as ``PredictionStore.scan`` / ``reference_sample``, from the
     sealed files plus the window's hot rows."""
 
-    def __init__(self, spark: SparkSession, service: Loopwatch, scratch: Path, sealed_uri: str | None = None) -> None:
-        """``scratch``: where a window's hot rows are copied for the executors to read (on a
-        cluster it must be on the filesystem they share, like ``sealed/``). ``sealed_uri``: the
-        root of a mirror of ``sealed/`` (same layout) that Spark reads instead of the local files."""
+    def __init__(self, spark: SparkSession, service: Loopwatch, sealed_uri: str | None = None) -> None:
+        """``sealed_uri``: the root of a mirror of ``sealed/`` (same layout) that Spark reads
+        instead of the local files."""
         self._spark = spark
         self._sealed_uri = sealed_uri
         self._store = service.store
         self._registry = service.registry
-        self._scratch = scratch
-        self._local = threading.local()  # each thread's hot-row copies (scheduled runs overlap)
+        self._local = threading.local()  # each thread's last read inputs (scheduled runs overlap)
         self.windows_read = 0
 
     # --- WindowTables ----------------------------------------------------------------------
@@ -165,13 +161,10 @@ class SparkTables:
         *,
         columns: list[str] | None = None,
     ) -> pa.Table:
-        try:
-            frame, target = self._window(model_name, start, end, columns, None)
-            if frame is None:
-                return target
-            return self._collect(model_name, frame, target)
-        finally:
-            self._drop_hot_files()
+        frame, target = self._window(model_name, start, end, columns, None)
+        if frame is None:
+            return target
+        return self._collect(model_name, frame, target)
 
     def reference_sample(
         self,
@@ -184,10 +177,7 @@ class SparkTables:
         model_version: str | None = None,
         columns: list[str] | None = None,
     ) -> pa.Table:
-        try:
-            return self._reference_sample(model_name, start, end, segments, cap, model_version, columns)
-        finally:
-            self._drop_hot_files()
+        return self._reference_sample(model_name, start, end, segments, cap, model_version, columns)
 
     def _reference_sample(
         self,
@@ -246,11 +236,8 @@ class SparkTables:
             self._local.inputs = tuple(sealed.inputFiles())
             parts.append(_shaped(sealed, predicted, lo, hi, model_version))
         if hot.num_rows:
-            self._scratch.mkdir(parents=True, exist_ok=True)
-            path = self._scratch / f"hot-{uuid.uuid4().hex}.parquet"
-            pq.write_table(hot, path)
-            self._hot_files.append(path)
-            parts.append(_shaped(self._spark.read.parquet(str(path)), predicted, lo, hi, None))
+            # Shipped from the driver as Arrow (no file the executors would have to share).
+            parts.append(_shaped(self._spark.createDataFrame(hot), predicted, lo, hi, None))
         frame = parts[0]
         for other in parts[1:]:
             frame = frame.unionByName(other)
@@ -279,21 +266,6 @@ class SparkTables:
         where the rows really came from — a mirror's URIs or the local paths."""
         inputs: tuple[str, ...] = self._local.__dict__.get("inputs", ())
         return inputs
-
-    def _drop_hot_files(self) -> None:
-        """The hot rows' Parquet copies, once the rows read from them are collected."""
-        for path in self._hot_files:
-            path.unlink(missing_ok=True)
-        self._hot_files.clear()
-
-    def close(self) -> None:
-        """Remove the hot-row copies (after the session that reads them is done)."""
-        shutil.rmtree(self._scratch, ignore_errors=True)
-
-    @property
-    def _hot_files(self) -> list[Path]:
-        files: list[Path] = self._local.__dict__.setdefault("files", [])
-        return files
 
     def _collect(self, model_name: str, frame: DataFrame, target: pa.Table) -> pa.Table:
         """Collect the rows to the driver, add their labels there (``PredictionStore.join_labels``:
@@ -553,9 +525,7 @@ class SparkEngine:
         except BaseException:
             self.spark.stop()
             raise
-        self.tables = SparkTables(
-            self.spark, service, service.settings.data_dir / "spark" / uuid.uuid4().hex, self.options.sealed_uri
-        )
+        self.tables = SparkTables(self.spark, service, self.options.sealed_uri)
         self.evaluator = Evaluator(
             service.store,
             service.registry,
@@ -586,7 +556,6 @@ class SparkEngine:
 
     def close(self) -> None:
         self.spark.stop()
-        self.tables.close()
 
 
 class SparkEngines:
@@ -622,7 +591,7 @@ class SparkEngines:
         return self.get().evaluator
 
     def close(self) -> None:
-        """Stop the session (and remove its scratch files), if one was started."""
+        """Stop the session, if one was started."""
         with self._lock:
             if self._engine is not None:
                 self._engine.close()
