@@ -121,11 +121,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, repo: Path = REPO) -> subprocess.Popen[bytes]:
+    """``loopwatch serve`` of the code in ``repo`` (another checkout for an A/B run), with this
+    interpreter, once it answers /healthz."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        cwd=REPO,
-        env={**os.environ, "LOOPWATCH_LOG_LEVEL": "WARNING"},
+        cwd=repo,
+        env={**os.environ, "LOOPWATCH_LOG_LEVEL": "WARNING", "PYTHONPATH": str(repo)},
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60

@@ -59,15 +59,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(repo: Path, data_dir: Path, bodies: list[bytes]) -> tuple[float, float]:
-    """(rows/s, server CPU µs per row) of one server of ``repo`` ingesting ``bodies`` into a
-    fresh ``data_dir``. CPU time moves less than wall time when other work shares the cores."""
-    env = {**os.environ, "PYTHONPATH": str(repo)}
+def run_once(repo: Path, data_dir: Path, bodies: list[bytes], content_type: str, rows: int) -> tuple[float, float]:
+    """(rows/s, server CPU µs per row) of one server of ``repo`` ingesting ``bodies`` (``rows``
+    in all, one sender) into a fresh ``data_dir`` set up by that revision's own code. CPU time
+    moves less than wall time when other work shares the cores."""
     key = (
         subprocess.run(
             [sys.executable, "-c", SETUP, str(data_dir), bench.SPEC.model_dump_json()],
             cwd=repo,
-            env=env,
+            env={**os.environ, "PYTHONPATH": str(repo)},
             capture_output=True,
             text=True,
             check=True,
@@ -76,20 +76,16 @@ def run_once(repo: Path, data_dir: Path, bodies: list[bytes]) -> tuple[float, fl
         .splitlines()[-1]
     )
     port = bench.free_port()
-    saved, bench.REPO = bench.REPO, repo  # start_server runs `-m api.cli serve` from bench.REPO
-    try:
-        proc = bench.start_server(data_dir, port)
-    finally:
-        bench.REPO = saved
+    proc = bench.start_server(data_dir, port, repo)
     try:
         cpu_before = cpu_seconds(proc.pid)
-        seconds, _, accepted = bench.send(f"http://127.0.0.1:{port}", key, bodies, ARROW_STREAM, 1)
+        seconds, _, accepted = bench.send(f"http://127.0.0.1:{port}", key, bodies, content_type, 1)
         cpu = cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    assert accepted == ROWS, f"{accepted} of {ROWS} rows accepted"
-    return ROWS / seconds, cpu / ROWS * 1e6
+    assert accepted == rows, f"{accepted} of {rows} rows accepted"
+    return rows / seconds, cpu / rows * 1e6
 
 
 def main() -> None:
@@ -118,10 +114,15 @@ def main() -> None:
                 order = ["this", "against"] if r % 2 == 0 else ["against", "this"]
                 for name in order:
                     for batch in BATCHES:
-                        rate, us = run_once(repos[name], work / f"{name}-{r}-{batch}", bodies[batch])
+                        rate, us = run_once(
+                            repos[name], work / f"{name}-{r}-{batch}", bodies[batch], ARROW_STREAM, ROWS
+                        )
                         rates[name][batch].append(rate)
                         cpu[name][batch].append(us)
-                        print(f"round {r + 1}: {name} {batch:,}-row batches {rate:,.0f} rows/s, {us:.2f} CPU µs/row", flush=True)
+                        print(
+                            f"round {r + 1}: {name} {batch:,}-row batches {rate:,.0f} rows/s, {us:.2f} CPU µs/row",
+                            flush=True,
+                        )
         finally:
             subprocess.run(
                 ["git", "-C", str(REPO), "worktree", "remove", "--force", str(other)], check=False, capture_output=True

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -35,43 +33,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import ingest as bench  # noqa: E402
-from ingest_ab import SETUP, cpu_seconds  # noqa: E402
+from ingest_ab import run_once  # noqa: E402
 
 BATCH = 5_000
-
-
-def run_once(repo: Path, data_dir: Path, bodies: list[bytes], rows: int) -> tuple[float, float]:
-    """(rows/s, server CPU µs per row) of one server of ``repo`` ingesting ``bodies``."""
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    setup = subprocess.run(
-        [sys.executable, "-c", SETUP, str(data_dir), bench.SPEC.model_dump_json()],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = setup.stdout.strip().splitlines()[-1]
-    port = bench.free_port()
-    saved_repo, saved_path = bench.REPO, os.environ.get("PYTHONPATH")
-    bench.REPO, os.environ["PYTHONPATH"] = repo, str(repo)  # start_server runs `-m api.cli serve` there
-    try:
-        proc = bench.start_server(data_dir, port)
-    finally:
-        bench.REPO = saved_repo
-        if saved_path is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = saved_path
-    try:
-        cpu_before = cpu_seconds(proc.pid)
-        seconds, _, accepted = bench.send(f"http://127.0.0.1:{port}", key, bodies, "application/json", 1)
-        cpu = cpu_seconds(proc.pid) - cpu_before
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    assert accepted == rows, f"{accepted} of {rows} rows accepted"
-    return rows / seconds, cpu / rows * 1e6
 
 
 def main() -> None:
@@ -89,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="loopwatch-json-ab-") as tmp:
         for r in range(args.rounds):
             for name in ("against", "this") if r % 2 == 0 else ("this", "against"):
-                rate, us = run_once(repos[name], Path(tmp) / f"{name}-{r}", bodies, args.rows)
+                rate, us = run_once(repos[name], Path(tmp) / f"{name}-{r}", bodies, "application/json", args.rows)
                 measured[name].append((rate, us))
                 print(f"round {r + 1}: {name} {rate:,.0f} rows/s, {us:.2f} server CPU µs/row", flush=True)
     result: dict[str, Any] = {
