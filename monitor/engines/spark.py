@@ -177,18 +177,6 @@ class SparkTables:
         model_version: str | None = None,
         columns: list[str] | None = None,
     ) -> pa.Table:
-        return self._reference_sample(model_name, start, end, segments, cap, model_version, columns)
-
-    def _reference_sample(
-        self,
-        model_name: str,
-        start: datetime | None,
-        end: datetime | None,
-        segments: list[str],
-        cap: int,
-        model_version: str | None,
-        columns: list[str] | None,
-    ) -> pa.Table:
         model = self._registry.get(model_name)
         segments = [s for s in segments if s in model.schema.segments]
         frame, target = self._window(model_name, start, end, columns, model_version)
