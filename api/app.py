@@ -37,7 +37,6 @@ from api.routes import (
 )
 from api.version import VERSION
 from application import Application
-from application.store import push_to_mirror
 from labeling.queue import LabelingQueue
 from labeling.routing import why_labels_cannot_help
 from labeling.sync import LabelSync
@@ -114,7 +113,7 @@ def push_sealed_mirror(application: Application, uri: str, metrics: Metrics) -> 
     """One automatic push (every ``sealed_mirror_interval_seconds``): copied and failed files
     counted, a complete mirror time-stamped; a failure is logged and retried at the next tick."""
     try:
-        report = push_to_mirror(application.store, uri)
+        report = application.store.push_to_mirror(uri)
     except InvalidInput as exc:  # unreachable, no such bucket: the whole push failed
         log.warning(
             "sealed mirror: %s (%s); retrying in the next interval", exc, "; ".join(e.reason for e in exc.errors)

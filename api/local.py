@@ -560,14 +560,15 @@ def push_sealed(settings: Settings, destination: Destination, progress: Progress
     directory free the store itself checks each file (recording damage it finds) and the push is
     audited; while a server holds it, the catalog is listed by the server and the files are copied
     from this process — with this process's credentials, which never reach the server."""
-    from application.store import push_files, record_from_dict
+    from application.store import record_from_dict
+    from monitor import sealed_push
 
     with open_backend(settings) as backend:
         if isinstance(backend, DirectBackend):
             return backend.app.store.push(CLI_ACTOR, destination, progress)
         assert isinstance(backend, RemoteBackend)
         records = [record_from_dict(item) for item in backend.sealed_catalog()]
-        return push_files(records, settings.sealed_dir, destination, progress=progress)
+        return sealed_push.push_sealed(records, settings.sealed_dir, destination, progress=progress)
 
 
 def _server_holding(settings: Settings) -> RemoteBackend:

@@ -3,12 +3,11 @@ to a mirror that Spark reads (``loopwatch sealed push``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.clock import iso_z
 from monitor.integrity import Problem, SealedRecord
-from monitor.sealed_push import Destination, LocalCheck, Progress, PushReport, open_destination, push_sealed
+from monitor.sealed_push import Destination, Progress, PushReport, open_destination, push_sealed
 
 MIRROR_ACTOR = "loopwatch-sealed-mirror"  # the audit log's actor for the automatic pushes
 
@@ -41,6 +40,12 @@ class StoreOps:
         self._service.audit.record(actor, "store.file_dropped", dropped["path"], dropped)
         return dropped
 
+    def push_to_mirror(self, uri: str) -> PushReport:
+        """The server's automatic push to ``LOOPWATCH_SEALED_MIRROR`` (opened afresh each time, so a
+        mirror that was unreachable is tried again); :class:`~monitor.errors.InvalidInput` when it
+        cannot be reached."""
+        return self.push(MIRROR_ACTOR, open_destination(uri), quiet=True)
+
     def catalog(self) -> list[dict[str, Any]]:
         """Every sealed file's record (path under ``sealed/``, model, date, rows, time span, size,
         sha256): what ``loopwatch sealed push`` copies while a server holds the data directory."""
@@ -49,12 +54,12 @@ class StoreOps:
     def push(
         self, actor: str, destination: Destination, progress: Progress | None = None, *, quiet: bool = False
     ) -> PushReport:
-        """Copy every sealed file to ``destination`` (see :func:`push_files`); each file is checked
+        """Copy every sealed file to ``destination`` (:func:`monitor.sealed_push.push_sealed`); each file is checked
         here through the store first, so damage found is recorded as the background pass records
         it. Audited with the counts (the destination carries no credentials); ``quiet`` (the
         server's automatic push) audits only a push that copied or failed something."""
         store = self._service.store
-        report = push_files(
+        report = push_sealed(
             store.sealed_records(),
             store.sealed_dir,
             destination,
@@ -70,28 +75,6 @@ class StoreOps:
             {k: v for k, v in report.to_dict().items() if k != "failures"} | {"failed": len(report.failures)},
         )
         return report
-
-
-def push_to_mirror(store: StoreOps, uri: str) -> PushReport:
-    """The server's automatic push to ``LOOPWATCH_SEALED_MIRROR`` (opened afresh each time, so a
-    mirror that was unreachable is tried again); :class:`~monitor.errors.InvalidInput` when it
-    cannot be reached."""
-    return store.push(MIRROR_ACTOR, open_destination(uri), quiet=True)
-
-
-def push_files(
-    records: list[SealedRecord],
-    sealed_dir: Path,
-    destination: Destination,
-    *,
-    check_local: LocalCheck | None = None,
-    progress: Progress | None = None,
-) -> PushReport:
-    """The push use case: every catalog file whose local copy matches its record is mirrored at
-    ``destination`` under its catalog path (skipped when already there with the same size);
-    the report names each file that was not, and why. Called with the catalog a running server
-    lists when the CLI cannot open the data directory itself."""
-    return push_sealed(records, sealed_dir, destination, check_local=check_local, progress=progress)
 
 
 def record_to_dict(record: SealedRecord) -> dict[str, Any]:
