@@ -52,6 +52,27 @@ class Destination:
         return f"{self.root}/{relative}"
 
 
+def form_problem(dest: str) -> str | None:
+    """Why ``dest`` cannot be a push destination by its form alone (no I/O), or ``None``: the
+    rules :func:`open_destination` and the ``sealed_mirror`` setting share. Never quotes a
+    credential."""
+    parts = urlsplit(dest.strip())
+    scheme = parts.scheme.lower()
+    if scheme in ("s3", "s3a"):
+        if "@" in parts.netloc:
+            return "credentials do not belong in the destination: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        if parts.query or parts.fragment:
+            return "give the bare s3://bucket/prefix (no query or fragment); --endpoint-url sets the endpoint"
+        if not parts.netloc:
+            return "no bucket: s3://bucket/prefix"
+    elif scheme == "file":
+        if parts.netloc or not parts.path.startswith("/"):
+            return "a file URI needs an absolute path: file:///abs/path"
+    elif scheme and len(scheme) > 1:  # one letter: a Windows drive, not a scheme
+        return f"{scheme}:// is not supported: push to s3://bucket/prefix, a local directory or file:///path"
+    return None
+
+
 def open_destination(dest: str, endpoint_url: str | None = None) -> Destination:
     """The destination ``dest`` names, reachable: ``s3://bucket/prefix`` (``s3a://`` is taken
     as the same bucket and key), a ``file://`` URI or a local directory path (created if
@@ -61,31 +82,22 @@ def open_destination(dest: str, endpoint_url: str | None = None) -> Destination:
     text = dest.strip()
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
-    if scheme in ("s3", "s3a"):
-        return _s3(parts.netloc, parts.path, text, parts.query or parts.fragment, endpoint_url)
-    if endpoint_url is not None:
+    s3 = scheme in ("s3", "s3a")
+    if endpoint_url is not None and not s3:
         raise _bad(dest, "--endpoint-url applies to s3:// destinations only")
+    problem = form_problem(text)
+    if problem is not None:
+        # An s3:// destination with a user part or a query may hold a credential: not echoed.
+        hidden = s3 and ("@" in parts.netloc or bool(parts.query or parts.fragment))
+        raise _bad("s3://…" if hidden else text if s3 else dest, problem)
+    if s3:
+        return _s3(parts.netloc, parts.path, endpoint_url)
     if scheme == "file":
-        if parts.netloc or not parts.path.startswith("/"):
-            raise _bad(dest, "a file URI needs an absolute path: file:///abs/path")
         return _local(Path(parts.path), text)
-    if scheme and len(scheme) > 1:  # one letter: a Windows drive, not a scheme
-        raise _bad(dest, f"{scheme}:// is not supported: push to s3://bucket/prefix, a local directory or file:///path")
     return _local(Path(text).expanduser().absolute(), text)
 
 
-def _s3(bucket: str, key: str, text: str, extra: str, endpoint_url: str | None) -> Destination:
-    # Neither case echoes the destination: it may hold a credential.
-    if "@" in bucket:
-        raise _bad(
-            "s3://…", "credentials do not belong in the destination: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        )
-    if extra:
-        raise _bad(
-            "s3://…", "give the bare s3://bucket/prefix (no query or fragment); --endpoint-url sets the endpoint"
-        )
-    if not bucket:
-        raise _bad(text, "no bucket: s3://bucket/prefix")
+def _s3(bucket: str, key: str, endpoint_url: str | None) -> Destination:
     prefix = key.strip("/")
     endpoint = endpoint_url or next((os.environ[v] for v in ENDPOINT_ENV if os.environ.get(v)), None)
     uri = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
