@@ -29,6 +29,18 @@ def _service(api: Api) -> Loopwatch:
     return api.client.app.state.service  # type: ignore[attr-defined]
 
 
+def _sealed_before_start(settings: Settings, scope: str) -> tuple[Path, str]:
+    """A sealed day and a key of ``scope``, made in the data directory before a server starts."""
+    service = Loopwatch(settings)
+    try:
+        service.registry.register(ModelSchema.model_validate(BRAKING))
+        path = seal_old_day(service, ModelSchema.model_validate(BRAKING))
+        _, key = service.keys.create(scope, "t")
+    finally:
+        service.close()
+    return path, key
+
+
 def _sealed(api: Api) -> Path:
     return seal_old_day(_service(api), ModelSchema.model_validate(BRAKING))
 
@@ -69,13 +81,7 @@ def test_resend_of_a_row_in_a_damaged_file_is_503(api: Api, settings: Settings) 
 
 def test_background_verification_flags_damage_after_start(settings: Settings) -> None:
     """With background jobs on, the first verification pass runs shortly after start and /readyz turns 503."""
-    svc = Loopwatch(settings)
-    try:
-        svc.registry.register(ModelSchema.model_validate(BRAKING))
-        path = seal_old_day(svc, ModelSchema.model_validate(BRAKING))
-        _, key = svc.keys.create("read", "t")
-    finally:
-        svc.close()
+    path, key = _sealed_before_start(settings, "read")
     DAMAGE["bit-flipped"](path)
     with TestClient(create_app(settings, background=True)) as client:
         deadline = time.monotonic() + 15
@@ -188,13 +194,7 @@ def test_server_mirrors_sealed_files_on_its_own(settings: Settings, tmp_path: Pa
     start and every interval: the mirror holds each file byte for byte, /metrics counts it and
     time-stamps the complete mirror, and the audit log has one push (later ones copy nothing and
     are not audited)."""
-    svc = Loopwatch(settings)
-    try:
-        svc.registry.register(ModelSchema.model_validate(BRAKING))
-        path = seal_old_day(svc, ModelSchema.model_validate(BRAKING))
-        _, key = svc.keys.create("admin", "t")
-    finally:
-        svc.close()
+    path, key = _sealed_before_start(settings, "admin")
     mirror = tmp_path / "mirror"
     mirrored = mirror / rel(path, settings)
     update = {"sealed_mirror": str(mirror), "sealed_mirror_interval_seconds": 0.2}
