@@ -20,6 +20,8 @@ from monitor.streaming.sources import SourceSpec
 from tests.conftest import braking_record, earlier_today
 from tests.monitor.streaming.conftest import Broker, Publish, wait_for
 from tests.monitor.streaming.kafka_mock import MockCluster
+from tests.monitor.streaming.test_kafka import TOPIC as FLEET_TOPIC
+from tests.monitor.streaming.test_kafka import fleet
 
 TOPIC = "plant/a/predictions"
 
@@ -146,20 +148,10 @@ def test_server_consumes_kafka_and_exports_lag_and_throughput(server_factory: An
     land, GET /v1/sources reports it connected with rows/s over the last minute and a lag of 0
     once everything is committed, and /metrics exports the source's lag, idle time and counters."""
     server, key = server_factory()
-    partitions = kafka_cluster.create_topic("fleet.predictions")
-    declare(
-        server,
-        SourceSpec(
-            name="fleet",
-            kind="kafka",
-            bootstrap=kafka_cluster.bootstrap,
-            topic="fleet.predictions",
-            group="loopwatch",
-            model="harsh-braking",
-        ),
-    )
+    partitions = kafka_cluster.create_topic(FLEET_TOPIC)
+    declare(server, fleet(kafka_cluster))
     for k in range(6):  # produced before the server starts: a new group reads from the beginning
-        kafka_cluster.produce("fleet.predictions", batch(k * 20, 20), partition=k % partitions)
+        kafka_cluster.produce(FLEET_TOPIC, batch(k * 20, 20), partition=k % partitions)
     headers = {"Authorization": f"Bearer {key}"}
     server.start()
 
@@ -184,19 +176,9 @@ def test_kafka_kill9_loses_nothing_and_duplicates_nothing(server_factory: Any, k
     reach the high watermarks. The restarted server gets the partitions once the broker expires
     the dead member's session (45 s by default; docs/streaming.md)."""
     server, key = server_factory()
-    topic = "fleet.predictions"
+    topic = FLEET_TOPIC
     partitions = kafka_cluster.create_topic(topic)
-    declare(
-        server,
-        SourceSpec(
-            name="fleet",
-            kind="kafka",
-            bootstrap=kafka_cluster.bootstrap,
-            topic=topic,
-            group="loopwatch",
-            model="harsh-braking",
-        ),
-    )
+    declare(server, fleet(kafka_cluster))
     headers = {"Authorization": f"Bearer {key}"}
 
     def stored() -> int:
