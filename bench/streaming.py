@@ -118,6 +118,16 @@ def message(seq: int, rows: int, base: datetime) -> bytes:
     return orjson.dumps(records)
 
 
+def start_with_bodies(consumer: Any, seq: int, rows: int, seconds: float, rate: float | None) -> list[bytes]:
+    """Start ``consumer``, wait until it is connected, and build the message bodies a run cycles
+    through (at most 200; each send rewrites the ids so every message is new)."""
+    consumer.start()
+    while consumer.state != "connected":
+        time.sleep(0.01)
+    base = datetime.now(UTC)
+    return [message(seq + k, rows, base) for k in range(min(200, int(seconds * (rate or 200)) + 1))]
+
+
 class Run:
     """One phase: publish for a while (optionally paced), wait until every message is stored."""
 
@@ -143,11 +153,7 @@ class Run:
         self.publisher.loop_start()
 
     def go(self, seconds: float, rate: float | None, max_messages: int | None = None) -> dict[str, Any]:
-        self.consumer.start()
-        while self.consumer.state != "connected":
-            time.sleep(0.01)
-        base = datetime.now(UTC)
-        bodies = [message(self.seq + k, self.rows, base) for k in range(min(200, int(seconds * (rate or 200)) + 1))]
+        bodies = start_with_bodies(self.consumer, self.seq, self.rows, seconds, rate)
         started = time.perf_counter()
         pending: list[mqtt.MQTTMessageInfo] = []
         k = 0
@@ -236,11 +242,7 @@ class KafkaRun:
         self.consumer = KafkaConsumer(spec, handle, config={"logger": QUIET, **(config or {})})
 
     def go(self, seconds: float, rate: float | None, max_messages: int | None = None) -> dict[str, Any]:
-        self.consumer.start()
-        while self.consumer.state != "connected":
-            time.sleep(0.01)
-        base = datetime.now(UTC)
-        bodies = [message(self.seq + k, self.rows, base) for k in range(min(200, int(seconds * (rate or 200)) + 1))]
+        bodies = start_with_bodies(self.consumer, self.seq, self.rows, seconds, rate)
 
         def delivered(k: int) -> Any:
             def report(error: KafkaError | None, msg: Message) -> None:
